@@ -1,0 +1,105 @@
+// Package envconf loads a binary's configuration from environment variables
+// with envconfig, joins every validation problem into one error, and prints
+// the table of variables for -h.
+//
+// A Config struct declares each variable with the tags `envconfig:"NAME"`,
+// `default:"..."` and `desc:"... (unit)"`.
+package envconf
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// ErrInvalid is wrapped by every configuration error, so callers can map it to
+// exit status 2.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Validator is implemented by configs that check their values after parsing.
+type Validator interface {
+	// Validate returns every problem found, each naming the variable, the
+	// value and the rule, e.g. "MIN_WORKERS=50 is greater than MAX_WORKERS=10".
+	Validate() []error
+}
+
+// Load parses the environment into spec (a pointer to a struct) and, if spec
+// implements Validator, validates it. The error lists every problem.
+func Load(spec any) error {
+	if err := envconfig.Process("", spec); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%w: %s=%q is not a valid %s", ErrInvalid, pe.KeyName, pe.Value, typeName(pe.TypeName))
+		}
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if v, ok := spec.(Validator); ok {
+		if errs := v.Validate(); len(errs) > 0 {
+			return fmt.Errorf("%w:\n  %w", ErrInvalid, errors.Join(indent(errs)...))
+		}
+	}
+	return nil
+}
+
+func indent(errs []error) []error {
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		if i == 0 {
+			out[i] = e
+			continue
+		}
+		out[i] = fmt.Errorf("  %w", e)
+	}
+	return out
+}
+
+func typeName(t string) string {
+	switch t {
+	case "int", "int8", "int16", "int32", "int64":
+		return "integer"
+	case "uint", "uint8", "uint16", "uint32", "uint64":
+		return "non-negative integer"
+	case "float32", "float64":
+		return "number"
+	case "bool":
+		return "boolean (true/false)"
+	case "Duration":
+		return `duration (e.g. "10s", "1m30s")`
+	}
+	return t
+}
+
+// Usage writes the table of variables of spec (a pointer to a struct): name,
+// default and description.
+func Usage(w io.Writer, binary, summary string, spec any) error {
+	fmt.Fprintf(w, "%s: %s\n\nConfiguration is read from environment variables:\n\n", binary, summary)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tDESCRIPTION")
+	const format = `{{range .}}{{usage_key .}}	{{usage_default .}}	{{usage_description .}}
+{{end}}`
+	if err := envconfig.Usagef("", spec, tw, format); err != nil {
+		return err
+	}
+	return tw.Flush()
+}
+
+// Check returns a validation error "NAME=value rule" when !ok, else nil.
+// It keeps Validate methods to one line a rule.
+func Check(ok bool, name string, value any, rule string) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("%s=%s %s", name, quote(value), rule)
+}
+
+func quote(v any) string {
+	s := fmt.Sprint(v)
+	if s == "" || strings.ContainsAny(s, " \t") {
+		return fmt.Sprintf("%q", s)
+	}
+	return s
+}

@@ -1,0 +1,209 @@
+package mqttconn
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// bufConn wraps a broker connection for throughput on small packets:
+//
+//   - reads go through a bufio.Reader, so paho's byte-by-byte header reads
+//     cost one syscall per burst of packets instead of about three per packet;
+//   - writes are coalesced: Write appends to a pending buffer and a flusher
+//     goroutine writes everything that accumulated in one syscall, optionally
+//     after waiting `linger` for more. Batching therefore delays a packet by
+//     at most linger plus one write, and that delay shows in measured latency.
+//
+// Every paho packet is written with a single Write call, so frames appended by
+// AppendPublish between paho's writes never interleave with them.
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+
+	linger       time.Duration
+	writeTimeout time.Duration
+	limit        int // pending bytes beyond which AppendPublish refuses
+
+	mu      sync.Mutex
+	pending []byte
+	spare   []byte
+	err     error // sticky write error
+	closed  bool
+
+	kick chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// errClosed is returned by writes after Close.
+var errClosed = errors.New("connection closed")
+
+func newBufConn(c net.Conn, readBuf int, linger, writeTimeout time.Duration, limit int) *bufConn {
+	b := &bufConn{
+		Conn:         c,
+		r:            bufio.NewReaderSize(c, readBuf),
+		linger:       linger,
+		writeTimeout: writeTimeout,
+		limit:        limit,
+		pending:      make([]byte, 0, 16<<10),
+		spare:        make([]byte, 0, 16<<10),
+		kick:         make(chan struct{}, 1),
+		done:         make(chan struct{}),
+	}
+	b.wg.Add(1)
+	go b.flusher()
+	return b
+}
+
+func (b *bufConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// Write queues p (one whole MQTT packet from paho) for the flusher. Packets
+// of paho itself (CONNECT, SUBSCRIBE, PINGREQ, acks) are never refused for
+// size: they are few and small.
+func (b *bufConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	if err := b.stateErr(); err != nil {
+		b.mu.Unlock()
+		return 0, err
+	}
+	wasEmpty := len(b.pending) == 0
+	b.pending = append(b.pending, p...)
+	b.mu.Unlock()
+	if wasEmpty {
+		b.signal()
+	}
+	return len(p), nil
+}
+
+func (b *bufConn) stateErr() error {
+	if b.err != nil {
+		return b.err
+	}
+	if b.closed {
+		return errClosed
+	}
+	return nil
+}
+
+// appendPublish appends a QoS 0 PUBLISH frame for topic and payload without
+// allocating (once the buffer has grown). It refuses with ErrBackpressure when
+// more than limit bytes are pending, which bounds memory during a stall.
+func (b *bufConn) appendPublish(topic string, payload []byte, flush bool) error {
+	b.mu.Lock()
+	if err := b.stateErr(); err != nil {
+		b.mu.Unlock()
+		return err
+	}
+	if len(b.pending) > b.limit {
+		b.mu.Unlock()
+		return ErrBackpressure
+	}
+	wasEmpty := len(b.pending) == 0
+	b.pending = appendPublishFrame(b.pending, topic, payload)
+	b.mu.Unlock()
+	if wasEmpty || flush {
+		b.signal()
+	}
+	return nil
+}
+
+func (b *bufConn) signal() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// appendPublishFrame appends an MQTT 3.1.1 PUBLISH packet, QoS 0, no retain:
+// fixed header 0x30, remaining length (variable-length integer), topic
+// (2-byte length + bytes), payload.
+func appendPublishFrame(dst []byte, topic string, payload []byte) []byte {
+	rl := 2 + len(topic) + len(payload)
+	dst = append(dst, 0x30)
+	for {
+		d := byte(rl % 128)
+		rl /= 128
+		if rl > 0 {
+			d |= 0x80
+		}
+		dst = append(dst, d)
+		if rl == 0 {
+			break
+		}
+	}
+	dst = append(dst, byte(len(topic)>>8), byte(len(topic)))
+	dst = append(dst, topic...)
+	return append(dst, payload...)
+}
+
+func (b *bufConn) flusher() {
+	defer b.wg.Done()
+	var t *time.Timer
+	for {
+		select {
+		case <-b.kick:
+		case <-b.done:
+			return
+		}
+		if b.linger > 0 {
+			if t == nil {
+				t = time.NewTimer(b.linger)
+			} else {
+				t.Reset(b.linger)
+			}
+			select {
+			case <-t.C:
+			case <-b.done:
+				return
+			}
+		}
+		for {
+			b.mu.Lock()
+			out := b.pending
+			b.pending = b.spare[:0]
+			b.mu.Unlock()
+			if len(out) == 0 {
+				break
+			}
+			if b.writeTimeout > 0 {
+				_ = b.Conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
+			}
+			_, err := b.Conn.Write(out)
+			b.mu.Lock()
+			b.spare = out[:0]
+			if err != nil && b.err == nil {
+				b.err = err
+			}
+			b.mu.Unlock()
+			if err != nil {
+				// Make paho's reader fail too, so it reconnects.
+				_ = b.Conn.Close()
+				return
+			}
+		}
+	}
+}
+
+// Close stops the flusher after it wrote what was pending (bounded by the
+// write timeout) and closes the connection. It is idempotent.
+func (b *bufConn) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	out := b.pending
+	b.pending = nil
+	b.mu.Unlock()
+	close(b.done)
+	b.wg.Wait()
+	if len(out) > 0 && b.err == nil {
+		_ = b.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = b.Conn.Write(out)
+	}
+	return b.Conn.Close()
+}

@@ -1,0 +1,287 @@
+package mqttconn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Pool is a set of MQTT connections backed by paho.mqtt.golang.
+type Pool struct {
+	opts  Options
+	conns []*pahoConn
+	once  sync.Once
+}
+
+// pahoConn is one paho client plus the transport under it.
+type pahoConn struct {
+	idx    int
+	pool   *Pool
+	client mqtt.Client
+	cur    atomic.Pointer[bufConn] // transport of the current session
+	up     atomic.Bool
+}
+
+// Dial creates the pool and connects every connection, waiting up to
+// Options.ConnectTimeout for all of them to be connected and subscribed.
+// Connections that drop later reconnect by themselves.
+func Dial(ctx context.Context, o Options) (*Pool, error) {
+	o.setDefaults()
+	u, err := url.Parse(o.Broker)
+	if err != nil {
+		return nil, fmt.Errorf("broker url %q: %w", o.Broker, err)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts":
+	default:
+		return nil, fmt.Errorf("broker url %q: scheme %q not supported (tcp, ssl, tls, mqtts)", o.Broker, u.Scheme)
+	}
+	if o.QoS > 2 {
+		return nil, fmt.Errorf("qos %d not in 0..2", o.QoS)
+	}
+	p := &Pool{opts: o}
+	for i := range o.Connections {
+		c := &pahoConn{idx: i, pool: p}
+		c.client = mqtt.NewClient(p.clientOptions(c))
+		p.conns = append(p.conns, c)
+		c.client.Connect() // ConnectRetry: keeps trying in the background
+	}
+	if !waitUntil(ctx, o.ConnectTimeout, func() bool { return p.Up() == len(p.conns) }) {
+		up := p.Up()
+		p.Close()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("connect to %s: %d of %d connections up after %v", redactURL(u), up, o.Connections, o.ConnectTimeout)
+	}
+	return p, nil
+}
+
+func redactURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	return c.String()
+}
+
+func (p *Pool) clientOptions(c *pahoConn) *mqtt.ClientOptions {
+	o := p.opts
+	co := mqtt.NewClientOptions().
+		AddBroker(o.Broker).
+		SetClientID(o.ClientIDPrefix + "-" + strconv.Itoa(c.idx)).
+		SetCleanSession(true).
+		SetOrderMatters(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(500 * time.Millisecond).
+		SetMaxReconnectInterval(o.MaxReconnectInterval).
+		SetKeepAlive(o.KeepAlive).
+		SetPingTimeout(10 * time.Second).
+		SetConnectTimeout(o.ConnectTimeout).
+		SetWriteTimeout(o.WriteTimeout).
+		SetMessageChannelDepth(1024).
+		SetCustomOpenConnectionFn(c.open)
+	if o.Username != "" {
+		co.SetUsername(o.Username)
+		co.SetPassword(o.Password)
+	}
+	co.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
+		if o.Handler != nil {
+			o.Handler(c.idx, m.Topic(), m.Payload())
+		}
+	})
+	co.SetOnConnectHandler(func(cl mqtt.Client) { c.onConnect(cl) })
+	co.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		c.setUp(false)
+		o.Logger.Warn("mqtt connection lost", "conn", c.idx, "err", err)
+	})
+	return co
+}
+
+// open dials the broker and wraps the socket in a bufConn.
+func (c *pahoConn) open(u *url.URL, co mqtt.ClientOptions) (net.Conn, error) {
+	o := c.pool.opts
+	d := &net.Dialer{Timeout: o.ConnectTimeout}
+	host := u.Host
+	if u.Port() == "" {
+		switch u.Scheme {
+		case "ssl", "tls", "mqtts":
+			host = net.JoinHostPort(u.Hostname(), "8883")
+		default:
+			host = net.JoinHostPort(u.Hostname(), "1883")
+		}
+	}
+	var nc net.Conn
+	var err error
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts":
+		cfg := o.TLS
+		if cfg == nil {
+			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			cfg = cfg.Clone()
+			cfg.ServerName = u.Hostname()
+		}
+		nc, err = (&tls.Dialer{NetDialer: d, Config: cfg}).Dial("tcp", host)
+	default:
+		nc, err = d.Dial("tcp", host)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	bc := newBufConn(nc, o.ReadBufferBytes, o.Linger, o.WriteTimeout, o.MaxPendingBytes)
+	if old := c.cur.Swap(bc); old != nil {
+		_ = old.Close()
+	}
+	return bc, nil
+}
+
+func (c *pahoConn) onConnect(cl mqtt.Client) {
+	o := c.pool.opts
+	var filters []string
+	if o.Subscriptions != nil {
+		filters = o.Subscriptions(c.idx)
+	}
+	if len(filters) > 0 {
+		m := make(map[string]byte, len(filters))
+		for _, f := range filters {
+			m[f] = o.QoS
+		}
+		tok := cl.SubscribeMultiple(m, nil)
+		if !tok.WaitTimeout(o.ConnectTimeout) || tok.Error() != nil {
+			err := tok.Error()
+			if err == nil {
+				err = errors.New("no SUBACK in time")
+			}
+			o.Logger.Error("mqtt subscribe failed", "conn", c.idx, "filters", len(filters), "err", err)
+			return
+		}
+		if st, ok := tok.(*mqtt.SubscribeToken); ok {
+			for f, code := range st.Result() {
+				if code == 0x80 {
+					o.Logger.Error("mqtt subscription refused by broker", "conn", c.idx, "filter", f)
+					return
+				}
+			}
+		}
+	}
+	c.setUp(true)
+}
+
+func (c *pahoConn) setUp(up bool) {
+	if c.up.Swap(up) != up && c.pool.opts.OnState != nil {
+		c.pool.opts.OnState(c.idx, up)
+	}
+}
+
+// Publish implements Conn.
+func (c *pahoConn) Publish(topic string, payload []byte) error {
+	if !c.up.Load() {
+		return ErrNotConnected
+	}
+	if q := c.pool.opts.QoS; q > 0 {
+		tok := c.client.Publish(topic, q, false, payload)
+		select {
+		case <-tok.Done():
+			return tok.Error()
+		default:
+			return nil
+		}
+	}
+	bc := c.cur.Load()
+	if bc == nil {
+		return ErrNotConnected
+	}
+	if err := bc.appendPublish(topic, payload, false); err != nil {
+		if errors.Is(err, ErrBackpressure) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ErrNotConnected, err)
+	}
+	return nil
+}
+
+// PublishBatchDone implements Conn.
+func (c *pahoConn) PublishBatchDone() {
+	if bc := c.cur.Load(); bc != nil {
+		bc.signal()
+	}
+}
+
+// Connected implements Conn.
+func (c *pahoConn) Connected() bool { return c.up.Load() }
+
+// Len returns the number of connections.
+func (p *Pool) Len() int { return len(p.conns) }
+
+// Conn returns connection i.
+func (p *Pool) Conn(i int) Conn { return p.conns[i] }
+
+// Up returns how many connections are connected and subscribed.
+func (p *Pool) Up() int {
+	n := 0
+	for _, c := range p.conns {
+		if c.up.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// Unsubscribe removes every connection's subscriptions (used before a
+// graceful shutdown so the broker stops delivering), waiting at most until ctx
+// ends. Connections stay open so replies can still be published.
+func (p *Pool) Unsubscribe(ctx context.Context) error {
+	if p.opts.Subscriptions == nil {
+		return nil
+	}
+	var errs []error
+	for _, c := range p.conns {
+		filters := p.opts.Subscriptions(c.idx)
+		if len(filters) == 0 || !c.client.IsConnectionOpen() {
+			continue
+		}
+		tok := c.client.Unsubscribe(filters...)
+		select {
+		case <-tok.Done():
+			if err := tok.Error(); err != nil {
+				errs = append(errs, fmt.Errorf("conn %d: %w", c.idx, err))
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close disconnects every connection (flushing what is buffered, waiting up
+// to 250 ms each) and stops their goroutines. It is idempotent.
+func (p *Pool) Close() {
+	p.once.Do(func() {
+		var wg sync.WaitGroup
+		for _, c := range p.conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.client.Disconnect(250)
+				c.setUp(false)
+				if bc := c.cur.Load(); bc != nil {
+					_ = bc.Close()
+				}
+			}()
+		}
+		wg.Wait()
+	})
+}

@@ -1,0 +1,123 @@
+package mqttconn
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+)
+
+// Security is the broker authentication and TLS configuration shared by both
+// binaries, read from the environment. Secrets are never printed: the
+// password fields are excluded from JSON and String.
+type Security struct {
+	Username     string `envconfig:"MQTT_USERNAME" desc:"broker username (optional)" json:"username,omitempty"`
+	Password     string `envconfig:"MQTT_PASSWORD" desc:"broker password (optional; prefer MQTT_PASSWORD_FILE)" json:"-"`
+	PasswordFile string `envconfig:"MQTT_PASSWORD_FILE" desc:"file holding the broker password (trailing newline ignored)" json:"password_file,omitempty"`
+	CAFile       string `envconfig:"TLS_CA_FILE" desc:"PEM CA bundle to verify the broker (TLS URLs: ssl://, tls://, mqtts://)" json:"tls_ca_file,omitempty"`
+	CertFile     string `envconfig:"TLS_CERT_FILE" desc:"PEM client certificate (optional, with TLS_KEY_FILE)" json:"tls_cert_file,omitempty"`
+	KeyFile      string `envconfig:"TLS_KEY_FILE" desc:"PEM client key (optional, with TLS_CERT_FILE)" json:"-"`
+	ServerName   string `envconfig:"TLS_SERVER_NAME" desc:"expected server name in the broker certificate (default: the URL host)" json:"tls_server_name,omitempty"`
+	Insecure     bool   `envconfig:"TLS_INSECURE" default:"false" desc:"skip broker certificate verification (testing only)" json:"tls_insecure,omitempty"`
+}
+
+// Validate checks the security settings against the broker URL variable
+// brokerVar=broker.
+func (s *Security) Validate(brokerVar, broker string) []error {
+	var errs []error
+	if s.Password != "" && s.PasswordFile != "" {
+		errs = append(errs, fmt.Errorf("MQTT_PASSWORD and MQTT_PASSWORD_FILE are both set: set one"))
+	}
+	if s.PasswordFile != "" {
+		if _, err := os.Stat(s.PasswordFile); err != nil {
+			errs = append(errs, fmt.Errorf("MQTT_PASSWORD_FILE=%s cannot be read: %v", s.PasswordFile, err))
+		}
+	}
+	if (s.CertFile == "") != (s.KeyFile == "") {
+		errs = append(errs, fmt.Errorf("TLS_CERT_FILE and TLS_KEY_FILE must be set together"))
+	}
+	for _, f := range []struct{ name, path string }{{"TLS_CA_FILE", s.CAFile}, {"TLS_CERT_FILE", s.CertFile}, {"TLS_KEY_FILE", s.KeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%s cannot be read: %v", f.name, f.path, err))
+		}
+	}
+	if err := ValidateBrokerURL(broker); err != nil {
+		errs = append(errs, fmt.Errorf("%s=%s %v", brokerVar, broker, err))
+	} else if (s.CAFile != "" || s.CertFile != "" || s.Insecure) && !IsTLS(broker) {
+		errs = append(errs, fmt.Errorf("%s=%s is not a TLS URL (ssl://, tls://, mqtts://) but TLS settings are given", brokerVar, broker))
+	}
+	return errs
+}
+
+// ValidateBrokerURL checks that broker is tcp://, mqtt://, ssl://, tls:// or
+// mqtts:// with a host.
+func ValidateBrokerURL(broker string) error {
+	u, err := url.Parse(broker)
+	if err != nil {
+		return fmt.Errorf("is not a URL: %v", err)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts":
+	default:
+		return fmt.Errorf("has scheme %q; allowed: tcp://, mqtt://, ssl://, tls://, mqtts://", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("has no host (want e.g. tcp://localhost:1883)")
+	}
+	return nil
+}
+
+// IsTLS reports whether broker is a TLS URL.
+func IsTLS(broker string) bool {
+	for _, p := range []string{"ssl://", "tls://", "mqtts://"} {
+		if strings.HasPrefix(broker, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Apply fills the authentication and TLS fields of o from s, reading the
+// password and certificate files.
+func (s *Security) Apply(o *Options) error {
+	o.Username = s.Username
+	o.Password = s.Password
+	if s.PasswordFile != "" {
+		b, err := os.ReadFile(s.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("%w: MQTT_PASSWORD_FILE: %v", envconf.ErrInvalid, err)
+		}
+		o.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if !IsTLS(o.Broker) {
+		return nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.ServerName, InsecureSkipVerify: s.Insecure} //nolint:gosec // only when TLS_INSECURE is asked for
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return fmt.Errorf("%w: TLS_CA_FILE: %v", envconf.ErrInvalid, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%w: TLS_CA_FILE=%s holds no PEM certificate", envconf.ErrInvalid, s.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if s.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
+		if err != nil {
+			return fmt.Errorf("%w: TLS_CERT_FILE/TLS_KEY_FILE: %v", envconf.ErrInvalid, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	o.TLS = cfg
+	return nil
+}

@@ -1,0 +1,155 @@
+// Package config holds loadgen-v2's configuration: every environment variable,
+// its default and its rule.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+)
+
+// Config is loadgen-v2's configuration.
+type Config struct {
+	Broker         string        `envconfig:"BROKER" default:"tcp://localhost:1883" desc:"MQTT broker URL (tcp://, ssl://, tls://, mqtts://)" json:"broker"`
+	VirtualClients int           `envconfig:"VIRTUAL_CLIENTS" default:"100000" desc:"number of virtual clients" json:"virtual_clients"`
+	Connections    int           `envconfig:"CONNECTIONS" default:"100" desc:"MQTT connections the virtual clients are multiplexed over" json:"connections"`
+	Shards         int           `envconfig:"SHARDS" default:"256" desc:"request topic shards: client c publishes on req/{c mod SHARDS}" json:"shards"`
+	IntervalMS     int           `envconfig:"INTERVAL_MS" default:"2000" desc:"interval between two requests of one virtual client (ms)" json:"interval_ms"`
+	MaxInflight    int           `envconfig:"MAX_INFLIGHT_PER_CLIENT" default:"1" desc:"outstanding requests per virtual client; a send beyond it is skipped and counted" json:"max_inflight_per_client"`
+	PublishWorkers int           `envconfig:"PUBLISH_WORKERS" default:"20" desc:"goroutines that encode and publish a scheduler tick's requests when a tick holds more than BATCH_SIZE" json:"publish_workers"`
+	BatchSize      int           `envconfig:"BATCH_SIZE" default:"500" desc:"requests handed to one publish worker; also the most requests of one connection written together" json:"batch_size"`
+	QoS            int           `envconfig:"QOS" default:"0" desc:"MQTT QoS of requests and response subscriptions (0, 1 or 2)" json:"qos"`
+	RequestTimeout time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s" desc:"a request without response after this long counts as timed out" json:"request_timeout"`
+	Duration       time.Duration `envconfig:"DURATION" default:"0s" desc:"how long to send (0 = until SIGINT/SIGTERM); then drain up to REQUEST_TIMEOUT and report" json:"duration"`
+	Warmup         time.Duration `envconfig:"WARMUP" default:"0s" desc:"requests intended in the first WARMUP are sent but excluded from the report" json:"warmup"`
+	RampUp         time.Duration `envconfig:"RAMP_UP" default:"0s" desc:"bring virtual clients online linearly over this time" json:"ramp_up"`
+	InstanceID     string        `envconfig:"INSTANCE_ID" desc:"this loadgen's id, used in response topics (default: hostname-pid)" json:"instance_id"`
+	ClientIDOffset string        `envconfig:"CLIENT_ID_OFFSET" default:"0" desc:"id of the first virtual client (instances need disjoint ranges); auto = ordinal of INSTANCE_ID's trailing -N times VIRTUAL_CLIENTS" json:"client_id_offset"`
+	PayloadBytes   int           `envconfig:"PAYLOAD_BYTES" default:"0" desc:"pad each request to at least this many bytes" json:"payload_bytes"`
+	MetricsAddr    string        `envconfig:"METRICS_ADDR" default:":8090" desc:"HTTP listen address for /metrics, /debug/vars, /health (empty = off)" json:"metrics_addr"`
+	ReportFile     string        `envconfig:"REPORT_FILE" desc:"write the final report as JSON to this file" json:"report_file,omitempty"`
+	ProgressEvery  time.Duration `envconfig:"PROGRESS_INTERVAL" default:"5s" desc:"live progress line period on stderr (0 = off)" json:"progress_interval"`
+	SLOP99MS       float64       `envconfig:"SLO_P99_MS" default:"0" desc:"exit 3 if p99 latency exceeds this (ms; 0 = no SLO)" json:"slo_p99_ms,omitempty"`
+	SLOMatchRate   float64       `envconfig:"SLO_MATCH_RATE" default:"0" desc:"exit 3 if the match rate is below this (0..1; 0 = no SLO)" json:"slo_match_rate,omitempty"`
+	LogLevel       string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error" json:"log_level"`
+	mqttconn.Security
+
+	offset uint32
+}
+
+// Interval returns INTERVAL_MS as a duration.
+func (c *Config) Interval() time.Duration { return time.Duration(c.IntervalMS) * time.Millisecond }
+
+// Offset returns the resolved CLIENT_ID_OFFSET (valid after Validate).
+func (c *Config) Offset() uint32 { return c.offset }
+
+// Rate returns the target request rate, requests per second.
+func (c *Config) Rate() float64 {
+	return float64(c.VirtualClients) / c.Interval().Seconds()
+}
+
+// Load reads the environment and validates it.
+func Load() (*Config, error) {
+	c := &Config{}
+	if err := envconf.Load(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate implements envconf.Validator. It fills defaults that depend on the
+// machine (INSTANCE_ID) and resolves CLIENT_ID_OFFSET.
+func (c *Config) Validate() []error {
+	if c.InstanceID == "" {
+		h, _ := os.Hostname()
+		c.InstanceID = sanitize(h) + "-" + strconv.Itoa(os.Getpid())
+	}
+	chk := envconf.Check
+	errs := []error{
+		chk(c.VirtualClients >= 1 && c.VirtualClients <= 1<<31, "VIRTUAL_CLIENTS", c.VirtualClients, "must be between 1 and 2147483648"),
+		chk(c.Connections >= 1 && c.Connections <= 10000, "CONNECTIONS", c.Connections, "must be between 1 and 10000"),
+		chk(c.Shards >= 1 && c.Shards <= 65536, "SHARDS", c.Shards, "must be between 1 and 65536"),
+		chk(c.IntervalMS >= 1, "INTERVAL_MS", c.IntervalMS, "must be at least 1"),
+		chk(c.MaxInflight >= 1 && c.MaxInflight <= 64, "MAX_INFLIGHT_PER_CLIENT", c.MaxInflight, "must be between 1 and 64"),
+		chk(c.PublishWorkers >= 1 && c.PublishWorkers <= 1024, "PUBLISH_WORKERS", c.PublishWorkers, "must be between 1 and 1024"),
+		chk(c.BatchSize >= 1 && c.BatchSize <= 1000000, "BATCH_SIZE", c.BatchSize, "must be between 1 and 1000000"),
+		chk(c.QoS >= 0 && c.QoS <= 2, "QOS", c.QoS, "must be 0, 1 or 2"),
+		chk(c.RequestTimeout > 0, "REQUEST_TIMEOUT", c.RequestTimeout, "must be positive"),
+		chk(c.Duration >= 0, "DURATION", c.Duration, "must not be negative"),
+		chk(c.Warmup >= 0, "WARMUP", c.Warmup, "must not be negative"),
+		chk(c.RampUp >= 0, "RAMP_UP", c.RampUp, "must not be negative"),
+		chk(c.PayloadBytes >= 0 && c.PayloadBytes <= 1<<20, "PAYLOAD_BYTES", c.PayloadBytes, "must be between 0 and 1048576"),
+		chk(c.ProgressEvery >= 0, "PROGRESS_INTERVAL", c.ProgressEvery, "must not be negative"),
+		chk(c.SLOP99MS >= 0, "SLO_P99_MS", c.SLOP99MS, "must not be negative"),
+		chk(c.SLOMatchRate >= 0 && c.SLOMatchRate <= 1, "SLO_MATCH_RATE", c.SLOMatchRate, "must be between 0 and 1"),
+		chk(wire.ValidTopicName(c.InstanceID), "INSTANCE_ID", c.InstanceID, "must be 1-255 bytes without '/', '+', '#'"),
+		chk(c.Duration == 0 || c.Warmup < c.Duration, "WARMUP", c.Warmup, fmt.Sprintf("must be shorter than DURATION=%v", c.Duration)),
+		chk(validLevel(c.LogLevel), "LOG_LEVEL", c.LogLevel, "must be debug, info, warn or error"),
+	}
+	if c.Connections > c.Shards && c.Shards >= 1 {
+		errs = append(errs, fmt.Errorf("CONNECTIONS=%d is greater than SHARDS=%d: responses are routed by shard, so connections beyond SHARDS would carry nothing", c.Connections, c.Shards))
+	}
+	if off, err := c.resolveOffset(); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.offset = off
+	}
+	errs = append(errs, c.Security.Validate("BROKER", c.Broker)...)
+	var out []error
+	for _, e := range errs {
+		if e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (c *Config) resolveOffset() (uint32, error) {
+	var off uint64
+	if c.ClientIDOffset == "auto" {
+		i := strings.LastIndexByte(c.InstanceID, '-')
+		ord, err := strconv.ParseUint(c.InstanceID[i+1:], 10, 32)
+		if i < 0 || err != nil {
+			return 0, fmt.Errorf("CLIENT_ID_OFFSET=auto needs INSTANCE_ID ending in -N (a pod ordinal), got INSTANCE_ID=%s", c.InstanceID)
+		}
+		off = ord * uint64(max(c.VirtualClients, 0))
+	} else {
+		v, err := strconv.ParseUint(c.ClientIDOffset, 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("CLIENT_ID_OFFSET=%s must be a non-negative integer or auto", c.ClientIDOffset)
+		}
+		off = v
+	}
+	if off+uint64(max(c.VirtualClients, 0)) > 1<<32 {
+		return 0, fmt.Errorf("CLIENT_ID_OFFSET=%s plus VIRTUAL_CLIENTS=%d exceeds the 32-bit client id space", c.ClientIDOffset, c.VirtualClients)
+	}
+	return uint32(off), nil
+}
+
+func validLevel(s string) bool {
+	switch strings.ToLower(s) {
+	case "debug", "info", "warn", "error":
+		return true
+	}
+	return false
+}
+
+// sanitize makes a hostname usable inside a topic name.
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, ch := range b {
+		if ch == '/' || ch == '+' || ch == '#' || ch < 0x20 {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "loadgen"
+	}
+	return string(b)
+}

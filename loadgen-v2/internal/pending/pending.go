@@ -1,0 +1,96 @@
+// Package pending owns the table of outstanding requests: for every virtual
+// client, MAX_INFLIGHT_PER_CLIENT slots, each empty or holding the sequence
+// number of one outstanding request.
+//
+// The table is a flat []atomic.Uint32 of clients × inflight entries, allocated
+// once: it is bounded by construction (4 bytes per slot) and a broker outage
+// cannot grow it. A slot holds seq+1 (0 means empty).
+//
+// Concurrency: only the scheduler that owns a client claims its slots
+// (Claim); any goroutine may end a request (Match, Expire, Release) with a
+// compare-and-swap, so each request ends exactly once — matched by its
+// response or expired by the timeout sweep, whichever comes first.
+package pending
+
+import (
+	"sync/atomic"
+)
+
+// Table is the pending-request table.
+type Table struct {
+	k     int
+	slots []atomic.Uint32
+}
+
+// New returns a table of clients × inflight slots.
+func New(clients, inflight int) *Table {
+	return &Table{k: inflight, slots: make([]atomic.Uint32, clients*inflight)}
+}
+
+// BytesPerClient returns the table's memory per virtual client, in bytes.
+func (t *Table) BytesPerClient() int { return 4 * t.k }
+
+// Claim records seq as outstanding for client. It returns false, recording
+// nothing, when all of the client's slots are taken (the send is skipped).
+// Only the client's owner goroutine calls Claim.
+func (t *Table) Claim(client uint32, seq uint32) bool {
+	base := int(client) * t.k
+	for i := base; i < base+t.k; i++ {
+		if t.slots[i].Load() == 0 {
+			t.slots[i].Store(seq + 1)
+			return true
+		}
+	}
+	return false
+}
+
+// Match ends request (client, seq) if it is outstanding and reports whether it
+// was. A second call for the same request returns false.
+func (t *Table) Match(client uint32, seq uint32) bool {
+	base := int(client) * t.k
+	for i := base; i < base+t.k; i++ {
+		if t.slots[i].CompareAndSwap(seq+1, 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// Release is Match for a request whose publish failed.
+func (t *Table) Release(client uint32, seq uint32) bool { return t.Match(client, seq) }
+
+// Expire ends every outstanding request of client whose sequence number is at
+// most seq (their deadlines have passed) and returns how many it ended; each
+// ended request is passed to fn (which may be nil).
+func (t *Table) Expire(client uint32, seq uint32, fn func(seq uint32)) int {
+	base := int(client) * t.k
+	n := 0
+	for i := base; i < base+t.k; i++ {
+		v := t.slots[i].Load()
+		if v == 0 || v-1 > seq {
+			continue
+		}
+		if t.slots[i].CompareAndSwap(v, 0) {
+			n++
+			if fn != nil {
+				fn(v - 1)
+			}
+		}
+	}
+	return n
+}
+
+// Outstanding calls fn for every outstanding request (a full scan, for the
+// final report) and returns how many there are.
+func (t *Table) Outstanding(fn func(client, seq uint32)) int {
+	n := 0
+	for i := range t.slots {
+		if v := t.slots[i].Load(); v != 0 {
+			n++
+			if fn != nil {
+				fn(uint32(i/t.k), v-1)
+			}
+		}
+	}
+	return n
+}
