@@ -91,7 +91,7 @@ func (b *bufConn) stateErr() error {
 // appendPublish appends a QoS 0 PUBLISH frame for topic and payload without
 // allocating (once the buffer has grown). It refuses with ErrBackpressure when
 // more than limit bytes are pending, which bounds memory during a stall.
-func (b *bufConn) appendPublish(topic string, payload []byte, flush bool) error {
+func (b *bufConn) appendPublish(topic string, payload []byte, kick bool) error {
 	b.mu.Lock()
 	if err := b.stateErr(); err != nil {
 		b.mu.Unlock()
@@ -104,7 +104,7 @@ func (b *bufConn) appendPublish(topic string, payload []byte, flush bool) error 
 	wasEmpty := len(b.pending) == 0
 	b.pending = appendPublishFrame(b.pending, topic, payload)
 	b.mu.Unlock()
-	if wasEmpty || flush {
+	if wasEmpty && kick {
 		b.signal()
 	}
 	return nil

@@ -36,12 +36,16 @@ var (
 // Conn is one MQTT connection as the engines use it. Publish never blocks on
 // the network for QoS 0: it fails fast with ErrNotConnected or ErrBackpressure.
 type Conn interface {
-	// Publish queues payload for topic. The payload is copied before Publish
+	// Publish queues payload for topic and wakes the connection's flusher,
+	// which writes after Options.Linger. The payload is copied before Publish
 	// returns, so the caller may reuse it.
 	Publish(topic string, payload []byte) error
-	// PublishBatchDone tells the connection that a burst of Publish calls is
-	// complete, so the buffered frames are written without waiting for the linger.
-	PublishBatchDone()
+	// Queue is Publish without waking the flusher: the frame is written by
+	// the next Flush (or with a later Publish). Use it for a burst of
+	// messages, then call Flush once.
+	Queue(topic string, payload []byte) error
+	// Flush wakes the flusher to write everything queued.
+	Flush()
 	// Connected reports whether the connection is up and its subscriptions are made.
 	Connected() bool
 }

@@ -188,6 +188,13 @@ func (c *pahoConn) setUp(up bool) {
 
 // Publish implements Conn.
 func (c *pahoConn) Publish(topic string, payload []byte) error {
+	return c.publish(topic, payload, true)
+}
+
+// Queue implements Conn.
+func (c *pahoConn) Queue(topic string, payload []byte) error { return c.publish(topic, payload, false) }
+
+func (c *pahoConn) publish(topic string, payload []byte, kick bool) error {
 	if !c.up.Load() {
 		return ErrNotConnected
 	}
@@ -204,7 +211,7 @@ func (c *pahoConn) Publish(topic string, payload []byte) error {
 	if bc == nil {
 		return ErrNotConnected
 	}
-	if err := bc.appendPublish(topic, payload, false); err != nil {
+	if err := bc.appendPublish(topic, payload, kick); err != nil {
 		if errors.Is(err, ErrBackpressure) {
 			return err
 		}
@@ -213,8 +220,8 @@ func (c *pahoConn) Publish(topic string, payload []byte) error {
 	return nil
 }
 
-// PublishBatchDone implements Conn.
-func (c *pahoConn) PublishBatchDone() {
+// Flush implements Conn.
+func (c *pahoConn) Flush() {
 	if bc := c.cur.Load(); bc != nil {
 		bc.signal()
 	}

@@ -1,0 +1,81 @@
+// Package cliutil holds what both binaries' main functions share: logger
+// construction, signal handling with a second signal exiting at once, and the
+// exit status convention.
+package cliutil
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// Exit statuses of both binaries.
+const (
+	ExitOK       = 0
+	ExitError    = 1 // runtime failure (e.g. broker unreachable)
+	ExitConfig   = 2 // invalid configuration
+	ExitSLO      = 3 // loadgen: the run missed its SLO
+	ExitSignaled = 130
+)
+
+// Logger returns a text slog logger on w at level ("debug", "info", "warn",
+// "error"; anything else means info).
+func Logger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		l = slog.LevelDebug
+	case "warn":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// SignalContext returns a context cancelled by the first SIGINT or SIGTERM;
+// a second one calls exit(ExitSignaled) at once. stop releases the handler.
+func SignalContext(parent context.Context, log *slog.Logger, exit func(int)) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(parent)
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			log.Info("signal received: stopping gracefully (send again to exit at once)", "signal", s.String())
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-ch:
+			fmt.Fprintf(os.Stderr, "second %s: exiting now\n", s)
+			exit(ExitSignaled)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel()
+	}
+}
+
+// WantsHelp reports whether args ask for the usage text.
+func WantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help", "help":
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,117 @@
+// Package app ties loadgen-v2 together for main: HTTP endpoints, the engine
+// run, the report output and the exit status. It exists so main stays wiring
+// and so the whole binary can be run in-process by tests.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/engine"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
+)
+
+// Run runs one loadgen: serves METRICS_ADDR, runs the engine until DURATION
+// or ctx ends, prints the report to stdout, writes REPORT_FILE, and returns
+// the exit status (0, or 3 when an SLO is missed) and any runtime error.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer) (int, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	eng, err := engine.New(cfg, log, reg, stderr)
+	if err != nil {
+		return cliutil.ExitError, err
+	}
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopHTTP()
+	if cfg.MetricsAddr != "" {
+		l, err := serve.Listen(cfg.MetricsAddr)
+		if err != nil {
+			return cliutil.ExitError, err
+		}
+		srv := serve.New(reg, log)
+		srv.Health("/health", func() (bool, string) {
+			st := eng.Stats()
+			if !st.Running {
+				return false, "not connected yet"
+			}
+			if st.ConnectionsUp < st.Connections {
+				return false, fmt.Sprintf("%d of %d connections up", st.ConnectionsUp, st.Connections)
+			}
+			return true, ""
+		})
+		srv.JSON("/debug/vars", func() any { return map[string]any{"loadgen": eng.Stats()} })
+		log.Info("metrics listening", "addr", l.Addr().String())
+		wg.Go(func() {
+			if err := srv.Serve(httpCtx, l); err != nil {
+				log.Error("metrics server", "err", err)
+			}
+		})
+	}
+	rep, err := eng.Run(ctx)
+	if err != nil {
+		return cliutil.ExitError, err
+	}
+	return Emit(rep, cfg.ReportFile, stdout)
+}
+
+// Emit prints the report, writes it as JSON to path when set, and maps the
+// SLO outcome to the exit status.
+func Emit(rep *report.Report, path string, stdout io.Writer) (int, error) {
+	rep.WriteText(stdout)
+	if path != "" {
+		if err := rep.WriteJSON(path); err != nil {
+			return cliutil.ExitError, err
+		}
+	}
+	if !rep.SLO.Passed {
+		return cliutil.ExitSLO, nil
+	}
+	return cliutil.ExitOK, nil
+}
+
+// Merge reads JSON reports, prints the combined report and returns the exit
+// status. SLO_P99_MS and SLO_MATCH_RATE apply to the combined report.
+func Merge(paths []string, stdout, stderr io.Writer) int {
+	if len(paths) == 0 {
+		fmt.Fprintln(stderr, "loadgen-v2 merge: give one or more JSON report files")
+		return cliutil.ExitConfig
+	}
+	var slo struct {
+		P99   float64 `envconfig:"SLO_P99_MS" default:"0"`
+		Match float64 `envconfig:"SLO_MATCH_RATE" default:"0"`
+	}
+	if err := loadSLO(&slo); err != nil {
+		fmt.Fprintln(stderr, "loadgen-v2 merge:", err)
+		return cliutil.ExitConfig
+	}
+	var rs []*report.Report
+	for _, p := range paths {
+		r, err := report.Read(p)
+		if err != nil {
+			fmt.Fprintln(stderr, "loadgen-v2 merge:", err)
+			return cliutil.ExitError
+		}
+		rs = append(rs, r)
+	}
+	m, err := report.Merge(rs, slo.P99, slo.Match)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen-v2 merge:", err)
+		return cliutil.ExitError
+	}
+	code, err := Emit(m, "", stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen-v2 merge:", err)
+	}
+	return code
+}

@@ -1,0 +1,409 @@
+// Package engine is loadgen-v2's run loop: it multiplexes the virtual clients
+// of a schedule over a pool of MQTT connections, tracks every request in the
+// pending table, matches responses, sweeps timeouts, records latency from the
+// intended send time, and produces the final report.
+//
+// Goroutines: one scheduler (plus PUBLISH_WORKERS helpers used only when a
+// tick holds more than BATCH_SIZE requests), one dispatch goroutine per
+// connection (inside the MQTT client) running the response handler, and a
+// progress reporter. Nothing scales with the number of virtual clients.
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/pending"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/schedule"
+)
+
+// Tick is the scheduler's resolution: it wakes at most once per Tick and
+// sends every request that fell due since its last wake (catch-up). A request
+// is late by at most one Tick plus the wake-up delay, and that shows in the
+// round-trip latency, which is measured from the exact intended time.
+const Tick = time.Millisecond
+
+// counters of one phase (0 = warmup, 1 = measured). Every request sent ends in
+// exactly one of matched and timedOut, or is still pending.
+type counters struct {
+	sent, matched, timedOut, skipped, sendFailed, late, duplicate atomic.Uint64
+	_                                                             [8]uint64 // no false sharing between phases
+}
+
+// Engine runs one loadgen instance.
+type Engine struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	out    io.Writer // progress lines
+	sched  *schedule.Schedule
+	table  *pending.Table
+	pool   *mqttconn.Pool
+	runID  uint32
+	epoch  time.Time
+	offset uint32
+	n      uint32
+
+	instance   []byte
+	reqTopics  []string // per shard
+	respTopics [][]byte // per shard, reply topic carried in requests
+	respFilter []string // per shard, subscription filters
+
+	timeoutNs, warmupNs, rampNs, stopNs int64
+
+	counts             [2]counters
+	unknown, malformed atomic.Uint64
+	fired              atomic.Uint64 // fires processed by the scheduler (for "unknown" detection)
+	started            atomic.Bool
+
+	lat, lag, wq, wp *latency.Recorder
+	metrics          *Metrics
+
+	stopSend chan struct{}
+	stopOnce sync.Once
+	readyCh  chan struct{}
+
+	mu       sync.Mutex
+	lastProg progressSnap
+}
+
+// New builds an engine from a validated config: the schedule and the pending
+// table are allocated here (about 12 bytes per virtual client).
+func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, progress io.Writer) (*Engine, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	n := cfg.VirtualClients
+	e := &Engine{
+		cfg: cfg, log: log, out: progress,
+		offset:    cfg.Offset(),
+		n:         uint32(n),
+		instance:  []byte(cfg.InstanceID),
+		timeoutNs: int64(cfg.RequestTimeout),
+		warmupNs:  int64(cfg.Warmup),
+		rampNs:    int64(cfg.RampUp),
+		stopNs:    int64(cfg.Duration),
+		stopSend:  make(chan struct{}),
+		readyCh:   make(chan struct{}),
+	}
+	if e.stopNs == 0 {
+		e.stopNs = 1<<63 - 1
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	e.runID = binary.BigEndian.Uint32(b[:])
+
+	for s := range cfg.Shards {
+		e.reqTopics = append(e.reqTopics, wire.RequestTopic(s))
+		t := wire.ResponseTopic(cfg.InstanceID, s)
+		e.respTopics = append(e.respTopics, []byte(t))
+		e.respFilter = append(e.respFilter, t)
+	}
+	// Requests of one connection are grouped in runs of about one tick's worth.
+	perTick := float64(n) * float64(Tick) / float64(cfg.Interval())
+	run := min(max(int(perTick+0.999), 1), cfg.BatchSize)
+	sched, err := schedule.New(n, cfg.Interval(), cfg.Connections, func(c int) int { return e.connOf(uint32(c)) }, run)
+	if err != nil {
+		return nil, err
+	}
+	e.sched = sched
+	e.table = pending.New(n, cfg.MaxInflight)
+	stripes := min(cfg.Connections, 8)
+	e.lat, e.lag = latency.NewRecorder(stripes), latency.NewRecorder(min(cfg.PublishWorkers, 8))
+	e.wq, e.wp = latency.NewRecorder(stripes), latency.NewRecorder(stripes)
+	e.metrics = newMetrics(e)
+	if reg != nil {
+		if err := e.metrics.Register(reg); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// shardOf returns the shard of local client i: (offset+i) mod SHARDS.
+func (e *Engine) shardOf(i uint32) int { return wire.Shard(e.offset+i, e.cfg.Shards) }
+
+// connOf returns the connection of local client i. Responses are routed by
+// shard, so all clients of a shard share a connection: shard mod CONNECTIONS.
+func (e *Engine) connOf(i uint32) int { return e.shardOf(i) % e.cfg.Connections }
+
+// BytesPerClient is the memory of the per-client state, in bytes.
+func (e *Engine) BytesPerClient() int { return schedule.BytesPerClient + e.table.BytesPerClient() }
+
+// Ready is closed when every connection is up and sending has started.
+func (e *Engine) Ready() <-chan struct{} { return e.readyCh }
+
+// StopSending ends the sending phase early (as DURATION would); Run then
+// drains and returns the report. It is idempotent.
+func (e *Engine) StopSending() { e.stopOnce.Do(func() { close(e.stopSend) }) }
+
+// Run connects, sends until DURATION elapses, ctx is cancelled or StopSending
+// is called, drains outstanding requests for up to REQUEST_TIMEOUT, and
+// returns the final report. Cancelling ctx is a graceful stop, not an abort.
+func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
+	cfg := e.cfg
+	opts := mqttconn.Options{
+		Broker:         cfg.Broker,
+		ClientIDPrefix: fmt.Sprintf("lg-%s-%08x", cfg.InstanceID, e.runID),
+		Connections:    cfg.Connections,
+		QoS:            byte(cfg.QoS),
+		Subscriptions: func(j int) []string {
+			var f []string
+			for s := j; s < cfg.Shards; s += cfg.Connections {
+				f = append(f, e.respFilter[s])
+			}
+			return f
+		},
+		Handler: e.onResponse,
+		Logger:  e.log,
+	}
+	if err := cfg.Security.Apply(&opts); err != nil {
+		return nil, err
+	}
+	pool, err := mqttconn.Dial(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	e.pool = pool
+	defer pool.Close()
+
+	e.epoch = time.Now()
+	e.started.Store(true)
+	close(e.readyCh)
+	e.log.Info("loadgen started", "virtual_clients", cfg.VirtualClients, "connections", cfg.Connections,
+		"interval_ms", cfg.IntervalMS, "target_rps", cfg.Rate(), "instance", cfg.InstanceID, "client_id_offset", e.offset,
+		"bytes_per_client", e.BytesPerClient())
+
+	progCtx, stopProg := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	if cfg.ProgressEvery > 0 && e.out != nil {
+		wg.Go(func() { e.progress(progCtx) })
+	}
+	sendEnd := e.schedulerLoop(ctx)
+	stopProg()
+	wg.Wait()
+
+	return e.finish(sendEnd)
+}
+
+// now returns nanoseconds since the epoch (monotonic).
+func (e *Engine) now() int64 { return int64(time.Since(e.epoch)) }
+
+// phaseOf returns 0 for requests intended during the warmup, else 1.
+func (e *Engine) phaseOf(at int64) int {
+	if at < e.warmupNs {
+		return 0
+	}
+	return 1
+}
+
+// schedulerLoop sends the scheduled requests and sweeps timeouts until the
+// sending phase ends, then keeps sweeping until nothing is pending or
+// REQUEST_TIMEOUT has passed. It returns when sending ended (ns after epoch).
+func (e *Engine) schedulerLoop(ctx context.Context) int64 {
+	var (
+		fNext, gNext uint64 // next fire to send; next fire whose deadline to check
+		sending      = true
+		sendEnd      int64
+		timer        = time.NewTimer(time.Hour)
+		pub          = newPublishers(e)
+	)
+	defer timer.Stop()
+	defer pub.close()
+	for {
+		now := e.now()
+		// Deadline checks first (fire g's request expires at time(g) + timeout),
+		// so a slot whose request expires now is free for the client's next fire.
+		gEnd := min(e.sched.FiresUpTo(now-e.timeoutNs), fNext)
+		if gEnd > gNext {
+			e.sweep(gNext, gEnd)
+			gNext = gEnd
+		}
+		if sending {
+			if now >= e.stopNs {
+				sending, sendEnd = false, e.stopNs
+			} else {
+				fEnd := e.sched.FiresUpTo(now)
+				if fEnd > fNext {
+					pub.send(fNext, fEnd, now)
+					fNext = fEnd
+					e.fired.Store(fNext)
+				}
+			}
+		}
+		if !sending && (e.pendingNow() == 0 || gNext >= fNext || now > sendEnd+e.timeoutNs+int64(time.Second)) {
+			return sendEnd
+		}
+		// Sleep until the next fire or deadline, but at least one Tick.
+		wake := int64(1<<63 - 1)
+		if sending {
+			wake = min(e.sched.FireTime(fNext), e.stopNs)
+		}
+		if gNext < fNext {
+			wake = min(wake, e.sched.FireTime(gNext)+e.timeoutNs)
+		}
+		wake = max(wake, now+int64(Tick))
+		timer.Reset(time.Duration(wake - now))
+		select {
+		case <-timer.C:
+		case <-e.stopSend:
+			e.stopSend = nil // nil channel: never selected again
+			if sending {
+				sending, sendEnd = false, e.now()
+			}
+		case <-ctx.Done():
+			ctx = context.Background()
+			if sending {
+				sending, sendEnd = false, e.now()
+			}
+		}
+	}
+}
+
+// sweep checks the deadlines of fires [a, b): every outstanding request of
+// the fire's client with a sequence number up to the fire's has expired.
+func (e *Engine) sweep(a, b uint64) {
+	for g := a; g < b; g++ {
+		client, seq, _ := e.sched.Fire(g)
+		e.table.Expire(client, seq, func(s uint32) {
+			e.counts[e.phaseOf(e.sched.TimeOf(client, s))].timedOut.Add(1)
+		})
+	}
+}
+
+// onResponse matches one response. It runs on a connection's dispatch
+// goroutine and never blocks.
+func (e *Engine) onResponse(conn int, _ string, payload []byte) {
+	var r wire.Response
+	if err := wire.DecodeResponse(payload, &r); err != nil {
+		e.malformed.Add(1)
+		return
+	}
+	now := e.now()
+	client := r.ClientID - e.offset
+	if r.RunID != e.runID || client >= e.n || !e.started.Load() {
+		e.unknown.Add(1)
+		return
+	}
+	at := e.sched.TimeOf(client, r.Seq)
+	if r.Intended != at {
+		e.unknown.Add(1)
+		return
+	}
+	c := &e.counts[e.phaseOf(at)]
+	rtt := now - at
+	if e.table.Match(client, r.Seq) {
+		if rtt > e.timeoutNs {
+			// Arrived after its deadline, before the sweep saw it: timed out.
+			c.timedOut.Add(1)
+			c.late.Add(1)
+			return
+		}
+		c.matched.Add(1)
+		if at >= e.warmupNs {
+			d := time.Duration(rtt)
+			e.lat.Record(conn, d)
+			e.wq.Record(conn, time.Duration(r.QueueUS)*time.Microsecond)
+			e.wp.Record(conn, time.Duration(r.ProcessUS)*time.Microsecond)
+			e.metrics.Latency.Observe(d.Seconds())
+		}
+		return
+	}
+	switch {
+	case uint64(r.Seq)*uint64(e.n) >= e.fired.Load()+uint64(e.n):
+		e.unknown.Add(1) // a sequence number the schedule has not reached
+	case rtt > e.timeoutNs:
+		c.late.Add(1)
+	default:
+		c.duplicate.Add(1)
+	}
+}
+
+func (e *Engine) connsUp() int {
+	if e.pool == nil {
+		return 0
+	}
+	return e.pool.Up()
+}
+
+// pendingNow returns sent − matched − timed out over both phases.
+func (e *Engine) pendingNow() int64 {
+	var p int64
+	for i := range e.counts {
+		c := &e.counts[i]
+		p += int64(c.sent.Load()) - int64(c.matched.Load()) - int64(c.timedOut.Load())
+	}
+	return max(p, 0)
+}
+
+func (e *Engine) snapshot(i int) report.Counts {
+	c := &e.counts[i]
+	return report.Counts{
+		RequestsSent:     c.sent.Load(),
+		ResponsesMatched: c.matched.Load(),
+		Timeouts:         c.timedOut.Load(),
+		Skipped:          c.skipped.Load(),
+		SendFailed:       c.sendFailed.Load(),
+		Late:             c.late.Load(),
+		Duplicate:        c.duplicate.Load(),
+	}
+}
+
+// finish builds the report after the drain: requests still outstanding are
+// counted (a full scan of the pending table), so the identity
+// sent == matched + timed out + still pending holds exactly.
+func (e *Engine) finish(sendEnd int64) (*report.Report, error) {
+	// Stop the handlers from changing the counts while the report is built.
+	e.pool.Close()
+	var still [2]uint64
+	e.table.Outstanding(func(client, seq uint32) {
+		still[e.phaseOf(e.sched.TimeOf(client, seq))]++
+	})
+	r := &report.Report{Instances: []string{e.cfg.InstanceID}}
+	r.Counts = e.snapshot(1)
+	r.StillPending = still[1]
+	r.Unknown = e.unknown.Load()
+	r.Malformed = e.malformed.Load()
+	if e.warmupNs > 0 {
+		w := e.snapshot(0)
+		w.StillPending = still[0]
+		r.Warmup = &w
+	}
+	measured := sendEnd - min(e.warmupNs, sendEnd)
+	r.DurationSeconds = time.Duration(measured).Seconds()
+	r.TargetRPS = e.cfg.Rate()
+	if e.rampNs > 0 && measured > 0 {
+		// During the ramp only part of the clients send: target averaged over the ramp.
+		rampPart := min(max(e.rampNs-e.warmupNs, 0), measured)
+		missing := float64(rampPart) * float64(rampPart) / float64(e.rampNs) / 2 // ∫ (1 - t/R) over the measured ramp part
+		r.TargetRPS = e.cfg.Rate() * (1 - missing/float64(measured))
+	}
+	cfgJSON, err := json.Marshal(e.cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.Config = cfgJSON
+	err = r.Finish(report.Hists{
+		Latency: e.lat.Total(), ScheduleLag: e.lag.Total(),
+		WorkerQueue: e.wq.Total(), WorkerProcess: e.wp.Total(),
+	}, e.cfg.SLOP99MS, e.cfg.SLOMatchRate)
+	return r, err
+}
+
+// ErrSLO is returned (wrapped) by callers when a report misses its SLO.
+var ErrSLO = errors.New("SLO not met")

@@ -1,0 +1,113 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+)
+
+type progressSnap struct {
+	at             time.Time
+	sent, matched  uint64
+	rateRPS        float64
+	matchRate      float64
+	p50, p99, p999 float64
+	max            float64
+}
+
+// Stats is the live state served as JSON on /debug/vars (key "loadgen").
+type Stats struct {
+	InstanceID       string          `json:"instance_id"`
+	Running          bool            `json:"running"`
+	ElapsedSeconds   float64         `json:"elapsed_s"`
+	VirtualClients   int             `json:"virtual_clients"`
+	Connections      int             `json:"connections"`
+	ConnectionsUp    int             `json:"connections_up"`
+	TargetRPS        float64         `json:"target_rps"`
+	RateRPS          float64         `json:"rate_rps"`
+	RequestsSent     uint64          `json:"requests_sent"`
+	ResponsesMatched uint64          `json:"responses_matched"`
+	Timeouts         uint64          `json:"timeouts"`
+	Skipped          uint64          `json:"skipped"`
+	SendFailed       uint64          `json:"send_failed"`
+	Pending          int64           `json:"pending"`
+	Late             uint64          `json:"late"`
+	Duplicate        uint64          `json:"duplicate"`
+	Unknown          uint64          `json:"unknown"`
+	Malformed        uint64          `json:"malformed"`
+	MatchRate        float64         `json:"match_rate"`
+	LatencyMS        latency.Summary `json:"latency_ms"`
+}
+
+// Stats returns the live counters (both phases) and the latency of the last
+// progress interval.
+func (e *Engine) Stats() Stats {
+	s := Stats{
+		InstanceID:     e.cfg.InstanceID,
+		Running:        e.started.Load(),
+		VirtualClients: e.cfg.VirtualClients,
+		Connections:    e.cfg.Connections,
+		ConnectionsUp:  e.connsUp(),
+		TargetRPS:      e.cfg.Rate(),
+		Unknown:        e.unknown.Load(),
+		Malformed:      e.malformed.Load(),
+		Pending:        e.pendingNow(),
+	}
+	if s.Running {
+		s.ElapsedSeconds = time.Since(e.epoch).Seconds()
+	}
+	for i := range e.counts {
+		c := e.snapshot(i)
+		s.RequestsSent += c.RequestsSent
+		s.ResponsesMatched += c.ResponsesMatched
+		s.Timeouts += c.Timeouts
+		s.Skipped += c.Skipped
+		s.SendFailed += c.SendFailed
+		s.Late += c.Late
+		s.Duplicate += c.Duplicate
+	}
+	if s.RequestsSent > 0 {
+		s.MatchRate = float64(s.ResponsesMatched) / float64(s.RequestsSent)
+	}
+	e.mu.Lock()
+	p := e.lastProg
+	e.mu.Unlock()
+	s.RateRPS = p.rateRPS
+	s.LatencyMS = latency.Summary{P50: p.p50, P99: p.p99, P999: p.p999, Max: p.max}
+	return s
+}
+
+// progress prints a line every PROGRESS_INTERVAL: request rate, match rate of
+// requests that ended in the interval, latency percentiles of the interval.
+func (e *Engine) progress(ctx context.Context) {
+	t := time.NewTicker(e.cfg.ProgressEvery)
+	defer t.Stop()
+	prev := progressSnap{at: e.epoch}
+	var prevTimeouts uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			st := e.Stats()
+			h := latency.Summarize(e.lat.Interval())
+			dt := now.Sub(prev.at).Seconds()
+			cur := progressSnap{at: now, sent: st.RequestsSent, matched: st.ResponsesMatched,
+				rateRPS: float64(st.RequestsSent-prev.sent) / dt, p50: h.P50, p99: h.P99, p999: h.P999, max: h.Max}
+			dm, dto := st.ResponsesMatched-prev.matched, st.Timeouts-prevTimeouts
+			cur.matchRate = 1
+			if dm+dto > 0 {
+				cur.matchRate = float64(dm) / float64(dm+dto)
+			}
+			e.mu.Lock()
+			e.lastProg = cur
+			e.mu.Unlock()
+			fmt.Fprintf(e.out, "[%6.1fs] rate %8.0f req/s (target %.0f)  match %.4f  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  pending %d  timeouts %d  skipped %d  send_failed %d  conns %d/%d\n",
+				st.ElapsedSeconds, cur.rateRPS, st.TargetRPS, cur.matchRate, h.P50, h.P99, h.Max,
+				st.Pending, st.Timeouts, st.Skipped, st.SendFailed, st.ConnectionsUp, st.Connections)
+			prev, prevTimeouts = cur, st.Timeouts
+		}
+	}
+}

@@ -1,0 +1,52 @@
+// Command loadgen-v2 simulates many virtual MQTT requesters multiplexed over a
+// small pool of connections and reports match rate and latency measured from
+// the intended send time. Configuration is environment variables; run with -h
+// for the table. `loadgen-v2 merge a.json b.json ...` combines the JSON reports
+// of instances that ran side by side.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/app"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	if cliutil.WantsHelp(args) {
+		_ = envconf.Usage(os.Stdout, "loadgen-v2", "MQTT request-response load generator (virtual clients over pooled connections)", &config.Config{})
+		fmt.Println("\nSubcommands:\n  merge REPORT.json...   combine reports of instances that ran side by side (uses SLO_P99_MS, SLO_MATCH_RATE)")
+		fmt.Println("\nExit status: 0 ok, 1 runtime error, 2 invalid configuration, 3 SLO not met, 130 second signal.")
+		return cliutil.ExitOK
+	}
+	if len(args) > 0 && args[0] == "merge" {
+		return app.Merge(args[1:], os.Stdout, os.Stderr)
+	}
+	if len(args) > 0 {
+		fmt.Fprintf(os.Stderr, "loadgen-v2: unknown argument %q (configuration is environment variables; -h lists them)\n", args[0])
+		return cliutil.ExitConfig
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen-v2:", err)
+		return cliutil.ExitConfig
+	}
+	log := cliutil.Logger(os.Stderr, cfg.LogLevel)
+	ctx, stop := cliutil.SignalContext(context.Background(), log, os.Exit)
+	defer stop()
+	code, err := app.Run(ctx, cfg, log, os.Stdout, os.Stderr)
+	if err != nil {
+		log.Error("loadgen failed", "err", err)
+		if errors.Is(err, envconf.ErrInvalid) {
+			return cliutil.ExitConfig
+		}
+	}
+	return code
+}
