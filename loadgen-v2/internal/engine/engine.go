@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -393,6 +394,7 @@ func (e *Engine) finish(sendEnd int64) (*report.Report, error) {
 		missing := float64(rampPart) * float64(rampPart) / float64(e.rampNs) / 2 // ∫ (1 - t/R) over the measured ramp part
 		r.TargetRPS = e.cfg.Rate() * (1 - missing/float64(measured))
 	}
+	r.Process = processUsage(r.RequestsSent + e.snapshot(0).RequestsSent)
 	cfgJSON, err := json.Marshal(e.cfg)
 	if err != nil {
 		return nil, err
@@ -407,3 +409,20 @@ func (e *Engine) finish(sendEnd int64) (*report.Report, error) {
 
 // ErrSLO is returned (wrapped) by callers when a report misses its SLO.
 var ErrSLO = errors.New("SLO not met")
+
+// processUsage reads this process's CPU time and peak RSS (getrusage).
+func processUsage(requests uint64) *report.Process {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return nil
+	}
+	p := &report.Process{
+		CPUUserSeconds:   time.Duration(ru.Utime.Nano()).Seconds(),
+		CPUSystemSeconds: time.Duration(ru.Stime.Nano()).Seconds(),
+		MaxRSSMB:         float64(ru.Maxrss) / 1024, // Linux: KiB
+	}
+	if requests > 0 {
+		p.CPUMicrosPerRequest = (p.CPUUserSeconds + p.CPUSystemSeconds) * 1e6 / float64(requests)
+	}
+	return p
+}

@@ -84,8 +84,20 @@ type Report struct {
 	Warmup          *Counts         `json:"warmup,omitempty"`
 	SLO             SLO             `json:"slo"`
 	Histograms      Histograms      `json:"histograms"`
+	Process         *Process        `json:"process,omitempty"`
 	Config          json.RawMessage `json:"config,omitempty"`
 	BrokerDropped   *int64          `json:"broker_dropped,omitempty"`
+}
+
+// Process is the resource use of the loadgen process over the whole run
+// (start-up and drain included), from getrusage.
+type Process struct {
+	CPUUserSeconds   float64 `json:"cpu_user_s"`
+	CPUSystemSeconds float64 `json:"cpu_system_s"`
+	MaxRSSMB         float64 `json:"max_rss_mb"`
+	// CPUMicrosPerRequest is (user + system) CPU per request sent, µs: the
+	// loadgen's own cost of a round trip (publish, response, accounting).
+	CPUMicrosPerRequest float64 `json:"cpu_us_per_request"`
 }
 
 // SLO is the outcome of the service-level objectives of a run.
@@ -238,6 +250,10 @@ func (r *Report) WriteText(w io.Writer) {
 		bal = "NO"
 	}
 	p("accounting balanced\t%s\t(sent = matched + timed out + pending)", bal)
+	if r.Process != nil {
+		p("loadgen process\tCPU %.2f s user + %.2f s sys = %.1f µs per request, max RSS %.1f MB",
+			r.Process.CPUUserSeconds, r.Process.CPUSystemSeconds, r.Process.CPUMicrosPerRequest, r.Process.MaxRSSMB)
+	}
 	if r.BrokerDropped != nil {
 		p("broker dropped\t%d", *r.BrokerDropped)
 	}

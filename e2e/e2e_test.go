@@ -1,0 +1,389 @@
+// Package e2e runs the real binaries (worker-v2, loadgen-v2, rr-local) as
+// processes against real brokers: the embedded one and a Mosquitto started by
+// the test on a free port with its own configuration.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mosquitto"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rrbench-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	for _, b := range []string{"loadgen-v2", "worker-v2", "cmd/rr-local"} {
+		out := filepath.Join(dir, filepath.Base(b))
+		cmd := exec.Command("go", "build", "-race", "-o", out, "../"+b)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", b, err)
+			os.Exit(1)
+		}
+	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running binary.
+type proc struct {
+	cmd    *exec.Cmd
+	out    bytes.Buffer
+	errOut bytes.Buffer
+	done   chan struct{}
+}
+
+func start(t *testing.T, name string, env ...string) *proc {
+	t.Helper()
+	p := &proc{done: make(chan struct{})}
+	p.cmd = exec.Command(filepath.Join(binDir, name))
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errOut
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(t *testing.T, limit time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(limit):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+		t.Fatalf("%s did not exit within %v\nstdout:\n%s\nstderr:\n%s", p.cmd.Path, limit, p.out.String(), p.errOut.String())
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func (p *proc) stop(t *testing.T) int {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	return p.wait(t, 40*time.Second)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitHTTP(t *testing.T, url string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready within %v", url, limit)
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v: %s", url, err, b)
+	}
+}
+
+// report is the part of the JSON report the tests read.
+type report struct {
+	Instances        []string `json:"instances"`
+	RequestsSent     uint64   `json:"requests_sent"`
+	ResponsesMatched uint64   `json:"responses_matched"`
+	Timeouts         uint64   `json:"timeouts"`
+	StillPending     uint64   `json:"still_pending"`
+	Skipped          uint64   `json:"skipped"`
+	SendFailed       uint64   `json:"send_failed"`
+	Unknown          uint64   `json:"unknown"`
+	Malformed        uint64   `json:"malformed"`
+	MatchRate        float64  `json:"match_rate"`
+	ThroughputRPS    float64  `json:"throughput_rps"`
+	TargetRPS        float64  `json:"target_rps"`
+	Balanced         bool     `json:"accounting_balanced"`
+	Latency          struct {
+		P50, P90, P99, P999, Max float64
+	} `json:"latency_ms"`
+	Config map[string]any `json:"config"`
+	SLO    struct {
+		Passed   bool     `json:"passed"`
+		Failures []string `json:"failures"`
+	} `json:"slo"`
+}
+
+func readReport(t *testing.T, path string) report {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// startWorker starts worker-v2 on brokerURL and waits until it is ready.
+func startWorker(t *testing.T, brokerURL string, env ...string) (*proc, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	w := start(t, "worker-v2", append([]string{"MQTT_BROKER=" + brokerURL, "HTTP_ADDR=" + addr, "CONNECTIONS=4", "MIN_WORKERS=4"}, env...)...)
+	waitHTTP(t, "http://"+addr+"/ready", 20*time.Second)
+	return w, addr
+}
+
+func loadgenEnv(brokerURL, reportFile string, extra ...string) []string {
+	return append([]string{
+		"BROKER=" + brokerURL, "VIRTUAL_CLIENTS=2000", "INTERVAL_MS=500", "DURATION=3s",
+		"CONNECTIONS=8", "SHARDS=64", "METRICS_ADDR=127.0.0.1:0", "PROGRESS_INTERVAL=1s",
+		"REPORT_FILE=" + reportFile,
+	}, extra...)
+}
+
+// checkAllAnswered asserts the light-load invariants: every request accounted
+// for, all matched, the rate on target.
+func checkAllAnswered(t *testing.T, r report, wantSent float64) {
+	t.Helper()
+	if !r.Balanced || r.RequestsSent != r.ResponsesMatched+r.Timeouts+r.StillPending {
+		t.Errorf("accounting: %+v", r)
+	}
+	if r.MatchRate != 1 || r.Timeouts != 0 || r.SendFailed != 0 || r.Skipped != 0 {
+		t.Errorf("want every request matched at light load: %+v", r)
+	}
+	if d := float64(r.RequestsSent)/wantSent - 1; d > 0.01 || d < -0.01 {
+		t.Errorf("sent %d, want %.0f ±1%%", r.RequestsSent, wantSent)
+	}
+	if r.Latency.P50 <= 0 || r.Latency.P99 < r.Latency.P50 {
+		t.Errorf("latency: %+v", r.Latency)
+	}
+	for _, k := range []string{"virtual_clients", "interval_ms", "broker"} {
+		if _, ok := r.Config[k]; !ok {
+			t.Errorf("config lacks %s", k)
+		}
+	}
+}
+
+func runPair(t *testing.T, brokerURL string) {
+	w, waddr := startWorker(t, brokerURL)
+	rf := filepath.Join(t.TempDir(), "report.json")
+	lg := start(t, "loadgen-v2", loadgenEnv(brokerURL, rf)...)
+	if code := lg.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("loadgen exit %d\n%s\n%s", code, lg.out.String(), lg.errOut.String())
+	}
+	r := readReport(t, rf)
+	checkAllAnswered(t, r, 2000*3/0.5)
+	if !strings.Contains(lg.out.String(), "match rate") || !strings.Contains(lg.errOut.String(), "req/s") {
+		t.Errorf("report table or progress missing:\n%s\n%s", lg.out.String(), lg.errOut.String())
+	}
+	var st map[string]any
+	getJSON(t, "http://"+waddr+"/stats", &st)
+	if st["processed"].(float64) < float64(r.ResponsesMatched) {
+		t.Errorf("worker processed %v < matched %d", st["processed"], r.ResponsesMatched)
+	}
+	if code := w.stop(t); code != 0 {
+		t.Errorf("worker exit %d: %s", code, w.errOut.String())
+	}
+}
+
+func TestEmbeddedBroker(t *testing.T) {
+	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	runPair(t, b.URL())
+}
+
+// startMosquitto starts a Mosquitto for the test, or skips when the binary
+// is absent (CI installs it, so CI never skips).
+func startMosquitto(t *testing.T, extra string) *mosquitto.Broker {
+	t.Helper()
+	m, err := mosquitto.Start(t.TempDir(), extra)
+	if err == mosquitto.ErrNotInstalled {
+		t.Skip("mosquitto not installed: apt-get install -y mosquitto (CI installs it)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+func TestMosquitto(t *testing.T) {
+	m := startMosquitto(t, "")
+	runPair(t, m.URL())
+}
+
+// Two loadgen instances with disjoint client ranges share one worker pool;
+// each sees only its own responses.
+func TestTwoLoadgensNoCrossTalk(t *testing.T) {
+	m := startMosquitto(t, "")
+	w, _ := startWorker(t, m.URL())
+	dir := t.TempDir()
+	var lgs []*proc
+	for i := range 2 {
+		rf := filepath.Join(dir, fmt.Sprintf("r%d.json", i))
+		lgs = append(lgs, start(t, "loadgen-v2", loadgenEnv(m.URL(), rf,
+			fmt.Sprintf("INSTANCE_ID=lg-%d", i), "CLIENT_ID_OFFSET=auto", "VIRTUAL_CLIENTS=1000")...))
+	}
+	var files []string
+	for i, lg := range lgs {
+		if code := lg.wait(t, 60*time.Second); code != 0 {
+			t.Fatalf("loadgen %d exit %d: %s", i, code, lg.errOut.String())
+		}
+		rf := filepath.Join(dir, fmt.Sprintf("r%d.json", i))
+		files = append(files, rf)
+		r := readReport(t, rf)
+		checkAllAnswered(t, r, 1000*3/0.5)
+		if r.Unknown != 0 {
+			t.Errorf("instance %d received %d responses of the other instance", i, r.Unknown)
+		}
+		if r.Config["client_id_offset"] != "auto" {
+			t.Errorf("config: %v", r.Config["client_id_offset"])
+		}
+	}
+	w.stop(t)
+
+	// merge: counts add, percentiles come from the merged histograms.
+	cmd := exec.Command(filepath.Join(binDir, "loadgen-v2"), append([]string{"merge"}, files...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("merge: %v\n%s", err, out)
+	}
+	r0, r1 := readReport(t, files[0]), readReport(t, files[1])
+	want := fmt.Sprintf("requests sent  %d", r0.RequestsSent+r1.RequestsSent)
+	if !strings.Contains(strings.Join(strings.Fields(string(out)), "  "), strings.Join(strings.Fields(want), "  ")) || !strings.Contains(string(out), "lg-0, lg-1") {
+		t.Errorf("merged report lacks %q:\n%s", want, out)
+	}
+}
+
+func TestSLOExitStatus(t *testing.T) {
+	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	w, _ := startWorker(t, b.URL())
+	defer w.stop(t)
+	rf := filepath.Join(t.TempDir(), "report.json")
+	lg := start(t, "loadgen-v2", loadgenEnv(b.URL(), rf, "DURATION=1s", "SLO_P99_MS=0.001", "SLO_MATCH_RATE=0.999")...)
+	if code := lg.wait(t, 60*time.Second); code != 3 {
+		t.Fatalf("exit %d, want 3 (p99 SLO missed)\n%s", code, lg.out.String())
+	}
+	r := readReport(t, rf)
+	if r.SLO.Passed || len(r.SLO.Failures) != 1 || !strings.Contains(r.SLO.Failures[0], "SLO_P99_MS") {
+		t.Errorf("slo: %+v", r.SLO)
+	}
+	if !strings.Contains(lg.out.String(), "SLO FAILED") {
+		t.Errorf("report does not name the failing figure:\n%s", lg.out.String())
+	}
+}
+
+func TestBadConfigExits2(t *testing.T) {
+	cases := []struct {
+		bin, env, want string
+	}{
+		{"loadgen-v2", "VIRTUAL_CLIENTS=lots", "VIRTUAL_CLIENTS"},
+		{"loadgen-v2", "INTERVAL_MS=0", "INTERVAL_MS"},
+		{"loadgen-v2", "BROKER=http://x", "BROKER"},
+		{"worker-v2", "MIN_WORKERS=50", "MAX_WORKERS"},
+		{"worker-v2", "MODE=turbo", "MODE"},
+	}
+	for _, c := range cases {
+		t.Run(c.bin+"/"+c.env, func(t *testing.T) {
+			env := []string{c.env}
+			if c.bin == "worker-v2" && strings.HasPrefix(c.env, "MIN_WORKERS") {
+				env = append(env, "MAX_WORKERS=10")
+			}
+			p := start(t, c.bin, env...)
+			if code := p.wait(t, 10*time.Second); code != 2 {
+				t.Fatalf("exit %d, want 2", code)
+			}
+			if !strings.Contains(p.errOut.String(), c.want) {
+				t.Errorf("message does not name %s: %s", c.want, p.errOut.String())
+			}
+		})
+	}
+	for _, bin := range []string{"loadgen-v2", "worker-v2"} {
+		out, err := exec.Command(filepath.Join(binDir, bin), "-h").Output()
+		if err != nil || !strings.Contains(string(out), "CONNECTIONS") {
+			t.Errorf("%s -h: %v\n%s", bin, err, out)
+		}
+	}
+}
+
+// rr-local (make run) on a small load: the report is printed, the exit
+// status is 0, and no child process is left behind.
+func TestLocalRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "rr-local"))
+	cmd.Env = append(os.Environ(), "VIRTUAL_CLIENTS=1000", "INTERVAL_MS=500", "DURATION=2s", "CONNECTIONS=10", "PROGRESS_INTERVAL=1s", "BIN_DIR="+binDir)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("rr-local: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "match rate") {
+		t.Fatalf("no report:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "accounting balanced  NO") {
+		t.Errorf("unbalanced:\n%s", out.String())
+	}
+	// No child left: no process runs a binary from binDir.
+	time.Sleep(200 * time.Millisecond)
+	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
+	for _, p := range procs {
+		if exe, err := os.Readlink(p); err == nil && strings.HasPrefix(exe, binDir) && !strings.HasSuffix(exe, "rr-local") {
+			t.Errorf("left behind: %s (%s)", exe, p)
+		}
+	}
+}

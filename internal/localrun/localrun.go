@@ -1,0 +1,179 @@
+// Package localrun owns the single-machine orchestration behind `make run`:
+// the embedded broker in-process, worker-v2 and loadgen-v2 as child
+// processes in their own process groups (killed if this process dies), and
+// an orderly stop: loadgen first (it drains and reports), then the worker
+// (SIGTERM, graceful), then the broker.
+package localrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+)
+
+// Main runs the benchmark and returns the exit status.
+func Main(stdout, stderr io.Writer) int {
+	addr := envOr("BROKER_ADDR", "127.0.0.1:0")
+	b, err := broker.Start(broker.Options{Addr: addr})
+	if err != nil {
+		fmt.Fprintln(stderr, "rr-local:", err)
+		return 1
+	}
+	defer b.Close()
+	fmt.Fprintf(stderr, "rr-local: embedded broker on %s\n", b.Addr())
+
+	bin := os.Getenv("BIN_DIR")
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(stderr, "rr-local:", err)
+			return 1
+		}
+		bin = filepath.Dir(exe)
+	}
+	workerHTTP := envOr("HTTP_ADDR", "")
+	if workerHTTP == "" {
+		workerHTTP = freeAddr()
+	}
+	metrics := envOr("METRICS_ADDR", "")
+	if metrics == "" {
+		metrics = freeAddr()
+	}
+
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+
+	worker := command(filepath.Join(bin, "worker-v2"), stdout, stderr, "MQTT_BROKER="+b.URL(), "HTTP_ADDR="+workerHTTP)
+	if err := worker.Start(); err != nil {
+		fmt.Fprintln(stderr, "rr-local: start worker:", err)
+		return 1
+	}
+	workerDone := make(chan error, 1)
+	go func() { workerDone <- worker.Wait() }()
+	defer stopProcess(worker, workerDone, stderr)
+
+	// Wait until the worker is subscribed, so the first requests find it.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := waitReady(ctx, "http://"+workerHTTP+"/ready", workerDone, sig); err != nil {
+		fmt.Fprintln(stderr, "rr-local: worker not ready:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "rr-local: worker ready (http://%s/stats); starting loadgen (http://%s/metrics)\n", workerHTTP, metrics)
+
+	lg := command(filepath.Join(bin, "loadgen-v2"), stdout, stderr, "BROKER="+b.URL(), "METRICS_ADDR="+metrics)
+	if err := lg.Start(); err != nil {
+		fmt.Fprintln(stderr, "rr-local: start loadgen:", err)
+		return 1
+	}
+	lgDone := make(chan error, 1)
+	go func() { lgDone <- lg.Wait() }()
+	signals := 0
+	for {
+		select {
+		case err := <-lgDone:
+			fmt.Fprintf(stderr, "rr-local: broker dropped %d messages (client queues full)\n", b.Dropped())
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return ee.ExitCode()
+			}
+			if err != nil {
+				fmt.Fprintln(stderr, "rr-local: loadgen:", err)
+				return 1
+			}
+			return 0
+		case s := <-sig:
+			signals++
+			if signals == 1 {
+				fmt.Fprintln(stderr, "rr-local: stopping loadgen (it drains and reports; again to kill)")
+				_ = lg.Process.Signal(s)
+				continue
+			}
+			_ = syscall.Kill(-lg.Process.Pid, syscall.SIGKILL)
+			<-lgDone
+			return 130
+		case err := <-workerDone:
+			workerDone <- err // for the deferred stop
+			fmt.Fprintln(stderr, "rr-local: worker exited early:", err)
+			_ = syscall.Kill(-lg.Process.Pid, syscall.SIGKILL)
+			<-lgDone
+			return 1
+		}
+	}
+}
+
+func command(path string, stdout, stderr io.Writer, env ...string) *exec.Cmd {
+	c := exec.Command(path)
+	c.Env = append(os.Environ(), env...)
+	c.Stdout, c.Stderr = stdout, stderr
+	// Own process group (the terminal's Ctrl-C reaches only rr-local, which
+	// forwards it in order); killed if rr-local dies.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return c
+}
+
+// stopProcess sends SIGTERM and waits up to 35 s (the worker's shutdown
+// timeout), then kills the process group.
+func stopProcess(c *exec.Cmd, done chan error, stderr io.Writer) {
+	_ = c.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(35 * time.Second):
+		fmt.Fprintln(stderr, "rr-local: worker did not stop in time; killing it")
+		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+func waitReady(ctx context.Context, url string, exited chan error, sig chan os.Signal) error {
+	client := &http.Client{Timeout: time.Second}
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			return fmt.Errorf("worker exited: %v", err)
+		case <-sig:
+			return errors.New("interrupted")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func envOr(k, def string) string {
+	if v := strings.TrimSpace(os.Getenv(k)); v != "" {
+		return v
+	}
+	return def
+}

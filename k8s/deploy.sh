@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Build, deploy and inspect mqtt-rr-bench on Kubernetes.
+#
+#   k8s/deploy.sh build     build both images; load them into the kind cluster
+#                           if there is one, push them if IMAGE_REGISTRY is set
+#   k8s/deploy.sh kind      deploy k8s/overlays/kind (10k clients) to kind
+#   k8s/deploy.sh 1m        deploy k8s/ (1M clients: 10 loadgen pods x 100k)
+#                           to the current kubectl context
+#   k8s/deploy.sh status    pods, services, HPA, EMQX cluster, loadgen numbers
+#   k8s/deploy.sh logs [emqx|worker|loadgen|all] [-f]
+#   k8s/deploy.sh cleanup   delete the namespace (and the kind cluster with
+#                           KIND_DELETE_CLUSTER=1)
+#
+# Environment:
+#   KIND_CLUSTER    kind cluster name                       (default: kind)
+#   IMAGE_REGISTRY  registry prefix for the images, e.g. ghcr.io/acme;
+#                   required by "1m" unless the nodes already have the images
+#   IMAGE_TAG       image tag                               (default: latest)
+#   DOCKER          container CLI                           (default: docker)
+#   KUBECTL         kubectl binary                          (default: kubectl)
+#   ROLLOUT_TIMEOUT how long to wait for each rollout       (default: 10m)
+#
+# The overlay lives below the manifests it patches, so it is rendered with
+# `kubectl kustomize --load-restrictor LoadRestrictionsNone` (what this
+# script does); plain `kubectl apply -k k8s/` works for the base.
+set -euo pipefail
+
+readonly NAMESPACE=mqtt-rr-bench
+readonly IMAGES=(loadgen-v2 worker-v2)
+
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd)
+readonly SCRIPT_DIR REPO_ROOT
+
+KIND_CLUSTER=${KIND_CLUSTER:-kind}
+IMAGE_REGISTRY=${IMAGE_REGISTRY:-}
+IMAGE_TAG=${IMAGE_TAG:-latest}
+DOCKER=${DOCKER:-docker}
+KUBECTL=${KUBECTL:-kubectl}
+ROLLOUT_TIMEOUT=${ROLLOUT_TIMEOUT:-10m}
+
+log() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+	printf 'error: %s\n' "$*" >&2
+	exit 1
+}
+
+need() {
+	local cmd
+	for cmd in "$@"; do
+		command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is required but not installed"
+	done
+}
+
+# image NAME prints the reference the cluster pulls for NAME.
+image() {
+	local ref="mqtt-rr-bench/$1:$IMAGE_TAG"
+	if [[ -n $IMAGE_REGISTRY ]]; then
+		ref="${IMAGE_REGISTRY%/}/$ref"
+	fi
+	printf '%s\n' "$ref"
+}
+
+kind_cluster_exists() {
+	command -v kind >/dev/null 2>&1 && kind get clusters 2>/dev/null | grep -qx -- "$KIND_CLUSTER"
+}
+
+cmd_build() {
+	need "$DOCKER"
+	local name ref
+	for name in "${IMAGES[@]}"; do
+		ref=$(image "$name")
+		log "building $ref"
+		"$DOCKER" build -f "$REPO_ROOT/$name/Dockerfile" -t "$ref" "$REPO_ROOT"
+		if [[ -n $IMAGE_REGISTRY ]]; then
+			log "pushing $ref"
+			"$DOCKER" push "$ref"
+		fi
+	done
+	if kind_cluster_exists; then
+		for name in "${IMAGES[@]}"; do
+			ref=$(image "$name")
+			log "loading $ref into kind cluster '$KIND_CLUSTER'"
+			kind load docker-image --name "$KIND_CLUSTER" "$ref"
+		done
+	elif [[ -z $IMAGE_REGISTRY ]]; then
+		warn "no kind cluster '$KIND_CLUSTER' and no IMAGE_REGISTRY: the images exist only in the local Docker"
+	fi
+}
+
+# render DIR [RESTRICT] prints the manifests of a kustomization with the
+# image references rewritten to $IMAGE_REGISTRY/.../$IMAGE_TAG.
+render() {
+	local dir=$1 name
+	local -a sed_args=()
+	for name in "${IMAGES[@]}"; do
+		sed_args+=(-e "s#image: mqtt-rr-bench/$name:latest\$#image: $(image "$name")#")
+	done
+	"$KUBECTL" kustomize --load-restrictor LoadRestrictionsNone "$dir" | sed "${sed_args[@]}"
+}
+
+ensure_namespace() {
+	if ! "$KUBECTL" get namespace "$NAMESPACE" >/dev/null 2>&1; then
+		log "creating namespace $NAMESPACE"
+		"$KUBECTL" apply -f "$SCRIPT_DIR/namespace.yaml"
+	fi
+}
+
+random_hex() {
+	# $1 bytes of randomness as hex; od is in every base system.
+	head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'
+}
+
+ensure_secrets() {
+	if "$KUBECTL" -n "$NAMESPACE" get secret emqx-secrets >/dev/null 2>&1; then
+		return
+	fi
+	log "creating secret emqx-secrets (random Erlang cookie and dashboard password)"
+	"$KUBECTL" -n "$NAMESPACE" create secret generic emqx-secrets \
+		--from-literal=node-cookie="$(random_hex 24)" \
+		--from-literal=dashboard-password="$(random_hex 12)" >/dev/null
+	printf 'EMQX dashboard: user admin, password from\n  %s -n %s get secret emqx-secrets -o jsonpath={.data.dashboard-password} | base64 -d\n' \
+		"$KUBECTL" "$NAMESPACE" >&2
+}
+
+check_metrics_server() {
+	if ! "$KUBECTL" get apiservice v1beta1.metrics.k8s.io >/dev/null 2>&1; then
+		warn "metrics-server is not installed: the worker HPA cannot read CPU and stays at minReplicas"
+	fi
+}
+
+wait_rollouts() {
+	local r
+	for r in statefulset/emqx deployment/worker statefulset/loadgen; do
+		log "waiting for $r"
+		"$KUBECTL" -n "$NAMESPACE" rollout status "$r" --timeout="$ROLLOUT_TIMEOUT"
+	done
+}
+
+deploy() {
+	local dir=$1
+	need "$KUBECTL"
+	log "context: $("$KUBECTL" config current-context)"
+	ensure_namespace
+	ensure_secrets
+	render "$dir" | "$KUBECTL" apply -f -
+	check_metrics_server
+	wait_rollouts
+	cmd_status
+}
+
+cmd_kind() {
+	need "$KUBECTL" kind
+	kind_cluster_exists || die "no kind cluster '$KIND_CLUSTER' (create it with: kind create cluster --name $KIND_CLUSTER)"
+	"$KUBECTL" config use-context "kind-$KIND_CLUSTER" >/dev/null
+	deploy "$SCRIPT_DIR/overlays/kind"
+}
+
+cmd_1m() {
+	need "$KUBECTL"
+	local ctx
+	ctx=$("$KUBECTL" config current-context)
+	if [[ $ctx == kind-* ]]; then
+		warn "context '$ctx' is a kind cluster; the 1M deployment requests ~8 CPUs and ~17 GiB"
+	fi
+	if [[ -z $IMAGE_REGISTRY ]]; then
+		warn "IMAGE_REGISTRY is not set: nodes must already have mqtt-rr-bench/*:$IMAGE_TAG"
+	fi
+	deploy "$SCRIPT_DIR"
+}
+
+# loadgen_vars POD prints one pod's /debug/vars "loadgen" object as a line,
+# fetched through the API server proxy (no port-forward needed).
+loadgen_vars() {
+	local raw
+	raw=$("$KUBECTL" get --raw "/api/v1/namespaces/$NAMESPACE/pods/$1:8090/proxy/debug/vars" 2>/dev/null) || {
+		printf '%-12s not reachable\n' "$1"
+		return
+	}
+	if command -v jq >/dev/null 2>&1; then
+		jq -r --arg pod "$1" '.loadgen // {} |
+			"\($pod)  sent=\(.requests_sent // 0)  matched=\(.responses_matched // 0)  timeouts=\(.timeouts // 0)  match_rate=\(.match_rate // 0)  rate_rps=\(.rate_rps // 0)  p99_ms=\(.latency_ms.p99 // 0)"' <<<"$raw"
+	else
+		printf '%-12s %s\n' "$1" "$raw"
+	fi
+}
+
+cmd_status() {
+	need "$KUBECTL"
+	"$KUBECTL" -n "$NAMESPACE" get pods,services,hpa,pdb -o wide
+	printf '\n--- EMQX cluster\n'
+	"$KUBECTL" -n "$NAMESPACE" exec emqx-0 -c emqx -- emqx ctl cluster status 2>/dev/null ||
+		echo "emqx-0 not reachable"
+	printf '\n--- loadgen (/debug/vars)\n'
+	local pod
+	for pod in $("$KUBECTL" -n "$NAMESPACE" get pods -l app.kubernetes.io/name=loadgen \
+		-o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'); do
+		loadgen_vars "$pod"
+	done
+}
+
+cmd_logs() {
+	need "$KUBECTL"
+	local component=all follow=()
+	local arg
+	for arg in "$@"; do
+		case $arg in
+		-f | --follow) follow=(--follow) ;;
+		emqx | worker | loadgen | all) component=$arg ;;
+		*) die "logs: unknown argument '$arg' (want emqx, worker, loadgen, all, -f)" ;;
+		esac
+	done
+	local selector=app.kubernetes.io/part-of=mqtt-rr-bench
+	if [[ $component != all ]]; then
+		selector=app.kubernetes.io/name=$component
+	fi
+	"$KUBECTL" -n "$NAMESPACE" logs -l "$selector" --all-containers --prefix \
+		--tail=200 --max-log-requests=32 "${follow[@]}"
+}
+
+cmd_cleanup() {
+	need "$KUBECTL"
+	log "deleting namespace $NAMESPACE"
+	"$KUBECTL" delete namespace "$NAMESPACE" --ignore-not-found --wait=true
+	if [[ ${KIND_DELETE_CLUSTER:-0} == 1 ]] && kind_cluster_exists; then
+		log "deleting kind cluster $KIND_CLUSTER"
+		kind delete cluster --name "$KIND_CLUSTER"
+	fi
+}
+
+usage() {
+	sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p;}' "${BASH_SOURCE[0]}"
+}
+
+main() {
+	local cmd=${1:-help}
+	shift || true
+	case $cmd in
+	build) cmd_build ;;
+	kind) cmd_kind ;;
+	1m) cmd_1m ;;
+	status) cmd_status ;;
+	logs) cmd_logs "$@" ;;
+	cleanup) cmd_cleanup ;;
+	help | -h | --help) usage ;;
+	*)
+		usage >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"

@@ -1,0 +1,217 @@
+// Package config holds worker-v2's configuration: every environment
+// variable, its default, its unit and its rule.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+)
+
+// Processing modes (MODE).
+const (
+	ModeHealth = "health" // reply at once
+	ModeSleep  = "sleep"  // wait SLEEP_MS ± SLEEP_JITTER_MS, then reply
+	ModeCPU    = "cpu"    // run CPU_ITERATIONS of hashing over the payload, then reply
+)
+
+// Bounds of the numeric variables.
+const (
+	MaxConnections = 1000
+	MaxWorkersCap  = 100_000    // goroutines; each costs ≥ 8 KB of stack
+	MaxQueueCap    = 10_000_000 // slots of 48 bytes: 480 MB
+)
+
+// Config is worker-v2's configuration. The zero value is not useful: use
+// Load (environment) or Defaults (tests).
+type Config struct {
+	Broker          string        `envconfig:"MQTT_BROKER" default:"tcp://localhost:1883" desc:"MQTT broker URL (tcp://, mqtt://, ssl://, tls://, mqtts://)" json:"broker"`
+	Sub             string        `envconfig:"MQTT_SUB" default:"req/+" desc:"topic filter the requests arrive on" json:"sub"`
+	Shared          bool          `envconfig:"SHARED_SUBSCRIPTION" default:"true" desc:"subscribe as $share/SHARE_GROUP/MQTT_SUB; false = plain subscription (every worker instance gets every request)" json:"shared_subscription"`
+	ShareGroup      string        `envconfig:"SHARE_GROUP" default:"workers" desc:"shared subscription group name" json:"share_group"`
+	Connections     int           `envconfig:"CONNECTIONS" default:"10" desc:"MQTT connections, each subscribed and used for replies (1..1000)" json:"connections"`
+	MinWorkers      int           `envconfig:"MIN_WORKERS" default:"10" desc:"fewest worker goroutines the autoscaler keeps" json:"min_workers"`
+	MaxWorkers      int           `envconfig:"MAX_WORKERS" default:"1000" desc:"most worker goroutines the autoscaler starts" json:"max_workers"`
+	QueueCap        int           `envconfig:"QUEUE_CAP" default:"100000" desc:"capacity of the request queue between connections and workers (messages)" json:"queue_cap"`
+	ScaleUp         float64       `envconfig:"SCALE_UP_THRESHOLD" default:"0.7" desc:"queue fill (0..1) above which workers are doubled" json:"scale_up_threshold"`
+	ScaleDown       float64       `envconfig:"SCALE_DOWN_THRESHOLD" default:"0.2" desc:"queue fill (0..1) below which workers are cut by 10% (after 3 samples in a row)" json:"scale_down_threshold"`
+	ScaleInterval   time.Duration `envconfig:"SCALE_INTERVAL" default:"1s" desc:"autoscaler sampling period (duration)" json:"scale_interval"`
+	Mode            string        `envconfig:"MODE" default:"health" desc:"processing: health (reply at once), sleep (SLEEP_MS ± SLEEP_JITTER_MS), cpu (CPU_ITERATIONS of hashing)" json:"mode"`
+	SleepMS         int           `envconfig:"SLEEP_MS" default:"10" desc:"MODE=sleep: processing time per request (ms)" json:"sleep_ms"`
+	SleepJitterMS   int           `envconfig:"SLEEP_JITTER_MS" default:"0" desc:"MODE=sleep: uniform jitter added to SLEEP_MS, ± this much, never below 0 (ms)" json:"sleep_jitter_ms"`
+	CPUIterations   int           `envconfig:"CPU_ITERATIONS" default:"10000" desc:"MODE=cpu: hash rounds per request (about 1-2 ns each)" json:"cpu_iterations"`
+	DropOnFull      bool          `envconfig:"DROP_ON_FULL" default:"true" desc:"when the queue is full: true = drop and count the request, false = stop reading the connection (the broker then queues or drops)" json:"drop_on_full"`
+	HTTPAddr        string        `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address for /metrics, /stats, /health, /ready (empty = off)" json:"http_addr"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"on SIGTERM, how long workers may take to empty the queue (duration)" json:"shutdown_timeout"`
+	QoS             int           `envconfig:"QOS" default:"0" desc:"MQTT QoS of the subscription and the replies (0, 1 or 2)" json:"qos"`
+	WriteLinger     time.Duration `envconfig:"WRITE_LINGER" default:"500us" desc:"how long a connection waits to batch replies into one write (duration; 0 = write at once)" json:"write_linger"`
+	ClientIDPrefix  string        `envconfig:"CLIENT_ID_PREFIX" desc:"MQTT client id prefix; connection i is {prefix}-{i} (default wk-{hostname}-{pid})" json:"client_id_prefix"`
+	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error" json:"log_level"`
+	mqttconn.Security
+}
+
+// Defaults returns the configuration with every default applied, as Load
+// returns it with an empty environment (before Validate fills
+// CLIENT_ID_PREFIX).
+func Defaults() *Config {
+	return &Config{
+		Broker:          "tcp://localhost:1883",
+		Sub:             "req/+",
+		Shared:          true,
+		ShareGroup:      "workers",
+		Connections:     10,
+		MinWorkers:      10,
+		MaxWorkers:      1000,
+		QueueCap:        100000,
+		ScaleUp:         0.7,
+		ScaleDown:       0.2,
+		ScaleInterval:   time.Second,
+		Mode:            ModeHealth,
+		SleepMS:         10,
+		SleepJitterMS:   0,
+		CPUIterations:   10000,
+		DropOnFull:      true,
+		HTTPAddr:        ":8080",
+		ShutdownTimeout: 30 * time.Second,
+		QoS:             0,
+		WriteLinger:     500 * time.Microsecond,
+		LogLevel:        "info",
+	}
+}
+
+// Load reads the environment and validates it. Errors wrap envconf.ErrInvalid.
+func Load() (*Config, error) {
+	c := &Config{}
+	if err := envconf.Load(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Check validates c and returns every problem joined in one error wrapping
+// envconf.ErrInvalid, or nil.
+func (c *Config) Check() error {
+	if errs := c.Validate(); len(errs) > 0 {
+		return fmt.Errorf("%w: %w", envconf.ErrInvalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Validate implements envconf.Validator: it returns every problem, each
+// naming the variable, its value and the rule. It fills CLIENT_ID_PREFIX when
+// it is empty.
+func (c *Config) Validate() []error {
+	if c.ClientIDPrefix == "" {
+		c.ClientIDPrefix = DefaultClientIDPrefix()
+	}
+	chk := envconf.Check
+	errs := []error{
+		chk(validFilter(c.Sub), "MQTT_SUB", c.Sub, "must be a topic filter ('+' and '#' alone in a level, '#' last)"),
+		chk(!strings.HasPrefix(c.Sub, "$share/"), "MQTT_SUB", c.Sub, "must not start with $share/ (set SHARE_GROUP and SHARED_SUBSCRIPTION instead)"),
+		chk(c.Connections >= 1 && c.Connections <= MaxConnections, "CONNECTIONS", c.Connections, fmt.Sprintf("must be between 1 and %d", MaxConnections)),
+		chk(c.MinWorkers >= 1, "MIN_WORKERS", c.MinWorkers, "must be at least 1"),
+		chk(c.MaxWorkers >= 1 && c.MaxWorkers <= MaxWorkersCap, "MAX_WORKERS", c.MaxWorkers, fmt.Sprintf("must be between 1 and %d", MaxWorkersCap)),
+		chk(c.QueueCap >= 1 && c.QueueCap <= MaxQueueCap, "QUEUE_CAP", c.QueueCap, fmt.Sprintf("must be between 1 and %d", MaxQueueCap)),
+		chk(c.ScaleUp > 0 && c.ScaleUp < 1, "SCALE_UP_THRESHOLD", c.ScaleUp, "must be between 0 and 1 (exclusive)"),
+		chk(c.ScaleDown > 0 && c.ScaleDown < 1, "SCALE_DOWN_THRESHOLD", c.ScaleDown, "must be between 0 and 1 (exclusive)"),
+		chk(c.ScaleInterval >= 10*time.Millisecond, "SCALE_INTERVAL", c.ScaleInterval, "must be at least 10ms"),
+		chk(validMode(c.Mode), "MODE", c.Mode, "must be health, sleep or cpu"),
+		chk(c.SleepMS >= 0 && c.SleepMS <= 3_600_000, "SLEEP_MS", c.SleepMS, "must be between 0 and 3600000"),
+		chk(c.SleepJitterMS >= 0 && c.SleepJitterMS <= 3_600_000, "SLEEP_JITTER_MS", c.SleepJitterMS, "must be between 0 and 3600000"),
+		chk(c.CPUIterations >= 0 && c.CPUIterations <= 1_000_000_000, "CPU_ITERATIONS", c.CPUIterations, "must be between 0 and 1000000000"),
+		chk(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", c.ShutdownTimeout, "must be positive"),
+		chk(c.QoS >= 0 && c.QoS <= 2, "QOS", c.QoS, "must be 0, 1 or 2"),
+		chk(c.WriteLinger >= 0 && c.WriteLinger <= time.Second, "WRITE_LINGER", c.WriteLinger, "must be between 0 and 1s"),
+		chk(len(c.ClientIDPrefix) <= 200, "CLIENT_ID_PREFIX", c.ClientIDPrefix, "must be at most 200 bytes"),
+		chk(validLevel(c.LogLevel), "LOG_LEVEL", c.LogLevel, "must be debug, info, warn or error"),
+	}
+	if c.Shared {
+		errs = append(errs, chk(c.ShareGroup != "", "SHARE_GROUP", c.ShareGroup,
+			"must not be empty while SHARED_SUBSCRIPTION=true (set SHARED_SUBSCRIPTION=false for a plain subscription)"))
+		if c.ShareGroup != "" {
+			errs = append(errs, chk(wire.ValidTopicName(c.ShareGroup), "SHARE_GROUP", c.ShareGroup, "must be 1-255 bytes without '/', '+', '#'"))
+		}
+	}
+	if c.MinWorkers > c.MaxWorkers {
+		errs = append(errs, fmt.Errorf("MIN_WORKERS=%d is greater than MAX_WORKERS=%d", c.MinWorkers, c.MaxWorkers))
+	}
+	if c.ScaleDown >= c.ScaleUp {
+		errs = append(errs, fmt.Errorf("SCALE_DOWN_THRESHOLD=%v must be below SCALE_UP_THRESHOLD=%v", c.ScaleDown, c.ScaleUp))
+	}
+	errs = append(errs, c.Security.Validate("MQTT_BROKER", c.Broker)...)
+	var out []error
+	for _, e := range errs {
+		if e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// SleepDuration returns SLEEP_MS as a duration.
+func (c *Config) SleepDuration() time.Duration { return time.Duration(c.SleepMS) * time.Millisecond }
+
+// SleepJitter returns SLEEP_JITTER_MS as a duration.
+func (c *Config) SleepJitter() time.Duration {
+	return time.Duration(c.SleepJitterMS) * time.Millisecond
+}
+
+// Level returns LOG_LEVEL as a slog level (info when invalid).
+func (c *Config) Level() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// DefaultClientIDPrefix returns "wk-{hostname}-{pid}".
+func DefaultClientIDPrefix() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "worker"
+	}
+	return "wk-" + h + "-" + strconv.Itoa(os.Getpid())
+}
+
+func validMode(m string) bool {
+	switch m {
+	case ModeHealth, ModeSleep, ModeCPU:
+		return true
+	}
+	return false
+}
+
+func validLevel(s string) bool {
+	switch strings.ToLower(s) {
+	case "debug", "info", "warn", "error":
+		return true
+	}
+	return false
+}
+
+// validFilter reports whether f is an MQTT topic filter: non-empty, no NUL,
+// '+' and '#' only as a whole level, '#' only as the last level.
+func validFilter(f string) bool {
+	if f == "" || len(f) > wire.MaxTopicLen || strings.IndexByte(f, 0) >= 0 {
+		return false
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		if strings.ContainsAny(l, "+#") && l != "+" && l != "#" {
+			return false
+		}
+		if l == "#" && i != len(levels)-1 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,200 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+)
+
+// variables lists every variable of Config, so tests start from an empty
+// environment whatever the machine has set.
+var variables = []string{
+	"MQTT_BROKER", "MQTT_SUB", "SHARED_SUBSCRIPTION", "SHARE_GROUP", "CONNECTIONS",
+	"MIN_WORKERS", "MAX_WORKERS", "QUEUE_CAP", "SCALE_UP_THRESHOLD", "SCALE_DOWN_THRESHOLD",
+	"SCALE_INTERVAL", "MODE", "SLEEP_MS", "SLEEP_JITTER_MS", "CPU_ITERATIONS", "DROP_ON_FULL",
+	"HTTP_ADDR", "SHUTDOWN_TIMEOUT", "QOS", "WRITE_LINGER", "CLIENT_ID_PREFIX", "LOG_LEVEL",
+	"MQTT_USERNAME", "MQTT_PASSWORD", "MQTT_PASSWORD_FILE", "TLS_CA_FILE", "TLS_CERT_FILE",
+	"TLS_KEY_FILE", "TLS_SERVER_NAME", "TLS_INSECURE",
+}
+
+func cleanEnv(t *testing.T) {
+	t.Helper()
+	for _, v := range variables {
+		t.Setenv(v, "") // restores the original value after the test
+		os.Unsetenv(v)
+	}
+}
+
+func TestDefaultsMatchLoad(t *testing.T) {
+	cleanEnv(t)
+	got, err := Load()
+	if err != nil {
+		t.Fatalf("Load with an empty environment: %v", err)
+	}
+	want := Defaults()
+	want.ClientIDPrefix = got.ClientIDPrefix // filled by Validate
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Load() = %+v\nDefaults() = %+v", got, want)
+	}
+	if !strings.HasPrefix(got.ClientIDPrefix, "wk-") {
+		t.Errorf("default CLIENT_ID_PREFIX = %q, want wk-{hostname}-{pid}", got.ClientIDPrefix)
+	}
+	if err := Defaults().Check(); err != nil {
+		t.Errorf("Defaults().Check() = %v", err)
+	}
+}
+
+func TestLoadValid(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("SHARED_SUBSCRIPTION", "false")
+	t.Setenv("SHARE_GROUP", "")
+	t.Setenv("MODE", "sleep")
+	t.Setenv("SLEEP_MS", "0")
+	t.Setenv("WRITE_LINGER", "0s")
+	t.Setenv("HTTP_ADDR", "")
+	t.Setenv("MIN_WORKERS", "1")
+	t.Setenv("MAX_WORKERS", "1")
+	t.Setenv("MQTT_SUB", "a/+/b/#")
+	t.Setenv("MQTT_BROKER", "mqtts://broker.example:8883")
+	c, err := Load()
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.Shared || c.HTTPAddr != "" || c.MinWorkers != 1 || c.WriteLinger != 0 {
+		t.Errorf("Load() = %+v", c)
+	}
+}
+
+func TestLoadInvalid(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want []string // every substring must appear in the error
+	}{
+		{"broker not a URL", map[string]string{"MQTT_BROKER": "::nope"}, []string{"MQTT_BROKER=::nope"}},
+		{"broker scheme", map[string]string{"MQTT_BROKER": "http://localhost:1883"}, []string{"MQTT_BROKER=http://localhost:1883", "scheme"}},
+		{"broker without host", map[string]string{"MQTT_BROKER": "tcp://"}, []string{"MQTT_BROKER=tcp://", "no host"}},
+		{"sub empty", map[string]string{"MQTT_SUB": ""}, []string{"MQTT_SUB=\"\""}},
+		{"sub bad wildcard", map[string]string{"MQTT_SUB": "req/a+"}, []string{"MQTT_SUB=req/a+"}},
+		{"sub # not last", map[string]string{"MQTT_SUB": "req/#/x"}, []string{"MQTT_SUB=req/#/x"}},
+		{"sub already shared", map[string]string{"MQTT_SUB": "$share/g/req/+"}, []string{"MQTT_SUB=$share/g/req/+", "SHARE_GROUP"}},
+		{"shared not a bool", map[string]string{"SHARED_SUBSCRIPTION": "maybe"}, []string{"SHARED_SUBSCRIPTION", "maybe", "boolean"}},
+		{"share group empty", map[string]string{"SHARE_GROUP": ""}, []string{"SHARE_GROUP=\"\"", "SHARED_SUBSCRIPTION=false"}},
+		{"share group slash", map[string]string{"SHARE_GROUP": "a/b"}, []string{"SHARE_GROUP=a/b"}},
+		{"connections not a number", map[string]string{"CONNECTIONS": "ten"}, []string{"CONNECTIONS", "ten", "integer"}},
+		{"connections zero", map[string]string{"CONNECTIONS": "0"}, []string{"CONNECTIONS=0", "between 1 and 1000"}},
+		{"connections negative", map[string]string{"CONNECTIONS": "-3"}, []string{"CONNECTIONS=-3"}},
+		{"connections too many", map[string]string{"CONNECTIONS": "1001"}, []string{"CONNECTIONS=1001"}},
+		{"min workers not a number", map[string]string{"MIN_WORKERS": "1.5"}, []string{"MIN_WORKERS", "1.5", "integer"}},
+		{"min workers zero", map[string]string{"MIN_WORKERS": "0"}, []string{"MIN_WORKERS=0", "at least 1"}},
+		{"min workers negative", map[string]string{"MIN_WORKERS": "-1"}, []string{"MIN_WORKERS=-1"}},
+		{"max workers zero", map[string]string{"MAX_WORKERS": "0"}, []string{"MAX_WORKERS=0"}},
+		{"max workers not a number", map[string]string{"MAX_WORKERS": "lots"}, []string{"MAX_WORKERS", "lots"}},
+		{"max workers too many", map[string]string{"MAX_WORKERS": "100001"}, []string{"MAX_WORKERS=100001"}},
+		{"min greater than max", map[string]string{"MIN_WORKERS": "50", "MAX_WORKERS": "10"}, []string{"MIN_WORKERS=50 is greater than MAX_WORKERS=10"}},
+		{"queue cap zero", map[string]string{"QUEUE_CAP": "0"}, []string{"QUEUE_CAP=0"}},
+		{"queue cap negative", map[string]string{"QUEUE_CAP": "-1"}, []string{"QUEUE_CAP=-1"}},
+		{"queue cap not a number", map[string]string{"QUEUE_CAP": "1e5"}, []string{"QUEUE_CAP", "1e5"}},
+		{"queue cap too big", map[string]string{"QUEUE_CAP": "10000001"}, []string{"QUEUE_CAP=10000001"}},
+		{"up threshold not a number", map[string]string{"SCALE_UP_THRESHOLD": "high"}, []string{"SCALE_UP_THRESHOLD", "high", "number"}},
+		{"up threshold zero", map[string]string{"SCALE_UP_THRESHOLD": "0"}, []string{"SCALE_UP_THRESHOLD=0", "between 0 and 1"}},
+		{"up threshold one", map[string]string{"SCALE_UP_THRESHOLD": "1"}, []string{"SCALE_UP_THRESHOLD=1"}},
+		{"up threshold negative", map[string]string{"SCALE_UP_THRESHOLD": "-0.5"}, []string{"SCALE_UP_THRESHOLD=-0.5"}},
+		{"down threshold zero", map[string]string{"SCALE_DOWN_THRESHOLD": "0"}, []string{"SCALE_DOWN_THRESHOLD=0"}},
+		{"down threshold above one", map[string]string{"SCALE_DOWN_THRESHOLD": "1.2"}, []string{"SCALE_DOWN_THRESHOLD=1.2"}},
+		{"down threshold not a number", map[string]string{"SCALE_DOWN_THRESHOLD": "low"}, []string{"SCALE_DOWN_THRESHOLD", "low"}},
+		{"thresholds crossed", map[string]string{"SCALE_UP_THRESHOLD": "0.3", "SCALE_DOWN_THRESHOLD": "0.5"}, []string{"SCALE_DOWN_THRESHOLD=0.5 must be below SCALE_UP_THRESHOLD=0.3"}},
+		{"thresholds equal", map[string]string{"SCALE_UP_THRESHOLD": "0.5", "SCALE_DOWN_THRESHOLD": "0.5"}, []string{"SCALE_DOWN_THRESHOLD=0.5", "SCALE_UP_THRESHOLD=0.5"}},
+		{"scale interval not a duration", map[string]string{"SCALE_INTERVAL": "5"}, []string{"SCALE_INTERVAL", "duration"}},
+		{"scale interval zero", map[string]string{"SCALE_INTERVAL": "0s"}, []string{"SCALE_INTERVAL=0s"}},
+		{"scale interval negative", map[string]string{"SCALE_INTERVAL": "-1s"}, []string{"SCALE_INTERVAL=-1s"}},
+		{"mode unknown", map[string]string{"MODE": "gpu"}, []string{"MODE=gpu", "health, sleep or cpu"}},
+		{"mode empty", map[string]string{"MODE": ""}, []string{"MODE=\"\""}},
+		{"sleep negative", map[string]string{"SLEEP_MS": "-5"}, []string{"SLEEP_MS=-5"}},
+		{"sleep not a number", map[string]string{"SLEEP_MS": "10ms"}, []string{"SLEEP_MS", "10ms", "integer"}},
+		{"jitter negative", map[string]string{"SLEEP_JITTER_MS": "-1"}, []string{"SLEEP_JITTER_MS=-1"}},
+		{"jitter not a number", map[string]string{"SLEEP_JITTER_MS": "x"}, []string{"SLEEP_JITTER_MS", "x"}},
+		{"cpu negative", map[string]string{"CPU_ITERATIONS": "-10"}, []string{"CPU_ITERATIONS=-10"}},
+		{"cpu not a number", map[string]string{"CPU_ITERATIONS": "many"}, []string{"CPU_ITERATIONS", "many"}},
+		{"drop on full not a bool", map[string]string{"DROP_ON_FULL": "sometimes"}, []string{"DROP_ON_FULL", "sometimes", "boolean"}},
+		{"shutdown zero", map[string]string{"SHUTDOWN_TIMEOUT": "0s"}, []string{"SHUTDOWN_TIMEOUT=0s", "positive"}},
+		{"shutdown negative", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, []string{"SHUTDOWN_TIMEOUT=-1s"}},
+		{"shutdown not a duration", map[string]string{"SHUTDOWN_TIMEOUT": "30"}, []string{"SHUTDOWN_TIMEOUT", "duration"}},
+		{"qos 3", map[string]string{"QOS": "3"}, []string{"QOS=3", "0, 1 or 2"}},
+		{"qos negative", map[string]string{"QOS": "-1"}, []string{"QOS=-1"}},
+		{"qos not a number", map[string]string{"QOS": "one"}, []string{"QOS", "one"}},
+		{"linger negative", map[string]string{"WRITE_LINGER": "-1ms"}, []string{"WRITE_LINGER=-1ms"}},
+		{"linger too long", map[string]string{"WRITE_LINGER": "2s"}, []string{"WRITE_LINGER=2s"}},
+		{"linger not a duration", map[string]string{"WRITE_LINGER": "500"}, []string{"WRITE_LINGER", "duration"}},
+		{"client id prefix too long", map[string]string{"CLIENT_ID_PREFIX": strings.Repeat("x", 201)}, []string{"CLIENT_ID_PREFIX="}},
+		{"log level", map[string]string{"LOG_LEVEL": "verbose"}, []string{"LOG_LEVEL=verbose"}},
+		{"password twice", map[string]string{"MQTT_PASSWORD": "a", "MQTT_PASSWORD_FILE": "/nonexistent"}, []string{"MQTT_PASSWORD_FILE"}},
+		{"tls on tcp url", map[string]string{"TLS_INSECURE": "true"}, []string{"MQTT_BROKER=tcp://localhost:1883", "not a TLS URL"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cleanEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := Load()
+			if err == nil {
+				t.Fatalf("Load() with %v = nil error", tc.env)
+			}
+			if !errors.Is(err, envconf.ErrInvalid) {
+				t.Errorf("error does not wrap envconf.ErrInvalid: %v", err)
+			}
+			for _, w := range tc.want {
+				// Case-insensitive: envconf spells type names its own way.
+				if !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(w)) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Defaults()
+	c.Connections = 0
+	c.QueueCap = 0
+	c.Mode = "gpu"
+	c.MinWorkers, c.MaxWorkers = 50, 10
+	err := c.Check()
+	if !errors.Is(err, envconf.ErrInvalid) {
+		t.Fatalf("Check() = %v, want ErrInvalid", err)
+	}
+	for _, w := range []string{"CONNECTIONS=0", "QUEUE_CAP=0", "MODE=gpu", "MIN_WORKERS=50 is greater than MAX_WORKERS=10"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("Check() = %q, missing %q", err, w)
+		}
+	}
+}
+
+func TestUsageListsEveryVariable(t *testing.T) {
+	var b strings.Builder
+	if err := envconf.Usage(&b, "worker-v2", "test", &Config{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range variables {
+		if !strings.Contains(b.String(), v) {
+			t.Errorf("usage lacks %s", v)
+		}
+	}
+}
+
+func FuzzValidFilter(f *testing.F) {
+	for _, s := range []string{"req/+", "#", "a/#", "a/#/b", "+/+", "", "a\x00b", "a+/b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ok := validFilter(s)
+		if ok && (s == "" || strings.Contains(s, "#/") || strings.IndexByte(s, 0) >= 0) {
+			t.Errorf("validFilter(%q) = true", s)
+		}
+	})
+}
