@@ -7,7 +7,6 @@ BIN   := bin
 RUN_VIRTUAL_CLIENTS := $(or $(VIRTUAL_CLIENTS),10000)
 RUN_INTERVAL_MS     := $(or $(INTERVAL_MS),1000)
 RUN_DURATION        := $(or $(DURATION),30s)
-RUN_CONNECTIONS     := $(or $(CONNECTIONS),100)
 
 .DEFAULT_GOAL := help
 
@@ -23,8 +22,7 @@ build: ## build loadgen-v2, worker-v2 and rr-local into bin/
 	$(GO) build -trimpath -o $(BIN)/rr-local ./cmd/rr-local
 
 run: build ## embedded broker + worker + loadgen on this machine (10k clients, 1 s interval, 30 s), then the report
-	VIRTUAL_CLIENTS=$(RUN_VIRTUAL_CLIENTS) INTERVAL_MS=$(RUN_INTERVAL_MS) DURATION=$(RUN_DURATION) \
-	CONNECTIONS=$(RUN_CONNECTIONS) $(BIN)/rr-local
+	VIRTUAL_CLIENTS=$(RUN_VIRTUAL_CLIENTS) INTERVAL_MS=$(RUN_INTERVAL_MS) DURATION=$(RUN_DURATION) $(BIN)/rr-local
 
 test: ## go vet and the race-enabled test suite (uses mosquitto when installed)
 	$(GO) vet ./...

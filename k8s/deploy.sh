@@ -12,6 +12,8 @@
 #                           KIND_DELETE_CLUSTER=1)
 #
 # Environment:
+#   KUBE_CONTEXT    kubeconfig context to use   (default: the current one;
+#                   "kind" uses kind-$KIND_CLUSTER unless this is set)
 #   KIND_CLUSTER    kind cluster name                       (default: kind)
 #   IMAGE_REGISTRY  registry prefix for the images, e.g. ghcr.io/acme;
 #                   required by "1m" unless the nodes already have the images
@@ -32,6 +34,7 @@ SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
 
+KUBE_CONTEXT=${KUBE_CONTEXT:-}
 KIND_CLUSTER=${KIND_CLUSTER:-kind}
 IMAGE_REGISTRY=${IMAGE_REGISTRY:-}
 IMAGE_TAG=${IMAGE_TAG:-latest}
@@ -44,6 +47,15 @@ warn() { printf 'warning: %s\n' "$*" >&2; }
 die() {
 	printf 'error: %s\n' "$*" >&2
 	exit 1
+}
+
+# k runs kubectl against $KUBE_CONTEXT (the current context when empty).
+k() {
+	if [[ -n $KUBE_CONTEXT ]]; then
+		"$KUBECTL" --context "$KUBE_CONTEXT" "$@"
+	else
+		"$KUBECTL" "$@"
+	fi
 }
 
 need() {
@@ -89,7 +101,7 @@ cmd_build() {
 	fi
 }
 
-# render DIR [RESTRICT] prints the manifests of a kustomization with the
+# render DIR prints the manifests of a kustomization with the
 # image references rewritten to $IMAGE_REGISTRY/.../$IMAGE_TAG.
 render() {
 	local dir=$1 name
@@ -97,13 +109,13 @@ render() {
 	for name in "${IMAGES[@]}"; do
 		sed_args+=(-e "s#image: mqtt-rr-bench/$name:latest\$#image: $(image "$name")#")
 	done
-	"$KUBECTL" kustomize --load-restrictor LoadRestrictionsNone "$dir" | sed "${sed_args[@]}"
+	k kustomize --load-restrictor LoadRestrictionsNone "$dir" | sed "${sed_args[@]}"
 }
 
 ensure_namespace() {
-	if ! "$KUBECTL" get namespace "$NAMESPACE" >/dev/null 2>&1; then
+	if ! k get namespace "$NAMESPACE" >/dev/null 2>&1; then
 		log "creating namespace $NAMESPACE"
-		"$KUBECTL" apply -f "$SCRIPT_DIR/namespace.yaml"
+		k apply -f "$SCRIPT_DIR/namespace.yaml"
 	fi
 }
 
@@ -113,11 +125,11 @@ random_hex() {
 }
 
 ensure_secrets() {
-	if "$KUBECTL" -n "$NAMESPACE" get secret emqx-secrets >/dev/null 2>&1; then
+	if k -n "$NAMESPACE" get secret emqx-secrets >/dev/null 2>&1; then
 		return
 	fi
 	log "creating secret emqx-secrets (random Erlang cookie and dashboard password)"
-	"$KUBECTL" -n "$NAMESPACE" create secret generic emqx-secrets \
+	k -n "$NAMESPACE" create secret generic emqx-secrets \
 		--from-literal=node-cookie="$(random_hex 24)" \
 		--from-literal=dashboard-password="$(random_hex 12)" >/dev/null
 	printf 'EMQX dashboard: user admin, password from\n  %s -n %s get secret emqx-secrets -o jsonpath={.data.dashboard-password} | base64 -d\n' \
@@ -125,7 +137,7 @@ ensure_secrets() {
 }
 
 check_metrics_server() {
-	if ! "$KUBECTL" get apiservice v1beta1.metrics.k8s.io >/dev/null 2>&1; then
+	if ! k get apiservice v1beta1.metrics.k8s.io >/dev/null 2>&1; then
 		warn "metrics-server is not installed: the worker HPA cannot read CPU and stays at minReplicas"
 	fi
 }
@@ -134,17 +146,17 @@ wait_rollouts() {
 	local r
 	for r in statefulset/emqx deployment/worker statefulset/loadgen; do
 		log "waiting for $r"
-		"$KUBECTL" -n "$NAMESPACE" rollout status "$r" --timeout="$ROLLOUT_TIMEOUT"
+		k -n "$NAMESPACE" rollout status "$r" --timeout="$ROLLOUT_TIMEOUT"
 	done
 }
 
 deploy() {
 	local dir=$1
 	need "$KUBECTL"
-	log "context: $("$KUBECTL" config current-context)"
+	log "context: ${KUBE_CONTEXT:-$(k config current-context)}"
 	ensure_namespace
 	ensure_secrets
-	render "$dir" | "$KUBECTL" apply -f -
+	render "$dir" | k apply -f -
 	check_metrics_server
 	wait_rollouts
 	cmd_status
@@ -153,16 +165,16 @@ deploy() {
 cmd_kind() {
 	need "$KUBECTL" kind
 	kind_cluster_exists || die "no kind cluster '$KIND_CLUSTER' (create it with: kind create cluster --name $KIND_CLUSTER)"
-	"$KUBECTL" config use-context "kind-$KIND_CLUSTER" >/dev/null
+	KUBE_CONTEXT=${KUBE_CONTEXT:-kind-$KIND_CLUSTER}
 	deploy "$SCRIPT_DIR/overlays/kind"
 }
 
 cmd_1m() {
 	need "$KUBECTL"
 	local ctx
-	ctx=$("$KUBECTL" config current-context)
+	ctx=${KUBE_CONTEXT:-$(k config current-context)}
 	if [[ $ctx == kind-* ]]; then
-		warn "context '$ctx' is a kind cluster; the 1M deployment requests ~8 CPUs and ~17 GiB"
+		warn "context '$ctx' is a kind cluster; the 1M deployment requests ~8 CPUs and ~12 GiB"
 	fi
 	if [[ -z $IMAGE_REGISTRY ]]; then
 		warn "IMAGE_REGISTRY is not set: nodes must already have mqtt-rr-bench/*:$IMAGE_TAG"
@@ -174,7 +186,7 @@ cmd_1m() {
 # fetched through the API server proxy (no port-forward needed).
 loadgen_vars() {
 	local raw
-	raw=$("$KUBECTL" get --raw "/api/v1/namespaces/$NAMESPACE/pods/$1:8090/proxy/debug/vars" 2>/dev/null) || {
+	raw=$(k get --raw "/api/v1/namespaces/$NAMESPACE/pods/$1:8090/proxy/debug/vars" 2>/dev/null) || {
 		printf '%-12s not reachable\n' "$1"
 		return
 	}
@@ -188,13 +200,13 @@ loadgen_vars() {
 
 cmd_status() {
 	need "$KUBECTL"
-	"$KUBECTL" -n "$NAMESPACE" get pods,services,hpa,pdb -o wide
+	k -n "$NAMESPACE" get pods,services,hpa,pdb -o wide
 	printf '\n--- EMQX cluster\n'
-	"$KUBECTL" -n "$NAMESPACE" exec emqx-0 -c emqx -- emqx ctl cluster status 2>/dev/null ||
+	k -n "$NAMESPACE" exec emqx-0 -c emqx -- emqx ctl cluster status 2>/dev/null ||
 		echo "emqx-0 not reachable"
 	printf '\n--- loadgen (/debug/vars)\n'
 	local pod
-	for pod in $("$KUBECTL" -n "$NAMESPACE" get pods -l app.kubernetes.io/name=loadgen \
+	for pod in $(k -n "$NAMESPACE" get pods -l app.kubernetes.io/name=loadgen \
 		-o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'); do
 		loadgen_vars "$pod"
 	done
@@ -215,14 +227,14 @@ cmd_logs() {
 	if [[ $component != all ]]; then
 		selector=app.kubernetes.io/name=$component
 	fi
-	"$KUBECTL" -n "$NAMESPACE" logs -l "$selector" --all-containers --prefix \
-		--tail=200 --max-log-requests=32 "${follow[@]}"
+	k -n "$NAMESPACE" logs -l "$selector" --all-containers --prefix \
+		--tail=200 --max-log-requests=32 ${follow[@]+"${follow[@]}"}
 }
 
 cmd_cleanup() {
 	need "$KUBECTL"
 	log "deleting namespace $NAMESPACE"
-	"$KUBECTL" delete namespace "$NAMESPACE" --ignore-not-found --wait=true
+	k delete namespace "$NAMESPACE" --ignore-not-found --wait=true
 	if [[ ${KIND_DELETE_CLUSTER:-0} == 1 ]] && kind_cluster_exists; then
 		log "deleting kind cluster $KIND_CLUSTER"
 		kind delete cluster --name "$KIND_CLUSTER"

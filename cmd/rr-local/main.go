@@ -23,8 +23,12 @@ func main() {
 		fmt.Println(`rr-local: embedded broker + worker-v2 + loadgen-v2 on this machine.
 Variables (besides those of loadgen-v2 and worker-v2, see their -h):
   BROKER_ADDR  embedded broker listen address (default 127.0.0.1:0, a free port)
-  BIN_DIR      directory holding loadgen-v2 and worker-v2 (default: this binary's directory)`)
+  BIN_DIR      directory holding loadgen-v2 and worker-v2 (default: this binary's directory)
+rr-local broker: run only the embedded broker on BROKER_ADDR until SIGINT/SIGTERM.`)
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "broker" {
+		os.Exit(localrun.BrokerOnly(os.Stderr))
 	}
 	os.Exit(localrun.Main(os.Stdout, os.Stderr))
 }

@@ -67,7 +67,7 @@ func typeName(t string) string {
 		return "number"
 	case "bool":
 		return "boolean (true/false)"
-	case "Duration":
+	case "Duration", "time.Duration":
 		return `duration (e.g. "10s", "1m30s")`
 	}
 	return t

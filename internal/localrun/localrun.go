@@ -177,3 +177,20 @@ func envOr(k, def string) string {
 	}
 	return def
 }
+
+// BrokerOnly runs the embedded broker on BROKER_ADDR (default
+// 127.0.0.1:1883) until SIGINT or SIGTERM.
+func BrokerOnly(stderr io.Writer) int {
+	b, err := broker.Start(broker.Options{Addr: envOr("BROKER_ADDR", "127.0.0.1:1883")})
+	if err != nil {
+		fmt.Fprintln(stderr, "rr-local broker:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "rr-local: embedded broker on %s\n", b.Addr())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	fmt.Fprintf(stderr, "rr-local: broker dropped %d messages\n", b.Dropped())
+	_ = b.Close()
+	return 0
+}

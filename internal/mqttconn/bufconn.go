@@ -163,7 +163,7 @@ func (b *bufConn) flusher() {
 		for {
 			b.mu.Lock()
 			out := b.pending
-			b.pending = b.spare[:0]
+			b.pending, b.spare = b.spare[:0], out[:0] // never leave pending and spare sharing an array
 			b.mu.Unlock()
 			if len(out) == 0 {
 				break

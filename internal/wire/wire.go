@@ -120,8 +120,8 @@ func AppendRequest(dst []byte, r *Request, padding int) ([]byte, error) {
 	dst = append(dst, r.Instance...)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(r.ReplyTopic)))
 	dst = append(dst, r.ReplyTopic...)
-	for range padding {
-		dst = append(dst, 0)
+	if padding > 0 {
+		dst = append(dst, make([]byte, padding)...) // no allocation: the compiler appends zeros in place
 	}
 	return dst, nil
 }

@@ -16,6 +16,10 @@ import (
 	"sync/atomic"
 )
 
+// maxSeq cannot be stored (seq+1 would wrap to the empty marker): Claim
+// refuses it, which happens only after 2^32 intervals of one run.
+const maxSeq = 1<<32 - 1
+
 // Table is the pending-request table.
 type Table struct {
 	k     int
@@ -34,6 +38,9 @@ func (t *Table) BytesPerClient() int { return 4 * t.k }
 // nothing, when all of the client's slots are taken (the send is skipped).
 // Only the client's owner goroutine calls Claim.
 func (t *Table) Claim(client uint32, seq uint32) bool {
+	if seq == maxSeq {
+		return false
+	}
 	base := int(client) * t.k
 	for i := base; i < base+t.k; i++ {
 		if t.slots[i].Load() == 0 {
@@ -47,6 +54,9 @@ func (t *Table) Claim(client uint32, seq uint32) bool {
 // Match ends request (client, seq) if it is outstanding and reports whether it
 // was. A second call for the same request returns false.
 func (t *Table) Match(client uint32, seq uint32) bool {
+	if seq == maxSeq {
+		return false
+	}
 	base := int(client) * t.k
 	for i := base; i < base+t.k; i++ {
 		if t.slots[i].CompareAndSwap(seq+1, 0) {

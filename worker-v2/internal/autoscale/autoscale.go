@@ -74,7 +74,7 @@ func Decide(obs Observation, p Policy) int {
 		return min(max(2*w, w+1), p.Max)
 	case fill < p.Down && obs.Calm+1 >= max(p.DownAfter, 1):
 		n := w - max(w/10, 1)
-		floor := obs.Busy + (obs.Busy+3)/4 // busy workers plus 25% headroom, rounded up
+		floor := obs.Busy + (obs.Busy+3)/4  // busy workers plus 25% headroom, rounded up
 		return min(w, max(n, floor, p.Min)) // a cut never adds workers
 	}
 	return w

@@ -47,7 +47,7 @@ type Config struct {
 	Mode            string        `envconfig:"MODE" default:"health" desc:"processing: health (reply at once), sleep (SLEEP_MS ± SLEEP_JITTER_MS), cpu (CPU_ITERATIONS of hashing)" json:"mode"`
 	SleepMS         int           `envconfig:"SLEEP_MS" default:"10" desc:"MODE=sleep: processing time per request (ms)" json:"sleep_ms"`
 	SleepJitterMS   int           `envconfig:"SLEEP_JITTER_MS" default:"0" desc:"MODE=sleep: uniform jitter added to SLEEP_MS, ± this much, never below 0 (ms)" json:"sleep_jitter_ms"`
-	CPUIterations   int           `envconfig:"CPU_ITERATIONS" default:"10000" desc:"MODE=cpu: hash rounds per request (about 1-2 ns each)" json:"cpu_iterations"`
+	CPUIterations   int           `envconfig:"CPU_ITERATIONS" default:"10000" desc:"MODE=cpu: hash rounds over the payload per request (about 2-3 ns each)" json:"cpu_iterations"`
 	DropOnFull      bool          `envconfig:"DROP_ON_FULL" default:"true" desc:"when the queue is full: true = drop and count the request, false = stop reading the connection (the broker then queues or drops)" json:"drop_on_full"`
 	HTTPAddr        string        `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address for /metrics, /stats, /health, /ready (empty = off)" json:"http_addr"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"on SIGTERM, how long workers may take to empty the queue (duration)" json:"shutdown_timeout"`

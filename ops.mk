@@ -1,0 +1,119 @@
+# ops.mk: Docker Compose, dashboards, monitoring and Kubernetes targets.
+# Included by the main Makefile (`include ops.mk`); its `help` lists the
+# targets below from their `## ` comments. Every variable can be overridden
+# on the command line: make up VIRTUAL_CLIENTS=50000 WORKER_INSTANCES=3
+#
+# Compose knobs not listed here (MODE, MAX_WORKERS, QOS, ...) are read from
+# the environment by docker-compose.production.yml: make up MODE=sleep SLEEP_MS=5
+
+OPS_ROOT := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+
+# Load shape for `make up`.
+VIRTUAL_CLIENTS ?= 100000
+WORKER_INSTANCES ?= 1
+LOADGEN_INSTANCES ?= 1
+INTERVAL_MS ?= 2000
+
+# Where the JSON endpoints are reachable from this host.
+LOADGEN_URL ?= http://localhost:8090
+WORKER_URL ?= http://localhost:8080
+# loadgen-v2-N (N >= 1) started by `make up` listens on LOADGEN_PORT_BASE+N.
+LOADGEN_PORT_BASE ?= 8090
+DASHBOARD_WEB_PORT ?= 8000
+
+DOCKER ?= docker
+DOCKER_COMPOSE ?= $(DOCKER) compose
+COMPOSE_PROJECT ?= mqtt-rr-bench
+PRODUCTION_COMPOSE_FILE ?= $(OPS_ROOT)/docker-compose.production.yml
+K8S_DEPLOY ?= $(OPS_ROOT)/k8s/deploy.sh
+# make k8s-logs K8S_LOGS_ARGS="worker -f"
+K8S_LOGS_ARGS ?= all
+
+OPS_COMPOSE = $(DOCKER_COMPOSE) -p $(COMPOSE_PROJECT) -f $(PRODUCTION_COMPOSE_FILE)
+OPS_COMPOSE_ENV = VIRTUAL_CLIENTS=$(VIRTUAL_CLIENTS) INTERVAL_MS=$(INTERVAL_MS)
+
+.PHONY: up up-100k down stats dashboard dashboard-web monitoring-up monitoring-down \
+	k8s-build k8s-deploy-kind k8s-deploy-1m k8s-status k8s-logs k8s-cleanup check-ops
+
+up: ## Start EMQX + worker-v2 + loadgen-v2 in Docker (VIRTUAL_CLIENTS, WORKER_INSTANCES, LOADGEN_INSTANCES, INTERVAL_MS)
+	@case "$(WORKER_INSTANCES)$(LOADGEN_INSTANCES)" in *[!0-9]*|'') \
+		echo "WORKER_INSTANCES=$(WORKER_INSTANCES) and LOADGEN_INSTANCES=$(LOADGEN_INSTANCES) must be whole numbers" >&2; exit 2;; esac
+	@if [ "$(LOADGEN_INSTANCES)" -lt 1 ]; then echo "LOADGEN_INSTANCES=$(LOADGEN_INSTANCES) must be at least 1" >&2; exit 2; fi
+	$(OPS_COMPOSE_ENV) $(OPS_COMPOSE) up -d --build --scale worker-v2=$(WORKER_INSTANCES) emqx worker-v2 loadgen-v2
+	@# Extra loadgen instances: one-off containers of the loadgen-v2 service,
+	@# each with its own INSTANCE_ID, so CLIENT_ID_OFFSET=auto gives it the
+	@# client ids [N*VIRTUAL_CLIENTS, (N+1)*VIRTUAL_CLIENTS).
+	@old=$$($(DOCKER) ps -aq --filter label=com.docker.compose.project=$(COMPOSE_PROJECT) \
+		--filter label=com.docker.compose.service=loadgen-v2 --filter label=com.docker.compose.oneoff=True); \
+	if [ -n "$$old" ]; then $(DOCKER) rm -f $$old >/dev/null; fi; \
+	i=1; while [ $$i -lt $(LOADGEN_INSTANCES) ]; do \
+		port=$$(($(LOADGEN_PORT_BASE) + i)); \
+		report=$${REPORT_FILE:+$${REPORT_FILE%.json}-$$i.json}; \
+		echo "loadgen-v2-$$i: client ids from $$((i * $(VIRTUAL_CLIENTS))), http://localhost:$$port"; \
+		$(OPS_COMPOSE_ENV) $(OPS_COMPOSE) run -d --no-deps --use-aliases \
+			--name $(COMPOSE_PROJECT)-loadgen-v2-extra-$$i \
+			-e INSTANCE_ID=loadgen-v2-$$i -e REPORT_FILE=$$report \
+			-p 127.0.0.1:$$port:8090 loadgen-v2 >/dev/null || exit 1; \
+		i=$$((i + 1)); \
+	done
+	@echo "Running: $(LOADGEN_INSTANCES) x $(VIRTUAL_CLIENTS) virtual clients every $(INTERVAL_MS) ms, $(WORKER_INSTANCES) worker(s)."
+	@echo "Watch it: make dashboard | make stats | make monitoring-up"
+
+up-100k: VIRTUAL_CLIENTS = 100000
+up-100k: LOADGEN_INSTANCES = 1
+up-100k: WORKER_INSTANCES = 2
+up-100k: INTERVAL_MS = 2000
+up-100k: up ## Start the 100k-virtual-client setup (1 loadgen, 2 workers, 2 s interval: 50k req/s)
+
+down: ## Stop and remove the Compose deployment, extra loadgens and monitoring (volumes are kept)
+	$(OPS_COMPOSE) --profile monitoring down --remove-orphans
+
+stats: ## Print loadgen /debug/vars ("loadgen" key) and worker /stats
+	@rc=0; \
+	for ep in "loadgen $(LOADGEN_URL)/debug/vars" "worker $(WORKER_URL)/stats"; do \
+		set -- $$ep; echo "== $$1  $$2"; \
+		if body=$$(curl -fsS --max-time 3 "$$2" 2>&1); then \
+			if command -v jq >/dev/null 2>&1; then \
+				printf '%s' "$$body" | jq 'if has("loadgen") then .loadgen else . end'; \
+			else \
+				printf '%s' "$$body" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps(d.get("loadgen", d), indent=2))'; \
+			fi; \
+		else echo "not reachable: $$body"; rc=1; fi; \
+	done; exit $$rc
+
+dashboard: ## Live terminal dashboard (LOADGEN_URL, WORKER_URL); Ctrl-C quits
+	@LOADGEN_URL=$(LOADGEN_URL) WORKER_URL=$(WORKER_URL) $(OPS_ROOT)/scripts/dashboard.sh
+
+dashboard-web: ## Serve monitoring/ on 127.0.0.1:8000 (DASHBOARD_WEB_PORT) for the web dashboard; Ctrl-C stops
+	@echo "Web dashboard: http://localhost:$(DASHBOARD_WEB_PORT)/dashboard.html"
+	@echo "  (other endpoints: ...dashboard.html?loadgen=$(LOADGEN_URL)&worker=$(WORKER_URL))"
+	@cd $(OPS_ROOT)/monitoring && python3 -m http.server $(DASHBOARD_WEB_PORT) --bind 127.0.0.1
+
+monitoring-up: ## Start Prometheus (:9090) and Grafana (:3000, admin/admin) for the Compose deployment
+	$(OPS_COMPOSE) --profile monitoring up -d prometheus grafana
+	@echo "Prometheus: http://localhost:9090"
+	@echo "Grafana:    http://localhost:3000 (admin / $${GRAFANA_ADMIN_PASSWORD:-admin})"
+
+monitoring-down: ## Stop and remove Prometheus and Grafana (their data volumes are kept)
+	$(OPS_COMPOSE) --profile monitoring rm --stop --force prometheus grafana
+
+k8s-build: ## Build the images and load them into kind (push with IMAGE_REGISTRY=...)
+	$(K8S_DEPLOY) build
+
+k8s-deploy-kind: ## Deploy to kind: 3 small EMQX nodes, 10k virtual clients
+	$(K8S_DEPLOY) kind
+
+k8s-deploy-1m: ## Deploy to the current kubectl context: 3 EMQX nodes, 10 loadgen pods x 100k clients
+	$(K8S_DEPLOY) 1m
+
+k8s-status: ## Kubernetes pods, HPA, EMQX cluster status and per-loadgen numbers
+	$(K8S_DEPLOY) status
+
+k8s-logs: ## Kubernetes logs (K8S_LOGS_ARGS="worker -f" to pick and follow)
+	$(K8S_DEPLOY) logs $(K8S_LOGS_ARGS)
+
+k8s-cleanup: ## Delete the Kubernetes namespace (KIND_DELETE_CLUSTER=1 also deletes the kind cluster)
+	$(K8S_DEPLOY) cleanup
+
+check-ops: ## Validate compose, k8s, Prometheus, Grafana and scripts (skips checks whose tool is missing)
+	$(OPS_ROOT)/scripts/check-ops.sh

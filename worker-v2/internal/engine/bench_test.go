@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/process"
+)
+
+// BenchmarkHandle measures the connection side per message: decode, count,
+// enqueue (and the worker's dequeue).
+func BenchmarkHandle(b *testing.B) {
+	e, err := New(testConfig("tcp://127.0.0.1:1883"), nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload := request(b, 42)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(payload)))
+	for b.Loop() {
+		e.handle(0, "req/10", payload)
+		<-e.queue
+	}
+	if e.malformed() != 0 || e.droppedFull() != 0 {
+		b.Fatal("payload counted as malformed or dropped")
+	}
+}
+
+// BenchmarkProcessHealth measures the worker side per message in MODE=health:
+// dequeue, decode, encode the response, publish it through a real pool
+// connected to the embedded broker (nobody subscribes to the reply topic).
+//
+// allocs/op counts the whole process, so it includes the in-process broker
+// (mochi allocates per inbound PUBLISH); BenchmarkProcessHealthNoNetwork
+// shows the worker's own path. One goroutine publishes faster than mochi
+// drains, so part of the replies fail fast with ErrBackpressure (failed/op).
+func BenchmarkProcessHealth(b *testing.B) {
+	br := startBroker(b)
+	cfg := testConfig(br.URL())
+	cfg.Connections = 1
+	e, err := New(cfg, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool, err := mqttconn.Dial(context.Background(), mqttconn.Options{
+		Broker: br.URL(), ClientIDPrefix: cfg.ClientIDPrefix, Connections: 1, Linger: cfg.WriteLinger,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	proc, _ := process.New(process.Options{Mode: process.Health}, 1)
+	w := &worker{e: e, conn: pool.Conn(0), proc: proc, st: &e.work[0], buf: make([]byte, 0, wire.ResponseSize)}
+	payload := request(b, 42)
+	b.ReportAllocs()
+	for b.Loop() {
+		e.queue <- item{payload: payload, enqueued: time.Now()}
+		w.handle(<-e.queue)
+	}
+	b.StopTimer()
+	if failed := e.replyFailed(); failed > 0 {
+		b.ReportMetric(float64(failed)/float64(e.replyFailed()+e.processed()), "failed/op")
+	}
+}
+
+// discardConn is a Conn that accepts and forgets every reply: it isolates the
+// worker's own cost (dequeue, decode, encode, topic conversion, counters,
+// histograms) from the network and the broker.
+type discardConn struct{ n int }
+
+func (c *discardConn) Publish(topic string, payload []byte) error {
+	c.n += len(topic) + len(payload)
+	return nil
+}
+func (c *discardConn) Queue(topic string, payload []byte) error { return c.Publish(topic, payload) }
+func (c *discardConn) Flush()                                   {}
+func (c *discardConn) Connected() bool                          { return true }
+
+// BenchmarkProcessHealthNoNetwork is BenchmarkProcessHealth without the pool:
+// it must report 0 allocs/op.
+func BenchmarkProcessHealthNoNetwork(b *testing.B) {
+	e, err := New(testConfig("tcp://127.0.0.1:1883"), nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	proc, _ := process.New(process.Options{Mode: process.Health}, 1)
+	w := &worker{e: e, conn: &discardConn{}, proc: proc, st: &e.work[0], buf: make([]byte, 0, wire.ResponseSize)}
+	payload := request(b, 42)
+	b.ReportAllocs()
+	for b.Loop() {
+		e.queue <- item{payload: payload, enqueued: time.Now()}
+		w.handle(<-e.queue)
+	}
+	if e.processed() == 0 {
+		b.Fatal("nothing processed")
+	}
+}

@@ -1,0 +1,448 @@
+// Package engine owns worker-v2's run loop: the subscriber pool, the request
+// queue, the worker goroutines and their replies, the autoscaler wiring, the
+// counters behind /stats and /metrics, and the graceful drain.
+//
+// Data flow. Each of CONNECTIONS MQTT connections subscribes to
+// $share/SHARE_GROUP/MQTT_SUB (or MQTT_SUB with SHARED_SUBSCRIPTION=false).
+// paho hands every inbound message to the connection's single dispatch
+// goroutine, which runs handle: decode (wire.DecodeRequest, no allocation),
+// check that the reply topic is a publishable topic name (a wildcard, NUL or
+// bad UTF-8 there would make the broker close the connection), count, and
+// put {payload, enqueue time} on a buffered channel of QUEUE_CAP items (48
+// bytes a slot). Between MIN_WORKERS and MAX_WORKERS goroutines take
+// items, process them (package process), encode the response into a
+// per-worker buffer and publish it on the request's reply topic through
+// connection (worker id mod CONNECTIONS), whose write-coalescing buffer
+// batches replies for up to WRITE_LINGER.
+//
+// Accounting. Every message received ends as exactly one of processed,
+// dropped_full, malformed, reply_failed or abandoned, or is still queued or in
+// flight:
+//
+//	received = processed + dropped_full + malformed + reply_failed + abandoned + queue_depth + in_flight
+//
+// (exact when the engine is quiet; a snapshot taken under load can be off by
+// the few messages moving between two counters while it is read). Counters
+// are striped atomics written by the goroutine that owns the event; the
+// Prometheus side reads them with CounterFunc/GaugeFunc.
+//
+// DROP_ON_FULL. With true (the default) a full queue drops the request at
+// once and counts it as dropped_full: the loss is visible and the connection
+// keeps reading. With false the dispatch goroutine blocks until a slot frees.
+// Back-pressure then travels back through the client: paho's inbound channel
+// (1024 messages) fills, its reader stops, the socket's receive window closes
+// and the broker can no longer write to this connection. The broker then
+// queues and, past its limits, drops — where the worker cannot count it:
+//
+//   - Mosquitto queues QoS 0 messages for a connected client up to
+//     max_queued_messages (default 1000) and silently drops the rest
+//     ($SYS/broker/messages/dropped); with $share it keeps picking the blocked
+//     member round-robin, so a stalled worker instance still gets its share.
+//   - EMQX queues per session up to mqtt.max_mqueue_len (default 1000) and
+//     drops beyond it (the oldest first, by default);
+//     force_shutdown may kill a connection whose process mailbox grows too
+//     large. Its $share strategies (round_robin, random, ...) ignore backlog.
+//   - mochi (the embedded broker) drops messages for a client whose outbound
+//     queue (MaximumClientWritesPending; 8192 by default, 65536 in
+//     internal/broker) is full, counting them in OnPublishDropped.
+//
+// A block also stops paho from reading PINGRESP: if it lasts longer than the
+// keepalive plus ping timeout, paho drops the connection and reconnects with
+// a clean session, and the broker discards whatever it had queued. A blocked
+// send is released (and counted abandoned) when shutdown gives up.
+//
+// Shutdown. When Run's context ends: /ready and /health turn 503, the
+// autoscaler stops, every connection unsubscribes (the broker stops
+// delivering; replies can still go out), the engine waits for stragglers
+// already on the wire, then workers empty the queue and exit. Whatever is
+// still queued or being slept on after SHUTDOWN_TIMEOUT is counted as
+// abandoned and logged. Then the connections close (flushing buffered
+// replies) and Run returns after every goroutine it started has ended.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/autoscale"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/process"
+)
+
+// ErrRunTwice is returned by Run when the engine has already run.
+var ErrRunTwice = errors.New("engine: Run called more than once")
+
+// workStripes is the number of counter stripes shared by the workers (worker
+// id mod workStripes); a power of two well above the core count keeps
+// contention on one cache line negligible.
+const workStripes = 64
+
+// Timing of the wait for stragglers after unsubscribing.
+const (
+	settlePoll  = 20 * time.Millisecond
+	settleQuiet = 3 // polls without a new message
+	settleMax   = time.Second
+)
+
+// rateWindow is how many one-second samples rate_rps spans.
+const rateWindow = 5
+
+// item is one queued request. The payload is the slice paho allocated for the
+// message: owned by the engine from the handler on, never copied or reused.
+type item struct {
+	payload  []byte
+	enqueued time.Time
+}
+
+// connStats are the counters of one connection, written only by its
+// dispatch goroutine.
+type connStats struct {
+	received, malformed, dropped, abandoned atomic.Uint64
+	_                                       [32]byte // one cache line per connection
+}
+
+// workStats are the counters of a stripe of workers.
+type workStats struct {
+	processed, replyFailed, abandoned, malformed atomic.Uint64
+	busy                                         atomic.Int64
+	_                                            [24]byte
+}
+
+// Engine is one worker-v2 instance. Create it with New, start it with Run.
+type Engine struct {
+	cfg      config.Config
+	log      *slog.Logger
+	gatherer prometheus.Gatherer
+	met      *metrics
+	popts    mqttconn.Options
+	procOpts process.Options
+
+	queue chan item
+	quit  chan struct{} // scale-down tokens, one per worker to stop
+	drain chan struct{} // closed: workers empty the queue, then exit
+	hard  chan struct{} // closed: stop now, abandon what is left
+	hardO sync.Once
+
+	conns    []connStats
+	work     [workStripes]workStats
+	leftover atomic.Uint64 // abandoned in the queue at the end
+
+	mu     sync.Mutex // guards target, nextID and worker spawning
+	target int
+	nextID int
+	live   atomic.Int64
+	wg     sync.WaitGroup // worker goroutines
+
+	scaler   *autoscale.Scaler
+	pool     atomic.Pointer[mqttconn.Pool]
+	httpAddr atomic.Pointer[string]
+	ready    chan struct{}
+	started  atomic.Bool
+	draining atomic.Bool
+
+	rateMu      sync.Mutex
+	rateSamples []rateSample // ring of the last rateWindow+1 samples
+
+	lastReplyWarn atomic.Int64 // unix nanoseconds of the last reply-failure log
+}
+
+type rateSample struct {
+	t time.Time
+	n uint64
+}
+
+// New checks cfg and builds an engine whose metrics are registered on reg
+// (nil: a private registry). /metrics serves reg when it is also a
+// prometheus.Gatherer (a *prometheus.Registry is), else the engine's metrics
+// alone. Configuration errors wrap envconf.ErrInvalid.
+func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+	c := *cfg
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	e := &Engine{
+		cfg:   c,
+		log:   log,
+		queue: make(chan item, c.QueueCap),
+		quit:  make(chan struct{}, c.MaxWorkers),
+		drain: make(chan struct{}),
+		hard:  make(chan struct{}),
+		conns: make([]connStats, c.Connections),
+		ready: make(chan struct{}),
+		procOpts: process.Options{
+			Mode:       c.Mode,
+			Sleep:      c.SleepDuration(),
+			Jitter:     c.SleepJitter(),
+			Iterations: c.CPUIterations,
+		},
+	}
+	if _, err := process.New(e.procOpts, 0); err != nil {
+		return nil, err
+	}
+	filter := c.Sub
+	if c.Shared {
+		filter = wire.SharedFilter(c.ShareGroup, c.Sub)
+	}
+	e.popts = mqttconn.Options{
+		Broker:         c.Broker,
+		ClientIDPrefix: c.ClientIDPrefix,
+		Connections:    c.Connections,
+		QoS:            byte(c.QoS),
+		Subscriptions:  func(int) []string { return []string{filter} },
+		Handler:        e.handle,
+		Linger:         c.WriteLinger,
+		Logger:         log,
+	}
+	if err := c.Security.Apply(&e.popts); err != nil {
+		return nil, err
+	}
+	policy := autoscale.Policy{
+		Min: c.MinWorkers, Max: c.MaxWorkers,
+		Up: c.ScaleUp, Down: c.ScaleDown,
+		DownAfter: autoscale.DefaultDownAfter,
+	}
+	e.scaler = autoscale.New(policy, c.ScaleInterval, e.observe, e.scaleTo)
+
+	e.met = newMetrics(e)
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if err := e.met.Register(reg); err != nil {
+		return nil, err
+	}
+	if g, ok := reg.(prometheus.Gatherer); ok {
+		e.gatherer = g
+	} else {
+		own := prometheus.NewRegistry()
+		if err := e.met.Register(own); err != nil {
+			return nil, err
+		}
+		e.gatherer = own
+	}
+	return e, nil
+}
+
+// Ready is closed once the engine is connected, subscribed, serving HTTP (if
+// HTTP_ADDR is set) and its workers are running.
+func (e *Engine) Ready() <-chan struct{} { return e.ready }
+
+// HTTPAddr returns the bound HTTP address (e.g. "127.0.0.1:41234") once Run
+// is listening, else "".
+func (e *Engine) HTTPAddr() string {
+	if p := e.httpAddr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Run connects, serves and processes until ctx ends, then drains (see the
+// package doc) and returns after every goroutine it started has ended. It
+// returns nil on a clean shutdown, including one requested while connecting,
+// and an error when it cannot listen or connect. Run may be called once.
+func (e *Engine) Run(ctx context.Context) error {
+	if !e.started.CompareAndSwap(false, true) {
+		return ErrRunTwice
+	}
+	// Background goroutines (HTTP, rate sampler) outlive ctx: they serve
+	// /ready=503 and /stats during the drain.
+	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	defer func() {
+		stopBg()
+		bg.Wait()
+	}()
+
+	if e.cfg.HTTPAddr != "" {
+		l, err := serve.Listen(e.cfg.HTTPAddr)
+		if err != nil {
+			return err
+		}
+		addr := l.Addr().String()
+		e.httpAddr.Store(&addr)
+		srv := serve.New(e.gatherer, e.log)
+		srv.Health("/health", e.health)
+		srv.Health("/ready", e.readiness)
+		srv.JSON("/stats", func() any { return e.Stats() })
+		bg.Go(func() {
+			if err := srv.Serve(bgCtx, l); err != nil {
+				e.log.Error("http server stopped", "err", err)
+			}
+		})
+		e.log.Info("http listening", "http_addr", addr)
+	}
+	if !e.cfg.Shared {
+		e.log.Warn("SHARED_SUBSCRIPTION=false: plain subscription, every worker instance receives every request", "filter", e.cfg.Sub)
+	}
+
+	pool, err := mqttconn.Dial(ctx, e.popts)
+	if err != nil {
+		if ctx.Err() != nil {
+			e.log.Info("stopped while connecting")
+			return nil
+		}
+		return fmt.Errorf("worker: %w", err)
+	}
+	e.pool.Store(pool)
+	e.scaleTo(e.cfg.MinWorkers)
+	e.recordRate(time.Now())
+	scaleCtx, stopScale := context.WithCancel(bgCtx)
+	var scaling sync.WaitGroup
+	scaling.Go(func() { e.scaler.Run(scaleCtx) })
+	bg.Go(func() { e.sampleRate(bgCtx) })
+	close(e.ready)
+	e.log.Info("worker running",
+		"broker", e.cfg.Broker, "filter", e.popts.Subscriptions(0)[0], "connections", pool.Len(),
+		"mode", e.cfg.Mode, "workers", e.cfg.MinWorkers, "max_workers", e.cfg.MaxWorkers,
+		"queue_cap", e.cfg.QueueCap, "drop_on_full", e.cfg.DropOnFull)
+
+	<-ctx.Done()
+	e.draining.Store(true)
+	stopScale()
+	scaling.Wait()
+	e.shutdown(pool)
+	return nil
+}
+
+// shutdown drains the queue within SHUTDOWN_TIMEOUT and closes the pool.
+func (e *Engine) shutdown(pool *mqttconn.Pool) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownTimeout)
+	defer cancel()
+	e.log.Info("draining", "queue_depth", len(e.queue), "in_flight", e.inFlight(),
+		"shutdown_timeout_seconds", e.cfg.ShutdownTimeout.Seconds())
+	if err := pool.Unsubscribe(ctx); err != nil {
+		e.log.Warn("unsubscribe before drain failed; requests may still arrive", "err", err)
+	}
+	e.settle(ctx)
+	close(e.drain)
+	done := make(chan struct{})
+	go func() {
+		e.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.log.Warn("shutdown timeout reached: abandoning the rest of the queue",
+			"queue_depth", len(e.queue), "in_flight", e.inFlight())
+		e.stopHard()
+		<-done
+	}
+	// Release dispatch goroutines blocked on a full queue (DROP_ON_FULL=false),
+	// so the pool can close.
+	e.stopHard()
+	pool.Close()
+	left := uint64(0)
+	for empty := false; !empty; {
+		select {
+		case <-e.queue:
+			left++
+		default:
+			empty = true
+		}
+	}
+	e.leftover.Add(left)
+	s := e.Stats()
+	lvl := slog.LevelInfo
+	if s.Abandoned > 0 {
+		lvl = slog.LevelWarn
+	}
+	e.log.Log(context.Background(), lvl, "drained",
+		"drain_seconds", time.Since(start).Seconds(), "abandoned", s.Abandoned,
+		"received", s.Received, "processed", s.Processed, "dropped_full", s.DroppedFull,
+		"malformed", s.Malformed, "reply_failed", s.ReplyFailed)
+}
+
+// settle waits, after unsubscribing, until no message arrived for a few
+// polls (messages the broker sent before the UNSUBACK may still be in paho's
+// channels), at most settleMax.
+func (e *Engine) settle(ctx context.Context) {
+	t := time.NewTicker(settlePoll)
+	defer t.Stop()
+	limit := time.NewTimer(settleMax)
+	defer limit.Stop()
+	last, quiet := e.received(), 0
+	for quiet < settleQuiet {
+		select {
+		case <-ctx.Done():
+			return
+		case <-limit.C:
+			return
+		case <-t.C:
+		}
+		if r := e.received(); r == last {
+			quiet++
+		} else {
+			last, quiet = r, 0
+		}
+	}
+}
+
+func (e *Engine) stopHard() { e.hardO.Do(func() { close(e.hard) }) }
+
+// handle is the mqttconn.Handler: it runs on connection conn's dispatch
+// goroutine. It decodes to validate (envelope and reply topic) and hands the
+// payload to the queue; it allocates nothing (a malformed payload allocates
+// its error message).
+func (e *Engine) handle(conn int, _ string, payload []byte) {
+	st := &e.conns[conn]
+	st.received.Add(1)
+	var req wire.Request
+	if wire.DecodeRequest(payload, &req) != nil || !validReplyTopic(req.ReplyTopic) {
+		st.malformed.Add(1)
+		return
+	}
+	it := item{payload: payload, enqueued: time.Now()}
+	if e.cfg.DropOnFull {
+		select {
+		case e.queue <- it:
+		default:
+			st.dropped.Add(1)
+		}
+		return
+	}
+	select {
+	case e.queue <- it:
+	case <-e.hard:
+		st.abandoned.Add(1)
+	}
+}
+
+func (e *Engine) health() (bool, string) {
+	if e.draining.Load() {
+		return false, "draining"
+	}
+	p := e.pool.Load()
+	if p == nil {
+		return false, "connecting"
+	}
+	if up, n := p.Up(), p.Len(); up != n {
+		return false, fmt.Sprintf("%d of %d connections up", up, n)
+	}
+	return true, ""
+}
+
+func (e *Engine) readiness() (bool, string) {
+	if e.draining.Load() {
+		return false, "draining"
+	}
+	select {
+	case <-e.ready:
+		return true, ""
+	default:
+		return false, "starting"
+	}
+}

@@ -1,0 +1,717 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.uber.org/goleak"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
+)
+
+// --- fixtures -------------------------------------------------------------
+
+var clientSeq atomic.Int64
+
+func startBroker(t testing.TB) *broker.Broker {
+	t.Helper()
+	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("start broker: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p[:len(p)-1]))
+	return len(p), nil
+}
+
+// testConfig returns a small, fast configuration against brokerURL with
+// HTTP on a free loopback port.
+func testConfig(brokerURL string) *config.Config {
+	c := config.Defaults()
+	c.Broker = brokerURL
+	c.HTTPAddr = "127.0.0.1:0"
+	c.Connections = 2
+	c.MinWorkers = 2
+	c.MaxWorkers = 4
+	c.QueueCap = 1000
+	c.ScaleInterval = 100 * time.Millisecond
+	c.ShutdownTimeout = 5 * time.Second
+	c.ClientIDPrefix = "wk-test-" + strconv.FormatInt(clientSeq.Add(1), 10)
+	return c
+}
+
+type running struct {
+	*Engine
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	errc   chan error
+}
+
+// start runs an engine for cfg and waits until it is ready.
+func start(t *testing.T, cfg *config.Config) *running {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	e, err := New(cfg, testLogger(t), reg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{Engine: e, reg: reg, cancel: cancel, errc: make(chan error, 1)}
+	go func() { r.errc <- e.Run(ctx) }()
+	select {
+	case <-e.Ready():
+	case err := <-r.errc:
+		t.Fatalf("Run returned before ready: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("engine not ready after 10s")
+	}
+	return r
+}
+
+// stop cancels the engine and waits for Run to return nil.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.errc:
+		if err != nil {
+			t.Errorf("Run = %v, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return 15s after cancel")
+	}
+}
+
+// requester is the test's side of the benchmark: a paho client that
+// publishes requests and collects responses.
+type requester struct {
+	c     mqtt.Client
+	mu    sync.Mutex
+	resps map[uint32][]wire.Response // by Seq
+	n     int
+	bad   int
+}
+
+func newRequester(t testing.TB, brokerURL, filter string) *requester {
+	t.Helper()
+	r := &requester{resps: map[uint32][]wire.Response{}}
+	o := mqtt.NewClientOptions().AddBroker(brokerURL).
+		SetClientID("requester-" + strconv.FormatInt(clientSeq.Add(1), 10)).
+		SetAutoReconnect(false)
+	r.c = mqtt.NewClient(o)
+	if tok := r.c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("requester connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { r.c.Disconnect(100) })
+	tok := r.c.Subscribe(filter, 0, func(_ mqtt.Client, m mqtt.Message) {
+		var resp wire.Response
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if wire.DecodeResponse(m.Payload(), &resp) != nil {
+			r.bad++
+			return
+		}
+		r.resps[resp.Seq] = append(r.resps[resp.Seq], resp)
+		r.n++
+	})
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("requester subscribe: %v", tok.Error())
+	}
+	return r
+}
+
+func (r *requester) publish(t testing.TB, topic string, payload []byte) {
+	t.Helper()
+	if tok := r.c.Publish(topic, 0, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+}
+
+// request builds request i: run 7, client i, seq i, reply on resp/t/{i%4}.
+func request(t testing.TB, i int) []byte {
+	t.Helper()
+	b, err := wire.AppendRequest(nil, &wire.Request{
+		RunID: 7, ClientID: uint32(i), Seq: uint32(i), Intended: int64(i) * 1_000_003,
+		Instance: []byte("t"), ReplyTopic: []byte("resp/t/" + strconv.Itoa(i%4)),
+	}, i%3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (r *requester) sendRequests(t testing.TB, n int) {
+	t.Helper()
+	for i := range n {
+		r.publish(t, wire.RequestTopic(i%16), request(t, i))
+	}
+}
+
+func (r *requester) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+func get(t *testing.T, addr, path string) (int, []byte) {
+	t.Helper()
+	resp, err := httpClient.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, body
+}
+
+// scrape reads /metrics over HTTP and parses the text exposition.
+func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	code, body := get(t, addr, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return mfs
+}
+
+// value returns the sample of family name whose labels include the given
+// name/value pairs: a counter or gauge value, or a histogram's count.
+func value(t *testing.T, mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	t.Helper()
+	mf, ok := mfs[name]
+	if !ok {
+		t.Fatalf("metric %s missing", name)
+	}
+next:
+	for _, m := range mf.GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	t.Fatalf("metric %s%v missing", name, labels)
+	return 0
+}
+
+func checkIdentity(t *testing.T, s Stats) {
+	t.Helper()
+	if s.Received != s.Accounted() {
+		t.Errorf("received %d != processed %d + dropped_full %d + malformed %d + reply_failed %d + abandoned %d + queued %d + in flight %d",
+			s.Received, s.Processed, s.DroppedFull, s.Malformed, s.ReplyFailed, s.Abandoned, s.QueueDepth, s.InFlight)
+	}
+}
+
+// --- tests ------------------------------------------------------------------
+
+// TestRoundTrip is the test as requester: every valid request gets exactly
+// one response echoing its fields, garbage (including well-formed requests
+// whose reply topic is not publishable) is counted as malformed, and
+// /stats, /metrics, /health and /ready over real HTTP agree.
+func TestRoundTrip(t *testing.T) {
+	b := startBroker(t)
+	req := newRequester(t, b.URL(), "resp/t/+")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	cfg := testConfig(b.URL())
+	e := start(t, cfg)
+	addr := e.HTTPAddr()
+	if addr == "" {
+		t.Fatal("HTTPAddr empty after Ready")
+	}
+
+	const n = 300
+	req.sendRequests(t, n)
+	garbage := [][]byte{
+		{},
+		[]byte("hello, worker"),
+		wire.AppendResponse(nil, &wire.Response{RunID: 1}),
+		request(t, 1)[:24],
+		append([]byte{2}, request(t, 2)[1:]...), // unknown version
+	}
+	for _, topic := range []string{"resp/+/1", "resp/#", "resp/a\x00b", "resp/\xff"} { // hostile reply topics
+		g, err := wire.AppendRequest(nil, &wire.Request{RunID: 7, ClientID: 9999, Seq: 9999, ReplyTopic: []byte(topic)}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		garbage = append(garbage, g)
+	}
+	for _, g := range garbage {
+		req.publish(t, "req/3", g)
+	}
+	waitFor(t, 10*time.Second, "all responses and malformed counts", func() bool {
+		s := e.Stats()
+		return req.count() >= n && s.Malformed == uint64(len(garbage)) && s.InFlight == 0
+	})
+
+	req.mu.Lock()
+	for i := range n {
+		rs := req.resps[uint32(i)]
+		if len(rs) != 1 {
+			t.Errorf("request %d: %d responses, want 1", i, len(rs))
+			continue
+		}
+		r := rs[0]
+		if r.RunID != 7 || r.ClientID != uint32(i) || r.Intended != int64(i)*1_000_003 {
+			t.Errorf("request %d: response %+v does not echo run 7, client %d, intended %d", i, r, i, int64(i)*1_000_003)
+		}
+	}
+	if req.bad != 0 {
+		t.Errorf("%d undecodable responses", req.bad)
+	}
+	req.mu.Unlock()
+
+	s := e.Stats()
+	if s.Received != n+uint64(len(garbage)) || s.Processed != n || s.DroppedFull != 0 || s.ReplyFailed != 0 {
+		t.Errorf("stats %+v", s)
+	}
+	checkIdentity(t, s)
+
+	// /stats over HTTP.
+	code, body := get(t, addr, "/stats")
+	var hs Stats
+	if err := json.Unmarshal(body, &hs); code != http.StatusOK || err != nil {
+		t.Fatalf("/stats: %d %v %s", code, err, body)
+	}
+	if hs.Processed != n || hs.Malformed != uint64(len(garbage)) || hs.Received != s.Received ||
+		hs.ConnectionsUp != 2 || hs.Connections != 2 || hs.Workers != cfg.MinWorkers || hs.QueueCap != cfg.QueueCap ||
+		hs.Mode != "health" || hs.Draining || hs.MinWorkers != 2 || hs.MaxWorkers != 4 || hs.ScalingEvents == nil {
+		t.Errorf("/stats = %s", body)
+	}
+	var raw map[string]any
+	_ = json.Unmarshal(body, &raw)
+	for _, k := range []string{"workers", "min_workers", "max_workers", "queue_depth", "queue_cap", "received", "processed",
+		"dropped_full", "malformed", "reply_failed", "rate_rps", "connections_up", "connections", "mode", "draining", "scaling_events"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("/stats lacks %q", k)
+		}
+	}
+	if hs.RateRPS <= 0 {
+		t.Errorf("rate_rps = %v after %d processed", hs.RateRPS, n)
+	}
+
+	// /metrics over HTTP.
+	mfs := scrape(t, addr)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"mqttrr_worker_messages_received_total", nil, float64(n + len(garbage))},
+		{"mqttrr_worker_messages_total", []string{"outcome", "processed"}, n},
+		{"mqttrr_worker_messages_total", []string{"outcome", "malformed"}, float64(len(garbage))},
+		{"mqttrr_worker_messages_total", []string{"outcome", "dropped_full"}, 0},
+		{"mqttrr_worker_messages_total", []string{"outcome", "reply_failed"}, 0},
+		{"mqttrr_worker_queue_depth", nil, 0},
+		{"mqttrr_worker_queue_capacity", nil, float64(cfg.QueueCap)},
+		{"mqttrr_worker_workers", nil, float64(cfg.MinWorkers)},
+		{"mqttrr_worker_connections_up", nil, 2},
+		{"mqttrr_worker_scaling_events_total", []string{"direction", "up"}, 0},
+		{"mqttrr_worker_queue_wait_seconds", nil, n},
+		{"mqttrr_worker_processing_seconds", nil, n},
+	} {
+		if got := value(t, mfs, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+
+	for _, path := range []string{"/health", "/ready"} {
+		if code, body := get(t, addr, path); code != http.StatusOK {
+			t.Errorf("%s = %d %s, want 200", path, code, body)
+		}
+	}
+
+	e.stop(t)
+	time.Sleep(50 * time.Millisecond) // late duplicates would show now
+	if got := req.count(); got != n {
+		t.Errorf("%d responses in total, want %d", got, n)
+	}
+}
+
+// TestDropOnFull: one slow worker and a queue of 2 drop most of a burst, and
+// every message is still accounted for.
+func TestDropOnFull(t *testing.T) {
+	b := startBroker(t)
+	req := newRequester(t, b.URL(), "resp/t/+")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	cfg := testConfig(b.URL())
+	cfg.Connections = 1
+	cfg.Mode = config.ModeSleep
+	cfg.SleepMS = 20
+	cfg.QueueCap = 2
+	cfg.MinWorkers, cfg.MaxWorkers = 1, 1
+	cfg.DropOnFull = true
+	e := start(t, cfg)
+
+	const n = 40
+	req.sendRequests(t, n)
+	waitFor(t, 10*time.Second, "the burst to be received and settled", func() bool {
+		s := e.Stats()
+		return s.Received == n && s.QueueDepth == 0 && s.InFlight == 0
+	})
+	s := e.Stats()
+	if s.DroppedFull == 0 || s.Processed == 0 {
+		t.Errorf("dropped_full %d, processed %d: want both > 0", s.DroppedFull, s.Processed)
+	}
+	checkIdentity(t, s)
+	waitFor(t, 5*time.Second, "responses to the processed requests", func() bool { return req.count() >= int(s.Processed) })
+	mfs := scrape(t, e.HTTPAddr())
+	if got := value(t, mfs, "mqttrr_worker_messages_total", "outcome", "dropped_full"); got != float64(s.DroppedFull) {
+		t.Errorf("dropped_full metric %v, stats %d", got, s.DroppedFull)
+	}
+	e.stop(t)
+	if got := req.count(); got != int(s.Processed) {
+		t.Errorf("%d responses, want %d (processed)", got, s.Processed)
+	}
+}
+
+// TestGracefulDrain: with a queue full of slow work, cancelling the context
+// turns /ready to 503, and every queued request is processed and replied to
+// before Run returns.
+func TestGracefulDrain(t *testing.T) {
+	b := startBroker(t)
+	req := newRequester(t, b.URL(), "resp/t/+")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	cfg := testConfig(b.URL())
+	cfg.Connections = 1
+	cfg.Mode = config.ModeSleep
+	cfg.SleepMS = 30
+	cfg.MinWorkers, cfg.MaxWorkers = 1, 1
+	cfg.DropOnFull = false
+	e := start(t, cfg)
+	addr := e.HTTPAddr()
+
+	const n = 30
+	req.sendRequests(t, n)
+	waitFor(t, 5*time.Second, "all requests received", func() bool { return e.Stats().Received == n })
+	if s := e.Stats(); s.QueueDepth < n/2 {
+		t.Fatalf("queue holds %d, want most of %d (the test needs a backlog)", s.QueueDepth, n)
+	}
+
+	e.cancel()
+	saw503 := false
+	for !saw503 {
+		code, _ := get(t, addr, "/ready")
+		saw503 = code == http.StatusServiceUnavailable
+		if !saw503 {
+			if e.Stats().Processed == n {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if !saw503 {
+		t.Error("/ready never answered 503 while draining")
+	} else if code, _ := get(t, addr, "/health"); code != http.StatusServiceUnavailable {
+		t.Errorf("/health = %d while draining, want 503", code)
+	}
+	if s := e.Stats(); !s.Draining {
+		t.Error("stats: draining = false after cancel")
+	}
+	if err := <-e.errc; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	s := e.Stats()
+	if s.Processed != n || s.Abandoned != 0 || s.QueueDepth != 0 || s.InFlight != 0 || s.Workers != 0 {
+		t.Errorf("after drain: %+v", s)
+	}
+	checkIdentity(t, s)
+	waitFor(t, 5*time.Second, "replies of the drained requests", func() bool { return req.count() == n })
+}
+
+// TestShutdownTimeoutAbandons: what SHUTDOWN_TIMEOUT cannot drain is counted
+// as abandoned, and Run still returns promptly.
+func TestShutdownTimeoutAbandons(t *testing.T) {
+	b := startBroker(t)
+	req := newRequester(t, b.URL(), "resp/t/+")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	cfg := testConfig(b.URL())
+	cfg.Connections = 1
+	cfg.Mode = config.ModeSleep
+	cfg.SleepMS = 200
+	cfg.MinWorkers, cfg.MaxWorkers = 1, 1
+	cfg.ShutdownTimeout = 300 * time.Millisecond
+	e := start(t, cfg)
+
+	const n = 10
+	req.sendRequests(t, n)
+	waitFor(t, 5*time.Second, "all requests received", func() bool { return e.Stats().Received == n })
+	begin := time.Now()
+	e.stop(t)
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Errorf("Run took %v to return with SHUTDOWN_TIMEOUT=300ms", d)
+	}
+	s := e.Stats()
+	if s.Abandoned == 0 || s.Processed+s.Abandoned != n || s.QueueDepth != 0 || s.InFlight != 0 {
+		t.Errorf("after a timed-out drain: %+v", s)
+	}
+	checkIdentity(t, s)
+}
+
+// TestAutoscaleUnderLoad: a backlog on a small queue doubles the workers,
+// the drained queue brings them back to MIN_WORKERS, and the events show in
+// /stats and /metrics. DROP_ON_FULL=false: nothing is lost.
+func TestAutoscaleUnderLoad(t *testing.T) {
+	b := startBroker(t)
+	req := newRequester(t, b.URL(), "resp/t/+")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	cfg := testConfig(b.URL())
+	cfg.Mode = config.ModeSleep
+	cfg.SleepMS = 20
+	cfg.QueueCap = 20
+	cfg.MinWorkers, cfg.MaxWorkers = 1, 8
+	cfg.ScaleInterval = 50 * time.Millisecond
+	cfg.DropOnFull = false
+	e := start(t, cfg)
+
+	const n = 200
+	req.sendRequests(t, n)
+	waitFor(t, 10*time.Second, "a scale-up", func() bool { return e.Stats().Workers > 1 })
+	waitFor(t, 20*time.Second, "all replies and a scale back to MIN_WORKERS", func() bool {
+		return req.count() == n && e.Stats().Workers == 1
+	})
+	s := e.Stats()
+	if s.Processed != n || s.DroppedFull != 0 {
+		t.Errorf("stats %+v", s)
+	}
+	checkIdentity(t, s)
+	var up, down bool
+	for _, ev := range s.ScalingEvents {
+		up = up || ev.To > ev.From
+		down = down || ev.To < ev.From
+		if ev.Reason == "" || ev.Time.IsZero() {
+			t.Errorf("event without reason or time: %+v", ev)
+		}
+	}
+	if !up || !down {
+		t.Errorf("scaling events %+v: want at least one up and one down", s.ScalingEvents)
+	}
+	mfs := scrape(t, e.HTTPAddr())
+	if value(t, mfs, "mqttrr_worker_scaling_events_total", "direction", "up") < 1 ||
+		value(t, mfs, "mqttrr_worker_scaling_events_total", "direction", "down") < 1 {
+		t.Error("scaling_events_total does not count both directions")
+	}
+	e.stop(t)
+}
+
+// TestSharedGroup: two engines in one share group answer every request
+// exactly once between them.
+func TestSharedGroup(t *testing.T) {
+	b := startBroker(t)
+	req := newRequester(t, b.URL(), "resp/t/+")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	e1 := start(t, testConfig(b.URL()))
+	e2 := start(t, testConfig(b.URL()))
+	const n = 200
+	req.sendRequests(t, n)
+	waitFor(t, 10*time.Second, "all responses", func() bool { return req.count() >= n })
+	e1.stop(t)
+	e2.stop(t)
+	s1, s2 := e1.Stats(), e2.Stats()
+	if s1.Processed+s2.Processed != n || req.count() != n {
+		t.Errorf("processed %d + %d, responses %d; want %d each request once", s1.Processed, s2.Processed, req.count(), n)
+	}
+}
+
+// TestPlainSubscription: SHARED_SUBSCRIPTION=false subscribes to MQTT_SUB
+// itself.
+func TestPlainSubscription(t *testing.T) {
+	b := startBroker(t)
+	req := newRequester(t, b.URL(), "resp/t/+")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	cfg := testConfig(b.URL())
+	cfg.Connections = 1
+	cfg.Shared = false
+	cfg.ShareGroup = ""
+	cfg.HTTPAddr = ""
+	e := start(t, cfg)
+	if e.HTTPAddr() != "" {
+		t.Errorf("HTTPAddr = %q with HTTP_ADDR empty", e.HTTPAddr())
+	}
+	req.sendRequests(t, 20)
+	waitFor(t, 5*time.Second, "responses", func() bool { return req.count() == 20 })
+	e.stop(t)
+}
+
+// TestQoS1: with QOS=1 the subscription and the replies go through paho's
+// acknowledged path (replies are copied, since paho keeps the slice until
+// the PUBACK).
+func TestQoS1(t *testing.T) {
+	b := startBroker(t)
+	req := newRequester(t, b.URL(), "resp/t/+")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	cfg := testConfig(b.URL())
+	cfg.QoS = 1
+	cfg.HTTPAddr = ""
+	e := start(t, cfg)
+	const n = 100
+	req.sendRequests(t, n)
+	waitFor(t, 10*time.Second, "responses", func() bool { return req.count() == n })
+	e.stop(t)
+	req.mu.Lock()
+	defer req.mu.Unlock()
+	for i := range n {
+		if rs := req.resps[uint32(i)]; len(rs) != 1 || rs[0].ClientID != uint32(i) {
+			t.Errorf("request %d: responses %+v", i, rs)
+		}
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	t.Run("http address taken", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		cfg := testConfig("tcp://127.0.0.1:1")
+		cfg.HTTPAddr = l.Addr().String()
+		e, err := New(cfg, testLogger(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Run(context.Background()); err == nil {
+			t.Error("Run with a taken HTTP address = nil")
+		}
+		if err := e.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
+			t.Errorf("second Run = %v, want ErrRunTwice", err)
+		}
+	})
+	t.Run("cancelled while connecting", func(t *testing.T) {
+		// A port nobody listens on: paho retries every 500 ms until cancelled.
+		// (A listener that never answers CONNECT would keep paho's connect
+		// goroutine alive for its 10 s connect timeout after Run returned.)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := l.Addr().String()
+		l.Close()
+		cfg := testConfig("tcp://" + refused)
+		e, err := New(cfg, testLogger(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if err := e.Run(ctx); err != nil {
+			t.Errorf("Run cancelled while connecting = %v, want nil", err)
+		}
+		select {
+		case <-e.Ready():
+			t.Error("Ready closed without a connection")
+		default:
+		}
+	})
+}
+
+func TestNewErrors(t *testing.T) {
+	cfg := testConfig("tcp://127.0.0.1:1883")
+	cfg.MinWorkers, cfg.MaxWorkers = 50, 10
+	if _, err := New(cfg, nil, nil); !errors.Is(err, envconf.ErrInvalid) {
+		t.Errorf("New(MIN>MAX) = %v, want ErrInvalid", err)
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := New(testConfig("tcp://127.0.0.1:1883"), nil, reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(testConfig("tcp://127.0.0.1:1883"), nil, reg); err == nil {
+		t.Error("two engines on one registry: want a duplicate registration error")
+	}
+	// A Registerer that is not a Gatherer still gets /metrics of its own.
+	wrapped := prometheus.WrapRegistererWith(prometheus.Labels{"pod": "a"}, prometheus.NewRegistry())
+	e, err := New(testConfig("tcp://127.0.0.1:1883"), nil, wrapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mfs, err := e.gatherer.Gather(); err != nil || len(mfs) == 0 {
+		t.Errorf("private gatherer: %d families, %v", len(mfs), err)
+	}
+}
+
+func TestHandleDoesNotAllocate(t *testing.T) {
+	e, err := New(testConfig("tcp://127.0.0.1:1883"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := request(t, 5)
+	if n := testing.AllocsPerRun(1000, func() {
+		e.handle(0, "req/5", payload)
+		<-e.queue
+	}); n != 0 {
+		t.Errorf("handle allocates %v times per message", n)
+	}
+}

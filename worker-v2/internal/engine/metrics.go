@@ -1,0 +1,92 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metric namespace and subsystem: every metric is mqttrr_worker_*.
+const (
+	namespace = "mqttrr"
+	subsystem = "worker"
+)
+
+// durationBuckets are the classic histogram buckets, seconds: 10 µs × 2.5^k
+// up to ~9 s. Native-histogram buckets (factor 1.1) are exposed alongside.
+var durationBuckets = prometheus.ExponentialBuckets(10e-6, 2.5, 16)
+
+// metrics are the engine's Prometheus metrics. Counters and gauges read the
+// engine's own striped counters when scraped (CounterFunc/GaugeFunc), so the
+// hot path touches Prometheus only for the two histograms.
+type metrics struct {
+	queueWait  prometheus.Histogram
+	processing prometheus.Histogram
+	all        []prometheus.Collector
+}
+
+func newMetrics(e *Engine) *metrics {
+	hist := func(name, help string) prometheus.Histogram {
+		return prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: name, Help: help,
+			Buckets:                        durationBuckets,
+			NativeHistogramBucketFactor:    1.1,
+			NativeHistogramMaxBucketNumber: 160,
+		})
+	}
+	m := &metrics{
+		queueWait:  hist("queue_wait_seconds", "Time a request waited in the queue before a worker took it."),
+		processing: hist("processing_seconds", "Time a worker spent processing a request (MODE), excluding encoding and publishing the reply."),
+	}
+	m.all = append(m.all, m.queueWait, m.processing)
+	counter := func(name, help string, labels prometheus.Labels, f func() uint64) {
+		m.all = append(m.all, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: name, Help: help, ConstLabels: labels,
+		}, func() float64 { return float64(f()) }))
+	}
+	gauge := func(name, help string, f func() float64) {
+		m.all = append(m.all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: name, Help: help,
+		}, f))
+	}
+
+	counter("messages_received_total", "Messages received on the request subscription.", nil, e.received)
+	const outcomeHelp = "Received messages by final outcome: processed (replied), dropped_full (queue full), " +
+		"malformed (not a request), reply_failed (reply not sent), abandoned (left at shutdown)."
+	for _, o := range []struct {
+		name string
+		f    func() uint64
+	}{
+		{"processed", e.processed},
+		{"dropped_full", e.droppedFull},
+		{"malformed", e.malformed},
+		{"reply_failed", e.replyFailed},
+		{"abandoned", e.abandoned},
+	} {
+		counter("messages_total", outcomeHelp, prometheus.Labels{"outcome": o.name}, o.f)
+	}
+	counter("scaling_events_total", "Autoscaler changes of the worker count, by direction.", prometheus.Labels{"direction": "up"}, e.scaler.Ups)
+	counter("scaling_events_total", "Autoscaler changes of the worker count, by direction.", prometheus.Labels{"direction": "down"}, e.scaler.Downs)
+	gauge("queue_depth", "Messages waiting in the queue.", func() float64 { return float64(len(e.queue)) })
+	gauge("queue_capacity", "Capacity of the queue (QUEUE_CAP), messages.", func() float64 { return float64(cap(e.queue)) })
+	gauge("in_flight", "Messages being processed by a worker.", func() float64 { return float64(e.inFlight()) })
+	gauge("workers", "Live worker goroutines.", func() float64 { return float64(e.live.Load()) })
+	gauge("connections", "MQTT connections configured (CONNECTIONS).", func() float64 { return float64(e.cfg.Connections) })
+	gauge("connections_up", "MQTT connections connected and subscribed.", func() float64 {
+		if p := e.pool.Load(); p != nil {
+			return float64(p.Up())
+		}
+		return 0
+	})
+	return m
+}
+
+// Register registers every metric on reg.
+func (m *metrics) Register(reg prometheus.Registerer) error {
+	for _, c := range m.all {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register worker metrics: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/autoscale"
+)
+
+// Stats is the /stats document: a snapshot of the engine.
+type Stats struct {
+	Workers       int               `json:"workers"` // live worker goroutines
+	MinWorkers    int               `json:"min_workers"`
+	MaxWorkers    int               `json:"max_workers"`
+	QueueDepth    int               `json:"queue_depth"` // messages waiting
+	QueueCap      int               `json:"queue_cap"`
+	InFlight      int               `json:"in_flight"` // messages a worker is processing
+	Received      uint64            `json:"received"`
+	Processed     uint64            `json:"processed"`    // replied
+	DroppedFull   uint64            `json:"dropped_full"` // queue full (DROP_ON_FULL=true)
+	Malformed     uint64            `json:"malformed"`    // not a request envelope
+	ReplyFailed   uint64            `json:"reply_failed"` // processed, but the reply could not be queued
+	Abandoned     uint64            `json:"abandoned"`    // left over at shutdown
+	RateRPS       float64           `json:"rate_rps"`     // processed per second over the last ~5 s
+	ConnectionsUp int               `json:"connections_up"`
+	Connections   int               `json:"connections"`
+	Mode          string            `json:"mode"`
+	Draining      bool              `json:"draining"`
+	ScalingEvents []autoscale.Event `json:"scaling_events"` // last 50, oldest first
+}
+
+// Accounted returns the sum that equals Received when every message is
+// accounted for: the final outcomes plus what is queued or in flight.
+func (s Stats) Accounted() uint64 {
+	return s.Processed + s.DroppedFull + s.Malformed + s.ReplyFailed + s.Abandoned +
+		uint64(s.QueueDepth) + uint64(s.InFlight)
+}
+
+// Stats returns a snapshot. Outcomes are read before Received, so under load
+// Accounted may lag Received by the messages that moved meanwhile.
+func (e *Engine) Stats() Stats {
+	s := Stats{
+		Processed:   e.processed(),
+		DroppedFull: e.droppedFull(),
+		Malformed:   e.malformed(),
+		ReplyFailed: e.replyFailed(),
+		Abandoned:   e.abandoned(),
+		InFlight:    e.inFlight(),
+		QueueDepth:  len(e.queue),
+	}
+	s.Received = e.received()
+	s.Workers = int(e.live.Load())
+	s.MinWorkers, s.MaxWorkers = e.cfg.MinWorkers, e.cfg.MaxWorkers
+	s.QueueCap = cap(e.queue)
+	s.RateRPS = e.rate()
+	s.Connections = e.cfg.Connections
+	if p := e.pool.Load(); p != nil {
+		s.ConnectionsUp = p.Up()
+	}
+	s.Mode = e.cfg.Mode
+	s.Draining = e.draining.Load()
+	s.ScalingEvents = e.scaler.Events()
+	return s
+}
+
+func (e *Engine) sumConns(f func(*connStats) uint64) uint64 {
+	var n uint64
+	for i := range e.conns {
+		n += f(&e.conns[i])
+	}
+	return n
+}
+
+func (e *Engine) sumWork(f func(*workStats) uint64) uint64 {
+	var n uint64
+	for i := range e.work {
+		n += f(&e.work[i])
+	}
+	return n
+}
+
+func (e *Engine) received() uint64 {
+	return e.sumConns(func(c *connStats) uint64 { return c.received.Load() })
+}
+
+func (e *Engine) droppedFull() uint64 {
+	return e.sumConns(func(c *connStats) uint64 { return c.dropped.Load() })
+}
+
+func (e *Engine) malformed() uint64 {
+	return e.sumConns(func(c *connStats) uint64 { return c.malformed.Load() }) +
+		e.sumWork(func(w *workStats) uint64 { return w.malformed.Load() })
+}
+
+func (e *Engine) processed() uint64 {
+	return e.sumWork(func(w *workStats) uint64 { return w.processed.Load() })
+}
+
+func (e *Engine) replyFailed() uint64 {
+	return e.sumWork(func(w *workStats) uint64 { return w.replyFailed.Load() })
+}
+
+func (e *Engine) abandoned() uint64 {
+	return e.sumConns(func(c *connStats) uint64 { return c.abandoned.Load() }) +
+		e.sumWork(func(w *workStats) uint64 { return w.abandoned.Load() }) +
+		e.leftover.Load()
+}
+
+func (e *Engine) inFlight() int {
+	var n int64
+	for i := range e.work {
+		n += e.work[i].busy.Load()
+	}
+	return int(max(n, 0))
+}
+
+func (e *Engine) sampleRate(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			e.recordRate(now)
+		}
+	}
+}
+
+func (e *Engine) recordRate(now time.Time) {
+	e.rateMu.Lock()
+	defer e.rateMu.Unlock()
+	if len(e.rateSamples) > rateWindow {
+		copy(e.rateSamples, e.rateSamples[1:])
+		e.rateSamples = e.rateSamples[:rateWindow]
+	}
+	e.rateSamples = append(e.rateSamples, rateSample{now, e.processed()})
+}
+
+// rate returns processed messages per second since the oldest sample (up to
+// rateWindow seconds ago).
+func (e *Engine) rate() float64 {
+	e.rateMu.Lock()
+	defer e.rateMu.Unlock()
+	if len(e.rateSamples) == 0 {
+		return 0
+	}
+	old := e.rateSamples[0]
+	dt := time.Since(old.t).Seconds()
+	if dt <= 0 {
+		return 0
+	}
+	return float64(e.processed()-old.n) / dt
+}

@@ -1,0 +1,154 @@
+package engine
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"time"
+	"unsafe"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/autoscale"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/process"
+)
+
+// scaleTo sets the number of workers to n: it spawns workers (first taking
+// back stop tokens no worker has taken yet) or posts stop tokens, which idle
+// workers take. A worker never drops an item it holds.
+func (e *Engine) scaleTo(n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.target != 0 && n != e.target {
+		e.log.Info("scaling workers", "from", e.target, "to", n, "queue_depth", len(e.queue))
+	}
+	for e.target < n {
+		select {
+		case <-e.quit: // a worker about to stop stays instead
+		default:
+			e.spawn()
+		}
+		e.target++
+	}
+	for e.target > n {
+		e.quit <- struct{}{} // capacity MaxWorkers ≥ pending tokens: never blocks
+		e.target--
+	}
+}
+
+// spawn starts one worker; e.mu is held.
+func (e *Engine) spawn() {
+	id := e.nextID
+	e.nextID++
+	pool := e.pool.Load()
+	proc, _ := process.New(e.procOpts, rand.Uint64()) // mode checked in New
+	w := &worker{
+		e:    e,
+		conn: pool.Conn(id % pool.Len()),
+		proc: proc,
+		st:   &e.work[id%workStripes],
+		buf:  make([]byte, 0, wire.ResponseSize),
+		copy: e.cfg.QoS > 0,
+	}
+	e.live.Add(1)
+	e.wg.Go(w.run)
+}
+
+// observe samples the pool for the autoscaler.
+func (e *Engine) observe() autoscale.Observation {
+	e.mu.Lock()
+	w := e.target
+	e.mu.Unlock()
+	return autoscale.Observation{Workers: w, Busy: e.inFlight(), QueueLen: len(e.queue), QueueCap: cap(e.queue)}
+}
+
+// worker is one worker goroutine's state: everything it reuses per message.
+type worker struct {
+	e    *Engine
+	conn mqttconn.Conn
+	proc process.Processor
+	st   *workStats
+	req  wire.Request
+	resp wire.Response
+	buf  []byte
+	copy bool // QoS > 0: paho keeps the payload slice until acked
+}
+
+func (w *worker) run() {
+	e := w.e
+	defer e.live.Add(-1)
+	for {
+		select {
+		case it := <-e.queue:
+			w.handle(it)
+		case <-e.quit:
+			return
+		case <-e.drain:
+			for {
+				select {
+				case <-e.hard:
+					return
+				default:
+				}
+				select {
+				case it := <-e.queue:
+					w.handle(it)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// handle processes one item and publishes its reply. It allocates nothing at
+// QoS 0.
+func (w *worker) handle(it item) {
+	w.st.busy.Add(1)
+	start := time.Now()
+	wait := start.Sub(it.enqueued)
+	if wire.DecodeRequest(it.payload, &w.req) != nil { // decoded once already: cannot fail
+		w.st.malformed.Add(1)
+		w.st.busy.Add(-1)
+		return
+	}
+	if !w.proc.Process(it.payload, w.e.hard) {
+		w.st.abandoned.Add(1)
+		w.st.busy.Add(-1)
+		return
+	}
+	took := time.Since(start)
+	w.resp = wire.Response{
+		RunID:     w.req.RunID,
+		ClientID:  w.req.ClientID,
+		Seq:       w.req.Seq,
+		Intended:  w.req.Intended,
+		QueueUS:   wire.Micros(wait),
+		ProcessUS: wire.Micros(took),
+	}
+	w.buf = wire.AppendResponse(w.buf[:0], &w.resp)
+	payload := w.buf
+	if w.copy {
+		payload = bytes.Clone(payload)
+	}
+	// The topic aliases the request payload, which nothing reuses or mutates.
+	topic := unsafe.String(unsafe.SliceData(w.req.ReplyTopic), len(w.req.ReplyTopic))
+	if err := w.conn.Publish(topic, payload); err != nil {
+		w.st.replyFailed.Add(1)
+		w.e.warnReplyFailed(err)
+	} else {
+		w.st.processed.Add(1)
+	}
+	w.e.met.queueWait.Observe(wait.Seconds())
+	w.e.met.processing.Observe(took.Seconds())
+	w.st.busy.Add(-1)
+}
+
+// warnReplyFailed logs a failed reply at most every 5 s.
+func (e *Engine) warnReplyFailed(err error) {
+	now := time.Now().UnixNano()
+	last := e.lastReplyWarn.Load()
+	if now-last < int64(5*time.Second) || !e.lastReplyWarn.CompareAndSwap(last, now) {
+		return
+	}
+	e.log.Warn("reply not sent (logged at most every 5s; see reply_failed)", "err", err, "reply_failed", e.replyFailed())
+}
