@@ -192,9 +192,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 
 	progCtx, stopProg := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	if cfg.ProgressEvery > 0 && e.out != nil {
-		wg.Go(func() { e.progress(progCtx) })
-	}
+	wg.Go(func() { e.progress(progCtx) })
 	sendEnd := e.schedulerLoop(ctx)
 	stopProg()
 	wg.Wait()

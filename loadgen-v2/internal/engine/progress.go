@@ -9,36 +9,38 @@ import (
 )
 
 type progressSnap struct {
-	at             time.Time
-	sent, matched  uint64
-	rateRPS        float64
-	matchRate      float64
-	p50, p99, p999 float64
-	max            float64
+	at            time.Time
+	sent, matched uint64
+	rateRPS       float64
+	matchRate     float64
+	lat           latency.Summary
 }
 
 // Stats is the live state served as JSON on /debug/vars (key "loadgen").
 type Stats struct {
-	InstanceID       string          `json:"instance_id"`
-	Running          bool            `json:"running"`
-	ElapsedSeconds   float64         `json:"elapsed_s"`
-	VirtualClients   int             `json:"virtual_clients"`
-	Connections      int             `json:"connections"`
-	ConnectionsUp    int             `json:"connections_up"`
-	TargetRPS        float64         `json:"target_rps"`
-	RateRPS          float64         `json:"rate_rps"`
-	RequestsSent     uint64          `json:"requests_sent"`
-	ResponsesMatched uint64          `json:"responses_matched"`
-	Timeouts         uint64          `json:"timeouts"`
-	Skipped          uint64          `json:"skipped"`
-	SendFailed       uint64          `json:"send_failed"`
-	Pending          int64           `json:"pending"`
-	Late             uint64          `json:"late"`
-	Duplicate        uint64          `json:"duplicate"`
-	Unknown          uint64          `json:"unknown"`
-	Malformed        uint64          `json:"malformed"`
-	MatchRate        float64         `json:"match_rate"`
-	LatencyMS        latency.Summary `json:"latency_ms"`
+	InstanceID       string  `json:"instance_id"`
+	Running          bool    `json:"running"`
+	ElapsedSeconds   float64 `json:"elapsed_s"`
+	VirtualClients   int     `json:"virtual_clients"`
+	Connections      int     `json:"connections"`
+	ConnectionsUp    int     `json:"connections_up"`
+	TargetRPS        float64 `json:"target_rps"`
+	RateRPS          float64 `json:"rate_rps"`
+	RequestsSent     uint64  `json:"requests_sent"`
+	ResponsesMatched uint64  `json:"responses_matched"`
+	Timeouts         uint64  `json:"timeouts"`
+	Skipped          uint64  `json:"skipped"`
+	SendFailed       uint64  `json:"send_failed"`
+	Pending          int64   `json:"pending"`
+	Late             uint64  `json:"late"`
+	Duplicate        uint64  `json:"duplicate"`
+	Unknown          uint64  `json:"unknown"`
+	Malformed        uint64  `json:"malformed"`
+	MatchRate        float64 `json:"match_rate"`
+	// IntervalMatchRate, RateRPS and LatencyMS cover the last progress
+	// interval (PROGRESS_INTERVAL, or 5 s when progress lines are off).
+	IntervalMatchRate float64         `json:"interval_match_rate"`
+	LatencyMS         latency.Summary `json:"latency_ms"`
 }
 
 // Stats returns the live counters (both phases) and the latency of the last
@@ -75,14 +77,20 @@ func (e *Engine) Stats() Stats {
 	p := e.lastProg
 	e.mu.Unlock()
 	s.RateRPS = p.rateRPS
-	s.LatencyMS = latency.Summary{P50: p.p50, P99: p.p99, P999: p.p999, Max: p.max}
+	s.IntervalMatchRate = p.matchRate
+	s.LatencyMS = p.lat
 	return s
 }
 
-// progress prints a line every PROGRESS_INTERVAL: request rate, match rate of
+// progress updates the live stats every PROGRESS_INTERVAL (5 s when 0) and,
+// unless progress lines are off, prints a line: request rate, match rate of
 // requests that ended in the interval, latency percentiles of the interval.
 func (e *Engine) progress(ctx context.Context) {
-	t := time.NewTicker(e.cfg.ProgressEvery)
+	every := e.cfg.ProgressEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	prev := progressSnap{at: e.epoch}
 	var prevTimeouts uint64
@@ -95,7 +103,7 @@ func (e *Engine) progress(ctx context.Context) {
 			h := latency.Summarize(e.lat.Interval())
 			dt := now.Sub(prev.at).Seconds()
 			cur := progressSnap{at: now, sent: st.RequestsSent, matched: st.ResponsesMatched,
-				rateRPS: float64(st.RequestsSent-prev.sent) / dt, p50: h.P50, p99: h.P99, p999: h.P999, max: h.Max}
+				rateRPS: float64(st.RequestsSent-prev.sent) / dt, lat: h}
 			dm, dto := st.ResponsesMatched-prev.matched, st.Timeouts-prevTimeouts
 			cur.matchRate = 1
 			if dm+dto > 0 {
@@ -104,10 +112,13 @@ func (e *Engine) progress(ctx context.Context) {
 			e.mu.Lock()
 			e.lastProg = cur
 			e.mu.Unlock()
+			prev, prevTimeouts = cur, st.Timeouts
+			if e.out == nil || e.cfg.ProgressEvery <= 0 {
+				continue
+			}
 			fmt.Fprintf(e.out, "[%6.1fs] rate %8.0f req/s (target %.0f)  match %.4f  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  pending %d  timeouts %d  skipped %d  send_failed %d  conns %d/%d\n",
 				st.ElapsedSeconds, cur.rateRPS, st.TargetRPS, cur.matchRate, h.P50, h.P99, h.Max,
 				st.Pending, st.Timeouts, st.Skipped, st.SendFailed, st.ConnectionsUp, st.Connections)
-			prev, prevTimeouts = cur, st.Timeouts
 		}
 	}
 }
