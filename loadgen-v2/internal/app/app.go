@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +59,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 				log.Error("metrics server", "err", err)
 			}
 		})
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return cliutil.ExitError, fmt.Errorf("CPU_PROFILE: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return cliutil.ExitError, fmt.Errorf("CPU_PROFILE: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := eng.Run(ctx)
 	if err != nil {

@@ -37,6 +37,7 @@ type Config struct {
 	ProgressEvery  time.Duration `envconfig:"PROGRESS_INTERVAL" default:"5s" desc:"live progress line period on stderr (0 = off)" json:"progress_interval"`
 	SLOP99MS       float64       `envconfig:"SLO_P99_MS" default:"0" desc:"exit 3 if p99 latency exceeds this (ms; 0 = no SLO)" json:"slo_p99_ms,omitempty"`
 	SLOMatchRate   float64       `envconfig:"SLO_MATCH_RATE" default:"0" desc:"exit 3 if the match rate is below this (0..1; 0 = no SLO)" json:"slo_match_rate,omitempty"`
+	CPUProfile     string        `envconfig:"CPU_PROFILE" desc:"write a pprof CPU profile of the run to this file" json:"cpu_profile,omitempty"`
 	LogLevel       string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error" json:"log_level"`
 	mqttconn.Security
 

@@ -54,7 +54,8 @@ type Engine struct {
 	out    io.Writer // progress lines
 	sched  *schedule.Schedule
 	table  *pending.Table
-	pool   *mqttconn.Pool
+	pool   *mqttconn.Pool                // set by Run before any goroutine that uses it starts
+	shared atomic.Pointer[mqttconn.Pool] // the same pool, for observers (HTTP, metrics)
 	runID  uint32
 	epoch  time.Time
 	offset uint32
@@ -181,6 +182,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 		return nil, err
 	}
 	e.pool = pool
+	e.shared.Store(pool)
 	defer pool.Close()
 
 	e.epoch = time.Now()
@@ -334,10 +336,10 @@ func (e *Engine) onResponse(conn int, _ string, payload []byte) {
 }
 
 func (e *Engine) connsUp() int {
-	if e.pool == nil {
-		return 0
+	if p := e.shared.Load(); p != nil {
+		return p.Up()
 	}
-	return e.pool.Up()
+	return 0
 }
 
 // pendingNow returns sent − matched − timed out over both phases.

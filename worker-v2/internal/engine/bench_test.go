@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func BenchmarkProcessHealth(b *testing.B) {
 	br := startBroker(b)
 	cfg := testConfig(br.URL())
 	cfg.Connections = 1
-	e, err := New(cfg, nil, nil)
+	e, err := New(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
