@@ -68,7 +68,7 @@ run() {
   VIRTUAL_CLIENTS=$clients INTERVAL_MS=$interval DURATION=${secs}s BROKER=$BROKER_URL \
     METRICS_ADDR=127.0.0.1:0 REPORT_FILE=$rf CPU_PROFILE=${CPU_PROFILE:-} PROGRESS_INTERVAL=${PROGRESS_INTERVAL:-5s} \
     "$BIN/loadgen-v2" >"$OUT/$name.txt" 2>"$OUT/$name.log" || true
-  jq -r --arg n "$name" --arg k "$KIND" '[$n, $k, .target_rps, .throughput_rps, .rate_ratio, .match_rate, .latency_ms.p50, .latency_ms.p99, .latency_ms.max, .process.cpu_us_per_request, .process.max_rss_mb] |
+  jq -r --arg n "$name" --arg k "$KIND" '[$n, $k, .target_rps, .throughput_rps, .rate_ratio, .match_rate, .latency_ms.p50, .latency_ms.p99, .latency_ms.max, .process.sending_cpu_us_per_request, .process.max_rss_mb] |
     "\(.[0])\t\(.[1])\ttarget \(.[2]|floor)/s\tachieved \(.[3]|floor)/s\tratio \(.[4]*10000|round/10000)\tmatch \(.[5]*1000000|floor/1000000)\tp50 \(.[6]) ms\tp99 \(.[7]) ms\tmax \(.[8]) ms\tloadgen \(.[9]*10|round/10) µs/req\tRSS \(.[10]|floor) MB"' "$rf"
 }
 

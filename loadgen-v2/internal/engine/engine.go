@@ -82,6 +82,8 @@ type Engine struct {
 
 	mu       sync.Mutex
 	lastProg progressSnap
+
+	cpuStart, cpuSend time.Duration // process CPU when sending started and ended
 }
 
 // New builds an engine from a validated config: the schedule and the pending
@@ -185,6 +187,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	e.shared.Store(pool)
 	defer pool.Close()
 
+	e.cpuStart = cpuTime()
 	e.epoch = time.Now()
 	e.started.Store(true)
 	close(e.readyCh)
@@ -196,6 +199,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { e.progress(progCtx) })
 	sendEnd := e.schedulerLoop(ctx)
+	e.cpuSend = cpuTime() // cpu while sending; the drain is excluded
 	stopProg()
 	wg.Wait()
 
@@ -394,7 +398,7 @@ func (e *Engine) finish(sendEnd int64) (*report.Report, error) {
 		missing := float64(rampPart) * float64(rampPart) / float64(e.rampNs) / 2 // ∫ (1 - t/R) over the measured ramp part
 		r.TargetRPS = e.cfg.Rate() * (1 - missing/float64(measured))
 	}
-	r.Process = processUsage(r.RequestsSent + e.snapshot(0).RequestsSent)
+	r.Process = processUsage(r.RequestsSent+e.snapshot(0).RequestsSent, e.cpuSend-e.cpuStart)
 	cfgJSON, err := json.Marshal(e.cfg)
 	if err != nil {
 		return nil, err
@@ -410,8 +414,18 @@ func (e *Engine) finish(sendEnd int64) (*report.Report, error) {
 // ErrSLO is returned (wrapped) by callers when a report misses its SLO.
 var ErrSLO = errors.New("SLO not met")
 
-// processUsage reads this process's CPU time and peak RSS (getrusage).
-func processUsage(requests uint64) *report.Process {
+// cpuTime returns the process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// processUsage reads this process's CPU time and peak RSS (getrusage);
+// sendingCPU is the CPU spent while sending (start-up and drain excluded).
+func processUsage(requests uint64, sendingCPU time.Duration) *report.Process {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return nil
@@ -423,6 +437,7 @@ func processUsage(requests uint64) *report.Process {
 	}
 	if requests > 0 {
 		p.CPUMicrosPerRequest = (p.CPUUserSeconds + p.CPUSystemSeconds) * 1e6 / float64(requests)
+		p.SendingCPUMicrosPerRequest = float64(sendingCPU.Microseconds()) / float64(requests)
 	}
 	return p
 }

@@ -98,6 +98,10 @@ type Process struct {
 	// CPUMicrosPerRequest is (user + system) CPU per request sent, µs: the
 	// loadgen's own cost of a round trip (publish, response, accounting).
 	CPUMicrosPerRequest float64 `json:"cpu_us_per_request"`
+	// SendingCPUMicrosPerRequest is the same over the sending phase only
+	// (connecting, start-up and the final drain excluded): the steady-state
+	// cost of a round trip.
+	SendingCPUMicrosPerRequest float64 `json:"sending_cpu_us_per_request"`
 }
 
 // SLO is the outcome of the service-level objectives of a run.
@@ -251,8 +255,8 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	p("accounting balanced\t%s\t(sent = matched + timed out + pending)", bal)
 	if r.Process != nil {
-		p("loadgen process\tCPU %.2f s user + %.2f s sys = %.1f µs per request, max RSS %.1f MB",
-			r.Process.CPUUserSeconds, r.Process.CPUSystemSeconds, r.Process.CPUMicrosPerRequest, r.Process.MaxRSSMB)
+		p("loadgen process\tCPU %.2f s user + %.2f s sys = %.1f µs per request (%.1f µs while sending), max RSS %.1f MB",
+			r.Process.CPUUserSeconds, r.Process.CPUSystemSeconds, r.Process.CPUMicrosPerRequest, r.Process.SendingCPUMicrosPerRequest, r.Process.MaxRSSMB)
 	}
 	if r.BrokerDropped != nil {
 		p("broker dropped\t%d", *r.BrokerDropped)
