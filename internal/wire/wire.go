@@ -44,6 +44,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -121,7 +122,9 @@ func AppendRequest(dst []byte, r *Request, padding int) ([]byte, error) {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(r.ReplyTopic)))
 	dst = append(dst, r.ReplyTopic...)
 	if padding > 0 {
-		dst = append(dst, make([]byte, padding)...) // no allocation: the compiler appends zeros in place
+		n := len(dst)
+		dst = slices.Grow(dst, padding)[:n+padding]
+		clear(dst[n:])
 	}
 	return dst, nil
 }
