@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,11 +46,29 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// lockedBuffer collects a child's output; it may be read while the child runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // proc is a running binary.
 type proc struct {
 	cmd    *exec.Cmd
-	out    bytes.Buffer
-	errOut bytes.Buffer
+	out    lockedBuffer
+	errOut lockedBuffer
 	done   chan struct{}
 }
 

@@ -43,7 +43,25 @@ type Broker struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *bytes.Buffer
+	log  *lockedBuffer
+}
+
+// lockedBuffer collects the broker's output; it may be read while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // Binary returns the path of the mosquitto binary.
@@ -97,7 +115,7 @@ func (b *Broker) start() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cmd := exec.Command(b.bin, "-c", b.conf)
-	b.log = &bytes.Buffer{}
+	b.log = &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = b.log, b.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

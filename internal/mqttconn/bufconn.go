@@ -3,9 +3,11 @@ package mqttconn
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // bufConn wraps a broker connection for throughput on small packets:
@@ -22,6 +24,16 @@ import (
 type bufConn struct {
 	net.Conn
 	r *bufio.Reader
+
+	// onPublish, when set, receives inbound QoS 0 PUBLISH packets straight
+	// from the read buffer: they are parsed here and never reach paho (no
+	// allocation, no goroutine hand-off per message). Other packets are
+	// passed to paho unchanged. topic and payload alias a buffer reused for
+	// the next packet.
+	onPublish func(topic string, payload []byte)
+	pkt       []byte // body of the packet being parsed
+	stage     []byte // a packet for paho, not yet returned by Read
+	stageOff  int
 
 	linger       time.Duration
 	writeTimeout time.Duration
@@ -58,7 +70,74 @@ func newBufConn(c net.Conn, readBuf int, linger, writeTimeout time.Duration, lim
 	return b
 }
 
-func (b *bufConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+// Read returns the byte stream to paho. With onPublish set, it parses the
+// stream packet by packet, hands QoS 0 PUBLISH packets to onPublish and
+// returns only the other packets to paho.
+func (b *bufConn) Read(p []byte) (int, error) {
+	if b.onPublish == nil {
+		return b.r.Read(p)
+	}
+	for {
+		if b.stageOff < len(b.stage) {
+			n := copy(p, b.stage[b.stageOff:])
+			b.stageOff += n
+			return n, nil
+		}
+		hdr, err := b.r.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		rl, enc, err := readRemainingLength(b.r)
+		if err != nil {
+			return 0, err
+		}
+		if hdr>>4 == 3 && hdr&0x06 == 0 { // PUBLISH, QoS 0 (DUP and RETAIN ignored)
+			if cap(b.pkt) < rl {
+				b.pkt = make([]byte, rl)
+			}
+			body := b.pkt[:rl]
+			if _, err := io.ReadFull(b.r, body); err != nil {
+				return 0, err
+			}
+			if rl < 2 || 2+int(body[0])<<8|int(body[1]) > rl {
+				return 0, errMalformedPacket
+			}
+			tl := int(body[0])<<8 | int(body[1])
+			b.onPublish(unsafe.String(unsafe.SliceData(body[2:]), tl), body[2+tl:])
+			if cap(b.pkt) > 1<<20 {
+				b.pkt = nil // do not keep a huge buffer after one oversized message
+			}
+			continue
+		}
+		b.stage = append(append(append(b.stage[:0], hdr), enc...), make([]byte, rl)...)
+		if _, err := io.ReadFull(b.r, b.stage[len(b.stage)-rl:]); err != nil {
+			return 0, err
+		}
+		b.stageOff = 0
+	}
+}
+
+var errMalformedPacket = errors.New("malformed MQTT packet from broker")
+
+// readRemainingLength reads the MQTT variable-length remaining length and
+// returns it with its encoding.
+func readRemainingLength(r *bufio.Reader) (int, []byte, error) {
+	var enc [4]byte
+	n, mult := 0, 1
+	for i := range 4 {
+		d, err := r.ReadByte()
+		if err != nil {
+			return 0, nil, err
+		}
+		enc[i] = d
+		n += int(d&0x7f) * mult
+		if d&0x80 == 0 {
+			return n, enc[:i+1], nil
+		}
+		mult *= 128
+	}
+	return 0, nil, errMalformedPacket
+}
 
 // Write queues p (one whole MQTT packet from paho) for the flusher. Packets
 // of paho itself (CONNECT, SUBSCRIBE, PINGREQ, acks) are never refused for

@@ -11,9 +11,11 @@
 // Hot path. QoS 0 publishes do not go through paho's Publish (which allocates a
 // token, a packet and a timer per message and wakes a writer goroutine):
 // Conn.Publish appends a ready PUBLISH frame to the connection's coalescing
-// buffer, and a flusher writes all that accumulated in one syscall. paho still
-// owns the session: CONNECT, SUBSCRIBE, keepalive, reading and dispatching
-// inbound messages, reconnecting. QoS 1 and 2 publishes go through paho.
+// buffer, and a flusher writes all that accumulated in one syscall. Inbound
+// QoS 0 PUBLISH packets are parsed in the read path and handed to the Handler
+// directly (paho's router would allocate a message and pass it through two
+// goroutines). paho still owns the session: CONNECT, SUBSCRIBE, keepalive,
+// acknowledgements, QoS 1/2 messages, reconnecting.
 package mqttconn
 
 import (
@@ -51,8 +53,10 @@ type Conn interface {
 }
 
 // Handler receives an inbound message. It runs on the connection's single
-// dispatch goroutine, one message at a time: it must not block (decode, do a
-// non-blocking hand-off, return). The payload is owned by the handler.
+// reading goroutine, one message at a time: it must not block (decode, do a
+// non-blocking hand-off, return). topic and payload are valid only until the
+// handler returns (QoS 0 messages are parsed in place from the read buffer):
+// copy what must be kept.
 type Handler func(conn int, topic string, payload []byte)
 
 // Options configures a Pool. Zero values take the documented defaults.
@@ -76,6 +80,9 @@ type Options struct {
 	Subscriptions func(i int) []string
 	// Handler receives inbound messages. Required when Subscriptions is set.
 	Handler Handler
+	// NoFastPath routes inbound QoS 0 messages through paho's router instead
+	// of parsing them in the read path (for comparison benchmarks).
+	NoFastPath bool
 	// OnState is called when connection i goes up (connected and subscribed)
 	// or down. Optional; must not block.
 	OnState func(i int, up bool)

@@ -3,6 +3,7 @@ package mqttconn
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 // Pool is a set of MQTT connections backed by paho.mqtt.golang.
@@ -29,6 +31,7 @@ type pahoConn struct {
 	client mqtt.Client
 	cur    atomic.Pointer[bufConn] // transport of the current session
 	up     atomic.Bool
+	err    atomic.Pointer[error] // last connect failure
 }
 
 // Dial creates the pool and connects every connection, waiting up to
@@ -55,15 +58,59 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 		p.conns = append(p.conns, c)
 		c.client.Connect() // ConnectRetry: keeps trying in the background
 	}
-	if !waitUntil(ctx, o.ConnectTimeout, func() bool { return p.Up() == len(p.conns) }) {
+	var refused error
+	if !waitUntil(ctx, o.ConnectTimeout, func() bool {
+		if refused = p.permanentError(); refused != nil {
+			return true
+		}
+		return p.Up() == len(p.conns)
+	}) || refused != nil {
 		up := p.Up()
 		p.Close()
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("connect to %s: %d of %d connections up after %v", redactURL(u), up, o.Connections, o.ConnectTimeout)
+		if refused != nil {
+			return nil, fmt.Errorf("connect to %s: refused: %w", redactURL(u), refused)
+		}
+		msg := fmt.Sprintf("connect to %s: %d of %d connections up after %v", redactURL(u), up, o.Connections, o.ConnectTimeout)
+		if last := p.lastError(); last != nil {
+			return nil, fmt.Errorf("%s; last error: %w", msg, last)
+		}
+		return nil, errors.New(msg)
 	}
 	return p, nil
+}
+
+// lastError returns the most recent connect failure of any connection.
+func (p *Pool) lastError() error {
+	for _, c := range p.conns {
+		if e := c.err.Load(); e != nil {
+			return *e
+		}
+	}
+	return nil
+}
+
+// permanentError returns a connect failure that retrying cannot cure: bad
+// credentials, not authorised, or a broker certificate that does not verify.
+func (p *Pool) permanentError() error {
+	err := p.lastError()
+	if err == nil {
+		return nil
+	}
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	// A TLS alert from the broker (e.g. "certificate required") has an
+	// unexported type: recognise it by the net.OpError's operation.
+	var op *net.OpError
+	alert := errors.As(err, &op) && op.Op == "remote error"
+	if errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) ||
+		errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || alert {
+		return err
+	}
+	return nil
 }
 
 func redactURL(u *url.URL) string {
@@ -86,6 +133,7 @@ func (p *Pool) clientOptions(c *pahoConn) *mqtt.ClientOptions {
 		SetKeepAlive(o.KeepAlive).
 		SetPingTimeout(10 * time.Second).
 		SetConnectTimeout(o.ConnectTimeout).
+		SetProtocolVersion(4).
 		SetWriteTimeout(o.WriteTimeout).
 		SetMessageChannelDepth(1024).
 		SetCustomOpenConnectionFn(c.open)
@@ -99,6 +147,24 @@ func (p *Pool) clientOptions(c *pahoConn) *mqtt.ClientOptions {
 		}
 	})
 	co.SetOnConnectHandler(func(cl mqtt.Client) { c.onConnect(cl) })
+	co.SetConnectionNotificationHandler(func(_ mqtt.Client, n mqtt.ConnectionNotification) {
+		var err error
+		switch n := n.(type) {
+		case mqtt.ConnectionNotificationFailed:
+			err = n.Reason
+		case mqtt.ConnectionNotificationBrokerFailed:
+			err = n.Reason
+		case mqtt.ConnectionNotificationConnected:
+			c.err.Store(nil)
+			return
+		default:
+			return
+		}
+		if err != nil {
+			c.err.Store(&err)
+			o.Logger.Debug("mqtt connect attempt failed", "conn", c.idx, "err", err)
+		}
+	})
 	co.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		c.setUp(false)
 		o.Logger.Warn("mqtt connection lost", "conn", c.idx, "err", err)
@@ -142,6 +208,10 @@ func (c *pahoConn) open(u *url.URL, co mqtt.ClientOptions) (net.Conn, error) {
 		_ = tc.SetNoDelay(true)
 	}
 	bc := newBufConn(nc, o.ReadBufferBytes, o.Linger, o.WriteTimeout, o.MaxPendingBytes)
+	if o.Handler != nil && o.QoS == 0 && !o.NoFastPath {
+		idx := c.idx
+		bc.onPublish = func(topic string, payload []byte) { o.Handler(idx, topic, payload) }
+	}
 	if old := c.cur.Swap(bc); old != nil {
 		_ = old.Close()
 	}

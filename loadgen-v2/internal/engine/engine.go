@@ -262,6 +262,10 @@ func (e *Engine) schedulerLoop(ctx context.Context) int64 {
 		if gNext < fNext {
 			wake = min(wake, e.sched.FireTime(gNext)+e.timeoutNs)
 		}
+		if !sending {
+			// Draining: look often, so the run ends as soon as nothing is pending.
+			wake = min(wake, now+int64(10*time.Millisecond))
+		}
 		wake = max(wake, now+int64(Tick))
 		timer.Reset(time.Duration(wake - now))
 		select {

@@ -101,8 +101,37 @@ const rateWindow = 5
 // message: owned by the engine from the handler on, never copied or reused.
 type item struct {
 	payload  []byte
+	buf      *[]byte // pooled storage of payload, returned after the reply
 	enqueued time.Time
 }
+
+// payloads recycles request copies: a handler copies the payload (valid only
+// during its call) into a pooled buffer, the worker returns it after
+// replying. A bounded free list (not sync.Pool, which drops items at random
+// under the race detector) keeps the steady state free of allocations.
+type bufPool chan *[]byte
+
+func (p bufPool) get() *[]byte {
+	select {
+	case b := <-p:
+		return b
+	default:
+		b := make([]byte, 0, 256)
+		return &b
+	}
+}
+
+func (p bufPool) put(b *[]byte) {
+	if cap(*b) > 64<<10 {
+		return // do not keep buffers of oversized messages
+	}
+	select {
+	case p <- b:
+	default:
+	}
+}
+
+var payloads = make(bufPool, 4096)
 
 // connStats are the counters of one connection, written only by its
 // dispatch goroutine.
@@ -405,7 +434,11 @@ func (e *Engine) handle(conn int, _ string, payload []byte) {
 		st.malformed.Add(1)
 		return
 	}
-	it := item{payload: payload, enqueued: time.Now()}
+	// The payload is only valid during this call (mqttconn parses QoS 0
+	// messages in place): the queue keeps a copy.
+	bp := payloads.get()
+	*bp = append((*bp)[:0], payload...)
+	it := item{payload: *bp, buf: bp, enqueued: time.Now()}
 	if e.cfg.DropOnFull {
 		select {
 		case e.queue <- it:

@@ -103,6 +103,12 @@ func (w *worker) run() {
 // handle processes one item and publishes its reply. It allocates nothing at
 // QoS 0.
 func (w *worker) handle(it item) {
+	if !w.copy && it.buf != nil {
+		// At QoS 0 Publish copies topic and payload before returning, so the
+		// request buffer can be reused once handle returns. (At QoS > 0 paho
+		// keeps the topic string, which aliases the request.)
+		defer payloads.put(it.buf)
+	}
 	w.st.busy.Add(1)
 	start := time.Now()
 	wait := start.Sub(it.enqueued)
