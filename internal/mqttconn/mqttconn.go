@@ -83,6 +83,10 @@ type Options struct {
 	// NoFastPath routes inbound QoS 0 messages through paho's router instead
 	// of parsing them in the read path (for comparison benchmarks).
 	NoFastPath bool
+	// Plain uses paho as it comes: its own connection (no read buffer, no
+	// write coalescing), Publish for every message, its router for every
+	// inbound message. It exists to measure what the fast paths save.
+	Plain bool
 	// OnState is called when connection i goes up (connected and subscribed)
 	// or down. Optional; must not block.
 	OnState func(i int, up bool)

@@ -1,6 +1,7 @@
 package mqttconn
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,8 +137,12 @@ func (p *Pool) clientOptions(c *pahoConn) *mqtt.ClientOptions {
 		SetConnectTimeout(o.ConnectTimeout).
 		SetProtocolVersion(4).
 		SetWriteTimeout(o.WriteTimeout).
-		SetMessageChannelDepth(1024).
-		SetCustomOpenConnectionFn(c.open)
+		SetMessageChannelDepth(1024)
+	if o.Plain {
+		co.SetTLSConfig(o.TLS)
+	} else {
+		co.SetCustomOpenConnectionFn(c.open)
+	}
 	if o.Username != "" {
 		co.SetUsername(o.Username)
 		co.SetPassword(o.Password)
@@ -268,8 +274,10 @@ func (c *pahoConn) publish(topic string, payload []byte, kick bool) error {
 	if !c.up.Load() {
 		return ErrNotConnected
 	}
-	if q := c.pool.opts.QoS; q > 0 {
-		tok := c.client.Publish(topic, q, false, payload)
+	if q := c.pool.opts.QoS; q > 0 || c.pool.opts.Plain {
+		// paho keeps topic and payload until its writer goroutine has sent
+		// them (and, at QoS > 0, until acknowledged): give it copies.
+		tok := c.client.Publish(strings.Clone(topic), q, false, bytes.Clone(payload))
 		select {
 		case <-tok.Done():
 			return tok.Error()

@@ -37,6 +37,7 @@ type Config struct {
 	ProgressEvery  time.Duration `envconfig:"PROGRESS_INTERVAL" default:"5s" desc:"live progress line period on stderr (0 = off)" json:"progress_interval"`
 	SLOP99MS       float64       `envconfig:"SLO_P99_MS" default:"0" desc:"exit 3 if p99 latency exceeds this (ms; 0 = no SLO)" json:"slo_p99_ms,omitempty"`
 	SLOMatchRate   float64       `envconfig:"SLO_MATCH_RATE" default:"0" desc:"exit 3 if the match rate is below this (0..1; 0 = no SLO)" json:"slo_match_rate,omitempty"`
+	Transport      string        `envconfig:"TRANSPORT" default:"fast" desc:"fast (buffered reads, coalesced writes, in-place parsing) or paho (plain paho, for comparison)" json:"transport"`
 	CPUProfile     string        `envconfig:"CPU_PROFILE" desc:"write a pprof CPU profile of the run to this file" json:"cpu_profile,omitempty"`
 	LogLevel       string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error" json:"log_level"`
 	mqttconn.Security
@@ -91,6 +92,7 @@ func (c *Config) Validate() []error {
 		chk(c.SLOMatchRate >= 0 && c.SLOMatchRate <= 1, "SLO_MATCH_RATE", c.SLOMatchRate, "must be between 0 and 1"),
 		chk(wire.ValidTopicName(c.InstanceID), "INSTANCE_ID", c.InstanceID, "must be 1-255 bytes without '/', '+', '#'"),
 		chk(c.Duration == 0 || c.Warmup < c.Duration, "WARMUP", c.Warmup, fmt.Sprintf("must be shorter than DURATION=%v", c.Duration)),
+		chk(c.Transport == "fast" || c.Transport == "paho", "TRANSPORT", c.Transport, "must be fast or paho"),
 		chk(validLevel(c.LogLevel), "LOG_LEVEL", c.LogLevel, "must be debug, info, warn or error"),
 	}
 	if c.Connections > c.Shards && c.Shards >= 1 {

@@ -175,6 +175,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 		},
 		Handler: e.onResponse,
 		Logger:  e.log,
+		Plain:   cfg.Transport == "paho",
 	}
 	if err := cfg.Security.Apply(&opts); err != nil {
 		return nil, err

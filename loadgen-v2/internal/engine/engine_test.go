@@ -210,3 +210,23 @@ func TestStrayResponsesAreCounted(t *testing.T) {
 		t.Errorf("stray messages changed the results: %+v", rep.Counts)
 	}
 }
+
+// The plain paho transport (TRANSPORT=paho, kept to measure what the fast
+// paths save) must be just as exact: paho sends asynchronously, so the pool
+// must hand it copies of the reused encode buffer.
+func TestRunPlainPahoTransport(t *testing.T) {
+	b := startBroker(t)
+	startEcho(t, b.URL(), nil)
+	cfg := testConfig(t, b.URL(), map[string]string{"TRANSPORT": "paho", "DURATION": "1s"})
+	eng, err := New(cfg, quietLog(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := eng.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Balanced || rep.MatchRate != 1 || rep.Duplicate != 0 || rep.RequestsSent < 3900 {
+		t.Errorf("plain paho transport: %+v", rep.Counts)
+	}
+}
