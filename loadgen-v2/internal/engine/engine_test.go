@@ -230,3 +230,37 @@ func TestRunPlainPahoTransport(t *testing.T) {
 		t.Errorf("plain paho transport: %+v", rep.Counts)
 	}
 }
+
+// WARMUP: requests intended during the warmup are counted apart and kept out
+// of the latency histogram; RAMP_UP: clients come online linearly, so about
+// half the sends of a full-rate run happen during the ramp.
+func TestWarmupAndRampUp(t *testing.T) {
+	b := startBroker(t)
+	startEcho(t, b.URL(), nil)
+	cfg := testConfig(t, b.URL(), map[string]string{"DURATION": "2s", "WARMUP": "1s", "RAMP_UP": "1s"})
+	eng, err := New(cfg, quietLog(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := eng.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Warmup == nil || !rep.Warmup.Balanced() || !rep.Balanced {
+		t.Fatalf("warmup counts: %+v measured: %+v", rep.Warmup, rep.Counts)
+	}
+	// 2000 clients every 500 ms: the ramp second would hold 4000 fires at full
+	// rate, half of them with clients online; the measured second holds 4000.
+	if w := rep.Warmup.RequestsSent; w < 1800 || w > 2200 {
+		t.Errorf("warmup sent %d, want ~2000 (half of 4000 during a linear ramp)", w)
+	}
+	if m := rep.RequestsSent; m < 3950 || m > 4000 {
+		t.Errorf("measured sent %d, want ~4000", m)
+	}
+	if rep.Latency.Count != int64(rep.ResponsesMatched) {
+		t.Errorf("latency histogram holds %d values, want only the %d measured ones", rep.Latency.Count, rep.ResponsesMatched)
+	}
+	if rep.DurationSeconds < 0.99 || rep.DurationSeconds > 1.01 {
+		t.Errorf("measured duration %.3f s, want 1 s (DURATION - WARMUP)", rep.DurationSeconds)
+	}
+}
