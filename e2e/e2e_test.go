@@ -406,3 +406,55 @@ func TestLocalRun(t *testing.T) {
 		}
 	}
 }
+
+// SIGINT stops sending, drains and prints the report (exit 0); a second
+// signal during the drain exits at once with 130.
+func TestLoadgenSignals(t *testing.T) {
+	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	w, _ := startWorker(t, b.URL())
+	defer w.stop(t)
+
+	t.Run("first signal drains and reports", func(t *testing.T) {
+		rf := filepath.Join(t.TempDir(), "r.json")
+		maddr := freeAddr(t)
+		lg := start(t, "loadgen-v2", loadgenEnv(b.URL(), rf, "DURATION=0", "METRICS_ADDR="+maddr)...)
+		waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
+		time.Sleep(1500 * time.Millisecond)
+		_ = lg.cmd.Process.Signal(syscall.SIGINT)
+		if code := lg.wait(t, 30*time.Second); code != 0 {
+			t.Fatalf("exit %d after SIGINT\n%s", code, lg.errOut.String())
+		}
+		r := readReport(t, rf)
+		if !r.Balanced || r.RequestsSent == 0 || r.MatchRate != 1 || r.StillPending != 0 {
+			t.Errorf("report after SIGINT: %+v", r)
+		}
+	})
+	t.Run("second signal exits at once", func(t *testing.T) {
+		// A broker with no worker: nothing is answered, so the drain would
+		// last REQUEST_TIMEOUT.
+		b2, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b2.Close()
+		rf := filepath.Join(t.TempDir(), "r.json")
+		maddr := freeAddr(t)
+		lg := start(t, "loadgen-v2", loadgenEnv(b2.URL(), rf, "DURATION=0", "REQUEST_TIMEOUT=30s", "METRICS_ADDR="+maddr)...)
+		waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
+		time.Sleep(500 * time.Millisecond)
+		_ = lg.cmd.Process.Signal(syscall.SIGINT)
+		time.Sleep(500 * time.Millisecond) // draining: up to 30 s
+		began := time.Now()
+		_ = lg.cmd.Process.Signal(syscall.SIGINT)
+		if code := lg.wait(t, 10*time.Second); code != 130 {
+			t.Fatalf("exit %d after the second SIGINT, want 130", code)
+		}
+		if d := time.Since(began); d > 3*time.Second {
+			t.Errorf("second signal took %v to exit", d)
+		}
+	})
+}
