@@ -230,10 +230,10 @@ func checkAllAnswered(t *testing.T, r report, wantSent float64) {
 	}
 }
 
-func runPair(t *testing.T, brokerURL string) {
-	w, waddr := startWorker(t, brokerURL)
+func runPair(t *testing.T, brokerURL string, env ...string) {
+	w, waddr := startWorker(t, brokerURL, env...)
 	rf := filepath.Join(t.TempDir(), "report.json")
-	lg := start(t, "loadgen-v2", loadgenEnv(brokerURL, rf)...)
+	lg := start(t, "loadgen-v2", loadgenEnv(brokerURL, rf, env...)...)
 	if code := lg.wait(t, 60*time.Second); code != 0 {
 		t.Fatalf("loadgen exit %d\n%s\n%s", code, lg.out.String(), lg.errOut.String())
 	}
@@ -279,6 +279,12 @@ func startMosquitto(t *testing.T, extra string) *mosquitto.Broker {
 func TestMosquitto(t *testing.T) {
 	m := startMosquitto(t, "")
 	runPair(t, m.URL())
+}
+
+// QoS 1 requests and responses (through paho's own publish path).
+func TestMosquittoQoS1(t *testing.T) {
+	m := startMosquitto(t, "")
+	runPair(t, m.URL(), "QOS=1")
 }
 
 // Two loadgen instances with disjoint client ranges share one worker pool;
