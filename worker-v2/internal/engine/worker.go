@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"time"
 	"unsafe"
@@ -44,6 +45,8 @@ func (e *Engine) spawn() {
 	w := &worker{
 		e:    e,
 		conn: pool.Conn(id % pool.Len()),
+		pool: pool,
+		home: id % pool.Len(),
 		proc: proc,
 		st:   &e.work[id%workStripes],
 		buf:  make([]byte, 0, wire.ResponseSize),
@@ -64,7 +67,9 @@ func (e *Engine) observe() autoscale.Observation {
 // worker is one worker goroutine's state: everything it reuses per message.
 type worker struct {
 	e    *Engine
-	conn mqttconn.Conn
+	conn mqttconn.Conn // the worker's own connection for replies
+	pool *mqttconn.Pool
+	home int // index of conn in pool
 	proc process.Processor
 	st   *workStats
 	req  wire.Request
@@ -138,7 +143,7 @@ func (w *worker) handle(it item) {
 	}
 	// The topic aliases the request payload, which nothing reuses or mutates.
 	topic := unsafe.String(unsafe.SliceData(w.req.ReplyTopic), len(w.req.ReplyTopic))
-	if err := w.conn.Publish(topic, payload); err != nil {
+	if err := w.publish(topic, payload); err != nil {
 		w.st.replyFailed.Add(1)
 		w.e.warnReplyFailed(err)
 	} else {
@@ -157,4 +162,23 @@ func (e *Engine) warnReplyFailed(err error) {
 		return
 	}
 	e.log.Warn("reply not sent (logged at most every 5s; see reply_failed)", "err", err, "reply_failed", e.replyFailed())
+}
+
+// publish sends a reply on the worker's connection or, while that one is
+// down (reconnecting), on the next connection that is up, so a dropped
+// connection does not lose the replies of the workers assigned to it.
+func (w *worker) publish(topic string, payload []byte) error {
+	err := w.conn.Publish(topic, payload)
+	if err == nil || w.pool == nil || !errors.Is(err, mqttconn.ErrNotConnected) {
+		return err
+	}
+	n := w.pool.Len()
+	for i := 1; i < n; i++ {
+		if c := w.pool.Conn((w.home + i) % n); c.Connected() {
+			if err = c.Publish(topic, payload); err == nil {
+				return nil
+			}
+		}
+	}
+	return err
 }
