@@ -3,15 +3,19 @@
 // (Scaler) that samples, decides and applies it every interval and keeps a
 // log of the scaling events.
 //
-// The signal is the queue fill, len/cap, sampled once per interval:
+// The trigger is the queue fill, len/cap, sampled once per interval; the size
+// of a step uses the demand, the workers the arrivals of the last interval
+// need by Little's law: demand = arrival rate × mean processing time.
 //
-//   - fill > Up: the workers cannot keep up; double them (at least +1), up to
-//     Max. Doubling reaches any Max from Min in ⌈log2(Max/Min)⌉ intervals.
+//   - fill > Up: the workers cannot keep up; go to the larger of double (at
+//     least +1) and demand/Target (Target = 0.8 utilisation, so a backlog
+//     drains too), up to Max. A load step of any size is met in one interval
+//     when the demand is known; doubling alone needs ⌈log2(step)⌉ intervals.
 //   - fill < Down for DownAfter samples in a row: cut 10% (at least 1), down
-//     to Min, but never below the workers that were busy at the sample plus a
-//     quarter of headroom. An empty queue says "enough workers", not "too
-//     many": without that floor a sleep-mode pool that just keeps up would be
-//     cut until the queue fills, then doubled, and so on.
+//     to Min, but never below demand/Target nor the workers busy at the sample
+//     plus a quarter of headroom. An empty queue says "enough workers", not
+//     "too many": without that floor a sleep-mode pool that just keeps up
+//     would be cut until the queue fills, then doubled, and so on.
 //   - otherwise hold.
 //
 // Hysteresis comes from the gap between Down and Up, from the DownAfter
@@ -22,6 +26,7 @@ package autoscale
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +57,21 @@ type Observation struct {
 	// Calm is how many samples in a row before this one had a fill below
 	// Policy.Down. The Scaler keeps it.
 	Calm int
+	// Demand is the mean number of workers the arrivals of the last interval
+	// kept busy: arrivals per second × mean processing time in seconds
+	// (Little's law). 0 when unknown (then steps are ×2 up, −10% down).
+	Demand float64
+}
+
+// Target is the worker utilisation the demand-based steps aim at.
+const Target = 0.8
+
+// needed returns ⌈Demand/Target⌉.
+func (o Observation) needed() int {
+	if o.Demand <= 0 {
+		return 0
+	}
+	return int(math.Ceil(o.Demand / Target))
 }
 
 // Fill returns QueueLen/QueueCap (0 when the capacity is 0).
@@ -71,11 +91,11 @@ func Decide(obs Observation, p Policy) int {
 	fill := obs.Fill()
 	switch {
 	case fill > p.Up:
-		return min(max(2*w, w+1), p.Max)
+		return min(max(2*w, w+1, obs.needed()), p.Max)
 	case fill < p.Down && obs.Calm+1 >= max(p.DownAfter, 1):
 		n := w - max(w/10, 1)
-		floor := obs.Busy + (obs.Busy+3)/4  // busy workers plus 25% headroom, rounded up
-		return min(w, max(n, floor, p.Min)) // a cut never adds workers
+		floor := max(obs.Busy+(obs.Busy+3)/4, obs.needed()) // busy plus 25% headroom, rounded up; the demand
+		return min(w, max(n, floor, p.Min))                 // a cut never adds workers
 	}
 	return w
 }
@@ -143,7 +163,7 @@ func (s *Scaler) Step(now time.Time) int {
 	} else {
 		s.down.Add(1)
 	}
-	reason := fmt.Sprintf("queue %d/%d (%.0f%%)", obs.QueueLen, obs.QueueCap, 100*obs.Fill())
+	reason := fmt.Sprintf("queue %d/%d (%.0f%%), demand %.1f workers", obs.QueueLen, obs.QueueCap, 100*obs.Fill(), obs.Demand)
 	switch {
 	case obs.Workers < s.policy.Min:
 		reason = "below MIN_WORKERS"

@@ -35,6 +35,14 @@ func TestDecide(t *testing.T) {
 		{"all busy never scales up on low fill", Observation{Workers: 20, Busy: 20, QueueLen: 0, QueueCap: 100, Calm: 9}, policy, 20},
 		{"DownAfter 0 means 1", Observation{Workers: 50, QueueLen: 0, QueueCap: 100}, Policy{Min: 1, Max: 100, Up: 0.7, Down: 0.2}, 45},
 		{"below min is raised", Observation{Workers: 3, QueueLen: 50, QueueCap: 100}, policy, 10},
+		// Demand = arrivals/s × mean processing time (Little's law).
+		{"step up to the demand in one go", Observation{Workers: 10, QueueLen: 100, QueueCap: 100, Demand: 150}, policy, 188}, // ⌈150/0.8⌉
+		{"small demand still doubles", Observation{Workers: 40, QueueLen: 100, QueueCap: 100, Demand: 20}, policy, 80},
+		{"demand capped at max", Observation{Workers: 10, QueueLen: 100, QueueCap: 100, Demand: 5000}, policy, 1000},
+		{"demand floors a cut", Observation{Workers: 100, Busy: 10, QueueLen: 0, QueueCap: 100, Calm: 9, Demand: 76}, policy, 95},
+		{"demand below the cut does not hold it", Observation{Workers: 100, Busy: 10, QueueLen: 0, QueueCap: 100, Calm: 9, Demand: 40}, policy, 90},
+		{"demand never raises on low fill", Observation{Workers: 20, QueueLen: 0, QueueCap: 100, Calm: 9, Demand: 50}, policy, 20},
+		{"demand ignored in the band", Observation{Workers: 20, QueueLen: 50, QueueCap: 100, Demand: 500}, policy, 20},
 		{"above max is lowered", Observation{Workers: 2000, QueueLen: 100, QueueCap: 100}, policy, 1000},
 		{"zero capacity holds", Observation{Workers: 40, QueueLen: 0, QueueCap: 0, Calm: 0}, Policy{Min: 1, Max: 100, Up: 0.7, Down: 0.2, DownAfter: 3}, 40},
 		{"min equals max", Observation{Workers: 1, QueueLen: 10, QueueCap: 10}, Policy{Min: 1, Max: 1, Up: 0.7, Down: 0.2}, 1},

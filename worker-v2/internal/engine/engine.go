@@ -144,11 +144,13 @@ type connStats struct {
 type workStats struct {
 	processed, replyFailed, abandoned, malformed atomic.Uint64
 	busy                                         atomic.Int64
-	_                                            [24]byte
+	busyNs                                       atomic.Uint64 // total processing time, ns
+	_                                            [16]byte
 }
 
 // Engine is one worker-v2 instance. Create it with New, start it with Run.
 type Engine struct {
+	demand   demandSample
 	cfg      config.Config
 	log      *slog.Logger
 	gatherer prometheus.Gatherer

@@ -57,11 +57,41 @@ func (e *Engine) spawn() {
 }
 
 // observe samples the pool for the autoscaler.
+// The demand is computed over the interval since the previous sample:
+// arrivals/s × mean processing time = received/dt × busyNs/handled.
 func (e *Engine) observe() autoscale.Observation {
 	e.mu.Lock()
 	w := e.target
 	e.mu.Unlock()
-	return autoscale.Observation{Workers: w, Busy: e.inFlight(), QueueLen: len(e.queue), QueueCap: cap(e.queue)}
+	o := autoscale.Observation{Workers: w, Busy: e.inFlight(), QueueLen: len(e.queue), QueueCap: cap(e.queue)}
+	now := time.Now()
+	rec, busy := e.received(), e.busyNanos()
+	handled := e.processed() + e.replyFailed()
+	d := &e.demand
+	if !d.at.IsZero() {
+		dt := now.Sub(d.at).Seconds()
+		if n := handled - d.handled; n > 0 && dt > 0 {
+			meanService := float64(busy-d.busy) / 1e9 / float64(n)
+			o.Demand = float64(rec-d.received) / dt * meanService
+		}
+	}
+	*d = demandSample{at: now, received: rec, handled: handled, busy: busy}
+	return o
+}
+
+// demandSample is the state observe keeps between samples (the scaler's
+// goroutine only).
+type demandSample struct {
+	at                      time.Time
+	received, handled, busy uint64
+}
+
+func (e *Engine) busyNanos() uint64 {
+	var n uint64
+	for i := range e.work {
+		n += e.work[i].busyNs.Load()
+	}
+	return n
 }
 
 // worker is one worker goroutine's state: everything it reuses per message.
@@ -128,6 +158,7 @@ func (w *worker) handle(it item) {
 		return
 	}
 	took := time.Since(start)
+	w.st.busyNs.Add(uint64(took))
 	w.resp = wire.Response{
 		RunID:     w.req.RunID,
 		ClientID:  w.req.ClientID,
