@@ -68,9 +68,11 @@ func Load() (*Config, error) {
 // Validate implements envconf.Validator. It fills defaults that depend on the
 // machine (INSTANCE_ID) and resolves CLIENT_ID_OFFSET.
 func (c *Config) Validate() []error {
+	ordinalFrom := c.InstanceID
 	if c.InstanceID == "" {
 		h, _ := os.Hostname()
 		c.InstanceID = sanitize(h) + "-" + strconv.Itoa(os.Getpid())
+		ordinalFrom = h // a StatefulSet pod's hostname is its name, ending in -N
 	}
 	chk := envconf.Check
 	errs := []error{
@@ -98,7 +100,7 @@ func (c *Config) Validate() []error {
 	if c.Connections > c.Shards && c.Shards >= 1 {
 		errs = append(errs, fmt.Errorf("CONNECTIONS=%d is greater than SHARDS=%d: responses are routed by shard, so connections beyond SHARDS would carry nothing", c.Connections, c.Shards))
 	}
-	if off, err := c.resolveOffset(); err != nil {
+	if off, err := c.resolveOffset(ordinalFrom); err != nil {
 		errs = append(errs, err)
 	} else {
 		c.offset = off
@@ -113,13 +115,15 @@ func (c *Config) Validate() []error {
 	return out
 }
 
-func (c *Config) resolveOffset() (uint32, error) {
+// resolveOffset resolves CLIENT_ID_OFFSET; with auto, the ordinal is the
+// trailing -N of name (INSTANCE_ID, or the hostname when INSTANCE_ID is not set).
+func (c *Config) resolveOffset(name string) (uint32, error) {
 	var off uint64
 	if c.ClientIDOffset == "auto" {
-		i := strings.LastIndexByte(c.InstanceID, '-')
-		ord, err := strconv.ParseUint(c.InstanceID[i+1:], 10, 32)
+		i := strings.LastIndexByte(name, '-')
+		ord, err := strconv.ParseUint(name[i+1:], 10, 32)
 		if i < 0 || err != nil {
-			return 0, fmt.Errorf("CLIENT_ID_OFFSET=auto needs INSTANCE_ID ending in -N (a pod ordinal), got INSTANCE_ID=%s", c.InstanceID)
+			return 0, fmt.Errorf("CLIENT_ID_OFFSET=auto needs INSTANCE_ID=%s (or, when INSTANCE_ID is unset, the hostname) to end in -N, a pod ordinal", name)
 		}
 		off = ord * uint64(max(c.VirtualClients, 0))
 	} else {
