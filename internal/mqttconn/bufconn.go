@@ -3,6 +3,7 @@ package mqttconn
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -91,6 +92,9 @@ func (b *bufConn) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		if rl > maxInboundPacket {
+			return 0, fmt.Errorf("%w: inbound packet of %d bytes exceeds %d", errMalformedPacket, rl, maxInboundPacket)
+		}
 		if hdr>>4 == 3 && hdr&0x06 == 0 { // PUBLISH, QoS 0 (DUP and RETAIN ignored)
 			if cap(b.pkt) < rl {
 				b.pkt = make([]byte, rl)
@@ -99,10 +103,13 @@ func (b *bufConn) Read(p []byte) (int, error) {
 			if _, err := io.ReadFull(b.r, body); err != nil {
 				return 0, err
 			}
-			if rl < 2 || 2+int(body[0])<<8|int(body[1]) > rl {
+			if rl < 2 {
 				return 0, errMalformedPacket
 			}
 			tl := int(body[0])<<8 | int(body[1])
+			if 2+tl > rl {
+				return 0, errMalformedPacket
+			}
 			b.onPublish(unsafe.String(unsafe.SliceData(body[2:]), tl), body[2+tl:])
 			if cap(b.pkt) > 1<<20 {
 				b.pkt = nil // do not keep a huge buffer after one oversized message
@@ -118,6 +125,10 @@ func (b *bufConn) Read(p []byte) (int, error) {
 }
 
 var errMalformedPacket = errors.New("malformed MQTT packet from broker")
+
+// maxInboundPacket bounds what one inbound packet may make us allocate
+// (bytes); a larger one closes the connection, which then reconnects.
+const maxInboundPacket = 16 << 20
 
 // readRemainingLength reads the MQTT variable-length remaining length and
 // returns it with its encoding.

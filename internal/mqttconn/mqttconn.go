@@ -105,7 +105,9 @@ type Options struct {
 	Linger time.Duration
 	// ReadBufferBytes is the size of the read buffer. Default 64 KiB.
 	ReadBufferBytes int
-	// MaxPendingBytes bounds the write buffer of one connection. Default 4 MiB.
+	// MaxPendingBytes bounds the write buffer of one connection, so a stalled
+	// broker cannot grow memory without limit. Default 1 MiB (about 15,000
+	// requests).
 	MaxPendingBytes int
 	// Logger for connection events. Default slog.Default().
 	Logger *slog.Logger
@@ -131,7 +133,7 @@ func (o *Options) setDefaults() {
 		o.ReadBufferBytes = 64 << 10
 	}
 	if o.MaxPendingBytes <= 0 {
-		o.MaxPendingBytes = 4 << 20
+		o.MaxPendingBytes = 1 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
