@@ -32,7 +32,8 @@ func New() *hdrhistogram.Histogram {
 // Recorder is a striped set of histograms: stripe i is used by the goroutines
 // that pass i, each stripe behind its own (uncontended in practice) mutex,
 // because hdrhistogram is not goroutine-safe. It keeps a cumulative histogram
-// and an interval histogram per stripe (for live progress).
+// per stripe and, when made by NewIntervalRecorder, an interval histogram
+// too (for live progress).
 type Recorder struct {
 	stripes []stripe
 }
@@ -44,12 +45,22 @@ type stripe struct {
 	_        [40]byte // keep stripes on separate cache lines
 }
 
-// NewRecorder returns a recorder with n stripes (n ≥ 1).
+// NewRecorder returns a recorder with n stripes (n ≥ 1) and no interval
+// histograms (Interval returns an empty histogram).
 func NewRecorder(n int) *Recorder {
 	n = max(n, 1)
 	r := &Recorder{stripes: make([]stripe, n)}
 	for i := range r.stripes {
 		r.stripes[i].total = New()
+	}
+	return r
+}
+
+// NewIntervalRecorder returns a recorder with n stripes that also keeps the
+// values since the last call to Interval.
+func NewIntervalRecorder(n int) *Recorder {
+	r := NewRecorder(n)
+	for i := range r.stripes {
 		r.stripes[i].interval = New()
 	}
 	return r
@@ -61,7 +72,9 @@ func (r *Recorder) Record(i int, d time.Duration) {
 	s := &r.stripes[i%len(r.stripes)]
 	s.mu.Lock()
 	_ = s.total.RecordValue(us)
-	_ = s.interval.RecordValue(us)
+	if s.interval != nil {
+		_ = s.interval.RecordValue(us)
+	}
 	s.mu.Unlock()
 }
 
@@ -94,8 +107,10 @@ func (r *Recorder) Interval() *hdrhistogram.Histogram {
 	for i := range r.stripes {
 		s := &r.stripes[i]
 		s.mu.Lock()
-		h.Merge(s.interval)
-		s.interval.Reset()
+		if s.interval != nil {
+			h.Merge(s.interval)
+			s.interval.Reset()
+		}
 		s.mu.Unlock()
 	}
 	return h
@@ -107,7 +122,9 @@ func (r *Recorder) Reset() {
 		s := &r.stripes[i]
 		s.mu.Lock()
 		s.total.Reset()
-		s.interval.Reset()
+		if s.interval != nil {
+			s.interval.Reset()
+		}
 		s.mu.Unlock()
 	}
 }
@@ -161,4 +178,30 @@ func Decode(s string) (*hdrhistogram.Histogram, error) {
 		return nil, fmt.Errorf("decode histogram: %w", err)
 	}
 	return h, nil
+}
+
+// Buckets returns, for each upper bound in seconds (ascending), how many
+// values of h (recorded in µs) are at most that bound, with the total count
+// and the sum in seconds: the shape of a Prometheus classic histogram. A
+// value is counted by the upper end of its HDR bucket (≤ 0.1% above it).
+func Buckets(h *hdrhistogram.Histogram, bounds []float64) (cumulative map[float64]uint64, count uint64, sum float64) {
+	cumulative = make(map[float64]uint64, len(bounds))
+	var acc uint64
+	b := 0
+	for _, bar := range h.Distribution() {
+		if bar.Count == 0 {
+			continue
+		}
+		for b < len(bounds) && float64(bar.To) > bounds[b]*1e6 {
+			cumulative[bounds[b]] = acc
+			b++
+		}
+		acc += uint64(bar.Count)
+	}
+	for ; b < len(bounds); b++ {
+		cumulative[bounds[b]] = acc
+	}
+	count = uint64(h.TotalCount())
+	sum = h.Mean() * float64(count) / 1e6
+	return cumulative, count, sum
 }

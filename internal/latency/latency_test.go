@@ -58,7 +58,7 @@ func TestRecorderStripesAndTotal(t *testing.T) {
 }
 
 func TestRecorderInterval(t *testing.T) {
-	r := latency.NewRecorder(3)
+	r := latency.NewIntervalRecorder(3)
 	for i := range 30 {
 		r.Record(i, time.Millisecond)
 	}
@@ -229,7 +229,7 @@ func TestMergeEncoded(t *testing.T) {
 }
 
 func TestRecorderConcurrent(t *testing.T) {
-	r := latency.NewRecorder(4)
+	r := latency.NewIntervalRecorder(4)
 	var wg sync.WaitGroup
 	const goroutines, each = 8, 2000
 	for g := range goroutines {
@@ -291,4 +291,32 @@ func BenchmarkRecordParallel(b *testing.B) {
 			r.Record(i, d%(100*time.Millisecond))
 		}
 	})
+}
+
+func TestNoIntervalRecorder(t *testing.T) {
+	r := latency.NewRecorder(2)
+	r.Record(0, time.Millisecond)
+	if n := r.Interval().TotalCount(); n != 0 {
+		t.Errorf("interval of a recorder without one: %d values", n)
+	}
+	if n := r.Total().TotalCount(); n != 1 {
+		t.Errorf("total %d, want 1", n)
+	}
+}
+
+func TestBuckets(t *testing.T) {
+	h := latency.New()
+	for _, us := range []int64{50, 900, 1000, 2000, 30000, 2_000_000} {
+		_ = h.RecordValue(us)
+	}
+	b, count, sum := latency.Buckets(h, []float64{0.0001, 0.001, 0.01, 0.1, 1})
+	want := map[float64]uint64{0.0001: 1, 0.001: 3, 0.01: 4, 0.1: 5, 1: 5}
+	for k, v := range want {
+		if b[k] != v {
+			t.Errorf("bucket le=%g: %d, want %d (all: %v)", k, b[k], v, b)
+		}
+	}
+	if count != 6 || sum < 2.033 || sum > 2.035 {
+		t.Errorf("count %d sum %g, want 6 and ~2.034 s", count, sum)
+	}
 }

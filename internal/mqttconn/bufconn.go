@@ -40,6 +40,7 @@ type bufConn struct {
 	writeTimeout time.Duration
 	limit        int // pending bytes beyond which AppendPublish refuses
 
+	wmu     sync.Mutex // held while writing to the socket (flusher or flushSync)
 	mu      sync.Mutex
 	pending []byte
 	spare   []byte
@@ -250,31 +251,60 @@ func (b *bufConn) flusher() {
 				return
 			}
 		}
-		for {
-			b.mu.Lock()
-			out := b.pending
-			b.pending, b.spare = b.spare[:0], out[:0] // never leave pending and spare sharing an array
-			b.mu.Unlock()
-			if len(out) == 0 {
-				break
-			}
-			if b.writeTimeout > 0 {
-				_ = b.Conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
-			}
-			_, err := b.Conn.Write(out)
-			b.mu.Lock()
-			b.spare = out[:0]
-			if err != nil && b.err == nil {
-				b.err = err
-			}
-			b.mu.Unlock()
-			if err != nil {
-				// Make paho's reader fail too, so it reconnects.
-				_ = b.Conn.Close()
-				return
-			}
+		b.wmu.Lock()
+		err := b.writePending()
+		b.wmu.Unlock()
+		if err != nil {
+			return
 		}
 	}
+}
+
+// writePending writes everything pending, in as few writes as it takes for
+// the buffer to stay empty. The caller holds wmu. On a write error it makes
+// the error sticky and closes the socket (so paho's reader fails and the
+// client reconnects).
+func (b *bufConn) writePending() error {
+	for {
+		b.mu.Lock()
+		out := b.pending
+		b.pending, b.spare = b.spare[:0], out[:0] // never leave pending and spare sharing an array
+		b.mu.Unlock()
+		if len(out) == 0 {
+			return nil
+		}
+		if b.writeTimeout > 0 {
+			_ = b.Conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
+		}
+		_, err := b.Conn.Write(out)
+		b.mu.Lock()
+		b.spare = out[:0]
+		if err != nil && b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+		if err != nil {
+			_ = b.Conn.Close()
+			return err
+		}
+	}
+}
+
+// flushSync writes what is pending from the caller's goroutine, saving the
+// flusher's wake-up; if the flusher is writing at the moment, it is woken
+// instead (it will write what was added).
+func (b *bufConn) flushSync() {
+	if !b.wmu.TryLock() {
+		b.signal()
+		return
+	}
+	b.mu.Lock()
+	closed := b.closed || b.err != nil
+	b.mu.Unlock()
+	if !closed {
+		_ = b.writePending()
+	}
+	b.wmu.Unlock()
 }
 
 // Close stops the flusher after it wrote what was pending (bounded by the
@@ -291,6 +321,8 @@ func (b *bufConn) Close() error {
 	b.mu.Unlock()
 	close(b.done)
 	b.wg.Wait()
+	b.wmu.Lock() // no flushSync is writing
+	defer b.wmu.Unlock()
 	if len(out) > 0 && b.err == nil {
 		_ = b.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = b.Conn.Write(out)

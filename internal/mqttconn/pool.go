@@ -298,10 +298,11 @@ func (c *pahoConn) publish(topic string, payload []byte, kick bool) error {
 	return nil
 }
 
-// Flush implements Conn.
+// Flush implements Conn: it writes what Queue buffered, from the caller's
+// goroutine (no wake-up of the flusher) unless the flusher is busy writing.
 func (c *pahoConn) Flush() {
 	if bc := c.cur.Load(); bc != nil {
-		bc.signal()
+		bc.flushSync()
 	}
 }
 

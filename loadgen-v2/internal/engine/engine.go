@@ -128,7 +128,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, progre
 	e.sched = sched
 	e.table = pending.New(n, cfg.MaxInflight)
 	stripes := min(cfg.Connections, 8)
-	e.lat, e.lag = latency.NewRecorder(stripes), latency.NewRecorder(min(cfg.PublishWorkers, 8))
+	e.lat, e.lag = latency.NewIntervalRecorder(stripes), latency.NewRecorder(min(cfg.PublishWorkers, 8))
 	e.wq, e.wp = latency.NewRecorder(stripes), latency.NewRecorder(stripes)
 	e.metrics = newMetrics(e)
 	if reg != nil {
@@ -330,7 +330,6 @@ func (e *Engine) onResponse(conn int, _ string, payload []byte) {
 			e.lat.Record(conn, d)
 			e.wq.Record(conn, time.Duration(r.QueueUS)*time.Microsecond)
 			e.wp.Record(conn, time.Duration(r.ProcessUS)*time.Microsecond)
-			e.metrics.Latency.Observe(d.Seconds())
 		}
 		return
 	}

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
 )
 
 // Namespace is the metric namespace of both binaries.
@@ -9,13 +12,25 @@ const Namespace = "mqttrr"
 
 const subsystem = "loadgen"
 
-// Metrics are the loadgen's Prometheus metrics. Counters are read from the
-// engine's own atomic counters at scrape time (CounterFunc), so the hot path
-// never touches Prometheus; only the two histograms are observed per event.
+// Metrics are the loadgen's Prometheus metrics. Everything is read from the
+// engine's own state at scrape time: counters from its atomic counters
+// (CounterFunc), histograms from its HDR recorders (hdrCollector), so the hot
+// path never touches Prometheus.
 type Metrics struct {
-	Latency     prometheus.Histogram
-	ScheduleLag prometheus.Histogram
-	collectors  []prometheus.Collector
+	collectors []prometheus.Collector
+}
+
+// hdrCollector exposes an HDR recorder as a classic Prometheus histogram.
+type hdrCollector struct {
+	desc *prometheus.Desc
+	rec  func() *hdrhistogram.Histogram
+}
+
+func (c hdrCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c hdrCollector) Collect(ch chan<- prometheus.Metric) {
+	buckets, count, sum := latency.Buckets(c.rec(), latencyBuckets)
+	ch <- prometheus.MustNewConstHistogram(c.desc, count, sum, buckets)
 }
 
 // latencyBuckets, seconds: 100 µs .. 30 s.
@@ -25,19 +40,12 @@ var latencyBuckets = []float64{
 }
 
 func newMetrics(e *Engine) *Metrics {
-	m := &Metrics{
-		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: Namespace, Subsystem: subsystem, Name: "latency_seconds",
-			Help:                        "Round-trip latency of matched requests, from the intended send time (free of coordinated omission).",
-			Buckets:                     latencyBuckets,
-			NativeHistogramBucketFactor: 1.1,
-		}),
-		ScheduleLag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: Namespace, Subsystem: subsystem, Name: "schedule_lag_seconds",
-			Help:                        "How late requests left against their intended send time.",
-			Buckets:                     latencyBuckets,
-			NativeHistogramBucketFactor: 1.1,
-		}),
+	m := &Metrics{}
+	hist := func(name, help string, rec *latency.Recorder) prometheus.Collector {
+		return hdrCollector{
+			desc: prometheus.NewDesc(prometheus.BuildFQName(Namespace, subsystem, name), help, nil, nil),
+			rec:  rec.Total,
+		}
 	}
 	counter := func(name, help string, f func() uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Subsystem: subsystem, Name: name, Help: help},
@@ -57,7 +65,8 @@ func newMetrics(e *Engine) *Metrics {
 		}, func() float64 { return float64(f()) })
 	}
 	m.collectors = []prometheus.Collector{
-		m.Latency, m.ScheduleLag,
+		hist("latency_seconds", "Round-trip latency of matched requests after the warmup, from the intended send time (free of coordinated omission).", e.lat),
+		hist("schedule_lag_seconds", "How late requests left against their intended send time.", e.lag),
 		counter("requests_sent_total", "Requests published.", sum(func(c *counters) uint64 { return c.sent.Load() })),
 		counter("responses_matched_total", "Requests answered within REQUEST_TIMEOUT.", sum(func(c *counters) uint64 { return c.matched.Load() })),
 		counter("requests_timed_out_total", "Requests without response within REQUEST_TIMEOUT.", sum(func(c *counters) uint64 { return c.timedOut.Load() })),

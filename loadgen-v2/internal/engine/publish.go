@@ -125,9 +125,7 @@ func (w *publisher) publish(a, b uint64, now int64) {
 			w.touched = append(w.touched, conn)
 		}
 		sent[ph]++
-		lag := time.Duration(now - at)
-		e.lag.Record(w.id, lag)
-		e.metrics.ScheduleLag.Observe(lag.Seconds())
+		e.lag.Record(w.id, time.Duration(now-at))
 	}
 	for _, c := range w.touched {
 		e.pool.Conn(c).Flush()
