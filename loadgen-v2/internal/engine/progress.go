@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
 )
 
 type progressSnap struct {
@@ -18,25 +19,19 @@ type progressSnap struct {
 
 // Stats is the live state served as JSON on /debug/vars (key "loadgen").
 type Stats struct {
-	InstanceID       string  `json:"instance_id"`
-	Running          bool    `json:"running"`
-	ElapsedSeconds   float64 `json:"elapsed_s"`
-	VirtualClients   int     `json:"virtual_clients"`
-	Connections      int     `json:"connections"`
-	ConnectionsUp    int     `json:"connections_up"`
-	TargetRPS        float64 `json:"target_rps"`
-	RateRPS          float64 `json:"rate_rps"`
-	RequestsSent     uint64  `json:"requests_sent"`
-	ResponsesMatched uint64  `json:"responses_matched"`
-	Timeouts         uint64  `json:"timeouts"`
-	Skipped          uint64  `json:"skipped"`
-	SendFailed       uint64  `json:"send_failed"`
-	Pending          int64   `json:"pending"`
-	Late             uint64  `json:"late"`
-	Duplicate        uint64  `json:"duplicate"`
-	Unknown          uint64  `json:"unknown"`
-	Malformed        uint64  `json:"malformed"`
-	MatchRate        float64 `json:"match_rate"`
+	InstanceID     string  `json:"instance_id"`
+	Running        bool    `json:"running"`
+	ElapsedSeconds float64 `json:"elapsed_s"`
+	VirtualClients int     `json:"virtual_clients"`
+	Connections    int     `json:"connections"`
+	ConnectionsUp  int     `json:"connections_up"`
+	TargetRPS      float64 `json:"target_rps"`
+	RateRPS        float64 `json:"rate_rps"`
+	// Counts are both phases (warmup included); StillPending stays 0 live:
+	// Pending is sent − matched − timed out.
+	report.Counts
+	Pending   int64   `json:"pending"`
+	MatchRate float64 `json:"match_rate"`
 	// IntervalMatchRate, RateRPS and LatencyMS cover the last progress
 	// interval (PROGRESS_INTERVAL, or 5 s when progress lines are off).
 	IntervalMatchRate float64         `json:"interval_match_rate"`
@@ -53,22 +48,14 @@ func (e *Engine) Stats() Stats {
 		Connections:    e.cfg.Connections,
 		ConnectionsUp:  e.connsUp(),
 		TargetRPS:      e.cfg.Rate(),
-		Unknown:        e.unknown.Load(),
-		Malformed:      e.malformed.Load(),
 		Pending:        e.pendingNow(),
 	}
+	s.Unknown, s.Malformed = e.unknown.Load(), e.malformed.Load()
 	if s.Running {
 		s.ElapsedSeconds = time.Since(e.epoch).Seconds()
 	}
 	for i := range e.counts {
-		c := e.snapshot(i)
-		s.RequestsSent += c.RequestsSent
-		s.ResponsesMatched += c.ResponsesMatched
-		s.Timeouts += c.Timeouts
-		s.Skipped += c.Skipped
-		s.SendFailed += c.SendFailed
-		s.Late += c.Late
-		s.Duplicate += c.Duplicate
+		s.Counts.Add(e.snapshot(i))
 	}
 	if s.RequestsSent > 0 {
 		s.MatchRate = float64(s.ResponsesMatched) / float64(s.RequestsSent)
