@@ -228,6 +228,7 @@ func (e *Engine) schedulerLoop(ctx context.Context) int64 {
 		sendEnd      int64
 		timer        = time.NewTimer(time.Hour)
 		pub          = newPublishers(e)
+		stopSend     = e.stopSend
 	)
 	defer timer.Stop()
 	defer pub.close()
@@ -271,8 +272,8 @@ func (e *Engine) schedulerLoop(ctx context.Context) int64 {
 		timer.Reset(time.Duration(wake - now))
 		select {
 		case <-timer.C:
-		case <-e.stopSend:
-			e.stopSend = nil // nil channel: never selected again
+		case <-stopSend:
+			stopSend = nil // nil channel: never selected again
 			if sending {
 				sending, sendEnd = false, e.now()
 			}
