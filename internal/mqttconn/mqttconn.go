@@ -80,9 +80,6 @@ type Options struct {
 	Subscriptions func(i int) []string
 	// Handler receives inbound messages. Required when Subscriptions is set.
 	Handler Handler
-	// NoFastPath routes inbound QoS 0 messages through paho's router instead
-	// of parsing them in the read path (for comparison benchmarks).
-	NoFastPath bool
 	// Plain uses paho as it comes: its own connection (no read buffer, no
 	// write coalescing), Publish for every message, its router for every
 	// inbound message. It exists to measure what the fast paths save.
@@ -140,7 +137,8 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// dialContext is a helper for waiting on a condition with a deadline.
+// waitUntil polls cond every 10 ms until it holds, d passes or ctx ends;
+// it reports whether cond held.
 func waitUntil(ctx context.Context, d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {

@@ -214,7 +214,7 @@ func (c *pahoConn) open(u *url.URL, co mqtt.ClientOptions) (net.Conn, error) {
 		_ = tc.SetNoDelay(true)
 	}
 	bc := newBufConn(nc, o.ReadBufferBytes, o.Linger, o.WriteTimeout, o.MaxPendingBytes)
-	if o.Handler != nil && o.QoS == 0 && !o.NoFastPath {
+	if o.Handler != nil && o.QoS == 0 {
 		idx := c.idx
 		bc.onPublish = func(topic string, payload []byte) { o.Handler(idx, topic, payload) }
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/engine"
@@ -104,7 +105,7 @@ func Merge(paths []string, stdout, stderr io.Writer) int {
 		P99   float64 `envconfig:"SLO_P99_MS" default:"0"`
 		Match float64 `envconfig:"SLO_MATCH_RATE" default:"0"`
 	}
-	if err := loadSLO(&slo); err != nil {
+	if err := envconf.Load(&slo); err != nil {
 		fmt.Fprintln(stderr, "loadgen-v2 merge:", err)
 		return cliutil.ExitConfig
 	}

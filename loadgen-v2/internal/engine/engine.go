@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -415,9 +414,6 @@ func (e *Engine) finish(sendEnd int64) (*report.Report, error) {
 	}, e.cfg.SLOP99MS, e.cfg.SLOMatchRate)
 	return r, err
 }
-
-// ErrSLO is returned (wrapped) by callers when a report misses its SLO.
-var ErrSLO = errors.New("SLO not met")
 
 // cpuTime returns the process's user + system CPU time so far.
 func cpuTime() time.Duration {

@@ -4,7 +4,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
@@ -143,5 +142,3 @@ func (w *publisher) publish(a, b uint64, now int64) {
 		}
 	}
 }
-
-var _ mqttconn.Conn = mqttconn.Conn(nil)

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"errors"
 	"math/rand/v2"
 	"time"
@@ -50,7 +49,6 @@ func (e *Engine) spawn() {
 		proc: proc,
 		st:   &e.work[id%workStripes],
 		buf:  make([]byte, 0, wire.ResponseSize),
-		copy: e.cfg.QoS > 0,
 	}
 	e.live.Add(1)
 	e.wg.Go(w.run)
@@ -105,7 +103,6 @@ type worker struct {
 	req  wire.Request
 	resp wire.Response
 	buf  []byte
-	copy bool // QoS > 0: paho keeps the payload slice until acked
 }
 
 func (w *worker) run() {
@@ -138,10 +135,10 @@ func (w *worker) run() {
 // handle processes one item and publishes its reply. It allocates nothing at
 // QoS 0.
 func (w *worker) handle(it item) {
-	if !w.copy && it.buf != nil {
-		// At QoS 0 Publish copies topic and payload before returning, so the
-		// request buffer can be reused once handle returns. (At QoS > 0 paho
-		// keeps the topic string, which aliases the request.)
+	if it.buf != nil {
+		// Publish copies topic and payload before returning (mqttconn hands
+		// paho copies at QoS > 0), so the request buffer can be reused once
+		// handle returns.
 		defer payloads.put(it.buf)
 	}
 	w.st.busy.Add(1)
@@ -168,13 +165,10 @@ func (w *worker) handle(it item) {
 		ProcessUS: wire.Micros(took),
 	}
 	w.buf = wire.AppendResponse(w.buf[:0], &w.resp)
-	payload := w.buf
-	if w.copy {
-		payload = bytes.Clone(payload)
-	}
-	// The topic aliases the request payload, which nothing reuses or mutates.
+	// The topic aliases the request payload, which is not reused before
+	// handle returns.
 	topic := unsafe.String(unsafe.SliceData(w.req.ReplyTopic), len(w.req.ReplyTopic))
-	if err := w.publish(topic, payload); err != nil {
+	if err := w.publish(topic, w.buf); err != nil {
 		w.st.replyFailed.Add(1)
 		w.e.warnReplyFailed(err)
 	} else {
