@@ -22,7 +22,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	if cliutil.WantsHelp(args) {
 		_ = envconf.Usage(os.Stdout, "loadgen-v2", "MQTT request-response load generator (virtual clients over pooled connections)", &config.Config{})
-		fmt.Println("\nSubcommands:\n  merge REPORT.json...   combine reports of instances that ran side by side (uses SLO_P99_MS, SLO_MATCH_RATE)")
+		fmt.Println("\nSubcommands:\n  merge REPORT.json...   combine reports of instances that ran side by side (uses SLO_P99_MS, SLO_MATCH_RATE, SLO_SUCCESS_RATE)")
 		fmt.Println("\nExit status: 0 ok, 1 runtime error, 2 invalid configuration, 3 SLO not met, 130 second signal.")
 		return cliutil.ExitOK
 	}

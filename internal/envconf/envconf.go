@@ -12,6 +12,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/kelseyhightower/envconfig"
 )
@@ -96,9 +98,23 @@ func Check(ok bool, name string, value any, rule string) error {
 	return fmt.Errorf("%s=%s %s", name, quote(value), rule)
 }
 
+// printable reports whether s is valid UTF-8 without control characters, so
+// it can be shown as it is (anything else is shown %q-escaped).
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
 func quote(v any) string {
 	s := fmt.Sprint(v)
-	if s == "" || strings.ContainsAny(s, " \t") {
+	if s == "" || strings.ContainsAny(s, " \t") || !printable(s) {
 		return fmt.Sprintf("%q", s)
 	}
 	return s

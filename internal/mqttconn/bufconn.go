@@ -7,24 +7,35 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 )
 
-// bufConn wraps a broker connection for throughput on small packets:
+// bufConn wraps a broker connection for throughput on small packets, and is
+// the state of one MQTT session (one socket: a reconnect makes a new bufConn):
 //
 //   - reads go through a bufio.Reader, so paho's byte-by-byte header reads
 //     cost one syscall per burst of packets instead of about three per packet;
-//   - writes are coalesced: Write appends to a pending buffer and a flusher
-//     goroutine writes everything that accumulated in one syscall, optionally
-//     after waiting `linger` for more. Batching therefore delays a packet by
-//     at most linger plus one write, and that delay shows in measured latency.
+//   - writes are coalesced: Write and appendPublish append to a pending
+//     buffer; flushSync writes it from the caller's goroutine with one
+//     non-blocking attempt, and whatever would block is left to a flusher
+//     goroutine (which also writes what Write and kicked appends queued,
+//     optionally after waiting `linger` for more). No caller ever blocks on
+//     the socket, so the byte bound on pending writes always applies.
 //
 // Every paho packet is written with a single Write call, so frames appended by
-// AppendPublish between paho's writes never interleave with them.
+// appendPublish between paho's writes never interleave with them.
+//
+// A request counts as sent once its bytes reach the socket: frames that are
+// discarded unwritten (the socket failed, or Close could not write them) are
+// handed to onUnsent, whole frames only (a frame partly written counts as
+// written).
 type bufConn struct {
 	net.Conn
-	r *bufio.Reader
+	raw syscall.RawConn // for non-blocking writes; nil (TLS) means flushSync wakes the flusher
+	r   *bufio.Reader
 
 	// onPublish, when set, receives inbound QoS 0 PUBLISH packets straight
 	// from the read buffer: they are parsed here and never reach paho (no
@@ -32,24 +43,72 @@ type bufConn struct {
 	// passed to paho unchanged. topic and payload alias a buffer reused for
 	// the next packet.
 	onPublish func(topic string, payload []byte)
-	pkt       []byte // body of the packet being parsed
-	stage     []byte // a packet for paho, not yet returned by Read
-	stageOff  int
+	// onUnsent, when set, receives every PUBLISH frame discarded unwritten.
+	onUnsent func(topic string, payload []byte)
+	pkt      []byte // body of the packet being parsed
+	stage    []byte // a packet for paho, not yet returned by Read
+	stageOff int
 
 	linger       time.Duration
 	writeTimeout time.Duration
-	limit        int // pending bytes beyond which AppendPublish refuses
+	limit        int // pending bytes beyond which appendPublish refuses
 
-	wmu     sync.Mutex // held while writing to the socket (flusher or flushSync)
-	mu      sync.Mutex
-	pending []byte
-	spare   []byte
-	err     error // sticky write error
-	closed  bool
+	wmu       sync.Mutex // held while writing to the socket (flusher, flushSync or Close)
+	mu        sync.Mutex
+	pending   []byte
+	spare     []byte
+	carry     []byte // what a non-blocking write left; the flusher writes it before pending
+	carrySkip int    // leading bytes of carry that belong to a frame partly written
+	err       error  // sticky write error
+	closed    bool
 
-	kick chan struct{}
-	done chan struct{}
-	wg   sync.WaitGroup
+	// Session state: ready once the pool has subscribed on this session,
+	// dead once a read or write failed or the connection was closed.
+	ready, dead atomic.Bool
+	// unanswered is when (nanotime) the first write since the last read
+	// happened, 0 when something was read since the last write: a session
+	// that keeps writing and never hears back is suspect.
+	unanswered atomic.Int64
+
+	kick      chan struct{}
+	done      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// epoch is the origin of nanotime.
+var epoch = time.Now()
+
+// nanotime returns monotonic nanoseconds since the package was loaded (> 0).
+func nanotime() int64 { return int64(time.Since(epoch)) + 1 }
+
+// readNotifier records, on every read that returned bytes, that the peer
+// answered.
+type readNotifier struct {
+	c net.Conn
+	b *bufConn
+}
+
+func (r readNotifier) Read(p []byte) (int, error) {
+	n, err := r.c.Read(p)
+	if n > 0 && r.b.unanswered.Load() != 0 {
+		r.b.unanswered.Store(0)
+	}
+	return n, err
+}
+
+// wrote records a write, for suspect detection.
+func (b *bufConn) wrote() {
+	if b.unanswered.Load() == 0 {
+		b.unanswered.CompareAndSwap(0, nanotime())
+	}
+}
+
+// suspect reports whether the session has written and read nothing since for
+// longer than bound.
+func (b *bufConn) suspect(bound time.Duration) bool {
+	u := b.unanswered.Load()
+	return u != 0 && nanotime()-u > int64(bound)
 }
 
 // errClosed is returned by writes after Close.
@@ -58,7 +117,6 @@ var errClosed = errors.New("connection closed")
 func newBufConn(c net.Conn, readBuf int, linger, writeTimeout time.Duration, limit int) *bufConn {
 	b := &bufConn{
 		Conn:         c,
-		r:            bufio.NewReaderSize(c, readBuf),
 		linger:       linger,
 		writeTimeout: writeTimeout,
 		limit:        limit,
@@ -66,6 +124,12 @@ func newBufConn(c net.Conn, readBuf int, linger, writeTimeout time.Duration, lim
 		spare:        make([]byte, 0, 16<<10),
 		kick:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
+	}
+	b.r = bufio.NewReaderSize(readNotifier{c, b}, readBuf)
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			b.raw = raw
+		}
 	}
 	b.wg.Add(1)
 	go b.flusher()
@@ -76,6 +140,14 @@ func newBufConn(c net.Conn, readBuf int, linger, writeTimeout time.Duration, lim
 // stream packet by packet, hands QoS 0 PUBLISH packets to onPublish and
 // returns only the other packets to paho.
 func (b *bufConn) Read(p []byte) (int, error) {
+	n, err := b.read(p)
+	if err != nil {
+		b.dead.Store(true)
+	}
+	return n, err
+}
+
+func (b *bufConn) read(p []byte) (int, error) {
 	if b.onPublish == nil {
 		return b.r.Read(p)
 	}
@@ -188,7 +260,7 @@ func (b *bufConn) appendPublish(topic string, payload []byte, kick bool) error {
 		b.mu.Unlock()
 		return err
 	}
-	if len(b.pending) > b.limit {
+	if len(b.pending)+len(b.carry) > b.limit {
 		b.mu.Unlock()
 		return ErrBackpressure
 	}
@@ -260,11 +332,23 @@ func (b *bufConn) flusher() {
 	}
 }
 
-// writePending writes everything pending, in as few writes as it takes for
-// the buffer to stay empty. The caller holds wmu. On a write error it makes
-// the error sticky and closes the socket (so paho's reader fails and the
-// client reconnects).
+// writePending writes the carry, then everything pending, in as few writes
+// as it takes for the buffer to stay empty; each write may block up to the
+// write timeout. The caller holds wmu. On a write error it makes the error
+// sticky, closes the socket (so paho's reader fails and the client
+// reconnects) and reports the frames not written.
 func (b *bufConn) writePending() error {
+	b.mu.Lock()
+	carry, skip := b.carry, b.carrySkip // only holders of wmu change them
+	b.mu.Unlock()
+	if len(carry) > 0 {
+		if n, err := b.writeBlocking(carry); err != nil {
+			return b.fail(err, carry[unwrittenFrom(carry, skip, n):])
+		}
+		b.mu.Lock()
+		b.carry, b.carrySkip = b.carry[:0], 0
+		b.mu.Unlock()
+	}
 	for {
 		b.mu.Lock()
 		out := b.pending
@@ -273,59 +357,248 @@ func (b *bufConn) writePending() error {
 		if len(out) == 0 {
 			return nil
 		}
-		if b.writeTimeout > 0 {
-			_ = b.Conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
+		n, err := b.writeBlocking(out)
+		if err != nil {
+			return b.fail(err, out[frameStart(out, n):])
 		}
-		_, err := b.Conn.Write(out)
 		b.mu.Lock()
 		b.spare = out[:0]
-		if err != nil && b.err == nil {
-			b.err = err
-		}
 		b.mu.Unlock()
-		if err != nil {
-			_ = b.Conn.Close()
-			return err
-		}
 	}
 }
 
-// flushSync writes what is pending from the caller's goroutine, saving the
-// flusher's wake-up; if the flusher is writing at the moment, it is woken
-// instead (it will write what was added).
+// writeBlocking writes p whole, waiting up to the write timeout.
+func (b *bufConn) writeBlocking(p []byte) (int, error) {
+	if b.writeTimeout > 0 {
+		_ = b.Conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
+	}
+	n, err := b.Conn.Write(p)
+	if n > 0 {
+		b.wrote()
+	}
+	return n, err
+}
+
+// tryWrite makes one non-blocking write attempt of p and returns how many
+// bytes the socket took (0 when it would block).
+func (b *bufConn) tryWrite(p []byte) (int, error) {
+	var n int
+	var werr error
+	err := b.raw.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), p)
+			if werr != syscall.EINTR {
+				return true // never wait for writability: the flusher does
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case werr == syscall.EAGAIN:
+		return 0, nil
+	case werr != nil:
+		return 0, werr
+	}
+	if n > 0 {
+		b.wrote()
+	}
+	return n, nil
+}
+
+// fail makes err sticky, closes the socket and reports as unsent the frames
+// of rest (the unwritten tail of a buffer being written, from a frame
+// boundary), of the carry and of everything pending. It returns err.
+func (b *bufConn) fail(err error, rest []byte) error {
+	b.mu.Lock()
+	if b.err == nil {
+		b.err = err
+	}
+	var carry []byte
+	if b.carrySkip < len(b.carry) {
+		carry = b.carry[b.carrySkip:]
+	}
+	pending := b.pending
+	b.carry, b.carrySkip, b.pending, b.spare = nil, 0, nil, nil
+	b.mu.Unlock()
+	b.dead.Store(true)
+	_ = b.Conn.Close()
+	b.reportUnsent(rest)
+	b.reportUnsent(carry)
+	b.reportUnsent(pending)
+	return err
+}
+
+// flushSync writes what is pending from the caller's goroutine with one
+// non-blocking attempt, saving the flusher's wake-up in the common case where
+// the socket takes it all. What the socket does not take, or what waits
+// behind a carry or a busy flusher, is left to the flusher: flushSync never
+// blocks on the network.
 func (b *bufConn) flushSync() {
-	if !b.wmu.TryLock() {
+	if b.raw == nil || !b.wmu.TryLock() {
 		b.signal()
 		return
 	}
 	b.mu.Lock()
-	closed := b.closed || b.err != nil
-	b.mu.Unlock()
-	if !closed {
-		_ = b.writePending()
+	if b.stateErr() != nil || len(b.pending) == 0 || len(b.carry) > 0 {
+		wake := len(b.carry) > 0 && b.stateErr() == nil
+		b.mu.Unlock()
+		b.wmu.Unlock()
+		if wake {
+			b.signal()
+		}
+		return
 	}
+	out := b.pending
+	b.pending, b.spare = b.spare[:0], out[:0]
+	b.mu.Unlock()
+	n, err := b.tryWrite(out)
+	if err != nil {
+		_ = b.fail(err, out[frameStart(out, n):])
+		b.wmu.Unlock()
+		return
+	}
+	left := n < len(out)
+	b.mu.Lock()
+	if left {
+		b.carrySkip = frameStart(out, n) - n
+		b.carry = append(b.carry[:0], out[n:]...)
+	}
+	b.spare = out[:0]
+	b.mu.Unlock()
 	b.wmu.Unlock()
+	if left {
+		b.signal()
+	}
 }
 
-// Close stops the flusher after it wrote what was pending (bounded by the
-// write timeout) and closes the connection. It is idempotent.
+// Close stops the flusher, writes what is left (carry and pending, within
+// one second), reports what it could not write as unsent, and closes the
+// connection. It is idempotent.
 func (b *bufConn) Close() error {
+	var err error
+	b.closeOnce.Do(func() { err = b.close() }) // a second caller waits for the first
+	return err
+}
+
+func (b *bufConn) close() error {
 	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
-	}
 	b.closed = true
-	out := b.pending
-	b.pending = nil
 	b.mu.Unlock()
 	close(b.done)
 	b.wg.Wait()
 	b.wmu.Lock() // no flushSync is writing
 	defer b.wmu.Unlock()
-	if len(out) > 0 && b.err == nil {
+	b.mu.Lock()
+	failed := b.err != nil
+	carry, skip, pending := b.carry, b.carrySkip, b.pending
+	b.carry, b.carrySkip, b.pending, b.spare = nil, 0, nil, nil
+	b.mu.Unlock()
+	if !failed {
 		_ = b.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = b.Conn.Write(out)
+		bufs := [][]byte{carry, pending}
+		skips := []int{skip, 0}
+		for i, out := range bufs {
+			if len(out) == 0 {
+				continue
+			}
+			n, err := b.Conn.Write(out)
+			if n > 0 {
+				b.wrote()
+			}
+			if err != nil {
+				b.mu.Lock()
+				b.err = err
+				b.mu.Unlock()
+				b.reportUnsent(out[unwrittenFrom(out, skips[i], n):])
+				if i == 0 {
+					b.reportUnsent(pending)
+				}
+				break
+			}
+		}
 	}
+	b.dead.Store(true)
 	return b.Conn.Close()
+}
+
+// unwrittenFrom returns the offset of the first packet of buf that starts at
+// or after offset n, where packets start at offset skip (the bytes before it
+// end a packet partly written earlier).
+func unwrittenFrom(buf []byte, skip, n int) int {
+	if skip >= len(buf) {
+		return len(buf)
+	}
+	return skip + frameStart(buf[skip:], max(n-skip, 0))
+}
+
+// frameStart returns the offset of the first MQTT packet of buf that starts
+// at or after offset n (len(buf) when none does). buf starts on a packet.
+func frameStart(buf []byte, n int) int {
+	off := 0
+	for off < n && off < len(buf) {
+		size, ok := frameLen(buf[off:])
+		if !ok {
+			return len(buf)
+		}
+		off += size
+	}
+	return min(off, len(buf))
+}
+
+// frameLen returns the length of the MQTT packet at the start of buf.
+func frameLen(buf []byte) (int, bool) {
+	rl, mult := 0, 1
+	for i := 1; i <= 4 && i < len(buf); i++ {
+		d := buf[i]
+		rl += int(d&0x7f) * mult
+		if d&0x80 == 0 {
+			return 1 + i + rl, true
+		}
+		mult *= 128
+	}
+	return 0, false
+}
+
+// reportUnsent hands every PUBLISH frame of buf (which starts on a packet) to
+// onUnsent.
+func (b *bufConn) reportUnsent(buf []byte) {
+	if b.onUnsent == nil {
+		return
+	}
+	for len(buf) > 0 {
+		size, ok := frameLen(buf)
+		if !ok || size > len(buf) {
+			return
+		}
+		pkt := buf[:size]
+		buf = buf[size:]
+		if pkt[0]>>4 != 3 {
+			continue // not a PUBLISH
+		}
+		hl := size - frameBodyLen(pkt)
+		body := pkt[hl:]
+		if len(body) < 2 {
+			continue
+		}
+		tl := int(body[0])<<8 | int(body[1])
+		off := 2 + tl
+		if pkt[0]&0x06 != 0 {
+			off += 2 // packet identifier at QoS > 0
+		}
+		if off > len(body) {
+			continue
+		}
+		b.onUnsent(string(body[2:2+tl]), body[off:])
+	}
+}
+
+// frameBodyLen returns the remaining length of a whole packet.
+func frameBodyLen(pkt []byte) int {
+	size, _ := frameLen(pkt)
+	hl := 2
+	for i := 1; i < 4 && pkt[i]&0x80 != 0; i++ {
+		hl++
+	}
+	return size - hl
 }

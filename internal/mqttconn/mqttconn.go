@@ -46,9 +46,13 @@ type Conn interface {
 	// the next Flush (or with a later Publish). Use it for a burst of
 	// messages, then call Flush once.
 	Queue(topic string, payload []byte) error
-	// Flush wakes the flusher to write everything queued.
+	// Flush writes everything queued with one non-blocking attempt from the
+	// caller's goroutine and leaves what would block to the flusher: it never
+	// blocks on the network.
 	Flush()
-	// Connected reports whether the connection is up and its subscriptions are made.
+	// Connected reports whether the connection is up and its subscriptions
+	// are made: publishes are accepted only then, so none reaches a new
+	// socket before its CONNECT and SUBSCRIBE.
 	Connected() bool
 }
 
@@ -87,6 +91,15 @@ type Options struct {
 	// OnState is called when connection i goes up (connected and subscribed)
 	// or down. Optional; must not block.
 	OnState func(i int, up bool)
+	// OnUnsent receives every PUBLISH that connection i accepted (Publish or
+	// Queue returned nil) but discarded unwritten: the socket failed before
+	// its bytes reached it, or Close could not write it. Optional; must not
+	// block. Not called with Plain (paho drops such messages silently).
+	OnUnsent Handler
+	// SuspectAfter: a connection that wrote and has read nothing for longer
+	// than this is suspect (Pool.Suspect), e.g. a half-open link that
+	// keepalive has not caught yet. Default KeepAlive.
+	SuspectAfter time.Duration
 
 	// KeepAlive interval. Default 30s.
 	KeepAlive time.Duration
@@ -116,6 +129,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = 30 * time.Second
+	}
+	if o.SuspectAfter <= 0 {
+		o.SuspectAfter = o.KeepAlive
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 10 * time.Second

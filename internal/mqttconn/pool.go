@@ -24,16 +24,34 @@ type Pool struct {
 	opts  Options
 	conns []*pahoConn
 	once  sync.Once
+	done  chan struct{} // closed by Close: ends subscribe retries
 }
 
+// ErrSubscriptionRefused: the broker refused a subscription (SUBACK 0x80),
+// typically an ACL; retrying cannot cure it.
+var ErrSubscriptionRefused = errors.New("subscription refused by broker")
+
 // pahoConn is one paho client plus the transport under it.
+//
+// Session state lives on the session's transport (bufConn): a reconnect
+// makes a new one, which accepts publishes only once its subscriptions are
+// made, and a late connection-lost notification of an old session cannot
+// mark the new one down. With Plain, plainUp stands in for it.
 type pahoConn struct {
-	idx    int
-	pool   *Pool
-	client mqtt.Client
-	cur    atomic.Pointer[bufConn] // transport of the current session
-	up     atomic.Bool
-	err    atomic.Pointer[error] // last connect failure
+	idx     int
+	pool    *Pool
+	client  mqtt.Client
+	cur     atomic.Pointer[bufConn] // transport of the current session
+	plainUp atomic.Bool             // Plain only: connected and subscribed
+	up      atomic.Bool             // last state passed to OnState
+	stateMu sync.Mutex              // serialises refresh
+	err     atomic.Pointer[error]   // last connect or subscribe failure
+
+	// hmu guards delivery: handlers run under its read lock, and Close
+	// takes the write lock, so no handler runs once Close has begun.
+	hmu          sync.RWMutex
+	closed       bool // no more inbound messages
+	unsentClosed bool // no more unsent reports
 }
 
 // Dial creates the pool and connects every connection, waiting up to
@@ -53,7 +71,7 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 	if o.QoS > 2 {
 		return nil, fmt.Errorf("qos %d not in 0..2", o.QoS)
 	}
-	p := &Pool{opts: o}
+	p := &Pool{opts: o, done: make(chan struct{})}
 	for i := range o.Connections {
 		c := &pahoConn{idx: i, pool: p}
 		c.client = mqtt.NewClient(p.clientOptions(c))
@@ -108,7 +126,7 @@ func (p *Pool) permanentError() error {
 	// unexported type: recognise it by the net.OpError's operation.
 	var op *net.OpError
 	alert := errors.As(err, &op) && op.Op == "remote error"
-	if errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) ||
+	if errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) || errors.Is(err, ErrSubscriptionRefused) ||
 		errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || alert {
 		return err
 	}
@@ -149,7 +167,7 @@ func (p *Pool) clientOptions(c *pahoConn) *mqtt.ClientOptions {
 	}
 	co.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
 		if o.Handler != nil {
-			o.Handler(c.idx, m.Topic(), m.Payload())
+			c.deliver(m.Topic(), m.Payload())
 		}
 	})
 	co.SetOnConnectHandler(func(cl mqtt.Client) { c.onConnect(cl) })
@@ -171,8 +189,14 @@ func (p *Pool) clientOptions(c *pahoConn) *mqtt.ClientOptions {
 			o.Logger.Debug("mqtt connect attempt failed", "conn", c.idx, "err", err)
 		}
 	})
-	co.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-		c.setUp(false)
+	co.SetConnectionLostHandler(func(cl mqtt.Client, err error) {
+		// paho may run this after the next session is up: only a Plain
+		// connection that is not open any more is marked down here (a
+		// fast-path session is down once its own transport failed).
+		if o.Plain && !cl.IsConnectionOpen() {
+			c.plainUp.Store(false)
+		}
+		c.refresh()
 		o.Logger.Warn("mqtt connection lost", "conn", c.idx, "err", err)
 	})
 	return co
@@ -215,48 +239,103 @@ func (c *pahoConn) open(u *url.URL, co mqtt.ClientOptions) (net.Conn, error) {
 	}
 	bc := newBufConn(nc, o.ReadBufferBytes, o.Linger, o.WriteTimeout, o.MaxPendingBytes)
 	if o.Handler != nil && o.QoS == 0 {
-		idx := c.idx
-		bc.onPublish = func(topic string, payload []byte) { o.Handler(idx, topic, payload) }
+		bc.onPublish = c.deliver
+	}
+	if o.OnUnsent != nil {
+		bc.onUnsent = c.unsent
 	}
 	if old := c.cur.Swap(bc); old != nil {
 		_ = old.Close()
 	}
+	c.refresh()
 	return bc, nil
 }
 
+// deliver passes an inbound message to the handler unless the pool is closing.
+func (c *pahoConn) deliver(topic string, payload []byte) {
+	c.hmu.RLock()
+	if !c.closed {
+		c.pool.opts.Handler(c.idx, topic, payload)
+	}
+	c.hmu.RUnlock()
+}
+
+// unsent passes a discarded frame to OnUnsent until the pool has closed.
+func (c *pahoConn) unsent(topic string, payload []byte) {
+	c.hmu.RLock()
+	if !c.unsentClosed {
+		c.pool.opts.OnUnsent(c.idx, topic, payload)
+	}
+	c.hmu.RUnlock()
+}
+
+// onConnect runs (on a goroutine of paho's) once a session is connected: it
+// subscribes, retrying with backoff while the session lasts (a SUBACK that
+// is late or refused must not leave the connection open and down for the
+// rest of the run), then marks the session up.
 func (c *pahoConn) onConnect(cl mqtt.Client) {
 	o := c.pool.opts
+	bc := c.cur.Load() // this session's transport (nil with Plain)
 	var filters []string
 	if o.Subscriptions != nil {
 		filters = o.Subscriptions(c.idx)
 	}
-	if len(filters) > 0 {
-		m := make(map[string]byte, len(filters))
-		for _, f := range filters {
-			m[f] = o.QoS
+	backoff := 500 * time.Millisecond
+	for len(filters) > 0 {
+		err := c.subscribe(cl, filters)
+		if err == nil {
+			break
 		}
-		tok := cl.SubscribeMultiple(m, nil)
-		if !tok.WaitTimeout(o.ConnectTimeout) || tok.Error() != nil {
-			err := tok.Error()
-			if err == nil {
-				err = errors.New("no SUBACK in time")
-			}
-			o.Logger.Error("mqtt subscribe failed", "conn", c.idx, "filters", len(filters), "err", err)
+		c.err.Store(&err)
+		o.Logger.Error("mqtt subscribe failed; retrying", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", backoff.Seconds())
+		if bc != nil && (bc.dead.Load() || c.cur.Load() != bc) || bc == nil && !cl.IsConnectionOpen() {
+			return // the session is over; the next one subscribes
+		}
+		select {
+		case <-c.pool.done:
 			return
+		case <-time.After(backoff):
 		}
-		if st, ok := tok.(*mqtt.SubscribeToken); ok {
-			for f, code := range st.Result() {
-				if code == 0x80 {
-					o.Logger.Error("mqtt subscription refused by broker", "conn", c.idx, "filter", f)
-					return
-				}
+		backoff = min(2*backoff, o.MaxReconnectInterval)
+	}
+	c.err.Store(nil)
+	if bc != nil {
+		bc.ready.Store(true)
+	} else {
+		c.plainUp.Store(true)
+	}
+	c.refresh()
+}
+
+// subscribe makes the subscriptions once, waiting up to ConnectTimeout.
+func (c *pahoConn) subscribe(cl mqtt.Client, filters []string) error {
+	o := c.pool.opts
+	m := make(map[string]byte, len(filters))
+	for _, f := range filters {
+		m[f] = o.QoS
+	}
+	tok := cl.SubscribeMultiple(m, nil)
+	if !tok.WaitTimeout(o.ConnectTimeout) {
+		return fmt.Errorf("no SUBACK within %v", o.ConnectTimeout)
+	}
+	if err := tok.Error(); err != nil {
+		return err
+	}
+	if st, ok := tok.(*mqtt.SubscribeToken); ok {
+		for f, code := range st.Result() {
+			if code == 0x80 {
+				return fmt.Errorf("%w: %s", ErrSubscriptionRefused, f)
 			}
 		}
 	}
-	c.setUp(true)
+	return nil
 }
 
-func (c *pahoConn) setUp(up bool) {
+// refresh recomputes the connection's state and reports a change to OnState.
+func (c *pahoConn) refresh() {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	up := c.Connected()
 	if c.up.Swap(up) != up && c.pool.opts.OnState != nil {
 		c.pool.opts.OnState(c.idx, up)
 	}
@@ -271,10 +350,10 @@ func (c *pahoConn) Publish(topic string, payload []byte) error {
 func (c *pahoConn) Queue(topic string, payload []byte) error { return c.publish(topic, payload, false) }
 
 func (c *pahoConn) publish(topic string, payload []byte, kick bool) error {
-	if !c.up.Load() {
-		return ErrNotConnected
-	}
 	if q := c.pool.opts.QoS; q > 0 || c.pool.opts.Plain {
+		if !c.Connected() {
+			return ErrNotConnected
+		}
 		// paho keeps topic and payload until its writer goroutine has sent
 		// them (and, at QoS > 0, until acknowledged): give it copies.
 		tok := c.client.Publish(strings.Clone(topic), q, false, bytes.Clone(payload))
@@ -286,7 +365,7 @@ func (c *pahoConn) publish(topic string, payload []byte, kick bool) error {
 		}
 	}
 	bc := c.cur.Load()
-	if bc == nil {
+	if bc == nil || !bc.ready.Load() || bc.dead.Load() {
 		return ErrNotConnected
 	}
 	if err := bc.appendPublish(topic, payload, kick); err != nil {
@@ -298,8 +377,9 @@ func (c *pahoConn) publish(topic string, payload []byte, kick bool) error {
 	return nil
 }
 
-// Flush implements Conn: it writes what Queue buffered, from the caller's
-// goroutine (no wake-up of the flusher) unless the flusher is busy writing.
+// Flush implements Conn: one non-blocking write of what Queue buffered, from
+// the caller's goroutine (no wake-up of the flusher when the socket takes it
+// all); the rest is left to the flusher.
 func (c *pahoConn) Flush() {
 	if bc := c.cur.Load(); bc != nil {
 		bc.flushSync()
@@ -307,7 +387,13 @@ func (c *pahoConn) Flush() {
 }
 
 // Connected implements Conn.
-func (c *pahoConn) Connected() bool { return c.up.Load() }
+func (c *pahoConn) Connected() bool {
+	if c.pool.opts.Plain {
+		return c.plainUp.Load()
+	}
+	bc := c.cur.Load()
+	return bc != nil && bc.ready.Load() && !bc.dead.Load()
+}
 
 // Len returns the number of connections.
 func (p *Pool) Len() int { return len(p.conns) }
@@ -319,7 +405,20 @@ func (p *Pool) Conn(i int) Conn { return p.conns[i] }
 func (p *Pool) Up() int {
 	n := 0
 	for _, c := range p.conns {
-		if c.up.Load() {
+		if c.Connected() {
+			n++
+		}
+	}
+	return n
+}
+
+// Suspect returns how many connections are up but have written and read
+// nothing since for longer than Options.SuspectAfter: a half-open link, or a
+// broker that stopped answering, before keepalive notices.
+func (p *Pool) Suspect() int {
+	n := 0
+	for _, c := range p.conns {
+		if bc := c.cur.Load(); bc != nil && c.Connected() && bc.suspect(p.opts.SuspectAfter) {
 			n++
 		}
 	}
@@ -352,22 +451,35 @@ func (p *Pool) Unsubscribe(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close disconnects every connection (flushing what is buffered, waiting up
-// to 250 ms each) and stops their goroutines. It is idempotent.
+// Close stops delivering messages (it waits for a handler that is running),
+// disconnects every connection (writing what is buffered within about a
+// second each, and reporting what it cannot write to OnUnsent), and stops
+// their goroutines. No handler or OnUnsent runs after Close returns. It is
+// idempotent.
 func (p *Pool) Close() {
 	p.once.Do(func() {
+		close(p.done)
+		for _, c := range p.conns {
+			c.hmu.Lock()
+			c.closed = true
+			c.hmu.Unlock()
+		}
 		var wg sync.WaitGroup
 		for _, c := range p.conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				c.client.Disconnect(250)
-				c.setUp(false)
 				if bc := c.cur.Load(); bc != nil {
 					_ = bc.Close()
 				}
-			}()
+				c.plainUp.Store(false)
+				c.refresh()
+			})
 		}
 		wg.Wait()
+		for _, c := range p.conns {
+			c.hmu.Lock()
+			c.unsentClosed = true
+			c.hmu.Unlock()
+		}
 	})
 }

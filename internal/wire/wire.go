@@ -47,6 +47,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Version is the envelope version written by this package.
@@ -239,15 +240,17 @@ func SharedFilter(group, filter string) string {
 }
 
 // ValidTopicName reports whether s can be used as an MQTT topic name segment
-// (instance ids go into topic names): non-empty, and free of the wildcards
-// '+' and '#', the separator '/', and NUL.
+// (instance ids go into topic names): 1..MaxInstanceLen bytes of valid UTF-8,
+// free of the wildcards '+' and '#', the separator '/', and of control
+// characters (U+0000..U+001F, U+007F..U+009F), which MQTT forbids or
+// discourages in topic names and brokers answer by closing the connection.
 func ValidTopicName(s string) bool {
-	if s == "" || len(s) > MaxInstanceLen {
+	if s == "" || len(s) > MaxInstanceLen || !utf8.ValidString(s) {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '+', '#', '/', 0:
+	for _, r := range s {
+		switch {
+		case r == '+', r == '#', r == '/', r < 0x20, r >= 0x7f && r <= 0x9f:
 			return false
 		}
 	}

@@ -298,6 +298,13 @@ func TestValidTopicName(t *testing.T) {
 		{name: "plus", s: "a+", want: false},
 		{name: "hash", s: "#", want: false},
 		{name: "NUL", s: "a\x00b", want: false},
+		{name: "newline", s: "a\nb", want: false},
+		{name: "escape", s: "lg\x1b[31m", want: false},
+		{name: "DEL", s: "a\x7f", want: false},
+		{name: "C1 control", s: "a\u0085b", want: false},
+		{name: "invalid UTF-8", s: "lg-\xff\xfe", want: false},
+		{name: "truncated UTF-8", s: "lg-\xc3", want: false},
+		{name: "UTF-8 letters", s: "lastgenerator-ü-日本", want: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,6 +51,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 			if st.ConnectionsUp < st.Connections {
 				return false, fmt.Sprintf("%d of %d connections up", st.ConnectionsUp, st.Connections)
 			}
+			if st.ConnectionsSuspect > 0 {
+				return false, fmt.Sprintf("%d of %d connections suspect: requests written, nothing received for REQUEST_TIMEOUT=%v", st.ConnectionsSuspect, st.Connections, cfg.RequestTimeout)
+			}
 			return true, ""
 		})
 		srv.JSON("/debug/vars", func() any { return map[string]any{"loadgen": eng.Stats()} })
@@ -95,15 +98,17 @@ func Emit(rep *report.Report, path string, stdout io.Writer) (int, error) {
 }
 
 // Merge reads JSON reports, prints the combined report and returns the exit
-// status. SLO_P99_MS and SLO_MATCH_RATE apply to the combined report.
+// status. SLO_P99_MS, SLO_MATCH_RATE and SLO_SUCCESS_RATE apply to the
+// combined report.
 func Merge(paths []string, stdout, stderr io.Writer) int {
 	if len(paths) == 0 {
 		fmt.Fprintln(stderr, "loadgen-v2 merge: give one or more JSON report files")
 		return cliutil.ExitConfig
 	}
 	var slo struct {
-		P99   float64 `envconfig:"SLO_P99_MS" default:"0"`
-		Match float64 `envconfig:"SLO_MATCH_RATE" default:"0"`
+		P99     float64 `envconfig:"SLO_P99_MS" default:"0"`
+		Match   float64 `envconfig:"SLO_MATCH_RATE" default:"0"`
+		Success float64 `envconfig:"SLO_SUCCESS_RATE" default:"0"`
 	}
 	if err := envconf.Load(&slo); err != nil {
 		fmt.Fprintln(stderr, "loadgen-v2 merge:", err)
@@ -118,7 +123,7 @@ func Merge(paths []string, stdout, stderr io.Writer) int {
 		}
 		rs = append(rs, r)
 	}
-	m, err := report.Merge(rs, slo.P99, slo.Match)
+	m, err := report.Merge(rs, report.Objectives{P99MS: slo.P99, MatchRate: slo.Match, SuccessRate: slo.Success})
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen-v2 merge:", err)
 		return cliutil.ExitError

@@ -12,6 +12,8 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/pending"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/schedule"
 )
 
 // Config is loadgen-v2's configuration.
@@ -36,7 +38,9 @@ type Config struct {
 	ReportFile     string        `envconfig:"REPORT_FILE" desc:"write the final report as JSON to this file" json:"report_file,omitempty"`
 	ProgressEvery  time.Duration `envconfig:"PROGRESS_INTERVAL" default:"5s" desc:"live progress line period on stderr (0 = off)" json:"progress_interval"`
 	SLOP99MS       float64       `envconfig:"SLO_P99_MS" default:"0" desc:"exit 3 if p99 latency exceeds this (ms; 0 = no SLO)" json:"slo_p99_ms,omitempty"`
-	SLOMatchRate   float64       `envconfig:"SLO_MATCH_RATE" default:"0" desc:"exit 3 if the match rate is below this (0..1; 0 = no SLO)" json:"slo_match_rate,omitempty"`
+	SLOMatchRate   float64       `envconfig:"SLO_MATCH_RATE" default:"0" desc:"exit 3 if the match rate (matched / sent) is below this (0..1; 0 = no SLO)" json:"slo_match_rate,omitempty"`
+	SLOSuccess     float64       `envconfig:"SLO_SUCCESS_RATE" default:"0" desc:"exit 3 if the success rate (matched / scheduled) is below this (0..1; 0 = no SLO)" json:"slo_success_rate,omitempty"`
+	KeepAlive      time.Duration `envconfig:"KEEPALIVE" default:"30s" desc:"MQTT keepalive; a connection whose broker stays silent for 1.5 × KEEPALIVE is dropped and reconnected (1s..18h)" json:"keepalive"`
 	Transport      string        `envconfig:"TRANSPORT" default:"fast" desc:"fast (buffered reads, coalesced writes, in-place parsing) or paho (plain paho, for comparison)" json:"transport"`
 	CPUProfile     string        `envconfig:"CPU_PROFILE" desc:"write a pprof CPU profile of the run to this file" json:"cpu_profile,omitempty"`
 	LogLevel       string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error" json:"log_level"`
@@ -44,6 +48,10 @@ type Config struct {
 
 	offset uint32
 }
+
+// MaxIntervalMS is the largest INTERVAL_MS (24 h): far beyond any useful
+// interval, and small enough that every time computed from it fits int64 ns.
+const MaxIntervalMS = 24 * 3600 * 1000
 
 // Interval returns INTERVAL_MS as a duration.
 func (c *Config) Interval() time.Duration { return time.Duration(c.IntervalMS) * time.Millisecond }
@@ -79,7 +87,7 @@ func (c *Config) Validate() []error {
 		chk(c.VirtualClients >= 1 && c.VirtualClients <= 1<<31, "VIRTUAL_CLIENTS", c.VirtualClients, "must be between 1 and 2147483648"),
 		chk(c.Connections >= 1 && c.Connections <= 10000, "CONNECTIONS", c.Connections, "must be between 1 and 10000"),
 		chk(c.Shards >= 1 && c.Shards <= 65536, "SHARDS", c.Shards, "must be between 1 and 65536"),
-		chk(c.IntervalMS >= 1, "INTERVAL_MS", c.IntervalMS, "must be at least 1"),
+		chk(c.IntervalMS >= 1 && c.IntervalMS <= MaxIntervalMS, "INTERVAL_MS", c.IntervalMS, fmt.Sprintf("must be between 1 and %d (24 h)", MaxIntervalMS)),
 		chk(c.MaxInflight >= 1 && c.MaxInflight <= 64, "MAX_INFLIGHT_PER_CLIENT", c.MaxInflight, "must be between 1 and 64"),
 		chk(c.PublishWorkers >= 1 && c.PublishWorkers <= 1024, "PUBLISH_WORKERS", c.PublishWorkers, "must be between 1 and 1024"),
 		chk(c.BatchSize >= 1 && c.BatchSize <= 1000000, "BATCH_SIZE", c.BatchSize, "must be between 1 and 1000000"),
@@ -92,10 +100,15 @@ func (c *Config) Validate() []error {
 		chk(c.ProgressEvery >= 0, "PROGRESS_INTERVAL", c.ProgressEvery, "must not be negative"),
 		chk(c.SLOP99MS >= 0, "SLO_P99_MS", c.SLOP99MS, "must not be negative"),
 		chk(c.SLOMatchRate >= 0 && c.SLOMatchRate <= 1, "SLO_MATCH_RATE", c.SLOMatchRate, "must be between 0 and 1"),
-		chk(wire.ValidTopicName(c.InstanceID), "INSTANCE_ID", c.InstanceID, "must be 1-255 bytes without '/', '+', '#'"),
+		chk(c.SLOSuccess >= 0 && c.SLOSuccess <= 1, "SLO_SUCCESS_RATE", c.SLOSuccess, "must be between 0 and 1"),
+		chk(c.KeepAlive >= time.Second && c.KeepAlive <= 65535*time.Second, "KEEPALIVE", c.KeepAlive, "must be between 1s and 18h12m15s (MQTT's 65535 s)"),
+		chk(wire.ValidTopicName(c.InstanceID), "INSTANCE_ID", c.InstanceID, "must be 1-255 bytes of UTF-8 without '/', '+', '#' or control characters"),
 		chk(c.Duration == 0 || c.Warmup < c.Duration, "WARMUP", c.Warmup, fmt.Sprintf("must be shorter than DURATION=%v", c.Duration)),
 		chk(c.Transport == "fast" || c.Transport == "paho", "TRANSPORT", c.Transport, "must be fast or paho"),
 		chk(validLevel(c.LogLevel), "LOG_LEVEL", c.LogLevel, "must be debug, info, warn or error"),
+	}
+	if err := c.checkMemory(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Connections > c.Shards && c.Shards >= 1 {
 		errs = append(errs, fmt.Errorf("CONNECTIONS=%d is greater than SHARDS=%d: responses are routed by shard, so connections beyond SHARDS would carry nothing", c.Connections, c.Shards))
@@ -113,6 +126,49 @@ func (c *Config) Validate() []error {
 		}
 	}
 	return out
+}
+
+// StateBytes returns the memory the virtual clients' state needs, bytes:
+// VIRTUAL_CLIENTS × (schedule + MAX_INFLIGHT_PER_CLIENT pending slots).
+func (c *Config) StateBytes() uint64 {
+	return uint64(max(c.VirtualClients, 0)) * uint64(schedule.BytesPerClient+pending.BytesPerSlot*max(c.MaxInflight, 0))
+}
+
+// checkMemory refuses a client count whose state cannot fit in the memory
+// this process may use (the cgroup limit, else MemAvailable), so that the run
+// fails up front with the figure instead of dying out of memory later.
+func (c *Config) checkMemory() error {
+	need := c.StateBytes()
+	avail, src := memoryLimit()
+	if avail == 0 || need <= avail {
+		return nil
+	}
+	return fmt.Errorf("VIRTUAL_CLIENTS=%d with MAX_INFLIGHT_PER_CLIENT=%d needs %.1f GiB of client state (%d B per client), more than the %.1f GiB available (%s)",
+		c.VirtualClients, c.MaxInflight, float64(need)/(1<<30), need/uint64(max(c.VirtualClients, 1)), float64(avail)/(1<<30), src)
+}
+
+// memoryLimit returns the bytes this process may use and where the figure
+// comes from: the cgroup v2 memory.max when set, else /proc/meminfo's
+// MemAvailable; 0 when neither can be read.
+func memoryLimit() (uint64, string) {
+	var limit uint64
+	src := ""
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			limit, src = v, "cgroup memory.max"
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			f := strings.Fields(line)
+			if len(f) >= 2 && f[0] == "MemAvailable:" {
+				if kb, err := strconv.ParseUint(f[1], 10, 64); err == nil && (limit == 0 || kb*1024 < limit) {
+					limit, src = kb*1024, "MemAvailable"
+				}
+			}
+		}
+	}
+	return limit, src
 }
 
 // resolveOffset resolves CLIENT_ID_OFFSET; with auto, the ordinal is the

@@ -128,7 +128,11 @@ func TestValid(t *testing.T) {
 		{name: "tls insecure with ssl", env: map[string]string{"BROKER": "ssl://broker:8883", "TLS_INSECURE": "true"}},
 		{name: "mqtts without port", env: map[string]string{"BROKER": "mqtts://broker"}},
 		{name: "password file", env: map[string]string{"MQTT_USERNAME": "u", "MQTT_PASSWORD_FILE": pw}},
-		{name: "largest virtual clients", env: map[string]string{"VIRTUAL_CLIENTS": "2147483648"}},
+		{name: "a million virtual clients", env: map[string]string{"VIRTUAL_CLIENTS": "1000000"}},
+		{name: "interval 24 h", env: map[string]string{"INTERVAL_MS": "86400000"}},
+		{name: "keepalive 5s", env: map[string]string{"KEEPALIVE": "5s"}},
+		{name: "slo success", env: map[string]string{"SLO_SUCCESS_RATE": "0.999"}},
+		{name: "UTF-8 instance id", env: map[string]string{"INSTANCE_ID": "lg-ü-1"}},
 		{name: "payload 1 MiB", env: map[string]string{"PAYLOAD_BYTES": "1048576"}},
 		{name: "interval 1 ms", env: map[string]string{"INTERVAL_MS": "1", "VIRTUAL_CLIENTS": "10"}, check: func(t *testing.T, c *config.Config) {
 			if c.Interval() != time.Millisecond || c.Rate() != 10000 {
@@ -195,6 +199,12 @@ func TestInvalid(t *testing.T) {
 		{name: "connections > shards", env: map[string]string{"CONNECTIONS": "10", "SHARDS": "5"}, names: []string{"CONNECTIONS", "SHARDS"}},
 		{name: "interval 0", env: map[string]string{"INTERVAL_MS": "0"}, names: []string{"INTERVAL_MS"}},
 		{name: "interval negative", env: map[string]string{"INTERVAL_MS": "-1"}, names: []string{"INTERVAL_MS"}},
+		{name: "interval beyond 24 h", env: map[string]string{"INTERVAL_MS": "86400001"}, names: []string{"INTERVAL_MS"}},
+		{name: "interval overflowing ns", env: map[string]string{"INTERVAL_MS": "9223372036854775"}, names: []string{"INTERVAL_MS"}},
+		{name: "client state beyond memory", env: map[string]string{"VIRTUAL_CLIENTS": "2147483648", "MAX_INFLIGHT_PER_CLIENT": "64"}, names: []string{"VIRTUAL_CLIENTS", "MAX_INFLIGHT_PER_CLIENT"}},
+		{name: "keepalive 0", env: map[string]string{"KEEPALIVE": "0s"}, names: []string{"KEEPALIVE"}},
+		{name: "keepalive beyond MQTT", env: map[string]string{"KEEPALIVE": "19h"}, names: []string{"KEEPALIVE"}},
+		{name: "slo success 1.5", env: map[string]string{"SLO_SUCCESS_RATE": "1.5"}, names: []string{"SLO_SUCCESS_RATE"}},
 		{name: "inflight 0", env: map[string]string{"MAX_INFLIGHT_PER_CLIENT": "0"}, names: []string{"MAX_INFLIGHT_PER_CLIENT"}},
 		{name: "inflight 65", env: map[string]string{"MAX_INFLIGHT_PER_CLIENT": "65"}, names: []string{"MAX_INFLIGHT_PER_CLIENT"}},
 		{name: "workers 0", env: map[string]string{"PUBLISH_WORKERS": "0"}, names: []string{"PUBLISH_WORKERS"}},
@@ -223,6 +233,9 @@ func TestInvalid(t *testing.T) {
 		{name: "instance id with plus", env: map[string]string{"INSTANCE_ID": "lg+1"}, names: []string{"INSTANCE_ID"}},
 		{name: "instance id with hash", env: map[string]string{"INSTANCE_ID": "#"}, names: []string{"INSTANCE_ID"}},
 		{name: "instance id 256 bytes", env: map[string]string{"INSTANCE_ID": long}, names: []string{"INSTANCE_ID"}},
+		{name: "instance id with newline", env: map[string]string{"INSTANCE_ID": "lg\n1"}, names: []string{"INSTANCE_ID"}},
+		{name: "instance id with escape", env: map[string]string{"INSTANCE_ID": "lg\x1b[2J"}, names: []string{"INSTANCE_ID"}},
+		{name: "instance id invalid UTF-8", env: map[string]string{"INSTANCE_ID": "lg-\xff"}, names: []string{"INSTANCE_ID"}},
 		{name: "auto without ordinal", env: map[string]string{"CLIENT_ID_OFFSET": "auto", "INSTANCE_ID": "loadgen"}, names: []string{"CLIENT_ID_OFFSET", "INSTANCE_ID"}},
 		{name: "auto with word ordinal", env: map[string]string{"CLIENT_ID_OFFSET": "auto", "INSTANCE_ID": "loadgen-x"}, names: []string{"CLIENT_ID_OFFSET", "INSTANCE_ID"}},
 		{name: "auto with empty ordinal", env: map[string]string{"CLIENT_ID_OFFSET": "auto", "INSTANCE_ID": "loadgen-"}, names: []string{"CLIENT_ID_OFFSET", "INSTANCE_ID"}},
@@ -273,7 +286,7 @@ func TestInvalid(t *testing.T) {
 			}
 			// The value is quoted or shown verbatim next to the name.
 			for k, v := range tc.env {
-				if k == tc.names[0] && v != "" && len(v) < 100 && !strings.Contains(err.Error(), v) {
+				if k == tc.names[0] && v != "" && len(v) < 100 && !strings.Contains(err.Error(), v) && !strings.Contains(err.Error(), strconv.Quote(v)) {
 					t.Errorf("error does not show the value %q of %s:\n%v", v, k, err)
 				}
 			}
@@ -299,7 +312,7 @@ func defaults() config.Config {
 	return config.Config{
 		Broker: "tcp://localhost:1883", VirtualClients: 1000, Connections: 10, Shards: 256, IntervalMS: 1000,
 		MaxInflight: 1, PublishWorkers: 4, BatchSize: 500, RequestTimeout: time.Second, ClientIDOffset: "0",
-		ProgressEvery: time.Second, LogLevel: "info",
+		ProgressEvery: time.Second, LogLevel: "info", KeepAlive: 30 * time.Second,
 	}
 }
 

@@ -3,10 +3,11 @@
 // pending table, matches responses, sweeps timeouts, records latency from the
 // intended send time, and produces the final report.
 //
-// Goroutines: one scheduler (plus PUBLISH_WORKERS helpers used only when a
-// tick holds more than BATCH_SIZE requests), one dispatch goroutine per
-// connection (inside the MQTT client) running the response handler, and a
-// progress reporter. Nothing scales with the number of virtual clients.
+// Goroutines: one scheduler (plus PUBLISH_WORKERS − 1 owners of connections,
+// used only when a tick holds more than BATCH_SIZE requests; see publishers),
+// one reading goroutine per connection (inside the MQTT client) running the
+// response handler, and a progress reporter. Nothing scales with the number
+// of virtual clients.
 package engine
 
 import (
@@ -39,11 +40,14 @@ import (
 // round-trip latency, which is measured from the exact intended time.
 const Tick = time.Millisecond
 
-// counters of one phase (0 = warmup, 1 = measured). Every request sent ends in
-// exactly one of matched and timedOut, or is still pending.
+// counters of one phase (0 = warmup, 1 = measured). Every scheduled fire is
+// exactly one of sent, skipped and sendFailed; every request sent ends in
+// exactly one of matched and timedOut, or is still pending. firstFires counts
+// the clients' first scheduled fires (clients that fired).
 type counters struct {
-	sent, matched, timedOut, skipped, sendFailed, late, duplicate atomic.Uint64
-	_                                                             [8]uint64 // no false sharing between phases
+	scheduled, sent, matched, timedOut, skipped, sendFailed atomic.Uint64
+	late, duplicate, implausible, firstFires                atomic.Uint64
+	_                                                       [8]uint64 // no false sharing between phases
 }
 
 // Engine runs one loadgen instance.
@@ -172,9 +176,13 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 			}
 			return f
 		},
-		Handler: e.onResponse,
-		Logger:  e.log,
-		Plain:   cfg.Transport == "paho",
+		Handler:   e.onResponse,
+		OnUnsent:  e.onUnsent,
+		Logger:    e.log,
+		KeepAlive: cfg.KeepAlive,
+		// Requests went out and nothing came back for a whole request timeout.
+		SuspectAfter: cfg.RequestTimeout,
+		Plain:        cfg.Transport == "paho",
 	}
 	if err := cfg.Security.Apply(&opts); err != nil {
 		return nil, err
@@ -241,15 +249,16 @@ func (e *Engine) schedulerLoop(ctx context.Context) int64 {
 			gNext = gEnd
 		}
 		if sending {
+			// Every fire due before the end is sent (late fires are
+			// measured from their intended time like any other).
+			upTo := now
 			if now >= e.stopNs {
-				sending, sendEnd = false, e.stopNs
-			} else {
-				fEnd := e.sched.FiresUpTo(now)
-				if fEnd > fNext {
-					pub.send(fNext, fEnd, now)
-					fNext = fEnd
-					e.fired.Store(fNext)
-				}
+				sending, sendEnd, upTo = false, e.stopNs, e.stopNs-1
+			}
+			if fEnd := e.sched.FiresUpTo(upTo); fEnd > fNext {
+				pub.send(fNext, fEnd, now)
+				fNext = fEnd
+				e.fired.Store(fNext)
 			}
 		}
 		if !sending && (e.pendingNow() == 0 || gNext >= fNext || now > sendEnd+e.timeoutNs+int64(time.Second)) {
@@ -269,20 +278,44 @@ func (e *Engine) schedulerLoop(ctx context.Context) int64 {
 		}
 		wake = max(wake, now+int64(Tick))
 		timer.Reset(time.Duration(wake - now))
+		stopNow := false
 		select {
 		case <-timer.C:
 		case <-stopSend:
 			stopSend = nil // nil channel: never selected again
-			if sending {
-				sending, sendEnd = false, e.now()
-			}
+			stopNow = true
 		case <-ctx.Done():
 			ctx = context.Background()
-			if sending {
-				sending, sendEnd = false, e.now()
+			stopNow = true
+		}
+		if stopNow && sending {
+			// An early stop: the fires due before it are still sent.
+			sending, sendEnd = false, e.now()
+			if fEnd := e.sched.FiresUpTo(sendEnd - 1); fEnd > fNext {
+				pub.send(fNext, fEnd, sendEnd)
+				fNext = fEnd
+				e.fired.Store(fNext)
 			}
 		}
 	}
+}
+
+// onUnsent takes back a request whose frame the connection discarded
+// unwritten (connection lost, or still buffered when the pool closed): it was
+// counted sent when queued, and is send_failed. A request that already ended
+// (expired while its frame waited) keeps its outcome.
+func (e *Engine) onUnsent(_ int, _ string, payload []byte) {
+	var r wire.Request
+	if wire.DecodeRequest(payload, &r) != nil || r.RunID != e.runID {
+		return
+	}
+	client := r.ClientID - e.offset
+	if client >= e.n || !e.table.Release(client, r.Seq) {
+		return
+	}
+	c := &e.counts[e.phaseOf(e.sched.TimeOf(client, r.Seq))]
+	c.sent.Add(^uint64(0)) // −1
+	c.sendFailed.Add(1)
 }
 
 // sweep checks the deadlines of fires [a, b): every outstanding request of
@@ -317,6 +350,14 @@ func (e *Engine) onResponse(conn int, _ string, payload []byte) {
 	}
 	c := &e.counts[e.phaseOf(at)]
 	rtt := now - at
+	// The worker's queue wait and processing happen inside the round trip: a
+	// response claiming more was not made by a worker for this request
+	// (forged, or a foreign responder on our response topics). 100 µs absorbs
+	// the truncation of the worker's µs stamps.
+	if (int64(r.QueueUS)+int64(r.ProcessUS))*int64(time.Microsecond) > rtt+int64(100*time.Microsecond) {
+		c.implausible.Add(1)
+		return
+	}
 	if e.table.Match(client, r.Seq) {
 		if rtt > e.timeoutNs {
 			// Arrived after its deadline, before the sweep saw it: timed out.
@@ -350,6 +391,13 @@ func (e *Engine) connsUp() int {
 	return 0
 }
 
+func (e *Engine) connsSuspect() int {
+	if p := e.shared.Load(); p != nil {
+		return p.Suspect()
+	}
+	return 0
+}
+
 // pendingNow returns sent − matched − timed out over both phases.
 func (e *Engine) pendingNow() int64 {
 	var p int64
@@ -363,6 +411,7 @@ func (e *Engine) pendingNow() int64 {
 func (e *Engine) snapshot(i int) report.Counts {
 	c := &e.counts[i]
 	return report.Counts{
+		Scheduled:        c.scheduled.Load(),
 		RequestsSent:     c.sent.Load(),
 		ResponsesMatched: c.matched.Load(),
 		Timeouts:         c.timedOut.Load(),
@@ -370,6 +419,7 @@ func (e *Engine) snapshot(i int) report.Counts {
 		SendFailed:       c.sendFailed.Load(),
 		Late:             c.late.Load(),
 		Duplicate:        c.duplicate.Load(),
+		Implausible:      c.implausible.Load(),
 	}
 }
 
@@ -385,6 +435,9 @@ func (e *Engine) finish(sendEnd int64) (*report.Report, error) {
 	})
 	r := &report.Report{Instances: []string{e.cfg.InstanceID}}
 	r.Counts = e.snapshot(1)
+	r.VirtualClients = uint64(e.n)
+	r.IntervalSeconds = e.cfg.Interval().Seconds()
+	r.ClientsFired = e.counts[0].firstFires.Load() + e.counts[1].firstFires.Load()
 	r.StillPending = still[1]
 	r.Unknown = e.unknown.Load()
 	r.Malformed = e.malformed.Load()
@@ -411,7 +464,10 @@ func (e *Engine) finish(sendEnd int64) (*report.Report, error) {
 	err = r.Finish(report.Hists{
 		Latency: e.lat.Total(), ScheduleLag: e.lag.Total(),
 		WorkerQueue: e.wq.Total(), WorkerProcess: e.wp.Total(),
-	}, e.cfg.SLOP99MS, e.cfg.SLOMatchRate)
+	}, report.Objectives{P99MS: e.cfg.SLOP99MS, MatchRate: e.cfg.SLOMatchRate, SuccessRate: e.cfg.SLOSuccess})
+	for _, w := range r.Warnings {
+		e.log.Warn("report: " + w)
+	}
 	return r, err
 }
 

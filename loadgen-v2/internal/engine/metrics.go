@@ -67,18 +67,21 @@ func newMetrics(e *Engine) *Metrics {
 	m.collectors = []prometheus.Collector{
 		hist("latency_seconds", "Round-trip latency of matched requests after the warmup, from the intended send time (free of coordinated omission).", e.lat),
 		hist("schedule_lag_seconds", "How late requests left against their intended send time.", e.lag),
-		counter("requests_sent_total", "Requests published.", sum(func(c *counters) uint64 { return c.sent.Load() })),
+		counter("requests_sent_total", "Requests sent: their bytes reached the socket (a request discarded unwritten moves to send_failed).", sum(func(c *counters) uint64 { return c.sent.Load() })),
 		counter("responses_matched_total", "Requests answered within REQUEST_TIMEOUT.", sum(func(c *counters) uint64 { return c.matched.Load() })),
 		counter("requests_timed_out_total", "Requests without response within REQUEST_TIMEOUT.", sum(func(c *counters) uint64 { return c.timedOut.Load() })),
 		counter("requests_skipped_total", "Scheduled sends skipped because the client had MAX_INFLIGHT_PER_CLIENT outstanding.", sum(func(c *counters) uint64 { return c.skipped.Load() })),
 		counter("requests_send_failed_total", "Scheduled sends that failed (connection down or write buffer full).", sum(func(c *counters) uint64 { return c.sendFailed.Load() })),
 		unmatched("late", sum(func(c *counters) uint64 { return c.late.Load() })),
 		unmatched("duplicate", sum(func(c *counters) uint64 { return c.duplicate.Load() })),
+		unmatched("implausible", sum(func(c *counters) uint64 { return c.implausible.Load() })),
 		unmatched("unknown", e.unknown.Load),
 		unmatched("malformed", e.malformed.Load),
 		gauge("pending_requests", "Requests sent and not yet matched or timed out.", func() float64 { return float64(e.pendingNow()) }),
 		gauge("virtual_clients", "Virtual clients simulated by this instance.", func() float64 { return float64(e.cfg.VirtualClients) }),
 		gauge("connections_up", "MQTT connections connected and subscribed.", func() float64 { return float64(e.connsUp()) }),
+		gauge("connections_suspect", "Connections up that wrote requests and received nothing for REQUEST_TIMEOUT (a half-open link or a silent broker).", func() float64 { return float64(e.connsSuspect()) }),
+		counter("requests_scheduled_total", "Fires the open-loop schedule made due: each is sent, skipped or send_failed.", sum(func(c *counters) uint64 { return c.scheduled.Load() })),
 		gauge("target_rate_rps", "Target request rate, VIRTUAL_CLIENTS / INTERVAL_MS, requests per second.", func() float64 { return e.cfg.Rate() }),
 	}
 	return m

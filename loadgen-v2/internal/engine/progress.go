@@ -13,28 +13,37 @@ type progressSnap struct {
 	at            time.Time
 	sent, matched uint64
 	rateRPS       float64
-	matchRate     float64
+	matchRate     *float64 // settled in the interval; nil when nothing settled
 	lat           latency.Summary
 }
 
 // Stats is the live state served as JSON on /debug/vars (key "loadgen").
 type Stats struct {
-	InstanceID     string  `json:"instance_id"`
-	Running        bool    `json:"running"`
-	ElapsedSeconds float64 `json:"elapsed_s"`
-	VirtualClients int     `json:"virtual_clients"`
-	Connections    int     `json:"connections"`
-	ConnectionsUp  int     `json:"connections_up"`
-	TargetRPS      float64 `json:"target_rps"`
-	RateRPS        float64 `json:"rate_rps"`
+	InstanceID         string  `json:"instance_id"`
+	Running            bool    `json:"running"`
+	ElapsedSeconds     float64 `json:"elapsed_s"`
+	VirtualClients     int     `json:"virtual_clients"`
+	Connections        int     `json:"connections"`
+	ConnectionsUp      int     `json:"connections_up"`
+	TargetRPS          float64 `json:"target_rps"`
+	RateRPS            float64 `json:"rate_rps"`
+	ConnectionsSuspect int     `json:"connections_suspect"`
 	// Counts are both phases (warmup included); StillPending stays 0 live:
 	// Pending is sent − matched − timed out.
 	report.Counts
-	Pending   int64   `json:"pending"`
-	MatchRate float64 `json:"match_rate"`
-	// IntervalMatchRate, RateRPS and LatencyMS cover the last progress
-	// interval (PROGRESS_INTERVAL, or 5 s when progress lines are off).
-	IntervalMatchRate float64         `json:"interval_match_rate"`
+	Pending int64 `json:"pending"`
+	// MatchRate is the settled ratio over the run so far, matched / (matched
+	// + timed out): requests still in flight count neither way. Null until
+	// a request has settled.
+	MatchRate *float64 `json:"match_rate"`
+	// SuccessRate is matched / (scheduled − pending) over the run so far:
+	// what the schedule asked for and is decided. Null until then.
+	SuccessRate *float64 `json:"success_rate"`
+	// WindowSeconds is the window of IntervalMatchRate, RateRPS and LatencyMS:
+	// the last progress interval (PROGRESS_INTERVAL, or 5 s when progress
+	// lines are off).
+	WindowSeconds     float64         `json:"window_s"`
+	IntervalMatchRate *float64        `json:"interval_match_rate"`
 	LatencyMS         latency.Summary `json:"latency_ms"`
 }
 
@@ -42,13 +51,15 @@ type Stats struct {
 // progress interval.
 func (e *Engine) Stats() Stats {
 	s := Stats{
-		InstanceID:     e.cfg.InstanceID,
-		Running:        e.started.Load(),
-		VirtualClients: e.cfg.VirtualClients,
-		Connections:    e.cfg.Connections,
-		ConnectionsUp:  e.connsUp(),
-		TargetRPS:      e.cfg.Rate(),
-		Pending:        e.pendingNow(),
+		InstanceID:         e.cfg.InstanceID,
+		Running:            e.started.Load(),
+		VirtualClients:     e.cfg.VirtualClients,
+		Connections:        e.cfg.Connections,
+		ConnectionsUp:      e.connsUp(),
+		ConnectionsSuspect: e.connsSuspect(),
+		TargetRPS:          e.cfg.Rate(),
+		Pending:            e.pendingNow(),
+		WindowSeconds:      e.progressEvery().Seconds(),
 	}
 	s.Unknown, s.Malformed = e.unknown.Load(), e.malformed.Load()
 	if s.Running {
@@ -57,8 +68,12 @@ func (e *Engine) Stats() Stats {
 	for i := range e.counts {
 		s.Counts.Add(e.snapshot(i))
 	}
-	if s.RequestsSent > 0 {
-		s.MatchRate = float64(s.ResponsesMatched) / float64(s.RequestsSent)
+	if r, ok := s.Settled(); ok {
+		s.MatchRate = &r
+	}
+	if d := int64(s.Scheduled) - s.Pending; d > 0 {
+		r := float64(s.ResponsesMatched) / float64(d)
+		s.SuccessRate = &r
 	}
 	e.mu.Lock()
 	p := e.lastProg
@@ -69,15 +84,20 @@ func (e *Engine) Stats() Stats {
 	return s
 }
 
-// progress updates the live stats every PROGRESS_INTERVAL (5 s when 0) and,
-// unless progress lines are off, prints a line: request rate, match rate of
-// requests that ended in the interval, latency percentiles of the interval.
-func (e *Engine) progress(ctx context.Context) {
-	every := e.cfg.ProgressEvery
-	if every <= 0 {
-		every = 5 * time.Second
+// progressEvery is the live window: PROGRESS_INTERVAL, or 5 s when 0.
+func (e *Engine) progressEvery() time.Duration {
+	if e.cfg.ProgressEvery <= 0 {
+		return 5 * time.Second
 	}
-	t := time.NewTicker(every)
+	return e.cfg.ProgressEvery
+}
+
+// progress updates the live stats every PROGRESS_INTERVAL (5 s when 0) and,
+// unless progress lines are off, prints a line: request rate, settled match
+// rate of requests that ended in the interval ("–" when none did, e.g.
+// during an outage), latency percentiles of the interval.
+func (e *Engine) progress(ctx context.Context) {
+	t := time.NewTicker(e.progressEvery())
 	defer t.Stop()
 	prev := progressSnap{at: e.epoch}
 	var prevTimeouts uint64
@@ -92,9 +112,11 @@ func (e *Engine) progress(ctx context.Context) {
 			cur := progressSnap{at: now, sent: st.RequestsSent, matched: st.ResponsesMatched,
 				rateRPS: float64(st.RequestsSent-prev.sent) / dt, lat: h}
 			dm, dto := st.ResponsesMatched-prev.matched, st.Timeouts-prevTimeouts
-			cur.matchRate = 1
+			match := "     –"
 			if dm+dto > 0 {
-				cur.matchRate = float64(dm) / float64(dm+dto)
+				r := float64(dm) / float64(dm+dto)
+				cur.matchRate = &r
+				match = fmt.Sprintf("%.4f", r)
 			}
 			e.mu.Lock()
 			e.lastProg = cur
@@ -103,9 +125,13 @@ func (e *Engine) progress(ctx context.Context) {
 			if e.out == nil || e.cfg.ProgressEvery <= 0 {
 				continue
 			}
-			fmt.Fprintf(e.out, "[%6.1fs] rate %8.0f req/s (target %.0f)  match %.4f  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  pending %d  timeouts %d  skipped %d  send_failed %d  conns %d/%d\n",
-				st.ElapsedSeconds, cur.rateRPS, st.TargetRPS, cur.matchRate, h.P50, h.P99, h.Max,
-				st.Pending, st.Timeouts, st.Skipped, st.SendFailed, st.ConnectionsUp, st.Connections)
+			suspect := ""
+			if st.ConnectionsSuspect > 0 {
+				suspect = fmt.Sprintf(" (%d suspect)", st.ConnectionsSuspect)
+			}
+			fmt.Fprintf(e.out, "[%6.1fs] rate %8.0f req/s (target %.0f)  settled match %s  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  pending %d  timeouts %d  skipped %d  send_failed %d  conns %d/%d%s\n",
+				st.ElapsedSeconds, cur.rateRPS, st.TargetRPS, match, h.P50, h.P99, h.Max,
+				st.Pending, st.Timeouts, st.Skipped, st.SendFailed, st.ConnectionsUp, st.Connections, suspect)
 		}
 	}
 }

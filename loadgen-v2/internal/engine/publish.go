@@ -7,138 +7,182 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
-// publishers encode and publish the fires of a tick. A tick with at most
-// BATCH_SIZE fires is published inline by the scheduler; a larger one is cut
-// into BATCH_SIZE chunks spread over PUBLISH_WORKERS goroutines.
+// publishers encode and publish the fires of a tick, by ownership: publisher
+// w owns the connections c with c mod W == w (W = min(PUBLISH_WORKERS,
+// CONNECTIONS)), hence every virtual client of those connections. A tick with
+// at most BATCH_SIZE fires is published inline by the scheduler; a larger one
+// (a high rate, or the catch-up after a stall) is cut into segments of
+// consecutive fires of one owner, and each owner publishes its own segments
+// while the scheduler waits. Ticks never overlap, so all fires of one client
+// are claimed by one goroutine, in order: the claims of a client are never
+// concurrent, by construction.
+//
+// No publisher blocks on a socket: Queue appends to the connection's buffer
+// and Flush makes one non-blocking write attempt, leaving what would block to
+// the connection's flusher.
 type publishers struct {
 	e      *Engine
-	inline *publisher
-	work   chan chunk
-	wg     sync.WaitGroup // workers
-	done   sync.WaitGroup // chunks of the current tick
+	owners []*publisher // owners[0] runs on the scheduler goroutine
+	work   []chan struct{}
+	wg     sync.WaitGroup // owner goroutines
+	done   sync.WaitGroup // owners busy with the current tick
 }
 
-type chunk struct {
-	a, b uint64
-	now  int64
-}
+// segment is a run of consecutive fires [a, b) of one owner.
+type segment struct{ a, b uint64 }
 
-// publisher is the state of one publishing goroutine: an encode buffer and
-// the set of connections written to in the current chunk.
+// publisher is the state of one owner: an encode buffer, its segments of the
+// current tick and the set of connections it wrote to.
 type publisher struct {
 	e       *Engine
 	id      int
+	segs    []segment
 	buf     []byte
 	touched []int
 	mark    []uint64
 	gen     uint64
+	tally   [2]tally
 }
+
+// tally counts one publish call's outcomes of one phase, added to the shared
+// counters once per call.
+type tally struct{ scheduled, sent, skipped, failed, first uint64 }
 
 func newPublisher(e *Engine, id int) *publisher {
 	return &publisher{e: e, id: id, buf: make([]byte, 0, 256), mark: make([]uint64, e.cfg.Connections)}
 }
 
 func newPublishers(e *Engine) *publishers {
-	p := &publishers{e: e, inline: newPublisher(e, 0)}
-	if e.cfg.PublishWorkers > 1 {
-		p.work = make(chan chunk)
-		for i := 1; i < e.cfg.PublishWorkers; i++ {
-			w := newPublisher(e, i)
-			p.wg.Go(func() {
-				for c := range p.work {
-					w.publish(c.a, c.b, c.now)
-					p.done.Done()
-				}
-			})
-		}
+	w := max(min(e.cfg.PublishWorkers, e.cfg.Connections), 1)
+	p := &publishers{e: e}
+	for i := range w {
+		p.owners = append(p.owners, newPublisher(e, i))
+	}
+	for i := 1; i < w; i++ {
+		ch := make(chan struct{}, 1)
+		p.work = append(p.work, ch)
+		o := p.owners[i]
+		p.wg.Go(func() {
+			for range ch {
+				o.publishSegments()
+				p.done.Done()
+			}
+		})
 	}
 	return p
 }
 
-// send publishes fires [a, b) and returns when all are handed to connections.
+// ownerOf returns the owner of fire f.
+func (p *publishers) ownerOf(f uint64) int {
+	client, _, _ := p.e.sched.Fire(f)
+	return p.e.connOf(client) % len(p.owners)
+}
+
+// send publishes fires [a, b) (sent at time now) and returns when every one
+// is handed to its connection or counted.
 func (p *publishers) send(a, b uint64, now int64) {
-	size := uint64(p.e.cfg.BatchSize)
-	if b-a <= size || p.work == nil {
-		p.inline.publish(a, b, now)
+	if b-a <= uint64(p.e.cfg.BatchSize) || len(p.owners) == 1 {
+		o := p.owners[0]
+		o.segs = append(o.segs[:0], segment{a, b})
+		o.publishSegments()
 		return
 	}
-	var last chunk
-	for lo := a; lo < b; lo += size {
-		hi := min(lo+size, b)
-		if hi == b {
-			last = chunk{lo, hi, now}
-			break
-		}
-		p.done.Add(1)
-		p.work <- chunk{lo, hi, now}
+	for _, o := range p.owners {
+		o.segs = o.segs[:0]
 	}
-	p.inline.publish(last.a, last.b, last.now)
+	// Positions are laid out in runs of one connection, so segments are long.
+	lo, cur := a, p.ownerOf(a)
+	for f := a + 1; f < b; f++ {
+		if w := p.ownerOf(f); w != cur {
+			p.owners[cur].segs = append(p.owners[cur].segs, segment{lo, f})
+			lo, cur = f, w
+		}
+	}
+	p.owners[cur].segs = append(p.owners[cur].segs, segment{lo, b})
+	for i, o := range p.owners[1:] {
+		if len(o.segs) > 0 {
+			p.done.Add(1)
+			p.work[i] <- struct{}{}
+		}
+	}
+	p.owners[0].publishSegments()
 	p.done.Wait()
 }
 
 func (p *publishers) close() {
-	if p.work != nil {
-		close(p.work)
-		p.wg.Wait()
+	for _, ch := range p.work {
+		close(ch)
 	}
+	p.wg.Wait()
 }
 
-// publish sends fires [a, b): claim a pending slot (or count a skip), encode,
-// queue on the client's connection; then flush the connections it touched.
-func (w *publisher) publish(a, b uint64, now int64) {
+// publishSegments publishes the fires of w.segs, then flushes the
+// connections it wrote to and adds its tallies to the shared counters.
+func (w *publisher) publishSegments() {
 	e := w.e
 	w.gen++
 	w.touched = w.touched[:0]
-	var sent, skipped, failed [2]uint64
-	n := uint64(e.n)
-	for f := a; f < b; f++ {
-		client, seq, at := e.sched.Fire(f)
-		if e.rampNs > 0 && at < e.rampNs {
-			// Position p comes online at RAMP_UP * p / N.
-			p := f % n
-			if uint64(at)*n < uint64(e.rampNs)*p {
-				continue
-			}
+	w.tally = [2]tally{}
+	now := e.now()
+	for _, s := range w.segs {
+		for f := s.a; f < s.b; f++ {
+			w.publish(f, now)
 		}
-		ph := e.phaseOf(at)
-		if !e.table.Claim(client, seq) {
-			skipped[ph]++
-			continue
-		}
-		shard := e.shardOf(client)
-		conn := shard % e.cfg.Connections
-		req := wire.Request{RunID: e.runID, ClientID: e.offset + client, Seq: seq, Intended: at, Instance: e.instance, ReplyTopic: e.respTopics[shard]}
-		pad := max(e.cfg.PayloadBytes-wire.RequestSize(len(e.instance), len(req.ReplyTopic), 0), 0)
-		var err error
-		w.buf, err = wire.AppendRequest(w.buf[:0], &req, pad)
-		if err == nil {
-			err = e.pool.Conn(conn).Queue(e.reqTopics[shard], w.buf)
-		}
-		if err != nil {
-			e.table.Release(client, seq)
-			failed[ph]++
-			continue
-		}
-		if w.mark[conn] != w.gen {
-			w.mark[conn] = w.gen
-			w.touched = append(w.touched, conn)
-		}
-		sent[ph]++
-		e.lag.Record(w.id, time.Duration(now-at))
 	}
 	for _, c := range w.touched {
 		e.pool.Conn(c).Flush()
 	}
 	for ph := range 2 {
-		c := &e.counts[ph]
-		if sent[ph] > 0 {
-			c.sent.Add(sent[ph])
+		t, c := &w.tally[ph], &e.counts[ph]
+		add := func(dst interface{ Add(uint64) uint64 }, v uint64) {
+			if v > 0 {
+				dst.Add(v)
+			}
 		}
-		if skipped[ph] > 0 {
-			c.skipped.Add(skipped[ph])
-		}
-		if failed[ph] > 0 {
-			c.sendFailed.Add(failed[ph])
-		}
+		add(&c.scheduled, t.scheduled)
+		add(&c.sent, t.sent)
+		add(&c.skipped, t.skipped)
+		add(&c.sendFailed, t.failed)
+		add(&c.firstFires, t.first)
 	}
+}
+
+// publish handles fire f: skip it if its client is not online yet (ramp-up);
+// else it is scheduled, and ends sent (slot claimed, frame queued), skipped
+// (no free slot) or failed (the connection refused the frame).
+func (w *publisher) publish(f uint64, now int64) {
+	e := w.e
+	if !e.sched.Online(f, e.rampNs) {
+		return
+	}
+	client, seq, at := e.sched.Fire(f)
+	t := &w.tally[e.phaseOf(at)]
+	t.scheduled++
+	if seq == 0 || !e.sched.Online(f-uint64(e.n), e.rampNs) {
+		t.first++ // the client's first scheduled fire
+	}
+	if !e.table.Claim(client, seq) {
+		t.skipped++
+		return
+	}
+	shard := e.shardOf(client)
+	conn := shard % e.cfg.Connections
+	req := wire.Request{RunID: e.runID, ClientID: e.offset + client, Seq: seq, Intended: at, Instance: e.instance, ReplyTopic: e.respTopics[shard]}
+	pad := max(e.cfg.PayloadBytes-wire.RequestSize(len(e.instance), len(req.ReplyTopic), 0), 0)
+	var err error
+	w.buf, err = wire.AppendRequest(w.buf[:0], &req, pad)
+	if err == nil {
+		err = e.pool.Conn(conn).Queue(e.reqTopics[shard], w.buf)
+	}
+	if err != nil {
+		e.table.Release(client, seq)
+		t.failed++
+		return
+	}
+	if w.mark[conn] != w.gen {
+		w.mark[conn] = w.gen
+		w.touched = append(w.touched, conn)
+	}
+	t.sent++
+	e.lag.Record(w.id, time.Duration(now-at))
 }

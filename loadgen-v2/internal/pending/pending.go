@@ -6,10 +6,14 @@
 // once: it is bounded by construction (4 bytes per slot) and a broker outage
 // cannot grow it. A slot holds seq+1 (0 means empty).
 //
-// Concurrency: only the scheduler that owns a client claims its slots
-// (Claim); any goroutine may end a request (Match, Expire, Release) with a
-// compare-and-swap, so each request ends exactly once — matched by its
-// response or expired by the timeout sweep, whichever comes first.
+// Concurrency: every operation is a compare-and-swap on one slot, so any
+// goroutine may call any of them. Claim takes an empty slot (0 → seq+1) and
+// never overwrites an outstanding request, even when two fires of one client
+// are claimed at once; Match, Expire and Release end a request (seq+1 → 0), so
+// each request ends exactly once — matched by its response or expired by the
+// timeout sweep, whichever comes first. The loadgen's publishers also keep
+// each client on one goroutine (ownership by connection), so claims of one
+// client are ordered as well as safe.
 package pending
 
 import (
@@ -31,20 +35,23 @@ func New(clients, inflight int) *Table {
 	return &Table{k: inflight, slots: make([]atomic.Uint32, clients*inflight)}
 }
 
+// BytesPerSlot is the memory of one slot, bytes.
+const BytesPerSlot = 4
+
 // BytesPerClient returns the table's memory per virtual client, in bytes.
-func (t *Table) BytesPerClient() int { return 4 * t.k }
+func (t *Table) BytesPerClient() int { return BytesPerSlot * t.k }
 
 // Claim records seq as outstanding for client. It returns false, recording
 // nothing, when all of the client's slots are taken (the send is skipped).
-// Only the client's owner goroutine calls Claim.
+// A slot is taken with a compare-and-swap from empty, so concurrent claims of
+// one client never overwrite each other's requests.
 func (t *Table) Claim(client uint32, seq uint32) bool {
 	if seq == maxSeq {
 		return false
 	}
 	base := int(client) * t.k
 	for i := base; i < base+t.k; i++ {
-		if t.slots[i].Load() == 0 {
-			t.slots[i].Store(seq + 1)
+		if t.slots[i].Load() == 0 && t.slots[i].CompareAndSwap(0, seq+1) {
 			return true
 		}
 	}

@@ -309,3 +309,46 @@ func TestMaxSeqIsRefused(t *testing.T) {
 		t.Errorf("inflight limit broken")
 	}
 }
+
+// TestConcurrentClaimsNeverOverwrite: several publishers claim fires of the
+// same clients at once (as after a stall, when fires f and f+N of one client
+// are due together). A successful claim must stay outstanding until it is
+// ended: every publisher ends each request it claimed, and that must succeed
+// (with a Load-then-Store claim, a second claimer overwrites the slot and the
+// first request vanishes from the books).
+func TestConcurrentClaimsNeverOverwrite(t *testing.T) {
+	for _, inflight := range []int{1, 2} {
+		const clients, rounds, publishers = 4, 20000, 4
+		tab := pending.New(clients, inflight)
+		var claimed, lost atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for w := range publishers {
+			wg.Go(func() {
+				<-start
+				for r := range rounds {
+					c := uint32(r % clients)
+					seq := uint32(r*publishers + w) // distinct per (publisher, round)
+					if !tab.Claim(c, seq) {
+						continue
+					}
+					claimed.Add(1)
+					if !tab.Match(c, seq) {
+						lost.Add(1)
+					}
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if lost.Load() != 0 {
+			t.Errorf("inflight %d: %d of %d claimed requests were overwritten by another claim", inflight, lost.Load(), claimed.Load())
+		}
+		if claimed.Load() == 0 {
+			t.Errorf("inflight %d: no claim succeeded", inflight)
+		}
+		if n := tab.Outstanding(nil); n != 0 {
+			t.Errorf("inflight %d: %d still outstanding after every claim was ended", inflight, n)
+		}
+	}
+}

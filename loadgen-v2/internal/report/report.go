@@ -21,11 +21,20 @@ import (
 
 // Counts are the request and response counts of one phase of a run.
 //
-// Every request sent ends in exactly one of matched, timed_out or (at report
-// time) still_pending: RequestsSent == Matched + TimedOut + StillPending.
-// Skipped and SendFailed requests were never sent. Late, Duplicate, Unknown
-// and Malformed count responses that matched no outstanding request.
+// Two identities hold exactly (the books):
+//
+//	Scheduled    == RequestsSent + Skipped + SendFailed
+//	RequestsSent == ResponsesMatched + Timeouts + StillPending
+//
+// Every fire the open-loop schedule made due (for a client already online in
+// the ramp-up) is scheduled; it is sent (its bytes reached the socket),
+// skipped (the client had MAX_INFLIGHT_PER_CLIENT outstanding) or failed
+// (connection down, write buffer full, or still unwritten at the end). Every
+// request sent ends matched, timed out or (at report time) still pending.
+// Late, Duplicate, Implausible, Unknown and Malformed count responses that
+// matched no outstanding request.
 type Counts struct {
+	Scheduled        uint64 `json:"scheduled"`
 	RequestsSent     uint64 `json:"requests_sent"`
 	ResponsesMatched uint64 `json:"responses_matched"`
 	Timeouts         uint64 `json:"timeouts"`
@@ -34,12 +43,14 @@ type Counts struct {
 	SendFailed       uint64 `json:"send_failed"`
 	Late             uint64 `json:"late"`
 	Duplicate        uint64 `json:"duplicate"`
+	Implausible      uint64 `json:"implausible"`
 	Unknown          uint64 `json:"unknown"`
 	Malformed        uint64 `json:"malformed"`
 }
 
 // Add adds o to c.
 func (c *Counts) Add(o Counts) {
+	c.Scheduled += o.Scheduled
 	c.RequestsSent += o.RequestsSent
 	c.ResponsesMatched += o.ResponsesMatched
 	c.Timeouts += o.Timeouts
@@ -48,13 +59,32 @@ func (c *Counts) Add(o Counts) {
 	c.SendFailed += o.SendFailed
 	c.Late += o.Late
 	c.Duplicate += o.Duplicate
+	c.Implausible += o.Implausible
 	c.Unknown += o.Unknown
 	c.Malformed += o.Malformed
 }
 
-// Balanced reports whether sent == matched + timed out + still pending.
-func (c Counts) Balanced() bool {
+// Balanced reports whether both identities of the books hold.
+func (c Counts) Balanced() bool { return c.SentBalanced() && c.ScheduledBalanced() }
+
+// SentBalanced reports whether sent == matched + timed out + still pending.
+func (c Counts) SentBalanced() bool {
 	return c.RequestsSent == c.ResponsesMatched+c.Timeouts+c.StillPending
+}
+
+// ScheduledBalanced reports whether scheduled == sent + skipped + send failed.
+func (c Counts) ScheduledBalanced() bool {
+	return c.Scheduled == c.RequestsSent+c.Skipped+c.SendFailed
+}
+
+// Settled returns the settled match ratio, matched / (matched + timed out):
+// requests still in flight count neither way. ok is false when nothing has
+// settled yet (print "–", not 1).
+func (c Counts) Settled() (ratio float64, ok bool) {
+	if d := c.ResponsesMatched + c.Timeouts; d > 0 {
+		return float64(c.ResponsesMatched) / float64(d), true
+	}
+	return 0, false
 }
 
 // Histograms are the raw histograms of a report, HdrHistogram V2 compressed
@@ -70,7 +100,17 @@ type Histograms struct {
 type Report struct {
 	Instances []string `json:"instances"`
 	Counts
-	MatchRate       float64         `json:"match_rate"`
+	// SuccessRate is the headline: matched / scheduled, the share of the
+	// requests the schedule asked for that got their answer in time.
+	SuccessRate float64 `json:"success_rate"`
+	// MatchRate is matched / sent: the service's answer rate for what left.
+	MatchRate float64 `json:"match_rate"`
+	// VirtualClients is the number configured; ClientsFired how many of them
+	// had at least one scheduled fire in the run (warmup included).
+	VirtualClients  uint64          `json:"virtual_clients"`
+	ClientsFired    uint64          `json:"clients_fired"`
+	IntervalSeconds float64         `json:"interval_s"`
+	Warnings        []string        `json:"warnings,omitempty"`
 	DurationSeconds float64         `json:"duration_s"`
 	TargetRPS       float64         `json:"target_rps"`
 	ThroughputRPS   float64         `json:"throughput_rps"`
@@ -106,10 +146,11 @@ type Process struct {
 
 // SLO is the outcome of the service-level objectives of a run.
 type SLO struct {
-	P99MS     float64  `json:"p99_ms,omitempty"`
-	MatchRate float64  `json:"match_rate,omitempty"`
-	Passed    bool     `json:"passed"`
-	Failures  []string `json:"failures,omitempty"`
+	P99MS       float64  `json:"p99_ms,omitempty"`
+	MatchRate   float64  `json:"match_rate,omitempty"`
+	SuccessRate float64  `json:"success_rate,omitempty"`
+	Passed      bool     `json:"passed"`
+	Failures    []string `json:"failures,omitempty"`
 }
 
 // Hists are the live histograms a report is computed from.
@@ -117,16 +158,33 @@ type Hists struct {
 	Latency, ScheduleLag, WorkerQueue, WorkerProcess *hdrhistogram.Histogram
 }
 
-// Finish computes the derived fields of r (match rate, rates, percentiles,
+// Objectives are the service-level objectives a report is checked against;
+// zero means none. SuccessRate zero takes MatchRate's value: a run that sent
+// almost nothing must not pass on the match rate of the little it sent.
+type Objectives struct {
+	P99MS, MatchRate, SuccessRate float64
+}
+
+// Finish computes the derived fields of r (rates, percentiles, warnings,
 // SLO) from its counts, its duration and h, and encodes h into r.
-func (r *Report) Finish(h Hists, sloP99, sloMatch float64) error {
-	r.MatchRate = 0
+func (r *Report) Finish(h Hists, slo Objectives) error { return r.finish(h, slo, nil) }
+
+// finish is Finish; rates, when set, overrides the rates computed from the
+// counts before the ratio, warnings and SLO are derived from them.
+func (r *Report) finish(h Hists, slo Objectives, rates func()) error {
+	r.MatchRate, r.SuccessRate = 0, 0
 	if r.RequestsSent > 0 {
 		r.MatchRate = float64(r.ResponsesMatched) / float64(r.RequestsSent)
+	}
+	if r.Scheduled > 0 {
+		r.SuccessRate = float64(r.ResponsesMatched) / float64(r.Scheduled)
 	}
 	if r.DurationSeconds > 0 {
 		r.ThroughputRPS = float64(r.RequestsSent) / r.DurationSeconds
 		r.ResponsesRPS = float64(r.ResponsesMatched) / r.DurationSeconds
+	}
+	if rates != nil {
+		rates()
 	}
 	if r.TargetRPS > 0 {
 		r.RateRatio = r.ThroughputRPS / r.TargetRPS
@@ -146,21 +204,65 @@ func (r *Report) Finish(h Hists, sloP99, sloMatch float64) error {
 	enc(&r.Histograms.ScheduleLag, h.ScheduleLag)
 	enc(&r.Histograms.WorkerQueue, h.WorkerQueue)
 	enc(&r.Histograms.WorkerProcessing, h.WorkerProcess)
-	r.evaluateSLO(sloP99, sloMatch)
+	r.warn()
+	r.evaluateSLO(slo)
 	return err
 }
 
-func (r *Report) evaluateSLO(p99, match float64) {
-	r.SLO = SLO{P99MS: p99, MatchRate: match, Passed: true}
-	if p99 > 0 && (r.Latency.Count == 0 || r.Latency.P99 > p99) {
-		r.SLO.Failures = append(r.SLO.Failures, fmt.Sprintf("p99 latency %.3f ms exceeds SLO_P99_MS=%g", r.Latency.P99, p99))
+// Thresholds of the report's warnings.
+const (
+	// WarnRateRatio: an achieved rate below this share of the target.
+	WarnRateRatio = 0.99
+	// WarnNotSent: skipped + send failed above this share of scheduled.
+	WarnNotSent = 0.001
+)
+
+// warn fills r.Warnings: what a reader must not miss about the run (an
+// unbalanced book is an SLO failure, reported there).
+func (r *Report) warn() {
+	r.Warnings = nil
+	w := func(format string, a ...any) { r.Warnings = append(r.Warnings, fmt.Sprintf(format, a...)) }
+	if r.TargetRPS > 0 && r.DurationSeconds > 0 && r.RateRatio < WarnRateRatio {
+		w("achieved rate %.0f req/s is %.1f%% of the target %.0f req/s", r.ThroughputRPS, 100*r.RateRatio, r.TargetRPS)
 	}
-	if match > 0 && r.MatchRate < match {
-		r.SLO.Failures = append(r.SLO.Failures, fmt.Sprintf("match rate %.6f is below SLO_MATCH_RATE=%g", r.MatchRate, match))
+	if ns := r.Skipped + r.SendFailed; r.Scheduled > 0 && float64(ns) > WarnNotSent*float64(r.Scheduled) {
+		w("%.2f%% of scheduled requests were not sent: %d skipped (client had MAX_INFLIGHT_PER_CLIENT outstanding), %d send failed (connection down or write buffer full)",
+			100*float64(ns)/float64(r.Scheduled), r.Skipped, r.SendFailed)
 	}
-	if !r.Balanced {
-		r.SLO.Failures = append(r.SLO.Failures, fmt.Sprintf("accounting does not balance: sent %d != matched %d + timed out %d + pending %d",
-			r.RequestsSent, r.ResponsesMatched, r.Timeouts, r.StillPending))
+	if r.VirtualClients > 0 && r.ClientsFired < r.VirtualClients {
+		why := ""
+		if r.IntervalSeconds > 0 && r.DurationSeconds < r.IntervalSeconds {
+			why = fmt.Sprintf(": the measured duration %.1f s is shorter than INTERVAL_MS (%.1f s)", r.DurationSeconds, r.IntervalSeconds)
+		}
+		w("only %d of %d virtual clients fired%s", r.ClientsFired, r.VirtualClients, why)
+	}
+	if r.Duplicate > 0 {
+		w("%d duplicate responses (a request answered more than once)", r.Duplicate)
+	}
+	if r.Implausible > 0 {
+		w("%d implausible responses (worker-stamped times longer than the measured round trip: forged or foreign responders on the response topics)", r.Implausible)
+	}
+}
+
+func (r *Report) evaluateSLO(o Objectives) {
+	if o.SuccessRate == 0 {
+		o.SuccessRate = o.MatchRate
+	}
+	r.SLO = SLO{P99MS: o.P99MS, MatchRate: o.MatchRate, SuccessRate: o.SuccessRate, Passed: true}
+	if o.P99MS > 0 && (r.Latency.Count == 0 || r.Latency.P99 > o.P99MS) {
+		r.SLO.Failures = append(r.SLO.Failures, fmt.Sprintf("p99 latency %.3f ms exceeds SLO_P99_MS=%g", r.Latency.P99, o.P99MS))
+	}
+	if o.MatchRate > 0 && r.MatchRate < o.MatchRate {
+		r.SLO.Failures = append(r.SLO.Failures, fmt.Sprintf("match rate %.6f is below SLO_MATCH_RATE=%g", r.MatchRate, o.MatchRate))
+	}
+	if o.SuccessRate > 0 && r.SuccessRate < o.SuccessRate {
+		r.SLO.Failures = append(r.SLO.Failures, fmt.Sprintf("success rate %.6f (matched / scheduled) is below SLO_SUCCESS_RATE=%g", r.SuccessRate, o.SuccessRate))
+	}
+	if !r.SentBalanced() {
+		r.SLO.Failures = append(r.SLO.Failures, fmt.Sprintf("accounting does not balance: sent %d != matched %d + timed out %d + pending %d", r.RequestsSent, r.ResponsesMatched, r.Timeouts, r.StillPending))
+	}
+	if !r.ScheduledBalanced() {
+		r.SLO.Failures = append(r.SLO.Failures, fmt.Sprintf("accounting does not balance: scheduled %d != sent %d + skipped %d + send failed %d", r.Scheduled, r.RequestsSent, r.Skipped, r.SendFailed))
 	}
 	r.SLO.Passed = len(r.SLO.Failures) == 0
 }
@@ -193,7 +295,7 @@ func Read(path string) (*Report, error) {
 // Merge combines the reports of loadgen instances that ran side by side:
 // counts add up, rates add up, the duration is the longest, and percentiles
 // are read from the merged histograms.
-func Merge(rs []*Report, sloP99, sloMatch float64) (*Report, error) {
+func Merge(rs []*Report, slo Objectives) (*Report, error) {
 	if len(rs) == 0 {
 		return nil, errors.New("merge: no reports")
 	}
@@ -202,6 +304,9 @@ func Merge(rs []*Report, sloP99, sloMatch float64) (*Report, error) {
 	for i, r := range rs {
 		out.Instances = append(out.Instances, r.Instances...)
 		out.Counts.Add(r.Counts)
+		out.VirtualClients += r.VirtualClients
+		out.ClientsFired += r.ClientsFired
+		out.IntervalSeconds = max(out.IntervalSeconds, r.IntervalSeconds)
 		out.TargetRPS += r.TargetRPS
 		out.DurationSeconds = max(out.DurationSeconds, r.DurationSeconds)
 		for _, x := range []struct {
@@ -218,17 +323,15 @@ func Merge(rs []*Report, sloP99, sloMatch float64) (*Report, error) {
 			x.dst.Merge(h)
 		}
 	}
-	if err := out.Finish(hs, sloP99, sloMatch); err != nil {
-		return nil, err
-	}
-	// Rates of concurrent instances add up; Finish divided by the longest duration.
-	out.ThroughputRPS, out.ResponsesRPS = 0, 0
+	// Rates of concurrent instances add up (Finish would divide by the
+	// longest duration); the warnings are computed from the summed rates.
+	var thr, resp float64
 	for _, r := range rs {
-		out.ThroughputRPS += r.ThroughputRPS
-		out.ResponsesRPS += r.ResponsesRPS
+		thr += r.ThroughputRPS
+		resp += r.ResponsesRPS
 	}
-	if out.TargetRPS > 0 {
-		out.RateRatio = out.ThroughputRPS / out.TargetRPS
+	if err := out.finish(hs, slo, func() { out.ThroughputRPS, out.ResponsesRPS = thr, resp }); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -240,20 +343,25 @@ func (r *Report) WriteText(w io.Writer) {
 	p("=== mqtt-rr-bench loadgen report (%s) ===", strings.Join(r.Instances, ", "))
 	p("duration\t%.1f s", r.DurationSeconds)
 	p("target rate\t%.0f req/s", r.TargetRPS)
-	p("achieved rate\t%.0f req/s\t(ratio %.4f)", r.ThroughputRPS, r.RateRatio)
-	p("requests sent\t%d", r.RequestsSent)
-	p("  matched\t%d", r.ResponsesMatched)
-	p("  timed out\t%d", r.Timeouts)
-	p("  still pending\t%d", r.StillPending)
-	p("not sent: skipped (inflight limit)\t%d", r.Skipped)
-	p("not sent: send failed\t%d", r.SendFailed)
-	p("responses late / duplicate / unknown / malformed\t%d / %d / %d / %d", r.Late, r.Duplicate, r.Unknown, r.Malformed)
-	p("match rate\t%.6f", r.MatchRate)
-	bal := "yes"
-	if !r.Balanced {
-		bal = "NO"
+	p("achieved rate\t%.0f req/s\t(ratio %.4f; requests whose bytes reached the socket)", r.ThroughputRPS, r.RateRatio)
+	p("SUCCESS RATE\t%.6f\t(matched / scheduled)", r.SuccessRate)
+	p("scheduled\t%d\t(fires of %d of %d virtual clients)", r.Scheduled, r.ClientsFired, r.VirtualClients)
+	p("  sent\t%d", r.RequestsSent)
+	p("    matched\t%d", r.ResponsesMatched)
+	p("    timed out\t%d", r.Timeouts)
+	p("    still pending\t%d", r.StillPending)
+	p("  skipped (inflight limit)\t%d", r.Skipped)
+	p("  send failed\t%d", r.SendFailed)
+	p("responses late / duplicate / implausible / unknown / malformed\t%d / %d / %d / %d / %d", r.Late, r.Duplicate, r.Implausible, r.Unknown, r.Malformed)
+	p("match rate\t%.6f\t(matched / sent)", r.MatchRate)
+	yes := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "NO"
 	}
-	p("accounting balanced\t%s\t(sent = matched + timed out + pending)", bal)
+	p("accounting balanced\t%s\t(scheduled = sent + skipped + send failed: %s; sent = matched + timed out + pending: %s)",
+		yes(r.Balanced), yes(r.ScheduledBalanced()), yes(r.SentBalanced()))
 	if r.Process != nil {
 		p("loadgen process\tCPU %.2f s user + %.2f s sys = %.1f µs per request (%.1f µs while sending), max RSS %.1f MB",
 			r.Process.CPUUserSeconds, r.Process.CPUSystemSeconds, r.Process.CPUMicrosPerRequest, r.Process.SendingCPUMicrosPerRequest, r.Process.MaxRSSMB)
@@ -272,9 +380,16 @@ func (r *Report) WriteText(w io.Writer) {
 	row("  worker processing", r.WorkerProcess)
 	if r.Warmup != nil {
 		p("")
-		p("warmup (excluded)\tsent %d, matched %d, timed out %d, pending %d", r.Warmup.RequestsSent, r.Warmup.ResponsesMatched, r.Warmup.Timeouts, r.Warmup.StillPending)
+		p("warmup (excluded)\tscheduled %d, sent %d, matched %d, timed out %d, pending %d, skipped %d, send failed %d",
+			r.Warmup.Scheduled, r.Warmup.RequestsSent, r.Warmup.ResponsesMatched, r.Warmup.Timeouts, r.Warmup.StillPending, r.Warmup.Skipped, r.Warmup.SendFailed)
 	}
-	if r.SLO.P99MS > 0 || r.SLO.MatchRate > 0 || len(r.SLO.Failures) > 0 {
+	if len(r.Warnings) > 0 {
+		p("")
+		for _, w := range r.Warnings {
+			p("WARNING\t%s", w)
+		}
+	}
+	if r.SLO.P99MS > 0 || r.SLO.MatchRate > 0 || r.SLO.SuccessRate > 0 || len(r.SLO.Failures) > 0 {
 		p("")
 		if r.SLO.Passed {
 			p("SLO\tPASSED")

@@ -64,3 +64,37 @@ func TestNoOverflowHugeN(t *testing.T) {
 		})
 	}
 }
+
+// TestOnlineNoOverflow checks the ramp-up test t·N ≥ ramp·p against exact
+// big-integer math for client counts and ramps whose products overflow 64
+// bits (a 64-bit product let clients online too early or never).
+func TestOnlineNoOverflow(t *testing.T) {
+	tests := []struct {
+		name     string
+		n        uint64
+		interval time.Duration
+		ramp     time.Duration
+	}{
+		{name: "1M clients, ramp 10 min", n: 1_000_000, interval: time.Second, ramp: 10 * time.Minute},
+		{name: "2^32-1 clients, ramp 1 h", n: 1<<32 - 1, interval: time.Hour, ramp: time.Hour},
+		{name: "100M clients, ramp 1 day", n: 100_000_000, interval: 100 * time.Second, ramp: 24 * time.Hour},
+		{name: "3 clients, ramp 1 year", n: 3, interval: time.Minute, ramp: 365 * 24 * time.Hour},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Schedule{n: tc.n, interval: uint64(tc.interval)}
+			N, R := new(big.Int).SetUint64(tc.n), big.NewInt(int64(tc.ramp))
+			r := rand.New(rand.NewPCG(5, 6))
+			maxK := uint64(tc.ramp/tc.interval) + 2
+			for range 20000 {
+				f := r.Uint64N(maxK)*tc.n + r.Uint64N(tc.n)
+				at := new(big.Int).SetInt64(s.FireTime(f))
+				p := new(big.Int).SetUint64(f % tc.n)
+				want := at.Mul(at, N).Cmp(new(big.Int).Mul(R, p)) >= 0
+				if got := s.Online(f, int64(tc.ramp)); got != want {
+					t.Fatalf("Online(%d) = %v, want %v", f, got, want)
+				}
+			}
+		})
+	}
+}

@@ -156,6 +156,26 @@ func (s *Schedule) TimeOf(client uint32, seq uint32) int64 {
 	return int64(uint64(seq)*s.interval + s.phase(uint64(s.pos[client])))
 }
 
+// Online reports whether fire f is at or after its position's ramp-up start:
+// with a linear ramp over ramp nanoseconds, position p comes online at
+// ramp·p/N, so fire f (at time t, position p) is sent iff t·N ≥ ramp·p. Both
+// products are compared in 128 bits (t, ramp < 2^63 and p, N < 2^32 would
+// overflow 64). ramp ≤ 0 means no ramp.
+func (s *Schedule) Online(f uint64, ramp int64) bool {
+	if ramp <= 0 {
+		return true
+	}
+	k := f / s.n
+	p := f - k*s.n
+	t := k*s.interval + s.phase(p)
+	if t >= uint64(ramp) {
+		return true
+	}
+	th, tl := bits.Mul64(t, s.n)
+	rh, rl := bits.Mul64(uint64(ramp), p)
+	return th > rh || (th == rh && tl >= rl)
+}
+
 // Position returns the position of client (its rank in the phase order).
 func (s *Schedule) Position(client uint32) int { return int(s.pos[client]) }
 
