@@ -367,10 +367,12 @@ func (b *bufConn) writePending() error {
 	}
 }
 
-// writeBlocking writes p whole, waiting up to the write timeout.
+// writeBlocking writes p whole, waiting up to the write timeout (the
+// deadline is cleared again: it would also fail tryWrite's later attempts).
 func (b *bufConn) writeBlocking(p []byte) (int, error) {
 	if b.writeTimeout > 0 {
 		_ = b.Conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
+		defer b.Conn.SetWriteDeadline(time.Time{})
 	}
 	n, err := b.Conn.Write(p)
 	if n > 0 {

@@ -366,3 +366,39 @@ func BenchmarkQueue(b *testing.B) {
 	}
 	b.ReportMetric(float64(refused)/float64(b.N), "refused/op")
 }
+
+// TestBufConnDeadlineDoesNotOutliveTheWrite: the flusher's write deadline
+// must not stay on the socket, or a later non-blocking flushSync fails with
+// "i/o timeout" once it has passed (seen: every connection dropped 5 s into
+// a run).
+func TestBufConnDeadlineDoesNotOutliveTheWrite(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	cl, srv := tcpPair(t)
+	b := newBufConn(cl, 4096, 0, 20*time.Millisecond, 1<<20)
+	done := readPackets(srv)
+	if err := b.appendPublish("t", []byte{1}, true); err != nil { // the flusher writes, with a deadline
+		t.Fatal(err)
+	}
+	waitFor(t, "the flusher's write", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.pending) == 0
+	})
+	time.Sleep(50 * time.Millisecond) // past the deadline the flusher set
+	for i := range 10 {
+		if err := b.appendPublish("t", []byte{byte(i + 2)}, false); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		b.flushSync()
+	}
+	b.mu.Lock()
+	err := b.err
+	b.mu.Unlock()
+	if err != nil || b.dead.Load() {
+		t.Fatalf("flushSync after an old deadline failed the connection: %v", err)
+	}
+	b.Close()
+	if got := len(<-done); got != 11 {
+		t.Errorf("peer received %d packets, want 11", got)
+	}
+}

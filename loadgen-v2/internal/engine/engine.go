@@ -57,8 +57,9 @@ type Engine struct {
 	out    io.Writer // progress lines
 	sched  *schedule.Schedule
 	table  *pending.Table
-	pool   *mqttconn.Pool                // set by Run before any goroutine that uses it starts
-	shared atomic.Pointer[mqttconn.Pool] // the same pool, for observers (HTTP, metrics)
+	dial   Dialer
+	pool   Transport    // set by Run before any goroutine that uses it starts
+	shared atomic.Value // the same Transport, for observers (HTTP, metrics)
 	runID  uint32
 	epoch  time.Time
 	offset uint32
@@ -107,6 +108,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, progre
 		stopNs:    int64(cfg.Duration),
 		stopSend:  make(chan struct{}),
 		readyCh:   make(chan struct{}),
+		dial:      DialPool,
 	}
 	if e.stopNs == 0 {
 		e.stopNs = 1<<63 - 1
@@ -187,7 +189,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	if err := cfg.Security.Apply(&opts); err != nil {
 		return nil, err
 	}
-	pool, err := mqttconn.Dial(ctx, opts)
+	pool, err := e.dial(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -385,14 +387,14 @@ func (e *Engine) onResponse(conn int, _ string, payload []byte) {
 }
 
 func (e *Engine) connsUp() int {
-	if p := e.shared.Load(); p != nil {
+	if p, ok := e.shared.Load().(Transport); ok {
 		return p.Up()
 	}
 	return 0
 }
 
 func (e *Engine) connsSuspect() int {
-	if p := e.shared.Load(); p != nil {
+	if p, ok := e.shared.Load().(Transport); ok {
 		return p.Suspect()
 	}
 	return 0
