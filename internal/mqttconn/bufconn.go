@@ -70,6 +70,7 @@ type bufConn struct {
 	// that keeps writing and never hears back is suspect.
 	unanswered atomic.Int64
 
+	closing   atomic.Bool // Close has begun: writes get closeWriteTimeout at most
 	kick      chan struct{}
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -110,6 +111,10 @@ func (b *bufConn) suspect(bound time.Duration) bool {
 	u := b.unanswered.Load()
 	return u != 0 && nanotime()-u > int64(bound)
 }
+
+// closeWriteTimeout bounds the writes of Close (what is left, and a write of
+// the flusher in progress).
+const closeWriteTimeout = time.Second
 
 // errClosed is returned by writes after Close.
 var errClosed = errors.New("connection closed")
@@ -374,6 +379,9 @@ func (b *bufConn) writeBlocking(p []byte) (int, error) {
 		_ = b.Conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
 		defer b.Conn.SetWriteDeadline(time.Time{})
 	}
+	if b.closing.Load() { // Close bounds a write in progress; so is this one
+		_ = b.Conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+	}
 	n, err := b.Conn.Write(p)
 	if n > 0 {
 		b.wrote()
@@ -487,6 +495,10 @@ func (b *bufConn) close() error {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
+	// A flusher blocked on a broker that stopped reading gives up within
+	// closeWriteTimeout (see writeBlocking for the other order).
+	b.closing.Store(true)
+	_ = b.Conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
 	close(b.done)
 	b.wg.Wait()
 	b.wmu.Lock() // no flushSync is writing
@@ -497,7 +509,7 @@ func (b *bufConn) close() error {
 	b.carry, b.carrySkip, b.pending, b.spare = nil, 0, nil, nil
 	b.mu.Unlock()
 	if !failed {
-		_ = b.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = b.Conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
 		bufs := [][]byte{carry, pending}
 		skips := []int{skip, 0}
 		for i, out := range bufs {

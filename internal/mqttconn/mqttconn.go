@@ -106,6 +106,10 @@ type Options struct {
 	// ConnectTimeout bounds one connection attempt and Dial's wait for all
 	// connections. Default 10s.
 	ConnectTimeout time.Duration
+	// SubscribeTimeout bounds the wait for one SUBACK; a subscription not
+	// acknowledged in time is made again on the same session. Default
+	// ConnectTimeout.
+	SubscribeTimeout time.Duration
 	// WriteTimeout bounds one socket write. Default 5s.
 	WriteTimeout time.Duration
 	// MaxReconnectInterval caps the reconnect backoff. Default 2s.
@@ -135,6 +139,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.SubscribeTimeout <= 0 {
+		o.SubscribeTimeout = o.ConnectTimeout
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 5 * time.Second

@@ -307,7 +307,7 @@ func (c *pahoConn) onConnect(cl mqtt.Client) {
 	c.refresh()
 }
 
-// subscribe makes the subscriptions once, waiting up to ConnectTimeout.
+// subscribe makes the subscriptions once, waiting up to SubscribeTimeout.
 func (c *pahoConn) subscribe(cl mqtt.Client, filters []string) error {
 	o := c.pool.opts
 	m := make(map[string]byte, len(filters))
@@ -315,8 +315,8 @@ func (c *pahoConn) subscribe(cl mqtt.Client, filters []string) error {
 		m[f] = o.QoS
 	}
 	tok := cl.SubscribeMultiple(m, nil)
-	if !tok.WaitTimeout(o.ConnectTimeout) {
-		return fmt.Errorf("no SUBACK within %v", o.ConnectTimeout)
+	if !tok.WaitTimeout(o.SubscribeTimeout) {
+		return fmt.Errorf("no SUBACK within %v", o.SubscribeTimeout)
 	}
 	if err := tok.Error(); err != nil {
 		return err

@@ -52,6 +52,7 @@ type Config struct {
 	HTTPAddr        string        `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address for /metrics, /stats, /health, /ready (empty = off)" json:"http_addr"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"on SIGTERM, how long workers may take to empty the queue (duration)" json:"shutdown_timeout"`
 	QoS             int           `envconfig:"QOS" default:"0" desc:"MQTT QoS of the subscription and the replies (0, 1 or 2)" json:"qos"`
+	KeepAlive       time.Duration `envconfig:"KEEPALIVE" default:"30s" desc:"MQTT keepalive; a connection whose broker stays silent for 1.5 × KEEPALIVE is dropped and reconnected, and one that wrote and heard nothing for KEEPALIVE is reported suspect (/health 503) (1s..18h12m15s)" json:"keepalive"`
 	WriteLinger     time.Duration `envconfig:"WRITE_LINGER" default:"500us" desc:"how long a connection waits to batch replies into one write (duration; 0 = write at once)" json:"write_linger"`
 	ClientIDPrefix  string        `envconfig:"CLIENT_ID_PREFIX" desc:"MQTT client id prefix; connection i is {prefix}-{i} (default wk-{hostname}-{pid})" json:"client_id_prefix"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error" json:"log_level"`
@@ -83,6 +84,7 @@ func Defaults() *Config {
 		ShutdownTimeout: 30 * time.Second,
 		QoS:             0,
 		WriteLinger:     500 * time.Microsecond,
+		KeepAlive:       30 * time.Second,
 		LogLevel:        "info",
 	}
 }
@@ -130,6 +132,7 @@ func (c *Config) Validate() []error {
 		chk(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", c.ShutdownTimeout, "must be positive"),
 		chk(c.QoS >= 0 && c.QoS <= 2, "QOS", c.QoS, "must be 0, 1 or 2"),
 		chk(c.WriteLinger >= 0 && c.WriteLinger <= time.Second, "WRITE_LINGER", c.WriteLinger, "must be between 0 and 1s"),
+		chk(c.KeepAlive >= time.Second && c.KeepAlive <= 65535*time.Second, "KEEPALIVE", c.KeepAlive, "must be between 1s and 18h12m15s (MQTT's 65535 s)"),
 		chk(len(c.ClientIDPrefix) <= 200, "CLIENT_ID_PREFIX", c.ClientIDPrefix, "must be at most 200 bytes"),
 		chk(validLevel(c.LogLevel), "LOG_LEVEL", c.LogLevel, "must be debug, info, warn or error"),
 	}

@@ -16,7 +16,7 @@ var variables = []string{
 	"MQTT_BROKER", "MQTT_SUB", "SHARED_SUBSCRIPTION", "SHARE_GROUP", "CONNECTIONS",
 	"MIN_WORKERS", "MAX_WORKERS", "QUEUE_CAP", "SCALE_UP_THRESHOLD", "SCALE_DOWN_THRESHOLD",
 	"SCALE_INTERVAL", "MODE", "SLEEP_MS", "SLEEP_JITTER_MS", "CPU_ITERATIONS", "DROP_ON_FULL",
-	"HTTP_ADDR", "SHUTDOWN_TIMEOUT", "QOS", "WRITE_LINGER", "CLIENT_ID_PREFIX", "LOG_LEVEL",
+	"HTTP_ADDR", "SHUTDOWN_TIMEOUT", "QOS", "WRITE_LINGER", "KEEPALIVE", "CLIENT_ID_PREFIX", "LOG_LEVEL",
 	"MQTT_USERNAME", "MQTT_PASSWORD", "MQTT_PASSWORD_FILE", "TLS_CA_FILE", "TLS_CERT_FILE",
 	"TLS_KEY_FILE", "TLS_SERVER_NAME", "TLS_INSECURE",
 }
@@ -130,6 +130,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"linger negative", map[string]string{"WRITE_LINGER": "-1ms"}, []string{"WRITE_LINGER=-1ms"}},
 		{"linger too long", map[string]string{"WRITE_LINGER": "2s"}, []string{"WRITE_LINGER=2s"}},
 		{"linger not a duration", map[string]string{"WRITE_LINGER": "500"}, []string{"WRITE_LINGER", "duration"}},
+		{"keepalive 0", map[string]string{"KEEPALIVE": "0s"}, []string{"KEEPALIVE=0s"}},
+		{"keepalive beyond MQTT", map[string]string{"KEEPALIVE": "19h"}, []string{"KEEPALIVE=19h0m0s"}},
 		{"client id prefix too long", map[string]string{"CLIENT_ID_PREFIX": strings.Repeat("x", 201)}, []string{"CLIENT_ID_PREFIX="}},
 		{"log level", map[string]string{"LOG_LEVEL": "verbose"}, []string{"LOG_LEVEL=verbose"}},
 		{"password twice", map[string]string{"MQTT_PASSWORD": "a", "MQTT_PASSWORD_FILE": "/nonexistent"}, []string{"MQTT_PASSWORD_FILE"}},

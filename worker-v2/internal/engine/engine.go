@@ -236,6 +236,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engi
 		Handler:        e.handle,
 		Linger:         c.WriteLinger,
 		Logger:         log,
+		KeepAlive:      c.KeepAlive,
 	}
 	if err := c.Security.Apply(&e.popts); err != nil {
 		return nil, err
@@ -466,6 +467,9 @@ func (e *Engine) health() (bool, string) {
 	}
 	if up, n := p.Up(), p.Len(); up != n {
 		return false, fmt.Sprintf("%d of %d connections up", up, n)
+	}
+	if s := p.Suspect(); s > 0 {
+		return false, fmt.Sprintf("%d of %d connections suspect: wrote and heard nothing back for KEEPALIVE=%v", s, p.Len(), e.cfg.KeepAlive)
 	}
 	return true, ""
 }

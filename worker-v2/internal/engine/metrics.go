@@ -78,6 +78,12 @@ func newMetrics(e *Engine) *metrics {
 		}
 		return 0
 	})
+	gauge("connections_suspect", "Connections up that wrote and heard nothing back for KEEPALIVE (a half-open link).", func() float64 {
+		if p := e.pool.Load(); p != nil {
+			return float64(p.Suspect())
+		}
+		return 0
+	})
 	return m
 }
 

@@ -9,24 +9,26 @@ import (
 
 // Stats is the /stats document: a snapshot of the engine.
 type Stats struct {
-	Workers       int               `json:"workers"` // live worker goroutines
-	MinWorkers    int               `json:"min_workers"`
-	MaxWorkers    int               `json:"max_workers"`
-	QueueDepth    int               `json:"queue_depth"` // messages waiting
-	QueueCap      int               `json:"queue_cap"`
-	InFlight      int               `json:"in_flight"` // messages a worker is processing
-	Received      uint64            `json:"received"`
-	Processed     uint64            `json:"processed"`    // replied
-	DroppedFull   uint64            `json:"dropped_full"` // queue full (DROP_ON_FULL=true)
-	Malformed     uint64            `json:"malformed"`    // not a request envelope
-	ReplyFailed   uint64            `json:"reply_failed"` // processed, but the reply could not be queued
-	Abandoned     uint64            `json:"abandoned"`    // left over at shutdown
-	RateRPS       float64           `json:"rate_rps"`     // processed per second over the last ~5 s
-	ConnectionsUp int               `json:"connections_up"`
-	Connections   int               `json:"connections"`
-	Mode          string            `json:"mode"`
-	Draining      bool              `json:"draining"`
-	ScalingEvents []autoscale.Event `json:"scaling_events"` // last 50, oldest first
+	Workers       int     `json:"workers"` // live worker goroutines
+	MinWorkers    int     `json:"min_workers"`
+	MaxWorkers    int     `json:"max_workers"`
+	QueueDepth    int     `json:"queue_depth"` // messages waiting
+	QueueCap      int     `json:"queue_cap"`
+	InFlight      int     `json:"in_flight"` // messages a worker is processing
+	Received      uint64  `json:"received"`
+	Processed     uint64  `json:"processed"`    // replied
+	DroppedFull   uint64  `json:"dropped_full"` // queue full (DROP_ON_FULL=true)
+	Malformed     uint64  `json:"malformed"`    // not a request envelope
+	ReplyFailed   uint64  `json:"reply_failed"` // processed, but the reply could not be queued
+	Abandoned     uint64  `json:"abandoned"`    // left over at shutdown
+	RateRPS       float64 `json:"rate_rps"`     // processed per second over the last ~5 s
+	ConnectionsUp int     `json:"connections_up"`
+	// ConnectionsSuspect: up, but wrote and heard nothing back for KEEPALIVE.
+	ConnectionsSuspect int               `json:"connections_suspect"`
+	Connections        int               `json:"connections"`
+	Mode               string            `json:"mode"`
+	Draining           bool              `json:"draining"`
+	ScalingEvents      []autoscale.Event `json:"scaling_events"` // last 50, oldest first
 }
 
 // Accounted returns the sum that equals Received when every message is
@@ -56,6 +58,7 @@ func (e *Engine) Stats() Stats {
 	s.Connections = e.cfg.Connections
 	if p := e.pool.Load(); p != nil {
 		s.ConnectionsUp = p.Up()
+		s.ConnectionsSuspect = p.Suspect()
 	}
 	s.Mode = e.cfg.Mode
 	s.Draining = e.draining.Load()
