@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -19,6 +20,8 @@ import (
 type fakeTransport struct {
 	opts  mqttconn.Options
 	delay time.Duration
+	// queueUS is the worker queue wait the responses claim (µs).
+	queueUS uint32
 	// onFlush, when set, runs at the start of every Flush (on the publisher
 	// goroutine) with the time since the engine's epoch: a test stalls the
 	// schedule by sleeping in it.
@@ -91,7 +94,7 @@ func (c *fakeConn) Flush() {
 		t.mu.Lock()
 		t.seen[[2]uint32{r.ClientID, r.Seq}]++
 		t.mu.Unlock()
-		resp := wire.AppendResponse(nil, &wire.Response{RunID: r.RunID, ClientID: r.ClientID, Seq: r.Seq, Intended: r.Intended, QueueUS: 1, ProcessUS: 1})
+		resp := wire.AppendResponse(nil, &wire.Response{RunID: r.RunID, ClientID: r.ClientID, Seq: r.Seq, Intended: r.Intended, QueueUS: max(t.queueUS, 1), ProcessUS: 1})
 		topic := string(r.ReplyTopic)
 		time.AfterFunc(t.delay, func() {
 			t.mu.Lock()
@@ -249,4 +252,47 @@ func TestSchedulerRampUpDoesNotOverflow(t *testing.T) {
 	if rep.Scheduled != 1 || rep.ClientsFired != 1 {
 		t.Errorf("scheduled %d by %d clients, want 1 by 1 (ramp of 10 min, first second)", rep.Scheduled, rep.ClientsFired)
 	}
+}
+
+// TestForgedResponsesAreImplausible: a responder that claims an hour of
+// worker queue wait for a round trip of 5 ms did not do the work it claims
+// (a forged echo, or a foreign responder on our response topics): its
+// responses are counted implausible, never matched, and the report warns.
+func TestForgedResponsesAreImplausible(t *testing.T) {
+	ft := &fakeTransport{delay: 5 * time.Millisecond, queueUS: 3600e6}
+	rep := runFake(t, map[string]string{
+		"VIRTUAL_CLIENTS": "100", "INTERVAL_MS": "1000", "CONNECTIONS": "4", "SHARDS": "16",
+		"DURATION": "2s", "REQUEST_TIMEOUT": "500ms",
+	}, ft, nil)
+	if rep.ResponsesMatched != 0 || rep.Implausible != 200 || rep.Timeouts != 200 || !rep.Balanced {
+		t.Errorf("matched %d implausible %d timed out %d; want 0, 200, 200: %+v", rep.ResponsesMatched, rep.Implausible, rep.Timeouts, rep.Counts)
+	}
+	if rep.SuccessRate != 0 || !strings.Contains(strings.Join(rep.Warnings, "\n"), "200 implausible responses") {
+		t.Errorf("success %v, warnings %q", rep.SuccessRate, rep.Warnings)
+	}
+}
+
+// TestLiveRatiosAreSettled: while every request is still in flight the live
+// match and success rates are unknown (null, printed "–"), not 0 and not 1;
+// once requests settle they count matched over settled only.
+func TestLiveRatiosAreSettled(t *testing.T) {
+	ft := &fakeTransport{delay: 300 * time.Millisecond}
+	var during, after Stats
+	rep := runFake(t, map[string]string{
+		"VIRTUAL_CLIENTS": "100", "INTERVAL_MS": "1000", "CONNECTIONS": "4", "SHARDS": "16",
+		"DURATION": "3s", "REQUEST_TIMEOUT": "10s",
+	}, ft, func(e *Engine) {
+		<-e.Ready()
+		time.Sleep(200 * time.Millisecond) // requests sent, none answered yet
+		during = e.Stats()
+		time.Sleep(2 * time.Second)
+		after = e.Stats()
+	})
+	if during.Pending == 0 || during.MatchRate != nil || during.SuccessRate != nil {
+		t.Errorf("with %d in flight and none settled: match %v success %v, want null", during.Pending, during.MatchRate, during.SuccessRate)
+	}
+	if after.MatchRate == nil || *after.MatchRate != 1 || after.SuccessRate == nil || *after.SuccessRate != 1 {
+		t.Errorf("after answers: match %v success %v, want 1 and 1 (in-flight requests count neither way)", after.MatchRate, after.SuccessRate)
+	}
+	checkBooks(t, rep, ft)
 }
