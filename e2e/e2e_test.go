@@ -324,7 +324,7 @@ func TestTwoLoadgensNoCrossTalk(t *testing.T) {
 		t.Fatalf("merge: %v\n%s", err, out)
 	}
 	r0, r1 := readReport(t, files[0]), readReport(t, files[1])
-	want := fmt.Sprintf("requests sent  %d", r0.RequestsSent+r1.RequestsSent)
+	want := fmt.Sprintf("sent  %d", r0.RequestsSent+r1.RequestsSent)
 	if !strings.Contains(strings.Join(strings.Fields(string(out)), "  "), strings.Join(strings.Fields(want), "  ")) || !strings.Contains(string(out), "lg-0, lg-1") {
 		t.Errorf("merged report lacks %q:\n%s", want, out)
 	}
