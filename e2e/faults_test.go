@@ -23,6 +23,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
@@ -135,9 +136,16 @@ func (p *proc) alive() bool {
 	}
 }
 
-// checkBalanced asserts the accounting identity and a full drain.
+// checkBalanced asserts both accounting identities and a full drain.
 func checkBalanced(t *testing.T, r report) {
 	t.Helper()
+	if r.Scheduled != r.RequestsSent+r.Skipped+r.SendFailed {
+		t.Errorf("scheduled identity does not hold: scheduled %d, sent %d, skipped %d, send_failed %d",
+			r.Scheduled, r.RequestsSent, r.Skipped, r.SendFailed)
+	}
+	if want := float64(r.ResponsesMatched) / float64(max(r.Scheduled, 1)); r.Scheduled > 0 && (r.SuccessRate-want > 1e-9 || want-r.SuccessRate > 1e-9) {
+		t.Errorf("success_rate %v, want matched/scheduled = %v", r.SuccessRate, want)
+	}
 	if !r.Balanced || r.RequestsSent != r.ResponsesMatched+r.Timeouts+r.StillPending {
 		t.Errorf("accounting does not balance: sent %d, matched %d, timed out %d, pending %d (balanced=%v)",
 			r.RequestsSent, r.ResponsesMatched, r.Timeouts, r.StillPending, r.Balanced)
@@ -159,35 +167,46 @@ func logReport(t *testing.T, name string, r report) {
 
 func sleepUntil(at time.Time) { time.Sleep(time.Until(at)) }
 
-// TestFaultBrokerRestart crashes Mosquitto (SIGKILL) 3 s into a 12 s run and
-// restarts it on the same port 2 s later. Requests sent while the broker is
-// down are send_failed, those lost with it time out; the loadgen exits 0 with
-// a balanced report, both sides reconnect and resubscribe by themselves, and a
-// second run afterwards is answered in full.
+// TestFaultBrokerRestart crashes Mosquitto (SIGKILL) once responses flow and
+// restarts it on the same port once the loadgen has seen every connection
+// down and sends failing. Requests sent while the broker is down are
+// send_failed, those lost with it time out; both sides reconnect and
+// resubscribe by themselves, the loadgen exits 0 with a balanced report, and a
+// second run afterwards is answered in full. Every step waits for an event
+// (a count in /debug/vars), never for a time.
 func TestFaultBrokerRestart(t *testing.T) {
 	m := startMosquitto(t, "")
 	w, waddr := startWorker(t, m.URL())
 	rf := filepath.Join(t.TempDir(), "report.json")
 	maddr := freeAddr(t)
 	const rate = 2000 / 0.5 // req/s
-	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=12s", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr)...)
+	// DURATION=0: the run lasts until SIGINT, sent once recovery has been
+	// seen, so no assertion depends on how long anything took.
+	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=0", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr)...)
 	waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
-	began := time.Now()
 
-	sleepUntil(began.Add(3 * time.Second))
-	pre, err := pollVars(maddr)
-	if err != nil || pre.ResponsesMatched == 0 {
-		t.Fatalf("before the crash: %+v %v", pre, err)
+	// waitVars polls /debug/vars until ok holds; it fails the test after limit.
+	waitVars := func(what string, limit time.Duration, ok func(lgVars) bool) lgVars {
+		t.Helper()
+		deadline := time.Now().Add(limit)
+		for {
+			v, err := pollVars(maddr)
+			if err == nil && ok(v) {
+				return v
+			}
+			if time.Now().After(deadline) || !lg.alive() {
+				t.Fatalf("%s: not seen within %v (last %+v, %v)\n%s", what, limit, v, err, tail(lg.errOut.String(), 4000))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
+	pre := waitVars("responses before the crash", 30*time.Second, func(v lgVars) bool { return v.ResponsesMatched >= 2*rate })
 	m.Kill()
 	killedAt := time.Now()
-	var downSeen time.Duration // until the loadgen saw all its connections down
-	for time.Since(killedAt) < 2*time.Second {
-		if v, err := pollVars(maddr); err == nil && v.ConnectionsUp == 0 && downSeen == 0 {
-			downSeen = time.Since(killedAt)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	down := waitVars("all loadgen connections down", 30*time.Second, func(v lgVars) bool { return v.ConnectionsUp == 0 })
+	t.Logf("all loadgen connections down %v after the kill (matched %d before it)", time.Since(killedAt).Round(time.Millisecond), pre.ResponsesMatched)
+	// The schedule keeps time while the broker is away: fires fail to send.
+	waitVars("sends failing while the broker is down", 30*time.Second, func(v lgVars) bool { return v.SendFailed > down.SendFailed+rate/2 })
 	frozen, err := pollVars(maddr)
 	if err != nil {
 		t.Fatal(err)
@@ -196,64 +215,37 @@ func TestFaultBrokerRestart(t *testing.T) {
 		t.Fatalf("restart: %v", err)
 	}
 	restartAt := time.Now()
-
-	// Recovery: the first matched response after the restart.
-	var lgUp, wkUp, recovery time.Duration
-	for time.Since(restartAt) < 10*time.Second && (recovery == 0 || lgUp == 0 || wkUp == 0) {
-		since := time.Since(restartAt)
-		if v, err := pollVars(maddr); err == nil {
-			if lgUp == 0 && v.ConnectionsUp == v.Connections {
-				lgUp = since
-			}
-			if recovery == 0 && v.ResponsesMatched > frozen.ResponsesMatched {
-				recovery = since
-			}
-		}
-		if wkUp == 0 && healthCode("http://"+waddr+"/health") == 200 {
-			wkUp = since
-		}
-		time.Sleep(10 * time.Millisecond)
+	waitVars("loadgen connections up again", 60*time.Second, func(v lgVars) bool { return v.ConnectionsUp == v.Connections })
+	upAfter := time.Since(restartAt)
+	first := waitVars("a response matched after the restart", 60*time.Second, func(v lgVars) bool { return v.ResponsesMatched > frozen.ResponsesMatched })
+	t.Logf("after the restart: loadgen connections up after %v, RECOVERY (first matched response) after %v",
+		upAfter.Round(time.Millisecond), time.Since(restartAt).Round(time.Millisecond))
+	// Recovered means answered at the full rate again: two seconds' worth of
+	// requests matched after the first one, with failures no longer growing.
+	rec := waitVars("two seconds of traffic matched after recovery", 60*time.Second, func(v lgVars) bool {
+		return v.ResponsesMatched >= first.ResponsesMatched+2*rate
+	})
+	if rec.SendFailed > first.SendFailed+rate/10 {
+		t.Errorf("send_failed still growing after recovery: %d at the first match, %d two seconds of traffic later", first.SendFailed, rec.SendFailed)
 	}
-	t.Logf("broker down %v (loadgen saw all connections down after %v); after restart: loadgen connections up %v, worker /health 200 %v, RECOVERY (first matched response) %v",
-		restartAt.Sub(killedAt).Round(time.Millisecond), downSeen.Round(time.Millisecond), lgUp.Round(time.Millisecond),
-		wkUp.Round(time.Millisecond), recovery.Round(time.Millisecond))
-	if recovery == 0 {
-		t.Fatalf("no response matched within 10 s of the restart (loadgen up after %v, worker healthy after %v)", lgUp, wkUp)
-	}
-
-	// Matched keeps increasing at the full rate once recovered.
-	sleepUntil(began.Add(9 * time.Second))
-	a, errA := pollVars(maddr)
-	sleepUntil(began.Add(11 * time.Second))
-	b, errB := pollVars(maddr)
-	if errA != nil || errB != nil {
-		t.Fatalf("polling /debug/vars: %v %v", errA, errB)
-	}
-	if d := b.ResponsesMatched - a.ResponsesMatched; float64(d) < 0.9*2*rate {
-		t.Errorf("matched grew by %d in the 2 s window at 9..11 s, want ≥ 90%% of %.0f (not recovered)", d, 2*rate)
-	}
-
+	_ = lg.cmd.Process.Signal(syscall.SIGINT)
 	if code := lg.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("loadgen exit %d, want 0 (no SLO set)\n%s\n%s", code, lg.out.String(), lg.errOut.String())
 	}
 	r := readReport(t, rf)
 	logReport(t, "across the crash", r)
 	checkBalanced(t, r)
-	if r.SendFailed+r.Timeouts == 0 {
-		t.Errorf("a 2 s broker outage left no send_failed and no timeouts: %+v", r)
-	}
-	// Every scheduled fire ends sent, skipped (client still waiting) or send_failed.
-	if fires, want := r.RequestsSent+r.Skipped+r.SendFailed, rate*12; float64(fires) < 0.99*want || float64(fires) > 1.01*want {
-		t.Errorf("sent+skipped+send_failed = %d, want the %.0f scheduled fires ±1%%", fires, want)
+	if r.SendFailed == 0 {
+		t.Errorf("a broker outage left no send_failed: %+v", r)
 	}
 	lost := r.SendFailed + r.Timeouts + r.Skipped
 	t.Logf("lost to the outage: %d send_failed + %d timed out + %d skipped = %d ≈ %.2f s of traffic at %.0f req/s",
 		r.SendFailed, r.Timeouts, r.Skipped, lost, float64(lost)/rate, rate)
 
 	// A fresh run after the recovery is answered in full.
-	waitHTTP(t, "http://"+waddr+"/health", 10*time.Second)
+	waitHTTP(t, "http://"+waddr+"/health", 30*time.Second)
 	rf2 := filepath.Join(t.TempDir(), "report2.json")
-	lg2 := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf2, "DURATION=2s", "REQUEST_TIMEOUT=1s")...)
+	lg2 := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf2, "DURATION=2s", "REQUEST_TIMEOUT=5s")...)
 	if code := lg2.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("second loadgen exit %d\n%s\n%s", code, lg2.out.String(), lg2.errOut.String())
 	}
@@ -270,8 +262,6 @@ func TestFaultBrokerRestart(t *testing.T) {
 	}
 }
 
-// TestFaultWorkerKilled SIGKILLs one of two workers 2 s into a 6 s run. The
-// survivor serves the rest; the only losses are what the dead worker held.
 func TestFaultWorkerKilled(t *testing.T) {
 	m := startMosquitto(t, "")
 	w1, w1addr := startWorker(t, m.URL())
@@ -694,29 +684,90 @@ func TestFaultDrainEndsWhenAnswered(t *testing.T) {
 	startWorker(t, m.URL(), "MODE=sleep", "SLEEP_MS=200", "MIN_WORKERS=100", "MAX_WORKERS=100")
 	rf := filepath.Join(t.TempDir(), "report.json")
 	maddr := freeAddr(t)
-	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "VIRTUAL_CLIENTS=50", "DURATION=1s", "REQUEST_TIMEOUT=10s", "METRICS_ADDR="+maddr)...)
+	// Every request is answered ~0.2 s after it is sent; a drain that waited
+	// for REQUEST_TIMEOUT would last 300 s.
+	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "VIRTUAL_CLIENTS=50", "DURATION=1s", "REQUEST_TIMEOUT=300s", "METRICS_ADDR="+maddr)...)
 	waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
 	began := time.Now()
-	var last lgVars
-	for lg.alive() && time.Since(began) < 1500*time.Millisecond {
-		if v, err := pollVars(maddr); err == nil {
-			last = v
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if code := lg.wait(t, 30*time.Second); code != 0 {
-		t.Fatalf("loadgen exit %d\n%s\n%s", code, lg.out.String(), lg.errOut.String())
-	}
+	code := lg.wait(t, 120*time.Second)
 	took := time.Since(began)
+	if code != 0 {
+		t.Fatalf("loadgen exit %d after %v (a drain that waits for REQUEST_TIMEOUT=300s instead of ending when nothing is pending?)\n%s\n%s",
+			code, took, lg.out.String(), lg.errOut.String())
+	}
 	r := readReport(t, rf)
 	logReport(t, "drain", r)
 	checkBalanced(t, r)
-	t.Logf("sending 1 s, all answered ~0.2 s later (pending %d at 1.5 s); the loadgen exited %v after it was ready", last.Pending, took.Round(time.Millisecond))
+	t.Logf("sending 1 s, all answered ~0.2 s later; the loadgen exited %v after it was ready", took.Round(time.Millisecond))
 	if r.MatchRate != 1 {
 		t.Errorf("match_rate %.6f, want 1", r.MatchRate)
 	}
-	if took > 4*time.Second {
-		t.Errorf("the loadgen exited %v after start, though nothing was pending from ~1.2 s on: the drain must end when nothing is pending", took.Round(time.Millisecond))
+}
+
+// TestFaultLoadgenStopped freezes the loadgen (SIGSTOP) for 1 s, longer
+// than INTERVAL_MS, in mid-run. On SIGCONT the scheduler catches up: fires f
+// and f+N of the same client fall due in one tick, cut into segments that
+// several publish workers (PUBLISH_WORKERS=4, BATCH_SIZE=50) publish. Each
+// client's claims stay with one owner, so no slot is claimed twice: the books
+// balance, nothing is counted duplicate, and the run exits 0. Under the old
+// design (any publish worker claiming any chunk) this ended "accounting
+// balanced NO" with duplicates.
+func TestFaultLoadgenStopped(t *testing.T) {
+	for _, inflight := range []string{"1", "4"} {
+		t.Run("MAX_INFLIGHT_PER_CLIENT="+inflight, func(t *testing.T) {
+			b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			w, _ := startWorker(t, b.URL())
+			defer w.stop(t)
+			rf := filepath.Join(t.TempDir(), "report.json")
+			maddr := freeAddr(t)
+			const rate = 300 / 0.1 // req/s
+			lg := start(t, "loadgen-v2", loadgenEnv(b.URL(), rf, "VIRTUAL_CLIENTS=300", "INTERVAL_MS=100", "DURATION=0",
+				"REQUEST_TIMEOUT=5s", "PUBLISH_WORKERS=4", "BATCH_SIZE=50", "MAX_INFLIGHT_PER_CLIENT="+inflight, "METRICS_ADDR="+maddr)...)
+			waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
+			waitFor := func(what string, ok func(lgVars) bool) lgVars {
+				t.Helper()
+				deadline := time.Now().Add(60 * time.Second)
+				for {
+					if v, err := pollVars(maddr); err == nil && ok(v) {
+						return v
+					}
+					if time.Now().After(deadline) || !lg.alive() {
+						t.Fatalf("%s: not seen within 60 s\n%s", what, tail(lg.errOut.String(), 4000))
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			waitFor("responses flowing", func(v lgVars) bool { return v.ResponsesMatched >= rate })
+			if err := lg.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second) // the stall; nothing is asserted about its length
+			if err := lg.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
+			after := waitFor("the catch-up sent", func(v lgVars) bool { return v.RequestsSent > 0 })
+			waitFor("a second of traffic after the stall", func(v lgVars) bool { return v.ResponsesMatched >= after.ResponsesMatched+rate })
+			_ = lg.cmd.Process.Signal(syscall.SIGINT)
+			if code := lg.wait(t, 60*time.Second); code != 0 {
+				t.Fatalf("loadgen exit %d\n%s\n%s", code, lg.out.String(), tail(lg.errOut.String(), 4000))
+			}
+			r := readReport(t, rf)
+			logReport(t, "SIGSTOP 1 s", r)
+			t.Logf("scheduled %d = sent %d + skipped %d + send_failed %d; late %d duplicate %d implausible %d",
+				r.Scheduled, r.RequestsSent, r.Skipped, r.SendFailed, r.Late, r.Duplicate, r.Implausible)
+			checkBalanced(t, r)
+			if r.Duplicate != 0 || r.Unknown != 0 || r.Malformed != 0 || r.Implausible != 0 {
+				t.Errorf("responses that match nothing: duplicate %d unknown %d malformed %d implausible %d, want 0",
+					r.Duplicate, r.Unknown, r.Malformed, r.Implausible)
+			}
+			if r.SendFailed != 0 {
+				t.Errorf("send_failed %d with the broker up the whole time", r.SendFailed)
+			}
+		})
 	}
 }
 
