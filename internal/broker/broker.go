@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 
@@ -65,7 +66,7 @@ func Start(o Options) (*Broker, error) {
 	if err := srv.AddHook(&dropHook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: o.Addr})
+	tcp := &tcpListener{id: "tcp", addr: o.Addr, srv: srv, log: log}
 	if err := srv.AddListener(tcp); err != nil {
 		_ = srv.Close()
 		return nil, fmt.Errorf("embedded broker: listen on %s: %w", o.Addr, err)
@@ -93,6 +94,100 @@ func (b *Broker) Close() error {
 	var err error
 	b.once.Do(func() { err = b.srv.Close() })
 	return err
+}
+
+// tcpListener is a mochi listener on TCP whose Close neither deadlocks nor
+// races with clients that are still connecting. mochi v2.7.9's own
+// listeners.TCP has three faults there:
+//   - its client closer (Server.closeListenerClients) calls
+//     Clients.GetByListener, which takes the clients' read lock twice (it calls
+//     Len under RLock): a client attaching at that moment (Clients.Delete
+//     waits for the write lock between the two) blocks both forever;
+//   - Server.Close waits on Listeners.ClientsWg while an accepted connection
+//     may still call ClientsWg.Add from zero (a WaitGroup misuse);
+//   - its accept loop assigns every connection's result to one shared
+//     variable from many goroutines.
+//
+// Here each accepted connection is counted in ClientsWg before it is handed
+// over, under the same lock that Close takes to stop accepting, so the count
+// never rises from zero once Close has begun; the clients are read with one
+// GetAll (a single read lock).
+type tcpListener struct {
+	id, addr string
+	srv      *mqtt.Server
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	ln      net.Listener
+	closing bool
+}
+
+func (l *tcpListener) ID() string       { return l.id }
+func (l *tcpListener) Protocol() string { return "tcp" }
+
+func (l *tcpListener) Address() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.addr
+}
+
+func (l *tcpListener) Init(*slog.Logger) error {
+	ln, err := net.Listen("tcp", l.addr)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.ln = ln
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *tcpListener) Serve(establish listeners.EstablishFn) {
+	l.mu.Lock()
+	ln := l.ln
+	l.mu.Unlock()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		l.mu.Lock()
+		if l.closing {
+			l.mu.Unlock()
+			_ = conn.Close()
+			continue
+		}
+		l.srv.Listeners.ClientsWg.Add(1)
+		l.mu.Unlock()
+		go func() {
+			defer l.srv.Listeners.ClientsWg.Done()
+			if err := establish(l.id, conn); err != nil {
+				l.log.Debug("embedded broker: connection ended", "error", err)
+			}
+		}()
+	}
+}
+
+func (l *tcpListener) Close(listeners.CloseFn) {
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		return
+	}
+	l.closing = true
+	ln := l.ln
+	l.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	for _, cl := range l.srv.Clients.GetAll() {
+		if cl.Net.Listener == l.id && !cl.Closed() {
+			_ = l.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 type dropHook struct {
