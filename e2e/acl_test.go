@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+)
+
+// TestBrokerACLKeepsForgersOff runs brokers/mosquitto.acl for real. A
+// "forger" — a client that may read the requests (user observer) — answers
+// every request itself, with plausible timings, before or beside the worker.
+// Without the ACL its answers reach the loadgen: every request is answered
+// twice, and one of the two is counted duplicate. With the ACL Mosquitto
+// drops the forger's publishes to resp/#: the worker (user worker) answers
+// alone, nothing is duplicate, everything matches.
+func TestBrokerACLKeepsForgersOff(t *testing.T) {
+	bin, err := exec.LookPath("mosquitto_passwd")
+	if err != nil {
+		t.Skip("mosquitto_passwd not installed (it comes with the mosquitto package)")
+	}
+	dir := t.TempDir()
+	passwd, pwFile := filepath.Join(dir, "passwd"), filepath.Join(dir, "pw")
+	for i, user := range []string{"worker", "observer"} {
+		args := []string{"-b", passwd, user, "secret-" + user}
+		if i == 0 {
+			args = append([]string{"-c"}, args...)
+		}
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+		}
+	}
+	if err := os.WriteFile(pwFile, []byte("secret-worker\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := os.ReadFile("../brokers/mosquitto.acl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acl := filepath.Join(dir, "mosquitto.acl")
+	if err := os.WriteFile(acl, rules, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	auth := "password_file " + passwd + "\n"
+	if os.Geteuid() == 0 {
+		// Started as root, Mosquitto drops to the "mosquitto" user before it
+		// reads these files, which then cannot enter the test's private
+		// temporary directory. Stay root: the broker is this test's own.
+		auth = "user root\n" + auth
+	}
+
+	for _, tc := range []struct {
+		name    string
+		conf    string
+		forgery bool // the forger's answers reach the loadgen
+	}{
+		{"without ACL", auth, true},
+		{"with brokers/mosquitto.acl", auth + "acl_file " + acl + "\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := startMosquitto(t, tc.conf)
+			forged := startForger(t, m.URL(), "observer", "secret-observer")
+			startWorker(t, m.URL(), "MQTT_USERNAME=worker", "MQTT_PASSWORD_FILE="+pwFile)
+			rf := filepath.Join(t.TempDir(), "report.json")
+			lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "VIRTUAL_CLIENTS=200", "DURATION=2s", "REQUEST_TIMEOUT=5s")...)
+			if code := lg.wait(t, 60*time.Second); code != 0 {
+				t.Fatalf("loadgen exit %d\n%s", code, tail(lg.errOut.String(), 4000))
+			}
+			r := readReport(t, rf)
+			logReport(t, tc.name, r)
+			t.Logf("forger published %d answers; loadgen: duplicate %d, implausible %d, late %d", forged.Load(), r.Duplicate, r.Implausible, r.Late)
+			checkBalanced(t, r)
+			if forged.Load() == 0 {
+				t.Fatalf("the forger saw no requests: the test proves nothing")
+			}
+			reached := r.Duplicate + r.Implausible + r.Late
+			if tc.forgery && reached == 0 {
+				t.Errorf("without an ACL the forger's %d answers must reach the loadgen (as duplicates): the test cannot tell forgeries apart", forged.Load())
+			}
+			if !tc.forgery {
+				if reached != 0 {
+					t.Errorf("with the ACL %d forged answers reached the loadgen (duplicate %d, implausible %d, late %d)", reached, r.Duplicate, r.Implausible, r.Late)
+				}
+				if r.MatchRate != 1 || r.SendFailed != 0 {
+					t.Errorf("with the ACL the worker must answer everything: match %.6f, send_failed %d", r.MatchRate, r.SendFailed)
+				}
+			}
+		})
+	}
+}
+
+// startForger connects as user and answers every request on req/+ itself,
+// claiming no queue wait and no processing time. It returns how many answers
+// it published.
+func startForger(t *testing.T, brokerURL, user, password string) *atomic.Int64 {
+	t.Helper()
+	var n atomic.Int64
+	opts := mqtt.NewClientOptions().AddBroker(brokerURL).SetClientID("forger").SetUsername(user).SetPassword(password).
+		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
+	c := mqtt.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("forger connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	// The handler only publishes (QoS 0 never waits for an ack), so it does not
+	// block paho's router.
+	tok := c.Subscribe("req/+", 0, func(c mqtt.Client, msg mqtt.Message) {
+		var req wire.Request
+		if wire.DecodeRequest(msg.Payload(), &req) != nil {
+			return
+		}
+		resp := wire.Response{RunID: req.RunID, ClientID: req.ClientID, Seq: req.Seq, Intended: req.Intended}
+		c.Publish(string(req.ReplyTopic), 0, false, wire.AppendResponse(nil, &resp))
+		n.Add(1)
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("forger subscribe: %v", tok.Error())
+	}
+	return &n
+}
+
+// TestEMQXACLIsTheShippedFile: the Kubernetes ConfigMap carries the same
+// rules as brokers/emqx-acl.conf (which Compose mounts).
+func TestEMQXACLIsTheShippedFile(t *testing.T) {
+	want, err := os.ReadFile("../brokers/emqx-acl.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile("../k8s/emqx-cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The ConfigMap's data block: "  acl.conf: |" then lines indented by four.
+	s := string(y)
+	i := strings.Index(s, "  acl.conf: |\n")
+	if i < 0 {
+		t.Fatal("k8s/emqx-cluster.yaml has no acl.conf in a ConfigMap")
+	}
+	var got strings.Builder
+	for _, line := range strings.Split(s[i+len("  acl.conf: |\n"):], "\n") {
+		if line != "" && !strings.HasPrefix(line, "    ") {
+			break
+		}
+		got.WriteString(strings.TrimPrefix(line, "    ") + "\n")
+	}
+	if strings.TrimSpace(got.String()) != strings.TrimSpace(string(want)) {
+		t.Errorf("the ConfigMap's acl.conf differs from brokers/emqx-acl.conf:\n%s", got.String())
+	}
+}
