@@ -1,26 +1,45 @@
 // Package autoscale owns the worker autoscaler: a pure decision function
-// (Decide) from one observation of the queue to a worker count, and the loop
-// (Scaler) that samples, decides and applies it every interval and keeps a
-// log of the scaling events.
+// (Decide) from one observation of the pool to a worker count, and the loop
+// (Scaler) that samples, decides and applies it every interval, keeps the
+// stabilisation window and a log of the scaling events.
 //
-// The trigger is the queue fill, len/cap, sampled once per interval; the size
-// of a step uses the demand, the workers the arrivals of the last interval
-// need by Little's law: demand = arrival rate × mean processing time.
+// # The rule
 //
-//   - fill > Up: the workers cannot keep up; go to the larger of double (at
-//     least +1) and demand/Target (Target = 0.8 utilisation, so a backlog
-//     drains too), up to Max. A load step of any size is met in one interval
-//     when the demand is known; doubling alone needs ⌈log2(step)⌉ intervals.
-//   - fill < Down for DownAfter samples in a row: cut 10% (at least 1), down
-//     to Min, but never below demand/Target nor the workers busy at the sample
-//     plus a quarter of headroom. An empty queue says "enough workers", not
-//     "too many": without that floor a sleep-mode pool that just keeps up
-//     would be cut until the queue fills, then doubled, and so on.
-//   - otherwise hold.
+// Every interval the engine reports the arrival rate λ (requests received per
+// second over the interval, dropped ones included: the offered load), the
+// mean service time S (how long a worker is occupied by one message: from
+// taking it off the queue to having queued its reply), the backlog B
+// (messages queued), the age of the oldest queued message, the queue fill
+// (items and bytes) and the workers busy at the sample. By Little's law the
+// offered load keeps λ·S workers busy on average: the demand. Draining the
+// backlog within the budget T = MaxWait takes another B/T·S. At the target
+// utilisation U (Target, default 0.8) the pool needs
 //
-// Hysteresis comes from the gap between Down and Up, from the DownAfter
-// samples a cut waits for, and from the asymmetric steps (×2 up, −10% down):
-// one noisy low sample never undoes a scale-up.
+//	need = ⌈(λ + B/T) · S / U⌉
+//
+// which is the Kubernetes HPA's desired = ⌈current · metric / target⌉ with
+// metric = (λ + B/T)·S / current, the utilisation the current pool would run at.
+//
+// Up, at once (no stabilisation), to the largest that applies, at most Max:
+//
+//   - demand: need, when need > current · (1 + Tolerance) (the HPA's 10%
+//     tolerance keeps noise from moving the pool);
+//   - queue wait: max(2·current, current+1, need) when the oldest queued
+//     message has waited longer than MaxWait: the demand estimate is missing
+//     (no message finished yet, e.g. a service time longer than the
+//     interval) or wrong, so grow geometrically until the wait is back;
+//   - queue fill: the same when the queue is fuller (in items or in bytes)
+//     than Up, the seed's trigger, kept as a last resort.
+//
+// Down, slowly, only while no trigger above fired and the fill is below Down:
+// to the highest recommendation of the last DownWindow (the stabilisation
+// window, as the HPA's scale-down: a short dip never undoes a scale-up), when
+// that is below current · (1 − Tolerance) or is Min, and by at most half of
+// the pool per interval. A sample's recommendation is max(need, busy + 25%, Min): never
+// below the demand nor the workers busy at the sample (an empty queue says
+// "enough workers", not "too many").
+//
+// A pool outside [Min, Max] (the policy changed) is clamped first.
 package autoscale
 
 import (
@@ -32,80 +51,181 @@ import (
 	"time"
 )
 
-// DefaultDownAfter is the number of consecutive low samples before a cut.
-const DefaultDownAfter = 3
-
 // EventLog is how many scaling events a Scaler keeps.
 const EventLog = 50
+
+// DefaultTarget is the utilisation the pool is sized for when Policy.Target
+// is 0.
+const DefaultTarget = 0.8
+
+// Tolerance is the relative change of the worker count below which the
+// demand rule holds (the Kubernetes HPA's default).
+const Tolerance = 0.1
 
 // Policy bounds and tunes the decisions.
 type Policy struct {
 	Min, Max int     // worker count bounds, 1 ≤ Min ≤ Max
-	Up       float64 // queue fill above which workers are doubled, in (0,1)
-	Down     float64 // queue fill below which workers are cut, in (0, Up)
-	// DownAfter is how many consecutive samples the fill must stay below Down
-	// before a cut (≥ 1; 0 means 1).
-	DownAfter int
+	Up       float64 // queue fill (items or bytes) above which the pool grows geometrically, in (0,1)
+	Down     float64 // queue fill below which the pool may shrink, in (0, Up)
+	// Target is the worker utilisation the pool is sized for, in (0,1];
+	// 0 means DefaultTarget.
+	Target float64
+	// MaxWait bounds the age of the oldest queued message: beyond it the pool
+	// grows at once. It is also the budget within which the backlog must
+	// drain (the B/T term of need). 0 disables both.
+	MaxWait time.Duration
+	// DownWindow is the stabilisation window: a scale-down goes no lower than
+	// the highest recommendation of the samples of the last DownWindow. 0
+	// means only the current sample counts.
+	DownWindow time.Duration
+}
+
+func (p Policy) target() float64 {
+	if p.Target <= 0 || p.Target > 1 {
+		return DefaultTarget
+	}
+	return p.Target
 }
 
 // Observation is one sample of the worker pool.
 type Observation struct {
-	Workers  int // current worker count (the last decision)
-	Busy     int // workers processing a message at the sample
-	QueueLen int // messages waiting
-	QueueCap int // queue capacity
-	// Calm is how many samples in a row before this one had a fill below
-	// Policy.Down. The Scaler keeps it.
-	Calm int
-	// Demand is the mean number of workers the arrivals of the last interval
-	// kept busy: arrivals per second × mean processing time in seconds
-	// (Little's law). 0 when unknown (then steps are ×2 up, −10% down).
-	Demand float64
+	Workers int // current worker count (the last decision)
+	Busy    int // workers processing a message at the sample
+
+	QueueLen      int   // messages waiting
+	QueueCap      int   // queue capacity, messages
+	QueueBytes    int64 // bytes the waiting messages hold
+	QueueMaxBytes int64 // queue capacity, bytes (0: no byte bound)
+	// Oldest is how long the oldest queued message has waited (0 when the
+	// queue is empty).
+	Oldest time.Duration
+
+	// Arrivals is the rate of requests received over the last interval,
+	// per second, dropped ones included.
+	Arrivals float64
+	// Service is the mean time a worker is occupied by one message; 0 when
+	// unknown (nothing finished yet), which disables the demand rule.
+	Service time.Duration
+
+	// Recent is the highest recommendation (Decision.Want) of the samples of
+	// the last Policy.DownWindow before this one, 0 if none. The Scaler
+	// fills it.
+	Recent int
 }
 
-// Target is the worker utilisation the demand-based steps aim at.
-const Target = 0.8
-
-// needed returns ⌈Demand/Target⌉.
-func (o Observation) needed() int {
-	if o.Demand <= 0 {
-		return 0
-	}
-	return int(math.Ceil(o.Demand / Target))
-}
-
-// Fill returns QueueLen/QueueCap (0 when the capacity is 0).
+// Fill returns the larger of QueueLen/QueueCap and QueueBytes/QueueMaxBytes
+// (a bound of 0 counts as empty).
 func (o Observation) Fill() float64 {
-	if o.QueueCap <= 0 {
-		return 0
+	f := 0.0
+	if o.QueueCap > 0 {
+		f = float64(o.QueueLen) / float64(o.QueueCap)
 	}
-	return float64(o.QueueLen) / float64(o.QueueCap)
+	if o.QueueMaxBytes > 0 {
+		f = max(f, float64(o.QueueBytes)/float64(o.QueueMaxBytes))
+	}
+	return f
 }
 
-// Decide returns the worker count for obs under p. It is pure.
-func Decide(obs Observation, p Policy) int {
+// Demand returns λ·S: the mean number of workers the arrivals keep busy.
+func (o Observation) Demand() float64 { return o.Arrivals * o.Service.Seconds() }
+
+// Need returns ⌈(λ + B/T)·S/U⌉ under p, at most p.Max; 0 when the service
+// time is unknown.
+func (o Observation) Need(p Policy) int {
+	if o.Service <= 0 {
+		return 0
+	}
+	rate := max(o.Arrivals, 0)
+	if p.MaxWait > 0 {
+		rate += float64(o.QueueLen) / p.MaxWait.Seconds()
+	}
+	d := rate * o.Service.Seconds() / p.target()
+	if d >= float64(p.Max) {
+		return p.Max
+	}
+	// The epsilon keeps a quotient that is an integer in exact arithmetic
+	// (40 × 0.02 / 0.8) from rounding up to the next one.
+	return max(int(math.Ceil(d-1e-9)), 0)
+}
+
+// Trigger says why a decision changed (or kept) the worker count.
+type Trigger uint8
+
+// Triggers.
+const (
+	Hold   Trigger = iota // no change
+	Bounds                // clamped into [Min, Max]
+	Demand                // up: need above the tolerance
+	Wait                  // up: the oldest queued message waited longer than MaxWait
+	Fill                  // up: the queue fuller than Up
+	Down                  // down: the stabilised recommendation below the tolerance
+)
+
+var triggerNames = [...]string{"hold", "bounds", "demand", "queue_wait", "queue_fill", "down"}
+
+func (t Trigger) String() string {
+	if int(t) < len(triggerNames) {
+		return triggerNames[t]
+	}
+	return fmt.Sprintf("trigger(%d)", t)
+}
+
+// Decision is the outcome of Decide.
+type Decision struct {
+	Workers int     // the worker count to run
+	Trigger Trigger // why
+	// Want is this sample's recommendation for the stabilisation window:
+	// the new count after a scale-up, else max(need, busy + 25%, Min).
+	Want int
+	Need int // ⌈(λ + B/T)·S/U⌉, capped at Max (0: unknown)
+}
+
+// Decide returns the worker count for obs under p (see the package doc). It
+// is pure.
+func Decide(obs Observation, p Policy) Decision {
 	w := min(max(obs.Workers, p.Min), p.Max)
 	if w != obs.Workers {
-		return w // out of bounds (e.g. the policy changed): clamp first
+		return Decision{Workers: w, Trigger: Bounds, Want: w}
 	}
-	fill := obs.Fill()
-	switch {
-	case fill > p.Up:
-		return min(max(2*w, w+1, obs.needed()), p.Max)
-	case fill < p.Down && obs.Calm+1 >= max(p.DownAfter, 1):
-		n := w - max(w/10, 1)
-		floor := max(obs.Busy+(obs.Busy+3)/4, obs.needed()) // busy plus 25% headroom, rounded up; the demand
-		return min(w, max(n, floor, p.Min))                 // a cut never adds workers
+	need := obs.Need(p)
+	busyFloor := obs.Busy + (obs.Busy+3)/4 // busy plus 25% headroom, rounded up
+	want := min(max(need, busyFloor, p.Min), p.Max)
+
+	to, why := w, Hold
+	if float64(need) > float64(w)*(1+Tolerance) {
+		to, why = need, Demand
 	}
-	return w
+	waited := p.MaxWait > 0 && obs.Oldest > p.MaxWait
+	full := obs.Fill() > p.Up
+	if waited || full {
+		if grow := min(max(2*w, w+1, need), p.Max); grow > to {
+			to, why = grow, Fill
+			if waited {
+				why = Wait
+			}
+		}
+	}
+	if to > w {
+		return Decision{Workers: to, Trigger: why, Want: to, Need: need}
+	}
+	hold := Decision{Workers: w, Trigger: Hold, Want: want, Need: need}
+	if waited || full || obs.Fill() >= p.Down {
+		return hold
+	}
+	target := max(want, obs.Recent)
+	if target >= w || target > p.Min && float64(target) >= float64(w)*(1-Tolerance) {
+		return hold // within the tolerance (a pool just above Min still returns to it)
+	}
+	return Decision{Workers: max(target, (w+1)/2), Trigger: Down, Want: want, Need: need}
 }
 
 // Event is one change of the worker count.
 type Event struct {
-	Time   time.Time `json:"time"`
-	From   int       `json:"from"`
-	To     int       `json:"to"`
-	Reason string    `json:"reason"`
+	Time    time.Time `json:"time"`
+	From    int       `json:"from"`
+	To      int       `json:"to"`
+	Trigger string    `json:"trigger"` // demand, queue_wait, queue_fill, down, bounds
+	Reason  string    `json:"reason"`  // the figures behind it
 }
 
 // Scaler runs Decide every interval and applies its result.
@@ -115,7 +235,7 @@ type Scaler struct {
 	sample   func() Observation
 	apply    func(workers int)
 
-	calm     int // consecutive low samples; touched by Step only
+	window   []recommendation // touched by Step only
 	up, down atomic.Uint64
 
 	mu     sync.Mutex
@@ -123,12 +243,21 @@ type Scaler struct {
 	next   int     // ring write position once full
 }
 
-// New returns a Scaler. sample reports the pool (Calm is filled by the
+// recommendation is one sample's Want in the stabilisation window.
+type recommendation struct {
+	at   time.Time
+	want int
+}
+
+// New returns a Scaler. sample reports the pool (Recent is filled by the
 // Scaler); apply sets the worker count and is called only on a change, from
 // the goroutine running Run.
 func New(p Policy, interval time.Duration, sample func() Observation, apply func(workers int)) *Scaler {
 	return &Scaler{policy: p, interval: interval, sample: sample, apply: apply}
 }
+
+// Policy returns the policy the Scaler decides under.
+func (s *Scaler) Policy() Policy { return s.policy }
 
 // Run samples, decides and applies every interval until ctx ends.
 func (s *Scaler) Run(ctx context.Context) {
@@ -144,39 +273,71 @@ func (s *Scaler) Run(ctx context.Context) {
 	}
 }
 
-// Step takes one sample at now, decides and applies. It returns the worker
-// count decided. Run calls it; it must not run concurrently with itself.
-func (s *Scaler) Step(now time.Time) int {
+// Step takes one sample at now, decides and applies. It returns the
+// decision. Run calls it; it must not run concurrently with itself.
+func (s *Scaler) Step(now time.Time) Decision {
 	obs := s.sample()
-	obs.Calm = s.calm
-	to := Decide(obs, s.policy)
-	if obs.Fill() < s.policy.Down {
-		s.calm++
-	} else {
-		s.calm = 0
+	obs.Recent = s.recent(now)
+	d := Decide(obs, s.policy)
+	s.remember(now, d.Want)
+	if d.Workers == obs.Workers {
+		return d
 	}
-	if to == obs.Workers {
-		return to
-	}
-	if to > obs.Workers {
+	if d.Workers > obs.Workers {
 		s.up.Add(1)
 	} else {
 		s.down.Add(1)
 	}
-	reason := fmt.Sprintf("queue %d/%d (%.0f%%), demand %.1f workers", obs.QueueLen, obs.QueueCap, 100*obs.Fill(), obs.Demand)
-	switch {
-	case obs.Workers < s.policy.Min:
-		reason = "below MIN_WORKERS"
-	case obs.Workers > s.policy.Max:
-		reason = "above MAX_WORKERS"
-	case to > obs.Workers:
-		reason += fmt.Sprintf(" above %.0f%%", 100*s.policy.Up)
-	default:
-		reason += fmt.Sprintf(" below %.0f%% for %d samples, %d busy", 100*s.policy.Down, obs.Calm+1, obs.Busy)
+	s.apply(d.Workers)
+	s.record(Event{Time: now, From: obs.Workers, To: d.Workers, Trigger: d.Trigger.String(), Reason: s.reason(obs, d)})
+	return d
+}
+
+// reason renders the figures behind a decision.
+func (s *Scaler) reason(o Observation, d Decision) string {
+	p := s.policy
+	load := fmt.Sprintf("%.0f req/s × %.2f ms, queue %d (%.0f%% full), oldest %v, %d busy: need %d",
+		o.Arrivals, float64(o.Service)/1e6, o.QueueLen, 100*o.Fill(), o.Oldest.Round(time.Millisecond), o.Busy, d.Need)
+	switch d.Trigger {
+	case Bounds:
+		if o.Workers < p.Min {
+			return "below MIN_WORKERS"
+		}
+		return "above the most workers allowed"
+	case Demand:
+		return load + fmt.Sprintf(" at %.0f%% utilisation", 100*p.target())
+	case Wait:
+		return load + fmt.Sprintf("; oldest above %v", p.MaxWait)
+	case Fill:
+		return load + fmt.Sprintf("; fill above %.0f%%", 100*p.Up)
+	case Down:
+		return load + fmt.Sprintf("; highest recommendation of the last %v %d", p.DownWindow, max(o.Recent, d.Want))
 	}
-	s.apply(to)
-	s.record(Event{Time: now, From: obs.Workers, To: to, Reason: reason})
-	return to
+	return load
+}
+
+// recent drops the recommendations older than the window and returns the
+// highest of the rest (0 if none).
+func (s *Scaler) recent(now time.Time) int {
+	cut := 0
+	for cut < len(s.window) && now.Sub(s.window[cut].at) >= s.policy.DownWindow {
+		cut++
+	}
+	s.window = append(s.window[:0], s.window[cut:]...)
+	if len(s.window) == 0 {
+		return 0
+	}
+	return s.window[0].want
+}
+
+// remember adds a recommendation. The window is a monotonic queue: times
+// increase and wants strictly decrease from the front, so the front is the
+// highest want of the window and each sample is added and removed once.
+func (s *Scaler) remember(now time.Time, want int) {
+	for len(s.window) > 0 && s.window[len(s.window)-1].want <= want {
+		s.window = s.window[:len(s.window)-1]
+	}
+	s.window = append(s.window, recommendation{now, want})
 }
 
 func (s *Scaler) record(e Event) {

@@ -27,7 +27,10 @@ const (
 const (
 	MaxConnections = 1000
 	MaxWorkersCap  = 100_000    // goroutines; each costs ≥ 8 KB of stack
-	MaxQueueCap    = 10_000_000 // slots of 48 bytes: 480 MB
+	MaxQueueCap    = 10_000_000 // slots of 16 bytes: 160 MB, payloads apart
+	// QUEUE_MAX_BYTES bounds: at least 64 KiB, at most 64 GiB.
+	MinQueueBytes = 64 << 10
+	MaxQueueBytes = 64 << 30
 )
 
 // Config is worker-v2's configuration. The zero value is not useful: use
@@ -39,11 +42,15 @@ type Config struct {
 	ShareGroup      string        `envconfig:"SHARE_GROUP" default:"workers" desc:"shared subscription group name" json:"share_group"`
 	Connections     int           `envconfig:"CONNECTIONS" default:"10" desc:"MQTT connections, each subscribed and used for replies (1..1000)" json:"connections"`
 	MinWorkers      int           `envconfig:"MIN_WORKERS" default:"10" desc:"fewest worker goroutines the autoscaler keeps" json:"min_workers"`
-	MaxWorkers      int           `envconfig:"MAX_WORKERS" default:"1000" desc:"most worker goroutines the autoscaler starts" json:"max_workers"`
-	QueueCap        int           `envconfig:"QUEUE_CAP" default:"100000" desc:"capacity of the request queue between connections and workers (messages)" json:"queue_cap"`
-	ScaleUp         float64       `envconfig:"SCALE_UP_THRESHOLD" default:"0.7" desc:"queue fill (0..1) above which workers are doubled" json:"scale_up_threshold"`
-	ScaleDown       float64       `envconfig:"SCALE_DOWN_THRESHOLD" default:"0.2" desc:"queue fill (0..1) below which workers are cut by 10% (after 3 samples in a row)" json:"scale_down_threshold"`
+	MaxWorkers      int           `envconfig:"MAX_WORKERS" default:"1000" desc:"most worker goroutines the autoscaler starts (MODE=cpu: at most max(MIN_WORKERS, GOMAXPROCS), since CPU-bound workers beyond the cores only slow each other)" json:"max_workers"`
+	QueueCap        int           `envconfig:"QUEUE_CAP" default:"100000" desc:"capacity of the request queue between connections and workers (messages; 16 bytes a slot, allocated up front)" json:"queue_cap"`
+	QueueMaxBytes   int64         `envconfig:"QUEUE_MAX_BYTES" default:"67108864" desc:"capacity of the request queue in bytes of the payload copies it holds (65536..68719476736; 67108864 = 64 MiB); a message that does not fit is full like one beyond QUEUE_CAP, except into an empty queue" json:"queue_max_bytes"`
+	ScaleUp         float64       `envconfig:"SCALE_UP_THRESHOLD" default:"0.7" desc:"queue fill (0..1, items or bytes) above which workers are at least doubled" json:"scale_up_threshold"`
+	ScaleDown       float64       `envconfig:"SCALE_DOWN_THRESHOLD" default:"0.2" desc:"queue fill (0..1, items or bytes) below which workers may be cut" json:"scale_down_threshold"`
 	ScaleInterval   time.Duration `envconfig:"SCALE_INTERVAL" default:"1s" desc:"autoscaler sampling period (duration)" json:"scale_interval"`
+	ScaleTarget     float64       `envconfig:"SCALE_TARGET_UTILIZATION" default:"0.8" desc:"worker utilisation the pool is sized for: workers = ⌈(arrival rate + queued / SCALE_MAX_WAIT) × mean service time / this⌉ (0..1]" json:"scale_target_utilization"`
+	ScaleMaxWait    time.Duration `envconfig:"SCALE_MAX_WAIT" default:"1s" desc:"the oldest queued request waiting longer than this scales up at once (at least ×2); also the time the pool is sized to drain the queue in (duration, 10ms..1h; keep it well under the loadgen's REQUEST_TIMEOUT)" json:"scale_max_wait"`
+	ScaleDownWindow time.Duration `envconfig:"SCALE_DOWN_WINDOW" default:"30s" desc:"scale-down stabilisation: never cut below the highest need of this last stretch, then at most half per SCALE_INTERVAL (duration, 0..24h)" json:"scale_down_window"`
 	Mode            string        `envconfig:"MODE" default:"health" desc:"processing: health (reply at once), sleep (SLEEP_MS ± SLEEP_JITTER_MS), cpu (CPU_ITERATIONS of hashing)" json:"mode"`
 	SleepMS         int           `envconfig:"SLEEP_MS" default:"10" desc:"MODE=sleep: processing time per request (ms)" json:"sleep_ms"`
 	SleepJitterMS   int           `envconfig:"SLEEP_JITTER_MS" default:"0" desc:"MODE=sleep: uniform jitter added to SLEEP_MS, ± this much, never below 0 (ms)" json:"sleep_jitter_ms"`
@@ -72,9 +79,13 @@ func Defaults() *Config {
 		MinWorkers:      10,
 		MaxWorkers:      1000,
 		QueueCap:        100000,
+		QueueMaxBytes:   64 << 20,
 		ScaleUp:         0.7,
 		ScaleDown:       0.2,
 		ScaleInterval:   time.Second,
+		ScaleTarget:     0.8,
+		ScaleMaxWait:    time.Second,
+		ScaleDownWindow: 30 * time.Second,
 		Mode:            ModeHealth,
 		SleepMS:         10,
 		SleepJitterMS:   0,
@@ -124,7 +135,11 @@ func (c *Config) Validate() []error {
 		chk(c.QueueCap >= 1 && c.QueueCap <= MaxQueueCap, "QUEUE_CAP", c.QueueCap, fmt.Sprintf("must be between 1 and %d", MaxQueueCap)),
 		chk(c.ScaleUp > 0 && c.ScaleUp < 1, "SCALE_UP_THRESHOLD", c.ScaleUp, "must be between 0 and 1 (exclusive)"),
 		chk(c.ScaleDown > 0 && c.ScaleDown < 1, "SCALE_DOWN_THRESHOLD", c.ScaleDown, "must be between 0 and 1 (exclusive)"),
+		chk(c.QueueMaxBytes >= MinQueueBytes && c.QueueMaxBytes <= MaxQueueBytes, "QUEUE_MAX_BYTES", c.QueueMaxBytes, fmt.Sprintf("must be between %d (64 KiB) and %d (64 GiB)", MinQueueBytes, MaxQueueBytes)),
 		chk(c.ScaleInterval >= 10*time.Millisecond, "SCALE_INTERVAL", c.ScaleInterval, "must be at least 10ms"),
+		chk(c.ScaleTarget > 0 && c.ScaleTarget <= 1, "SCALE_TARGET_UTILIZATION", c.ScaleTarget, "must be above 0 and at most 1"),
+		chk(c.ScaleMaxWait >= 10*time.Millisecond && c.ScaleMaxWait <= time.Hour, "SCALE_MAX_WAIT", c.ScaleMaxWait, "must be between 10ms and 1h"),
+		chk(c.ScaleDownWindow >= 0 && c.ScaleDownWindow <= 24*time.Hour, "SCALE_DOWN_WINDOW", c.ScaleDownWindow, "must be between 0s and 24h"),
 		chk(validMode(c.Mode), "MODE", c.Mode, "must be health, sleep or cpu"),
 		chk(c.SleepMS >= 0 && c.SleepMS <= 3_600_000, "SLEEP_MS", c.SleepMS, "must be between 0 and 3600000"),
 		chk(c.SleepJitterMS >= 0 && c.SleepJitterMS <= 3_600_000, "SLEEP_JITTER_MS", c.SleepJitterMS, "must be between 0 and 3600000"),

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
 )
@@ -14,8 +15,8 @@ import (
 // environment whatever the machine has set.
 var variables = []string{
 	"MQTT_BROKER", "MQTT_SUB", "SHARED_SUBSCRIPTION", "SHARE_GROUP", "CONNECTIONS",
-	"MIN_WORKERS", "MAX_WORKERS", "QUEUE_CAP", "SCALE_UP_THRESHOLD", "SCALE_DOWN_THRESHOLD",
-	"SCALE_INTERVAL", "MODE", "SLEEP_MS", "SLEEP_JITTER_MS", "CPU_ITERATIONS", "DROP_ON_FULL",
+	"MIN_WORKERS", "MAX_WORKERS", "QUEUE_CAP", "QUEUE_MAX_BYTES", "SCALE_UP_THRESHOLD", "SCALE_DOWN_THRESHOLD",
+	"SCALE_INTERVAL", "SCALE_TARGET_UTILIZATION", "SCALE_MAX_WAIT", "SCALE_DOWN_WINDOW", "MODE", "SLEEP_MS", "SLEEP_JITTER_MS", "CPU_ITERATIONS", "DROP_ON_FULL",
 	"HTTP_ADDR", "SHUTDOWN_TIMEOUT", "QOS", "WRITE_LINGER", "KEEPALIVE", "CLIENT_ID_PREFIX", "LOG_LEVEL",
 	"MQTT_USERNAME", "MQTT_PASSWORD", "MQTT_PASSWORD_FILE", "TLS_CA_FILE", "TLS_CERT_FILE",
 	"TLS_KEY_FILE", "TLS_SERVER_NAME", "TLS_INSECURE",
@@ -112,6 +113,17 @@ func TestLoadInvalid(t *testing.T) {
 		{"scale interval not a duration", map[string]string{"SCALE_INTERVAL": "5"}, []string{"SCALE_INTERVAL", "duration"}},
 		{"scale interval zero", map[string]string{"SCALE_INTERVAL": "0s"}, []string{"SCALE_INTERVAL=0s"}},
 		{"scale interval negative", map[string]string{"SCALE_INTERVAL": "-1s"}, []string{"SCALE_INTERVAL=-1s"}},
+		{"queue bytes with a unit", map[string]string{"QUEUE_MAX_BYTES": "64MiB"}, []string{`QUEUE_MAX_BYTES="64MiB" is not a valid integer`}},
+		{"queue bytes too small", map[string]string{"QUEUE_MAX_BYTES": "1000"}, []string{"QUEUE_MAX_BYTES=1000 must be between 65536 (64 KiB) and 68719476736 (64 GiB)"}},
+		{"queue bytes too big", map[string]string{"QUEUE_MAX_BYTES": "68719476737"}, []string{"QUEUE_MAX_BYTES=68719476737 must be between"}},
+		{"target utilization zero", map[string]string{"SCALE_TARGET_UTILIZATION": "0"}, []string{"SCALE_TARGET_UTILIZATION=0 must be above 0 and at most 1"}},
+		{"target utilization above one", map[string]string{"SCALE_TARGET_UTILIZATION": "1.5"}, []string{"SCALE_TARGET_UTILIZATION=1.5 must be above 0 and at most 1"}},
+		{"target utilization a percentage", map[string]string{"SCALE_TARGET_UTILIZATION": "80%"}, []string{`SCALE_TARGET_UTILIZATION="80%" is not a valid number`}},
+		{"max wait zero", map[string]string{"SCALE_MAX_WAIT": "0s"}, []string{"SCALE_MAX_WAIT=0s must be between 10ms and 1h"}},
+		{"max wait too long", map[string]string{"SCALE_MAX_WAIT": "2h"}, []string{"SCALE_MAX_WAIT=2h0m0s must be between 10ms and 1h"}},
+		{"max wait not a duration", map[string]string{"SCALE_MAX_WAIT": "1"}, []string{"SCALE_MAX_WAIT", "duration"}},
+		{"down window negative", map[string]string{"SCALE_DOWN_WINDOW": "-1s"}, []string{"SCALE_DOWN_WINDOW=-1s must be between 0s and 24h"}},
+		{"down window too long", map[string]string{"SCALE_DOWN_WINDOW": "25h"}, []string{"SCALE_DOWN_WINDOW=25h0m0s must be between 0s and 24h"}},
 		{"mode unknown", map[string]string{"MODE": "gpu"}, []string{"MODE=gpu", "health, sleep or cpu"}},
 		{"mode empty", map[string]string{"MODE": ""}, []string{"MODE=\"\""}},
 		{"sleep negative", map[string]string{"SLEEP_MS": "-5"}, []string{"SLEEP_MS=-5"}},
@@ -157,6 +169,49 @@ func TestLoadInvalid(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestValidateAutoscaleMessages: the exact message of each invalid value of
+// the queue and autoscaler variables, one problem at a time.
+func TestValidateAutoscaleMessages(t *testing.T) {
+	cases := []struct {
+		name string
+		set  func(c *Config)
+		want string
+	}{
+		{"queue bytes below 64 KiB", func(c *Config) { c.QueueMaxBytes = 65535 }, "QUEUE_MAX_BYTES=65535 must be between 65536 (64 KiB) and 68719476736 (64 GiB)"},
+		{"queue bytes above 64 GiB", func(c *Config) { c.QueueMaxBytes = 64<<30 + 1 }, "QUEUE_MAX_BYTES=68719476737 must be between 65536 (64 KiB) and 68719476736 (64 GiB)"},
+		{"queue bytes negative", func(c *Config) { c.QueueMaxBytes = -1 }, "QUEUE_MAX_BYTES=-1 must be between 65536 (64 KiB) and 68719476736 (64 GiB)"},
+		{"target 0", func(c *Config) { c.ScaleTarget = 0 }, "SCALE_TARGET_UTILIZATION=0 must be above 0 and at most 1"},
+		{"target negative", func(c *Config) { c.ScaleTarget = -0.5 }, "SCALE_TARGET_UTILIZATION=-0.5 must be above 0 and at most 1"},
+		{"target above 1", func(c *Config) { c.ScaleTarget = 1.01 }, "SCALE_TARGET_UTILIZATION=1.01 must be above 0 and at most 1"},
+		{"max wait below 10ms", func(c *Config) { c.ScaleMaxWait = 9 * time.Millisecond }, "SCALE_MAX_WAIT=9ms must be between 10ms and 1h"},
+		{"max wait above 1h", func(c *Config) { c.ScaleMaxWait = time.Hour + time.Second }, "SCALE_MAX_WAIT=1h0m1s must be between 10ms and 1h"},
+		{"down window negative", func(c *Config) { c.ScaleDownWindow = -time.Second }, "SCALE_DOWN_WINDOW=-1s must be between 0s and 24h"},
+		{"down window above 24h", func(c *Config) { c.ScaleDownWindow = 24*time.Hour + time.Minute }, "SCALE_DOWN_WINDOW=24h1m0s must be between 0s and 24h"},
+		{"queue cap 0", func(c *Config) { c.QueueCap = 0 }, "QUEUE_CAP=0 must be between 1 and 10000000"},
+		{"thresholds crossed", func(c *Config) { c.ScaleUp, c.ScaleDown = 0.3, 0.5 }, "SCALE_DOWN_THRESHOLD=0.5 must be below SCALE_UP_THRESHOLD=0.3"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Defaults()
+			tc.set(c)
+			errs := c.Validate()
+			if len(errs) != 1 || errs[0].Error() != tc.want {
+				t.Errorf("Validate() = %q, want exactly [%q]", errs, tc.want)
+			}
+		})
+	}
+	// The limits themselves are valid.
+	c := Defaults()
+	c.QueueMaxBytes, c.ScaleTarget, c.ScaleMaxWait, c.ScaleDownWindow = MinQueueBytes, 1, 10*time.Millisecond, 0
+	if errs := c.Validate(); len(errs) != 0 {
+		t.Errorf("lower limits: %v", errs)
+	}
+	c.QueueMaxBytes, c.ScaleMaxWait, c.ScaleDownWindow = MaxQueueBytes, time.Hour, 24*time.Hour
+	if errs := c.Validate(); len(errs) != 0 {
+		t.Errorf("upper limits: %v", errs)
 	}
 }
 

@@ -7,24 +7,57 @@
 // paho hands every inbound message to the connection's single dispatch
 // goroutine, which runs handle: decode (wire.DecodeRequest, no allocation),
 // check that the reply topic is a publishable topic name (a wildcard, NUL or
-// bad UTF-8 there would make the broker close the connection), count, and
-// put {payload, enqueue time} on a buffered channel of QUEUE_CAP items (48
-// bytes a slot). Between MIN_WORKERS and MAX_WORKERS goroutines take
-// items, process them (package process), encode the response into a
-// per-worker buffer and publish it on the request's reply topic through
-// connection (worker id mod CONNECTIONS), whose write-coalescing buffer
-// batches replies for up to WRITE_LINGER.
+// bad UTF-8 there would make the broker close the connection), count, copy
+// the payload into a pooled buffer (it is only valid during the handler) and
+// put {buffer, enqueue time} on a buffered channel of QUEUE_CAP items.
+// Between MIN_WORKERS and MAX_WORKERS goroutines take items, process them
+// (package process), encode the response into a per-worker buffer and
+// publish it on the request's reply topic through connection (worker id mod
+// CONNECTIONS), whose write-coalescing buffer batches replies for up to
+// WRITE_LINGER.
+//
+// Queue memory. A slot is 16 bytes (a buffer pointer and the enqueue time in
+// nanoseconds), allocated up front: 1.6 MB for the default QUEUE_CAP of
+// 100,000. Each queued message also holds its payload copy; the queue is
+// bounded in those bytes too, by QUEUE_MAX_BYTES (64 MiB by default, counted
+// as the buffers' capacity): a message that would take the queue past it is
+// treated like one beyond QUEUE_CAP (dropped, or waited for), except into an
+// empty queue, so one message larger than the bound still passes. Expect the
+// process to hold up to about twice QUEUE_MAX_BYTES for the queue under the
+// default GOGC (garbage not yet collected; measured ~1.37 MB of RSS per
+// queued 1 MiB request): set GOMEMLIMIT. Buffers come back to a free list of
+// at most 4096 buffers of at most 4 KiB (16 MiB) when a message is replied
+// to, dropped or abandoned; larger ones are left to the collector.
 //
 // Accounting. Every message received ends as exactly one of processed,
-// dropped_full, malformed, reply_failed or abandoned, or is still queued or in
-// flight:
+// dropped_full, malformed, reply_failed or abandoned, or is still queued, in
+// flight, or held by a connection waiting for room (blocked, DROP_ON_FULL=false
+// only):
 //
-//	received = processed + dropped_full + malformed + reply_failed + abandoned + queue_depth + in_flight
+//	received = processed + dropped_full + malformed + reply_failed + abandoned + queue_depth + in_flight + blocked
 //
-// (exact when the engine is quiet; a snapshot taken under load can be off by
-// the few messages moving between two counters while it is read). Counters
-// are striped atomics written by the goroutine that owns the event; the
-// Prometheus side reads them with CounterFunc/GaugeFunc.
+// (exact when the engine is quiet, or stuck under back-pressure; a snapshot
+// taken under load can be off by the few messages moving between two
+// counters while it is read). A reply counts as processed once it is in the
+// connection's write buffer; if the connection then discards it unwritten
+// (mqttconn's OnUnsent: the socket failed, or the pool closed without
+// writing it) it moves from processed to reply_failed. Counters are striped
+// atomics written by the goroutine that owns the event; the Prometheus side
+// reads them with CounterFunc/GaugeFunc.
+//
+// Autoscaling. Every SCALE_INTERVAL the autoscaler (package autoscale)
+// samples the arrival rate (received per second), the mean service time
+// (worker occupancy per message, from taking it off the queue to having
+// queued its reply, over the messages finished in the interval; the last
+// known value when none finished), the queue length and bytes, the age of the
+// oldest queued message and the busy workers, and sets the worker count. The
+// oldest age is the time since the later of the enqueue time of the last
+// message a worker took and the last moment a connection found the queue
+// empty: an upper bound, exact to within one gap between two arrivals. In
+// MODE=cpu the pool is capped at max(MIN_WORKERS, GOMAXPROCS): a CPU-bound
+// worker beyond the cores adds no throughput and only stretches every
+// worker's wall-clock service time, which would feed the demand estimate up
+// to MAX_WORKERS.
 //
 // DROP_ON_FULL. With true (the default) a full queue drops the request at
 // once and counts it as dropped_full: the loss is visible and the connection
@@ -46,6 +79,9 @@
 //     queue (MaximumClientWritesPending; 8192 by default, 65536 in
 //     internal/broker) is full, counting them in OnPublishDropped.
 //
+// A connection blocked for room in bytes (QUEUE_MAX_BYTES) waits the same
+// way and is woken by the workers as they take messages off the queue.
+//
 // A block also stops paho from reading PINGRESP: if it lasts longer than the
 // keepalive plus ping timeout, paho drops the connection and reconnects with
 // a clean session, and the broker discards whatever it had queued. A blocked
@@ -65,6 +101,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,19 +134,26 @@ const (
 // rateWindow is how many one-second samples rate_rps spans.
 const rateWindow = 5
 
-// item is one queued request. The payload is the slice paho allocated for the
-// message: owned by the engine from the handler on, never copied or reused.
+// item is one queued request: 16 bytes a queue slot.
 type item struct {
-	payload  []byte
-	buf      *[]byte // pooled storage of payload, returned after the reply
-	enqueued time.Time
+	buf      *[]byte // the payload copy (pooled), owned by the engine until replied, dropped or abandoned
+	enqueued int64   // when it was received, nanoseconds since Engine.epoch
 }
+
+// size is what the item counts against QUEUE_MAX_BYTES: the capacity of its
+// buffer, the memory it holds.
+func (it item) size() int64 { return int64(cap(*it.buf)) }
 
 // payloads recycles request copies: a handler copies the payload (valid only
 // during its call) into a pooled buffer, the worker returns it after
-// replying. A bounded free list (not sync.Pool, which drops items at random
+// replying, the handler when it drops the message, whoever abandons it at
+// shutdown. A bounded free list (not sync.Pool, which drops items at random
 // under the race detector) keeps the steady state free of allocations.
 type bufPool chan *[]byte
+
+// maxPooled is the largest buffer capacity the free list keeps (bytes), so it
+// holds at most cap(payloads) × maxPooled = 16 MiB.
+const maxPooled = 4 << 10
 
 func (p bufPool) get() *[]byte {
 	select {
@@ -122,8 +166,8 @@ func (p bufPool) get() *[]byte {
 }
 
 func (p bufPool) put(b *[]byte) {
-	if cap(*b) > 64<<10 {
-		return // do not keep buffers of oversized messages
+	if cap(*b) > maxPooled {
+		return // left to the collector: do not keep buffers of large messages
 	}
 	select {
 	case p <- b:
@@ -134,18 +178,22 @@ func (p bufPool) put(b *[]byte) {
 var payloads = make(bufPool, 4096)
 
 // connStats are the counters of one connection, written only by its
-// dispatch goroutine.
+// dispatch goroutine (unsent: by the connection's writer).
 type connStats struct {
 	received, malformed, dropped, abandoned atomic.Uint64
-	_                                       [32]byte // one cache line per connection
+	unsent                                  atomic.Uint64 // replies the connection discarded unwritten
+	blocked                                 atomic.Int64  // 1 while the dispatch goroutine holds a message waiting for room
+	emptyAt                                 atomic.Int64  // last time (ns since epoch) it found the queue empty when enqueuing
+	_                                       [8]byte       // one cache line per connection
 }
 
 // workStats are the counters of a stripe of workers.
 type workStats struct {
 	processed, replyFailed, abandoned, malformed atomic.Uint64
 	busy                                         atomic.Int64
-	busyNs                                       atomic.Uint64 // total processing time, ns
-	_                                            [16]byte
+	busyNs                                       atomic.Uint64 // total occupancy (take to reply queued), ns
+	lastTaken                                    atomic.Int64  // enqueue time (ns since epoch) of the last item taken
+	_                                            [8]byte
 }
 
 // Engine is one worker-v2 instance. Create it with New, start it with Run.
@@ -158,11 +206,17 @@ type Engine struct {
 	popts    mqttconn.Options
 	procOpts process.Options
 
-	queue chan item
-	quit  chan struct{} // scale-down tokens, one per worker to stop
-	drain chan struct{} // closed: workers empty the queue, then exit
-	hard  chan struct{} // closed: stop now, abandon what is left
-	hardO sync.Once
+	epoch      time.Time // origin of item.enqueued
+	queue      chan item
+	queueBytes atomic.Int64  // sum of item.size() over the queued items
+	room       chan struct{} // a worker took an item: blocked connections retry
+	roomWait   atomic.Int32  // connections waiting on room
+	maxWorkers int           // the pool's upper bound: MAX_WORKERS, capped in MODE=cpu
+	sampled    atomic.Pointer[loadSample]
+	quit       chan struct{} // scale-down tokens, one per worker to stop
+	drain      chan struct{} // closed: workers empty the queue, then exit
+	hard       chan struct{} // closed: stop now, abandon what is left
+	hardO      sync.Once
 
 	conns    []connStats
 	work     [workStripes]workStats
@@ -205,14 +259,17 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engi
 		log = slog.Default()
 	}
 	e := &Engine{
-		cfg:   c,
-		log:   log,
-		queue: make(chan item, c.QueueCap),
-		quit:  make(chan struct{}, c.MaxWorkers),
-		drain: make(chan struct{}),
-		hard:  make(chan struct{}),
-		conns: make([]connStats, c.Connections),
-		ready: make(chan struct{}),
+		cfg:        c,
+		log:        log,
+		epoch:      time.Now(),
+		queue:      make(chan item, c.QueueCap),
+		room:       make(chan struct{}, c.Connections),
+		maxWorkers: workerCap(&c),
+		quit:       make(chan struct{}, c.MaxWorkers),
+		drain:      make(chan struct{}),
+		hard:       make(chan struct{}),
+		conns:      make([]connStats, c.Connections),
+		ready:      make(chan struct{}),
 		procOpts: process.Options{
 			Mode:       c.Mode,
 			Sleep:      c.SleepDuration(),
@@ -234,6 +291,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engi
 		QoS:            byte(c.QoS),
 		Subscriptions:  func(int) []string { return []string{filter} },
 		Handler:        e.handle,
+		OnUnsent:       e.onUnsent,
 		Linger:         c.WriteLinger,
 		Logger:         log,
 		KeepAlive:      c.KeepAlive,
@@ -242,9 +300,11 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engi
 		return nil, err
 	}
 	policy := autoscale.Policy{
-		Min: c.MinWorkers, Max: c.MaxWorkers,
+		Min: c.MinWorkers, Max: e.maxWorkers,
 		Up: c.ScaleUp, Down: c.ScaleDown,
-		DownAfter: autoscale.DefaultDownAfter,
+		Target:     c.ScaleTarget,
+		MaxWait:    c.ScaleMaxWait,
+		DownWindow: c.ScaleDownWindow,
 	}
 	e.scaler = autoscale.New(policy, c.ScaleInterval, e.observe, e.scaleTo)
 
@@ -337,8 +397,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	close(e.ready)
 	e.log.Info("worker running",
 		"broker", e.cfg.Broker, "filter", e.popts.Subscriptions(0)[0], "connections", pool.Len(),
-		"mode", e.cfg.Mode, "workers", e.cfg.MinWorkers, "max_workers", e.cfg.MaxWorkers,
-		"queue_cap", e.cfg.QueueCap, "drop_on_full", e.cfg.DropOnFull)
+		"mode", e.cfg.Mode, "workers", e.cfg.MinWorkers, "max_workers", e.maxWorkers,
+		"queue_cap", e.cfg.QueueCap, "queue_max_bytes", e.cfg.QueueMaxBytes, "drop_on_full", e.cfg.DropOnFull,
+		"scale_max_wait_seconds", e.cfg.ScaleMaxWait.Seconds(), "scale_down_window_seconds", e.cfg.ScaleDownWindow.Seconds())
+	if e.maxWorkers < e.cfg.MaxWorkers {
+		e.log.Info("MODE=cpu: pool capped at max(MIN_WORKERS, GOMAXPROCS); more CPU-bound workers than cores add no throughput",
+			"max_workers", e.maxWorkers, "MAX_WORKERS", e.cfg.MaxWorkers, "gomaxprocs", runtime.GOMAXPROCS(0))
+	}
 
 	<-ctx.Done()
 	e.draining.Store(true)
@@ -380,7 +445,9 @@ func (e *Engine) shutdown(pool *mqttconn.Pool) {
 	left := uint64(0)
 	for empty := false; !empty; {
 		select {
-		case <-e.queue:
+		case it := <-e.queue:
+			e.release(it)
+			payloads.put(it.buf)
 			left++
 		default:
 			empty = true
@@ -426,9 +493,9 @@ func (e *Engine) settle(ctx context.Context) {
 func (e *Engine) stopHard() { e.hardO.Do(func() { close(e.hard) }) }
 
 // handle is the mqttconn.Handler: it runs on connection conn's dispatch
-// goroutine. It decodes to validate (envelope and reply topic) and hands the
-// payload to the queue; it allocates nothing (a malformed payload allocates
-// its error message).
+// goroutine. It decodes to validate (envelope and reply topic) and hands a
+// copy of the payload to the queue; it allocates nothing once the free list
+// is warm (a malformed payload allocates its error message).
 func (e *Engine) handle(conn int, _ string, payload []byte) {
 	st := &e.conns[conn]
 	st.received.Add(1)
@@ -441,20 +508,127 @@ func (e *Engine) handle(conn int, _ string, payload []byte) {
 	// messages in place): the queue keeps a copy.
 	bp := payloads.get()
 	*bp = append((*bp)[:0], payload...)
-	it := item{payload: *bp, buf: bp, enqueued: time.Now()}
+	it := item{buf: bp, enqueued: e.now()}
 	if e.cfg.DropOnFull {
+		if !e.reserve(it.size()) {
+			st.dropped.Add(1)
+			payloads.put(bp)
+			return
+		}
+		e.markEmpty(st, it)
 		select {
 		case e.queue <- it:
 		default:
+			e.queueBytes.Add(-it.size())
 			st.dropped.Add(1)
+			payloads.put(bp)
 		}
 		return
 	}
+	// DROP_ON_FULL=false: hold the message (counted blocked) until there is
+	// room in bytes, then in slots.
+	st.blocked.Store(1)
+	defer st.blocked.Store(0)
+	if !e.waitRoom(it.size()) {
+		st.abandoned.Add(1)
+		payloads.put(bp)
+		return
+	}
+	e.markEmpty(st, it)
 	select {
 	case e.queue <- it:
 	case <-e.hard:
+		e.queueBytes.Add(-it.size())
 		st.abandoned.Add(1)
+		payloads.put(bp)
 	}
+}
+
+// now returns nanoseconds since the engine's epoch (monotonic).
+func (e *Engine) now() int64 { return int64(time.Since(e.epoch)) }
+
+// markEmpty records that it is about to enter an empty queue: every message
+// queued later is younger, which bounds the oldest queued age.
+func (e *Engine) markEmpty(st *connStats, it item) {
+	if len(e.queue) == 0 {
+		st.emptyAt.Store(it.enqueued)
+	}
+}
+
+// reserve counts n more queued bytes if they fit under QUEUE_MAX_BYTES, or if
+// the queue holds none (a message larger than the bound still passes alone).
+func (e *Engine) reserve(n int64) bool {
+	total := e.queueBytes.Add(n)
+	if total <= e.cfg.QueueMaxBytes || total == n {
+		return true
+	}
+	e.queueBytes.Add(-n)
+	return false
+}
+
+// waitRoom reserves n queued bytes, waiting for workers to take messages
+// while they do not fit. It returns false when shutdown gave up (hard).
+func (e *Engine) waitRoom(n int64) bool {
+	for !e.reserve(n) {
+		e.roomWait.Add(1)
+		// Checked again after announcing the wait: a worker that freed room
+		// meanwhile either lets this succeed or sees the waiter and signals.
+		if e.reserve(n) {
+			e.roomWait.Add(-1)
+			return true
+		}
+		select {
+		case <-e.room:
+			e.roomWait.Add(-1)
+		case <-e.hard:
+			e.roomWait.Add(-1)
+			return false
+		}
+	}
+	return true
+}
+
+// release uncounts a message taken off the queue and wakes a connection
+// waiting for room.
+func (e *Engine) release(it item) {
+	e.queueBytes.Add(-it.size())
+	if e.roomWait.Load() > 0 {
+		select {
+		case e.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// onUnsent is mqttconn's OnUnsent: a reply that was counted processed when
+// it entered the write buffer was discarded unwritten. It runs on the
+// connection's writer; the worker only publishes replies.
+func (e *Engine) onUnsent(conn int, _ string, _ []byte) { e.conns[conn].unsent.Add(1) }
+
+// oldestWait returns how long the oldest queued message has waited, as an
+// upper bound (see the package doc), 0 when the queue is empty.
+func (e *Engine) oldestWait() time.Duration {
+	if len(e.queue) == 0 {
+		return 0
+	}
+	now := e.now()
+	var newest int64
+	for i := range e.work {
+		newest = max(newest, e.work[i].lastTaken.Load())
+	}
+	for i := range e.conns {
+		newest = max(newest, e.conns[i].emptyAt.Load())
+	}
+	return time.Duration(max(now-newest, 0))
+}
+
+// workerCap returns the pool's upper bound: MAX_WORKERS, and in MODE=cpu at
+// most max(MIN_WORKERS, GOMAXPROCS).
+func workerCap(c *config.Config) int {
+	if c.Mode != config.ModeCPU {
+		return c.MaxWorkers
+	}
+	return min(c.MaxWorkers, max(c.MinWorkers, runtime.GOMAXPROCS(0)))
 }
 
 func (e *Engine) health() (bool, string) {

@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -262,8 +264,8 @@ next:
 func checkIdentity(t *testing.T, s Stats) {
 	t.Helper()
 	if s.Received != s.Accounted() {
-		t.Errorf("received %d != processed %d + dropped_full %d + malformed %d + reply_failed %d + abandoned %d + queued %d + in flight %d",
-			s.Received, s.Processed, s.DroppedFull, s.Malformed, s.ReplyFailed, s.Abandoned, s.QueueDepth, s.InFlight)
+		t.Errorf("received %d != processed %d + dropped_full %d + malformed %d + reply_failed %d + abandoned %d + queued %d + in flight %d + blocked %d",
+			s.Received, s.Processed, s.DroppedFull, s.Malformed, s.ReplyFailed, s.Abandoned, s.QueueDepth, s.InFlight, s.Blocked)
 	}
 }
 
@@ -346,7 +348,9 @@ func TestRoundTrip(t *testing.T) {
 	var raw map[string]any
 	_ = json.Unmarshal(body, &raw)
 	for _, k := range []string{"workers", "min_workers", "max_workers", "queue_depth", "queue_cap", "received", "processed",
-		"dropped_full", "malformed", "reply_failed", "rate_rps", "connections_up", "connections", "mode", "draining", "scaling_events"} {
+		"dropped_full", "malformed", "reply_failed", "rate_rps", "connections_up", "connections", "mode", "draining", "scaling_events",
+		"queue_bytes", "queue_max_bytes", "queue_oldest_seconds", "blocked", "arrival_rps", "service_seconds", "demand_workers",
+		"need_workers", "utilization"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("/stats lacks %q", k)
 		}
@@ -369,6 +373,11 @@ func TestRoundTrip(t *testing.T) {
 		{"mqttrr_worker_messages_total", []string{"outcome", "reply_failed"}, 0},
 		{"mqttrr_worker_queue_depth", nil, 0},
 		{"mqttrr_worker_queue_capacity", nil, float64(cfg.QueueCap)},
+		{"mqttrr_worker_queue_bytes", nil, 0},
+		{"mqttrr_worker_queue_capacity_bytes", nil, float64(cfg.QueueMaxBytes)},
+		{"mqttrr_worker_queue_oldest_seconds", nil, 0},
+		{"mqttrr_worker_blocked", nil, 0},
+		{"mqttrr_worker_max_workers", nil, float64(cfg.MaxWorkers)},
 		{"mqttrr_worker_workers", nil, float64(cfg.MinWorkers)},
 		{"mqttrr_worker_connections_up", nil, 2},
 		{"mqttrr_worker_scaling_events_total", []string{"direction", "up"}, 0},
@@ -377,6 +386,12 @@ func TestRoundTrip(t *testing.T) {
 	} {
 		if got := value(t, mfs, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+
+	for _, name := range []string{"mqttrr_worker_demand_workers", "mqttrr_worker_utilization_ratio"} {
+		if got := value(t, mfs, name); got < 0 || got > 1 {
+			t.Errorf("%s = %v at light load, want 0..1", name, got)
 		}
 	}
 
@@ -516,9 +531,12 @@ func TestShutdownTimeoutAbandons(t *testing.T) {
 	checkIdentity(t, s)
 }
 
-// TestAutoscaleUnderLoad: a backlog on a small queue doubles the workers,
-// the drained queue brings them back to MIN_WORKERS, and the events show in
-// /stats and /metrics. DROP_ON_FULL=false: nothing is lost.
+// TestAutoscaleUnderLoad: with the default queue (QUEUE_CAP 100,000, fill
+// thresholds 0.7/0.2) a burst of slow requests fills 0.4% of it, so the fill
+// trigger never fires; the pool still scales up on demand (or queue wait) at
+// once, every request is answered, and after the stabilisation window the
+// pool returns to MIN_WORKERS. The events and counts show in /stats and
+// /metrics. DROP_ON_FULL=false: nothing is lost.
 func TestAutoscaleUnderLoad(t *testing.T) {
 	b := startBroker(t)
 	req := newRequester(t, b.URL(), "resp/t/+")
@@ -527,27 +545,35 @@ func TestAutoscaleUnderLoad(t *testing.T) {
 	cfg := testConfig(b.URL())
 	cfg.Mode = config.ModeSleep
 	cfg.SleepMS = 20
-	cfg.QueueCap = 20
-	cfg.MinWorkers, cfg.MaxWorkers = 1, 8
+	cfg.QueueCap = config.Defaults().QueueCap
+	cfg.MinWorkers, cfg.MaxWorkers = 1, 64
 	cfg.ScaleInterval = 50 * time.Millisecond
+	cfg.ScaleMaxWait = 200 * time.Millisecond
+	cfg.ScaleDownWindow = 200 * time.Millisecond
 	cfg.DropOnFull = false
 	e := start(t, cfg)
 
-	const n = 200
+	const n = 400 // 8 s of work for one worker, 0.4% of the queue
 	req.sendRequests(t, n)
 	waitFor(t, 10*time.Second, "a scale-up", func() bool { return e.Stats().Workers > 1 })
-	waitFor(t, 20*time.Second, "all replies and a scale back to MIN_WORKERS", func() bool {
+	waitFor(t, 30*time.Second, "all replies and a scale back to MIN_WORKERS", func() bool {
 		return req.count() == n && e.Stats().Workers == 1
 	})
 	s := e.Stats()
-	if s.Processed != n || s.DroppedFull != 0 {
+	if s.Processed != n || s.DroppedFull != 0 || s.QueueDepth != 0 || s.QueueBytes != 0 || s.Blocked != 0 {
 		t.Errorf("stats %+v", s)
 	}
 	checkIdentity(t, s)
 	var up, down bool
 	for _, ev := range s.ScalingEvents {
-		up = up || ev.To > ev.From
-		down = down || ev.To < ev.From
+		t.Logf("event %v → %v %s: %s", ev.From, ev.To, ev.Trigger, ev.Reason)
+		if ev.To > ev.From {
+			up = true
+			if ev.Trigger != "demand" && ev.Trigger != "queue_wait" {
+				t.Errorf("scale-up on %q, want demand or queue_wait (the queue never filled): %+v", ev.Trigger, ev)
+			}
+		}
+		down = down || ev.To < ev.From && ev.Trigger == "down"
 		if ev.Reason == "" || ev.Time.IsZero() {
 			t.Errorf("event without reason or time: %+v", ev)
 		}
@@ -555,12 +581,393 @@ func TestAutoscaleUnderLoad(t *testing.T) {
 	if !up || !down {
 		t.Errorf("scaling events %+v: want at least one up and one down", s.ScalingEvents)
 	}
+	if s.ServiceSeconds < 0.02 || s.ArrivalRPS != 0 {
+		t.Errorf("last sample: service %v s (≥ SLEEP_MS 20 ms), arrivals %v/s (0 once idle)", s.ServiceSeconds, s.ArrivalRPS)
+	}
 	mfs := scrape(t, e.HTTPAddr())
 	if value(t, mfs, "mqttrr_worker_scaling_events_total", "direction", "up") < 1 ||
 		value(t, mfs, "mqttrr_worker_scaling_events_total", "direction", "down") < 1 {
 		t.Error("scaling_events_total does not count both directions")
 	}
 	e.stop(t)
+}
+
+// bigRequest is request i padded to about size bytes.
+func bigRequest(t testing.TB, i, size int) []byte {
+	t.Helper()
+	b, err := wire.AppendRequest(nil, &wire.Request{
+		RunID: 7, ClientID: uint32(i), Seq: uint32(i), Intended: int64(i),
+		Instance: []byte("t"), ReplyTopic: []byte("resp/t/" + strconv.Itoa(i%4)),
+	}, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestQueueMaxBytes: 16 KiB requests against QUEUE_MAX_BYTES = 64 KiB and a
+// slow worker. DROP_ON_FULL=true drops what does not fit in bytes although
+// the queue has slots to spare; DROP_ON_FULL=false waits for room and loses
+// nothing. The queued bytes never pass the bound, return to 0, and every
+// message is accounted for.
+func TestQueueMaxBytes(t *testing.T) {
+	for _, drop := range []bool{true, false} {
+		t.Run("DROP_ON_FULL="+strconv.FormatBool(drop), func(t *testing.T) {
+			b := startBroker(t)
+			req := newRequester(t, b.URL(), "resp/t/+")
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+			cfg := testConfig(b.URL())
+			cfg.Connections = 1
+			cfg.Mode = config.ModeSleep
+			cfg.SleepMS = 10
+			cfg.MinWorkers, cfg.MaxWorkers = 1, 1
+			cfg.QueueMaxBytes = config.MinQueueBytes
+			cfg.DropOnFull = drop
+			e := start(t, cfg)
+
+			const n = 40
+			var peak atomic.Int64
+			stop := make(chan struct{})
+			var sampler sync.WaitGroup
+			sampler.Go(func() {
+				for {
+					peak.Store(max(peak.Load(), e.queueBytes.Load()))
+					select {
+					case <-stop:
+						return
+					case <-time.After(time.Millisecond):
+					}
+				}
+			})
+			for i := range n {
+				req.publish(t, wire.RequestTopic(i%16), bigRequest(t, i, 16<<10))
+			}
+			waitFor(t, 20*time.Second, "the burst to be received and settled", func() bool {
+				s := e.Stats()
+				return s.Received == n && s.QueueDepth == 0 && s.InFlight == 0 && s.Blocked == 0
+			})
+			close(stop)
+			sampler.Wait()
+			s := e.Stats()
+			t.Logf("processed %d, dropped_full %d, peak queue bytes %d of %d", s.Processed, s.DroppedFull, peak.Load(), cfg.QueueMaxBytes)
+			checkIdentity(t, s)
+			if p := peak.Load(); p > cfg.QueueMaxBytes || p == 0 {
+				t.Errorf("queued bytes peaked at %d, want 0 < peak ≤ QUEUE_MAX_BYTES %d", p, cfg.QueueMaxBytes)
+			}
+			if s.QueueBytes != 0 || s.QueueMaxBytes != cfg.QueueMaxBytes {
+				t.Errorf("queue_bytes %d (want 0 when empty), queue_max_bytes %d", s.QueueBytes, s.QueueMaxBytes)
+			}
+			if drop && (s.DroppedFull == 0 || s.Processed == 0) {
+				t.Errorf("DROP_ON_FULL=true: dropped_full %d, processed %d, want both > 0 (bytes bound, 3 of %d slots)", s.DroppedFull, s.Processed, cfg.QueueCap)
+			}
+			if !drop && (s.DroppedFull != 0 || s.Processed != n) {
+				t.Errorf("DROP_ON_FULL=false: dropped_full %d, processed %d, want 0 and %d", s.DroppedFull, s.Processed, n)
+			}
+			waitFor(t, 5*time.Second, "responses to the processed requests", func() bool { return req.count() >= int(s.Processed) })
+			e.stop(t)
+		})
+	}
+}
+
+// TestBlockedAccounting: DROP_ON_FULL=false under lasting back-pressure (one
+// worker stuck on a long request, a queue of 2, both connections holding a
+// message they cannot queue): the identity holds exactly, the held messages
+// counted as blocked; at shutdown they are abandoned, still exactly.
+func TestBlockedAccounting(t *testing.T) {
+	b := startBroker(t)
+	req := newRequester(t, b.URL(), "resp/t/+")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	cfg := testConfig(b.URL())
+	cfg.Connections = 2
+	cfg.Mode = config.ModeSleep
+	cfg.SleepMS = 60_000
+	cfg.MinWorkers, cfg.MaxWorkers = 1, 1
+	cfg.QueueCap = 2
+	cfg.DropOnFull = false
+	cfg.ShutdownTimeout = 200 * time.Millisecond
+	e := start(t, cfg)
+
+	// Requests go out until both connections hold one: 1 in flight, 2
+	// queued, 1 blocked each; the rest waits in the broker.
+	for i := 0; e.Stats().Blocked < 2; i++ {
+		if i == 2000 {
+			t.Fatalf("no back-pressure on both connections after %d requests: %+v", i, e.Stats())
+		}
+		req.publish(t, wire.RequestTopic(i%16), request(t, i))
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, 10*time.Second, "the back-pressure to settle", func() bool {
+		s := e.Stats()
+		return s.InFlight == 1 && s.QueueDepth == 2 && s.Blocked == 2
+	})
+	s := e.Stats()
+	if s.InFlight != 1 || s.QueueDepth != 2 || s.Blocked != 2 || s.Received != 5 {
+		t.Errorf("under back-pressure: in flight %d, queued %d, blocked %d, received %d; want 1, 2, 2, 5", s.InFlight, s.QueueDepth, s.Blocked, s.Received)
+	}
+	checkIdentity(t, s)
+	mfs := scrape(t, e.HTTPAddr())
+	if got := value(t, mfs, "mqttrr_worker_blocked", nil...); got != 2 {
+		t.Errorf("mqttrr_worker_blocked = %v, want 2", got)
+	}
+
+	e.stop(t)
+	// Everything received was abandoned: the 5 above, and whatever the
+	// released connections read before the pool closed.
+	s = e.Stats()
+	if s.Abandoned < 5 || s.Abandoned != s.Received || s.Processed != 0 || s.Blocked != 0 || s.QueueBytes != 0 {
+		t.Errorf("after shutdown: abandoned %d of %d received (want all, ≥ 5), processed %d, blocked %d, queue bytes %d",
+			s.Abandoned, s.Received, s.Processed, s.Blocked, s.QueueBytes)
+	}
+	checkIdentity(t, s)
+}
+
+// stallProxy forwards TCP between the engine and the broker and can stop
+// forwarding the engine's writes (the broker "stops reading"), then reset
+// the connections.
+type stallProxy struct {
+	l      net.Listener
+	target string
+	stall  atomic.Bool
+	mu     sync.Mutex
+	conns  []*net.TCPConn
+	wg     sync.WaitGroup
+}
+
+func newStallProxy(t *testing.T, target string) *stallProxy {
+	t.Helper()
+	// A small receive buffer on the engine's side (set on the listener, so
+	// the accepted sockets start with it): a stall fills the window soon.
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{l: l, target: target}
+	p.wg.Go(p.accept)
+	return p
+}
+
+// close stops the proxy and waits for its goroutines.
+func (p *stallProxy) close() {
+	_ = p.l.Close()
+	p.reset()
+	p.wg.Wait()
+}
+
+func (p *stallProxy) url() string { return "tcp://" + p.l.Addr().String() }
+
+func (p *stallProxy) accept() {
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		in, out := c.(*net.TCPConn), up.(*net.TCPConn)
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		both := func() { _ = in.Close(); _ = out.Close() }
+		p.wg.Go(func() {
+			defer both()
+			_, _ = io.Copy(in, out)
+		})
+		p.wg.Go(func() {
+			defer both()
+			buf := make([]byte, 4096)
+			for {
+				for p.stall.Load() {
+					time.Sleep(time.Millisecond)
+				}
+				n, err := in.Read(buf)
+				if n > 0 {
+					if _, werr := out.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+}
+
+// reset ends the stall and closes every connection with a TCP reset.
+func (p *stallProxy) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stall.Store(false)
+	for _, c := range p.conns {
+		_ = c.SetLinger(0)
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// TestUnsentRepliesAreReplyFailed: replies that entered the connection's
+// write buffer but were discarded unwritten when the connection failed
+// (mqttconn's OnUnsent) count as reply_failed, not processed. The broker
+// stops reading the worker's connection until its write buffer refuses
+// replies, then the connection is reset: whatever was buffered is reported
+// unsent. Every request ends processed or reply_failed, exactly.
+func TestUnsentRepliesAreReplyFailed(t *testing.T) {
+	b := startBroker(t)
+	req := newRequester(t, b.URL(), "resp/t/+")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	proxy := newStallProxy(t, b.Addr())
+	defer proxy.close()
+
+	cfg := testConfig(proxy.url())
+	cfg.Connections = 1
+	cfg.MinWorkers, cfg.MaxWorkers = 1, 1
+	e := start(t, cfg)
+
+	proxy.stall.Store(true)
+	sent := 0
+	for e.Stats().ReplyFailed == 0 { // until the write buffer (1 MiB) is full
+		if sent == 200_000 {
+			t.Fatalf("no back-pressure after %d requests: %+v", sent, e.Stats())
+		}
+		for range 1000 {
+			req.publish(t, wire.RequestTopic(sent%16), request(t, sent))
+			sent++
+		}
+		waitFor(t, 20*time.Second, "the batch handled", func() bool {
+			s := e.Stats()
+			return s.Processed+s.ReplyFailed == uint64(sent)
+		})
+	}
+	before, unsent0 := e.Stats(), e.unsent()
+	high := value(t, scrape(t, e.HTTPAddr()), "mqttrr_worker_messages_total", "outcome", "processed")
+	proxy.reset()
+	waitFor(t, 20*time.Second, "buffered replies reported unsent", func() bool { return e.unsent() > unsent0 })
+	// The connection reports its discarded frames one by one: wait until the
+	// count has stopped moving, then take a snapshot no report interleaved.
+	var s Stats
+	quiet, last := 0, e.unsent()
+	waitFor(t, 20*time.Second, "the unsent reports to end", func() bool {
+		time.Sleep(20 * time.Millisecond)
+		u := e.unsent()
+		if u != last {
+			quiet, last = 0, u
+			return false
+		}
+		s = e.Stats()
+		if e.unsent() != u {
+			return false
+		}
+		quiet++
+		return quiet >= 10
+	})
+	moved := last - unsent0
+	t.Logf("sent %d; before the reset: processed %d, reply_failed %d; after: processed %d, reply_failed %d (%d unsent, %d of them at the reset)",
+		sent, before.Processed, before.ReplyFailed, s.Processed, s.ReplyFailed, e.unsent(), moved)
+	if s.Processed+s.ReplyFailed != uint64(sent) || s.Received != uint64(sent) {
+		t.Errorf("received %d, processed %d + reply_failed %d, want %d each request once", s.Received, s.Processed, s.ReplyFailed, sent)
+	}
+	if s.Processed != before.Processed-moved || s.ReplyFailed != before.ReplyFailed+moved {
+		t.Errorf("the unsent replies did not move from processed to reply_failed")
+	}
+	if got := req.count(); uint64(got) > s.Processed {
+		t.Errorf("the requester got %d replies, more than the %d processed", got, s.Processed)
+	}
+	checkIdentity(t, s)
+	// The Prometheus counter never goes down: it holds the highest value it
+	// exported (before the reset) until processed passes it again.
+	mfs := scrape(t, e.HTTPAddr())
+	if got := value(t, mfs, "mqttrr_worker_messages_total", "outcome", "processed"); high != float64(before.Processed) || got != high {
+		t.Errorf("processed_total %v, want its high-water mark %v = %d (stats now %d)", got, high, before.Processed, s.Processed)
+	}
+	if got := value(t, mfs, "mqttrr_worker_messages_total", "outcome", "reply_failed"); got != float64(s.ReplyFailed) {
+		t.Errorf("reply_failed_total %v, stats %d", got, s.ReplyFailed)
+	}
+	e.stop(t)
+}
+
+func TestMonotonic(t *testing.T) {
+	v := uint64(5)
+	f := monotonic(func() uint64 { return v })
+	for _, c := range []struct{ set, want uint64 }{{5, 5}, {3, 5}, {7, 7}, {6, 7}, {9, 9}} {
+		v = c.set
+		if got := f(); got != c.want {
+			t.Errorf("value %d: got %d, want %d", c.set, got, c.want)
+		}
+	}
+}
+
+// TestCPUModeCap: in MODE=cpu the pool's bound is max(MIN_WORKERS,
+// GOMAXPROCS), at most MAX_WORKERS; other modes keep MAX_WORKERS.
+func TestCPUModeCap(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	for _, c := range []struct {
+		mode     string
+		min, max int
+		want     int
+	}{
+		{config.ModeSleep, 10, 1000, 1000},
+		{config.ModeHealth, 1, 50, 50},
+		{config.ModeCPU, 1, 1000, procs},
+		{config.ModeCPU, procs + 3, 1000, procs + 3},
+		{config.ModeCPU, 1, 1, 1},
+	} {
+		cfg := testConfig("tcp://127.0.0.1:1883")
+		cfg.Mode, cfg.MinWorkers, cfg.MaxWorkers = c.mode, c.min, c.max
+		e, err := New(cfg, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.maxWorkers != c.want || e.scaler.Policy().Max != c.want || e.Stats().MaxWorkers != c.want {
+			t.Errorf("%s MIN %d MAX %d: bound %d (policy %d), want %d", c.mode, c.min, c.max, e.maxWorkers, e.scaler.Policy().Max, c.want)
+		}
+	}
+}
+
+// TestOldestWait: the oldest queued age is 0 on an empty queue, at least the
+// age of the head, and fresh when a message entered an empty queue even if
+// the last message taken is old.
+func TestOldestWait(t *testing.T) {
+	e, err := New(testConfig("tcp://127.0.0.1:1883"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := e.oldestWait(); d != 0 {
+		t.Errorf("empty queue: oldest %v", d)
+	}
+	payload := request(t, 1)
+	w := &worker{e: e, st: &e.work[0]}
+	take := func() {
+		it := <-e.queue
+		w.take(it)
+		payloads.put(it.buf)
+	}
+	e.handle(0, "req/1", payload) // A, into an empty queue
+	time.Sleep(20 * time.Millisecond)
+	e.handle(0, "req/1", payload) // B
+	if d := e.oldestWait(); d < 20*time.Millisecond {
+		t.Errorf("A queued 20 ms ago: oldest %v", d)
+	}
+	take() // A
+	take() // B
+	if d := e.oldestWait(); d != 0 {
+		t.Errorf("queue emptied: oldest %v", d)
+	}
+	const idle = 200 * time.Millisecond
+	time.Sleep(idle)
+	e.handle(0, "req/1", payload) // C, into an empty queue: B (taken) is 200 ms old
+	if d := e.oldestWait(); d >= idle {
+		t.Errorf("C just queued: oldest %v, want below the %v since B", d, idle)
+	}
 }
 
 // TestSharedGroup: two engines in one share group answer every request
@@ -711,8 +1118,30 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() {
 		e.handle(0, "req/5", payload)
 		it := <-e.queue
+		e.release(it)
 		payloads.put(it.buf)
 	}); n != 0 {
 		t.Errorf("handle allocates %v times per message", n)
 	}
+}
+
+// TestDropReturnsBuffer: a message dropped on a full queue gives its buffer
+// back to the free list, so dropping allocates nothing either.
+func TestDropReturnsBuffer(t *testing.T) {
+	cfg := testConfig("tcp://127.0.0.1:1883")
+	cfg.QueueCap = 1
+	e, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := request(t, 5)
+	e.handle(0, "req/5", payload) // fills the queue
+	bytes := e.queueBytes.Load()
+	if n := testing.AllocsPerRun(1000, func() { e.handle(0, "req/5", payload) }); n != 0 {
+		t.Errorf("a drop allocates %v times", n)
+	}
+	if s := e.Stats(); s.DroppedFull == 0 || s.QueueDepth != 1 || s.QueueBytes != bytes {
+		t.Errorf("after the drops: %+v (queue bytes want %d)", s, bytes)
+	}
+	checkIdentity(t, e.Stats())
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -57,7 +58,10 @@ func newMetrics(e *Engine) *metrics {
 		name string
 		f    func() uint64
 	}{
-		{"processed", e.processed},
+		// processed drops by one when a connection discards a reply it had
+		// buffered (it moves to reply_failed); a counter must not go down,
+		// so the exported value holds its highest until processed passes it.
+		{"processed", monotonic(e.processed)},
 		{"dropped_full", e.droppedFull},
 		{"malformed", e.malformed},
 		{"reply_failed", e.replyFailed},
@@ -69,8 +73,18 @@ func newMetrics(e *Engine) *metrics {
 	counter("scaling_events_total", "Autoscaler changes of the worker count, by direction.", prometheus.Labels{"direction": "down"}, e.scaler.Downs)
 	gauge("queue_depth", "Messages waiting in the queue.", func() float64 { return float64(len(e.queue)) })
 	gauge("queue_capacity", "Capacity of the queue (QUEUE_CAP), messages.", func() float64 { return float64(cap(e.queue)) })
+	gauge("queue_bytes", "Bytes the waiting messages hold (their payload copies).", func() float64 { return float64(e.queueBytes.Load()) })
+	gauge("queue_capacity_bytes", "Capacity of the queue in bytes (QUEUE_MAX_BYTES).", func() float64 { return float64(e.cfg.QueueMaxBytes) })
+	gauge("queue_oldest_seconds", "How long the oldest waiting message has waited (0 when the queue is empty); above SCALE_MAX_WAIT the pool scales up.",
+		func() float64 { return e.oldestWait().Seconds() })
+	gauge("blocked", "Messages held by a connection waiting for room in the queue (DROP_ON_FULL=false).", func() float64 { return float64(e.blocked()) })
 	gauge("in_flight", "Messages being processed by a worker.", func() float64 { return float64(e.inFlight()) })
 	gauge("workers", "Live worker goroutines.", func() float64 { return float64(e.live.Load()) })
+	gauge("max_workers", "Upper bound of the pool: MAX_WORKERS, in MODE=cpu at most max(MIN_WORKERS, GOMAXPROCS).", func() float64 { return float64(e.maxWorkers) })
+	gauge("demand_workers", "Workers the offered load keeps busy on average over the last SCALE_INTERVAL: arrival rate × mean service time (Little's law).",
+		func() float64 { return e.lastSample().demand })
+	gauge("utilization_ratio", "demand_workers / max_workers: the share of this instance's pool the offered load needs; above 1 it cannot keep up alone. The Pods metric of the queue-aware HPA.",
+		e.utilization)
 	gauge("connections", "MQTT connections configured (CONNECTIONS).", func() float64 { return float64(e.cfg.Connections) })
 	gauge("connections_up", "MQTT connections connected and subscribed.", func() float64 {
 		if p := e.pool.Load(); p != nil {
@@ -85,6 +99,23 @@ func newMetrics(e *Engine) *metrics {
 		return 0
 	})
 	return m
+}
+
+// monotonic returns f clamped to the highest value it has returned.
+func monotonic(f func() uint64) func() uint64 {
+	var high atomic.Uint64
+	return func() uint64 {
+		v := f()
+		for {
+			h := high.Load()
+			if v <= h {
+				return h
+			}
+			if high.CompareAndSwap(h, v) {
+				return v
+			}
+		}
+	}
 }
 
 // Register registers every metric on reg.

@@ -54,26 +54,43 @@ func (e *Engine) spawn() {
 	e.wg.Go(w.run)
 }
 
-// observe samples the pool for the autoscaler.
-// The demand is computed over the interval since the previous sample:
-// arrivals/s × mean processing time = received/dt × busyNs/handled.
+// observe samples the pool for the autoscaler (on the scaler's goroutine).
+// Over the interval since the previous sample:
+//
+//	arrivals = Δreceived / Δt                      (per second)
+//	service  = Δoccupancy / Δ(processed + reply_failed)  (the last known value when nothing finished)
 func (e *Engine) observe() autoscale.Observation {
 	e.mu.Lock()
 	w := e.target
 	e.mu.Unlock()
-	o := autoscale.Observation{Workers: w, Busy: e.inFlight(), QueueLen: len(e.queue), QueueCap: cap(e.queue)}
+	o := autoscale.Observation{
+		Workers:       w,
+		Busy:          e.inFlight(),
+		QueueLen:      len(e.queue),
+		QueueCap:      cap(e.queue),
+		QueueBytes:    e.queueBytes.Load(),
+		QueueMaxBytes: e.cfg.QueueMaxBytes,
+		Oldest:        e.oldestWait(),
+	}
 	now := time.Now()
-	rec, busy := e.received(), e.busyNanos()
-	handled := e.processed() + e.replyFailed()
+	rec := e.received()
+	// Finished messages before occupancy: a worker adds its occupancy before
+	// counting the message, so every message counted here has its time in busy.
+	handled := e.sumWork(func(w *workStats) uint64 { return w.processed.Load() + w.replyFailed.Load() })
+	busy := e.busyNanos()
 	d := &e.demand
 	if !d.at.IsZero() {
-		dt := now.Sub(d.at).Seconds()
-		if n := handled - d.handled; n > 0 && dt > 0 {
-			meanService := float64(busy-d.busy) / 1e9 / float64(n)
-			o.Demand = float64(rec-d.received) / dt * meanService
+		if dt := now.Sub(d.at).Seconds(); dt > 0 {
+			o.Arrivals = float64(rec-d.received) / dt
+		}
+		if n := handled - d.handled; n > 0 {
+			d.service = time.Duration((busy - d.busy) / n)
 		}
 	}
-	*d = demandSample{at: now, received: rec, handled: handled, busy: busy}
+	o.Service = d.service
+	d.at, d.received, d.handled, d.busy = now, rec, handled, busy
+	need := o.Need(e.scaler.Policy())
+	e.sampled.Store(&loadSample{arrivals: o.Arrivals, service: o.Service, demand: o.Demand(), need: need})
 	return o
 }
 
@@ -82,6 +99,23 @@ func (e *Engine) observe() autoscale.Observation {
 type demandSample struct {
 	at                      time.Time
 	received, handled, busy uint64
+	service                 time.Duration // the last known mean service time
+}
+
+// loadSample is what the last autoscaler sample measured, for /stats and
+// /metrics.
+type loadSample struct {
+	arrivals float64       // requests received per second
+	service  time.Duration // mean worker occupancy per message
+	demand   float64       // arrivals × service: workers kept busy on average
+	need     int           // what the autoscaler's rule asks for (autoscale.Observation.Need)
+}
+
+func (e *Engine) lastSample() loadSample {
+	if s := e.sampled.Load(); s != nil {
+		return *s
+	}
+	return loadSample{}
 }
 
 func (e *Engine) busyNanos() uint64 {
@@ -111,6 +145,7 @@ func (w *worker) run() {
 	for {
 		select {
 		case it := <-e.queue:
+			w.take(it)
 			w.handle(it)
 		case <-e.quit:
 			return
@@ -123,6 +158,7 @@ func (w *worker) run() {
 				}
 				select {
 				case it := <-e.queue:
+					w.take(it)
 					w.handle(it)
 				default:
 					return
@@ -132,30 +168,34 @@ func (w *worker) run() {
 	}
 }
 
+// take accounts for an item just taken off the queue.
+func (w *worker) take(it item) {
+	w.e.release(it)
+	w.st.lastTaken.Store(it.enqueued)
+}
+
 // handle processes one item and publishes its reply. It allocates nothing at
 // QoS 0.
 func (w *worker) handle(it item) {
-	if it.buf != nil {
-		// Publish copies topic and payload before returning (mqttconn hands
-		// paho copies at QoS > 0), so the request buffer can be reused once
-		// handle returns.
-		defer payloads.put(it.buf)
-	}
+	// Publish copies topic and payload before returning (mqttconn hands paho
+	// copies at QoS > 0), so the request buffer can be reused once handle
+	// returns.
+	defer payloads.put(it.buf)
 	w.st.busy.Add(1)
 	start := time.Now()
-	wait := start.Sub(it.enqueued)
-	if wire.DecodeRequest(it.payload, &w.req) != nil { // decoded once already: cannot fail
+	wait := time.Duration(w.e.now() - it.enqueued)
+	payload := *it.buf
+	if wire.DecodeRequest(payload, &w.req) != nil { // decoded once already: cannot fail
 		w.st.malformed.Add(1)
 		w.st.busy.Add(-1)
 		return
 	}
-	if !w.proc.Process(it.payload, w.e.hard) {
+	if !w.proc.Process(payload, w.e.hard) {
 		w.st.abandoned.Add(1)
 		w.st.busy.Add(-1)
 		return
 	}
 	took := time.Since(start)
-	w.st.busyNs.Add(uint64(took))
 	w.resp = wire.Response{
 		RunID:     w.req.RunID,
 		ClientID:  w.req.ClientID,
@@ -168,7 +208,12 @@ func (w *worker) handle(it item) {
 	// The topic aliases the request payload, which is not reused before
 	// handle returns.
 	topic := unsafe.String(unsafe.SliceData(w.req.ReplyTopic), len(w.req.ReplyTopic))
-	if err := w.publish(topic, w.buf); err != nil {
+	err := w.publish(topic, w.buf)
+	// Occupancy (the service time of the autoscaler's demand) is counted
+	// before the outcome, so a sample never sees a message finished whose
+	// time is missing.
+	w.st.busyNs.Add(uint64(time.Since(start)))
+	if err != nil {
 		w.st.replyFailed.Add(1)
 		w.e.warnReplyFailed(err)
 	} else {
