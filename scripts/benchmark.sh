@@ -10,14 +10,17 @@
 #   scripts/benchmark.sh mem1m            1,000,000 virtual clients at 10k req/s: loadgen RSS
 #   scripts/benchmark.sh clients          100k → 500k virtual clients at 20k req/s
 #   scripts/benchmark.sh all              quick + sweep + mem1m
-#   scripts/benchmark.sh autoscale        worker MODE=sleep SLEEP_MS=5 under 5k → 30k → 5k req/s (90 s):
+#   scripts/benchmark.sh autoscale        worker MODE=sleep SLEEP_MS=5 under 5k → 30k → 5k req/s (150 s):
 #                                         workers, queue and processed rate every second, then the scaling events
 #   scripts/benchmark.sh workercpu R [S]  worker CPU µs per request at R req/s for S seconds (default 20), MODE=health
 #
-# autoscale: QUEUE_CAP (default 5000) and SCALE_INTERVAL (default 1s) set the
-# worker's; BASE_RATE (5000), STEP_RATE (25000), STEP_AT (30), STEP_SECS (30)
-# and TOTAL_SECS (90) shape the load: a base loadgen runs TOTAL_SECS, a second
-# one adds STEP_RATE from STEP_AT for STEP_SECS; both open loop
+# autoscale: the worker runs with its defaults (QUEUE_CAP 100000, thresholds,
+# SCALE_INTERVAL 1s, SCALE_MAX_WAIT 1s, SCALE_DOWN_WINDOW 30s) unless
+# QUEUE_CAP, SCALE_INTERVAL, SCALE_MAX_WAIT or SCALE_DOWN_WINDOW are set;
+# BASE_RATE (5000), STEP_RATE (25000), STEP_AT (30), STEP_SECS (30) and
+# TOTAL_SECS (150: 60 s after the step, the time the pool has to come back
+# near the base demand) shape the load: a base loadgen runs TOTAL_SECS, a
+# second one adds STEP_RATE from STEP_AT for STEP_SECS; both open loop
 # (MAX_INFLIGHT_PER_CLIENT, default 8 here, above REQUEST_TIMEOUT / 2 s).
 #
 # Environment: BROKER_KIND=mosquitto|embedded (default mosquitto, falls back to
@@ -94,14 +97,15 @@ run() {
   summary "$1"
 }
 
-# stat_now: the worker's /stats as "workers queue_depth processed dropped_full".
-stat_now() { curl -fsS --max-time 2 "http://$WORKER_HTTP/stats" | jq -r '"\(.workers) \(.queue_depth) \(.processed) \(.dropped_full)"'; }
+# stat_now: the worker's /stats as "workers queue_depth processed dropped_full
+# queue_oldest_ms need_workers".
+stat_now() { curl -fsS --max-time 2 "http://$WORKER_HTTP/stats" | jq -r '"\(.workers) \(.queue_depth) \(.processed) \(.dropped_full) \(.queue_oldest_seconds * 1000 | round) \(.need_workers)"'; }
 
 # autoscale: a base loadgen at BASE_RATE for TOTAL_SECS, a second one adding
 # STEP_RATE from STEP_AT for STEP_SECS; the worker's state every second.
 autoscale() {
-  local base=${BASE_RATE:-5000} step=${STEP_RATE:-25000} at=${STEP_AT:-30} len=${STEP_SECS:-30} total=${TOTAL_SECS:-90}
-  local t0 t=0 now prev_t prev_p w q p d stepped=0
+  local base=${BASE_RATE:-5000} step=${STEP_RATE:-25000} at=${STEP_AT:-30} len=${STEP_SECS:-30} total=${TOTAL_SECS:-150}
+  local t0 t=0 now prev_t prev_p w q p d o nd stepped=0
   echo "autoscale: base $base req/s for $total s, +$step req/s from t=$at s for $len s; worker ${WORKER_ENV[*]}" >&2
   t0=$EPOCHREALTIME
   # Open loop: with MAX_INFLIGHT_PER_CLIENT=1 a client whose request was
@@ -120,9 +124,9 @@ autoscale() {
       step_pid=$LG_PID; stepped=1
     fi
     now=$EPOCHREALTIME
-    read -r w q p d < <(stat_now || echo "? ? $prev_p ?")
-    awk -v t="$t" -v w="$w" -v q="$q" -v p="$p" -v pp="$prev_p" -v n="$now" -v pt="$prev_t" -v d="$d" \
-      'BEGIN { printf "t=%ds workers=%s queue=%s processed_rps=%.0f dropped_full=%s\n", t, w, q, (p - pp) / (n - pt), d }'
+    read -r w q p d o nd < <(stat_now || echo "? ? $prev_p ? ? ?")
+    awk -v t="$t" -v w="$w" -v q="$q" -v p="$p" -v pp="$prev_p" -v n="$now" -v pt="$prev_t" -v d="$d" -v o="$o" -v need="$nd" \
+      'BEGIN { printf "t=%ds workers=%s need=%s queue=%s oldest_ms=%s processed_rps=%.0f dropped_full=%s\n", t, w, need, q, o, (p - pp) / (n - pt), d }'
     prev_t=$now; prev_p=$p
   done
   wait "$base_pid" || true
@@ -134,7 +138,7 @@ autoscale() {
     def epoch: capture("^(?<s>[0-9-]+T[0-9:]+)(?<f>[.][0-9]+)?(?<z>Z|[+-][0-9][0-9]:[0-9][0-9])$")
       | ((.s + "Z") | fromdateiso8601) + (("0" + .f) | tonumber)
         - (if .z == "Z" then 0 else ((.z[1:3] | tonumber) * 3600 + (.z[4:6] | tonumber) * 60) * (if .z[0:1] == "-" then -1 else 1 end) end);
-    .scaling_events[] | "t=\((.time | epoch) - $t0 | . * 10 | round / 10)s \(.from) -> \(.to)  \(.reason)"'
+    .scaling_events[] | "t=\((.time | epoch) - $t0 | . * 10 | round / 10)s \(.from) -> \(.to)  \(.trigger): \(.reason)"'
   curl -fsS --max-time 2 "http://$WORKER_HTTP/stats" | jq -r '"worker: received \(.received) processed \(.processed) dropped_full \(.dropped_full) reply_failed \(.reply_failed) abandoned \(.abandoned)"'
 }
 
@@ -177,7 +181,10 @@ case "${1:-quick}" in
   all)
     "$0" quick; "$0" sweep; "$0" mem1m ;;
   autoscale)
-    WORKER_ENV=(MODE=sleep SLEEP_MS=5 "QUEUE_CAP=${QUEUE_CAP:-5000}" "SCALE_INTERVAL=${SCALE_INTERVAL:-1s}")
+    WORKER_ENV=(MODE=sleep SLEEP_MS=5)
+    for v in QUEUE_CAP SCALE_INTERVAL SCALE_MAX_WAIT SCALE_DOWN_WINDOW; do
+      if [ -n "${!v:-}" ]; then WORKER_ENV+=("$v=${!v}"); fi
+    done
     with_stack "$KIND" autoscale ;;
   workercpu)
     r=${2:?rate}; s=${3:-20}

@@ -225,7 +225,11 @@ type Event struct {
 	From    int       `json:"from"`
 	To      int       `json:"to"`
 	Trigger string    `json:"trigger"` // demand, queue_wait, queue_fill, down, bounds
-	Reason  string    `json:"reason"`  // the figures behind it
+	// Need and ArrivalRPS are the sample's need (Decision.Need) and arrival
+	// rate (Observation.Arrivals).
+	Need       int     `json:"need"`
+	ArrivalRPS float64 `json:"arrival_rps"`
+	Reason     string  `json:"reason"` // the figures behind it
 }
 
 // Scaler runs Decide every interval and applies its result.
@@ -289,7 +293,8 @@ func (s *Scaler) Step(now time.Time) Decision {
 		s.down.Add(1)
 	}
 	s.apply(d.Workers)
-	s.record(Event{Time: now, From: obs.Workers, To: d.Workers, Trigger: d.Trigger.String(), Reason: s.reason(obs, d)})
+	s.record(Event{Time: now, From: obs.Workers, To: d.Workers, Trigger: d.Trigger.String(),
+		Need: d.Need, ArrivalRPS: obs.Arrivals, Reason: s.reason(obs, d)})
 	return d
 }
 

@@ -253,7 +253,8 @@ func TestScalerLoadStep(t *testing.T) {
 			t.Errorf("ups, downs = %d, %d; want 2, 4 (10→32, 32→338; 338→188→94→47→32)", s.Ups(), s.Downs())
 		}
 		ev := s.Events()
-		if len(ev) != 6 || ev[1].Trigger != "demand" || ev[2].Trigger != "down" || !strings.Contains(ev[1].Reason, "need 338") {
+		if len(ev) != 6 || ev[1].Trigger != "demand" || ev[1].Need != 338 || ev[1].ArrivalRPS != 30000 || ev[2].Trigger != "down" ||
+			!strings.Contains(ev[1].Reason, "need 338") || ev[5].Need != 32 || ev[5].To != 32 {
 			t.Errorf("events %+v", ev)
 		}
 	})
