@@ -20,12 +20,23 @@
 //   - Services, PodDisruptionBudgets and HorizontalPodAutoscalers select or
 //     target workloads that exist, named Service target ports exist on the
 //     selected containers, a StatefulSet's serviceName is a headless Service,
-//     and an HPA-managed Deployment leaves spec.replicas unset.
+//     and an HPA-managed Deployment leaves spec.replicas unset;
+//   - a prometheus-adapter configuration (config.yaml of a ConfigMap
+//     labelled app.kubernetes.io/name=prometheus-adapter) decodes strictly
+//     into the adapter's schema, and its rules are sound: a series query,
+//     a metrics query using <<.Series>>, <<.LabelMatchers>> and
+//     <<.GroupBy>>, resource overrides on labels the query selects, a
+//     namespace beside every pod mapping, a name.matches that compiles and
+//     matches the series;
+//   - every Pods, Object or External metric of an HPA is served by such a
+//     rule in the same deployment (a Pods metric by a rule that maps pods),
+//     and a Pods metric's target is an AverageValue.
 //
 // Usage:
 //
 //	kubectl kustomize k8s/ > /tmp/base.yaml && go run . /tmp/base.yaml
 //	kubectl kustomize k8s/ | go run .
+//	kubectl kustomize --load-restrictor LoadRestrictionsNone k8s/overlays/queue-autoscaling | go run .
 //
 // Each FILE is checked on its own, as one complete deployment. It prints one
 // line per problem and exits 1 if there is any, 2 on unreadable input.
@@ -225,6 +236,7 @@ func check(objs []object) []string {
 	seen := map[string]string{}
 	var workloads []workload
 	services := map[string]*corev1.Service{} // namespace/name
+	served := servedMetrics{custom: map[string]bool{}, external: map[string]bool{}}
 	for _, o := range objs {
 		if prev, dup := seen[o.id()]; dup {
 			add(o, "defined twice (%s and %s)", prev, o.source)
@@ -236,6 +248,9 @@ func check(objs []object) []string {
 		}
 		if s, ok := o.obj.(*corev1.Service); ok {
 			services[s.Namespace+"/"+s.Name] = s
+		}
+		if cm, ok := o.obj.(*corev1.ConfigMap); ok && cm.Labels[adapterLabel] == adapterName {
+			checkAdapterConfig(cm, &served, func(format string, a ...any) { add(o, format, a...) })
 		}
 	}
 
@@ -309,6 +324,7 @@ func check(objs []object) []string {
 			if v.Spec.MinReplicas != nil && *v.Spec.MinReplicas > v.Spec.MaxReplicas {
 				add(o, "minReplicas=%d is greater than maxReplicas=%d", *v.Spec.MinReplicas, v.Spec.MaxReplicas)
 			}
+			checkHPAMetrics(v, &served, func(format string, a ...any) { add(o, format, a...) })
 		}
 	}
 	sort.Strings(problems)

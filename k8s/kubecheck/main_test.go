@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -142,5 +145,142 @@ spec:
 	out.Reset()
 	if code := run(nil, strings.NewReader(headless), &out, &out); code != 0 {
 		t.Errorf("headless: exit %d, output:\n%s", code, out.String())
+	}
+}
+
+// adapterDeployment is good with the HPA on two Pods metrics and CPU, and the
+// prometheus-adapter rules that serve them.
+var adapterDeployment = strings.Replace(good, "  maxReplicas: 20\n", `  maxReplicas: 20
+  metrics:
+    - type: Pods
+      pods:
+        metric: {name: mqttrr_worker_utilization}
+        target: {type: AverageValue, averageValue: 700m}
+    - type: Pods
+      pods:
+        metric: {name: mqttrr_worker_queue_oldest_seconds}
+        target: {type: AverageValue, averageValue: 500m}
+    - type: Resource
+      resource:
+        name: cpu
+        target: {type: Utilization, averageUtilization: 70}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: adapter-rules
+  namespace: monitoring
+  labels: {app.kubernetes.io/name: prometheus-adapter}
+data:
+  config.yaml: |
+    rules:
+      - seriesQuery: 'mqttrr_worker_utilization_ratio{namespace!="",instance!=""}'
+        resources:
+          overrides:
+            namespace: {resource: namespace}
+            instance: {resource: pod}
+        name: {matches: ^(.*)_ratio$, as: "${1}"}
+        metricsQuery: max by (<<.GroupBy>>) (avg_over_time(<<.Series>>{<<.LabelMatchers>>}[1m]))
+      - seriesQuery: 'mqttrr_worker_queue_oldest_seconds{namespace!="",instance!=""}'
+        resources:
+          overrides:
+            namespace: {resource: namespace}
+            instance: {resource: pod}
+        name: {matches: "", as: ""}
+        metricsQuery: max by (<<.GroupBy>>) (max_over_time(<<.Series>>{<<.LabelMatchers>>}[30s]))
+`, 1)
+
+func TestPrometheusAdapter(t *testing.T) {
+	tests := []struct {
+		name     string
+		old, new string // replace old with new in adapterDeployment; empty old = as is
+		want     string // substring of the output
+	}{
+		{name: "good", want: "4 objects, 0 problems"},
+		{name: "no adapter rules", old: "labels: {app.kubernetes.io/name: prometheus-adapter}", new: "labels: {app: other}",
+			want: `metrics[0]: pods metric "mqttrr_worker_utilization": no prometheus-adapter rule serves it`},
+		{name: "renamed metric", old: "as: \"${1}\"", new: "as: \"${1}_x\"",
+			want: `pods metric "mqttrr_worker_utilization": no prometheus-adapter rule serves it`},
+		{name: "no pod mapping", old: "            instance: {resource: pod}\n        name: {matches: ^", new: "        name: {matches: ^",
+			want: `pods metric "mqttrr_worker_utilization": its prometheus-adapter rule maps no pod resource`},
+		{name: "unknown rule field", old: "        metricsQuery: max by (<<.GroupBy>>) (avg", new: "        metricQuery: max by (<<.GroupBy>>) (avg",
+			want: `config.yaml: error unmarshaling JSON: while decoding JSON: json: unknown field "metricQuery"`},
+		{name: "no config.yaml", old: "  config.yaml: |", new: "  rules.yaml: |", want: "labelled app.kubernetes.io/name=prometheus-adapter but has no config.yaml"},
+		{name: "query without series", old: "(avg_over_time(<<.Series>>{", new: "(avg_over_time(mqttrr_worker_utilization_ratio{",
+			want: `config.yaml rules[0]: metricsQuery "max by (<<.GroupBy>>) (avg_over_time(mqttrr_worker_utilization_ratio{<<.LabelMatchers>>}[1m]))" does not use <<.Series>>`},
+		{name: "query without group by", old: "max by (<<.GroupBy>>) (avg_over_time(<<.Series>>{<<.LabelMatchers>>}[1m]))", new: "avg_over_time(<<.Series>>{<<.LabelMatchers>>}[1m])",
+			want: "does not group by <<.GroupBy>>: every pod would get the same value"},
+		{name: "bad name regexp", old: "matches: ^(.*)_ratio$", new: "matches: ^(.*_ratio$",
+			want: "config.yaml rules[0]: name.matches \"^(.*_ratio$\": error parsing regexp"},
+		{name: "name regexp misses the series", old: "matches: ^(.*)_ratio$", new: "matches: ^(.*)_total$",
+			want: `config.yaml rules[0]: name.matches "^(.*)_total$" does not match the series mqttrr_worker_utilization_ratio`},
+		{name: "override label not selected", old: `'mqttrr_worker_utilization_ratio{namespace!="",instance!=""}'`, new: `'mqttrr_worker_utilization_ratio{namespace!=""}'`,
+			want: `config.yaml rules[0]: resources.overrides[instance]: seriesQuery "mqttrr_worker_utilization_ratio{namespace!=\"\"}" does not select on label instance`},
+		{name: "pods without namespace", old: "            namespace: {resource: namespace}\n            instance: {resource: pod}\n        name: {matches: ^", new: "            instance: {resource: pod}\n        name: {matches: ^",
+			want: "config.yaml rules[0]: maps pods but no namespace label"},
+		{name: "pods target utilization", old: "target: {type: AverageValue, averageValue: 700m}", new: "target: {type: Utilization, averageUtilization: 70}",
+			want: `metrics[0]: pods metric "mqttrr_worker_utilization": target must be type AverageValue with averageValue`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := adapterDeployment
+			if tt.old != "" {
+				if !strings.Contains(in, tt.old) {
+					t.Fatalf("test bug: %q not in the adapter deployment", tt.old)
+				}
+				in = strings.Replace(in, tt.old, tt.new, 1)
+			}
+			wantCode := 1
+			if tt.old == "" {
+				wantCode = 0
+			}
+			var out, errOut bytes.Buffer
+			code := run(nil, strings.NewReader(in), &out, &errOut)
+			if code != wantCode || !strings.Contains(out.String()+errOut.String(), tt.want) {
+				t.Errorf("exit %d, want %d; output does not contain %q:\n%s%s", code, wantCode, tt.want, out.String(), errOut.String())
+			}
+		})
+	}
+}
+
+// TestRepositoryManifests renders the repository's deployments (the base and
+// every overlay) with kubectl's kustomize and checks each, so an overlay
+// that check-ops.sh does not render is still validated. It needs kubectl (or
+// kustomize); without either it is skipped.
+func TestRepositoryManifests(t *testing.T) {
+	var render func(dir string) ([]byte, error)
+	if path, err := exec.LookPath("kubectl"); err == nil {
+		render = func(dir string) ([]byte, error) {
+			return exec.Command(path, "kustomize", "--load-restrictor", "LoadRestrictionsNone", dir).Output()
+		}
+	} else if path, err := exec.LookPath("kustomize"); err == nil {
+		render = func(dir string) ([]byte, error) {
+			return exec.Command(path, "build", "--load-restrictor", "LoadRestrictionsNone", dir).Output()
+		}
+	} else {
+		t.Skip("neither kubectl nor kustomize installed")
+	}
+	dirs, err := filepath.Glob("../overlays/*/kustomization.yaml")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no overlays found: %v", err)
+	}
+	dirs = append([]string{"../kustomization.yaml"}, dirs...)
+	for _, k := range dirs {
+		dir := filepath.Dir(k)
+		t.Run(dir, func(t *testing.T) {
+			yaml, err := render(dir)
+			if err != nil {
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					t.Fatalf("render %s: %v\n%s", dir, err, ee.Stderr)
+				}
+				t.Fatalf("render %s: %v", dir, err)
+			}
+			var out bytes.Buffer
+			if code := run(nil, bytes.NewReader(yaml), &out, &out); code != 0 {
+				t.Errorf("%s: exit %d\n%s", dir, code, out.String())
+			}
+			t.Log(strings.TrimSpace(out.String()))
+		})
 	}
 }

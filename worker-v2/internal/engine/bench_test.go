@@ -78,8 +78,12 @@ func queued(e *Engine, payload []byte) item {
 
 // discardConn is a Conn that accepts and forgets every reply: it isolates the
 // worker's own cost (dequeue, decode, encode, topic conversion, counters,
-// histograms) from the network and the broker.
-type discardConn struct{ n int }
+// histograms) from the network and the broker. The embedded (nil) Conn
+// satisfies the methods the worker does not call.
+type discardConn struct {
+	mqttconn.Conn
+	n int
+}
 
 func (c *discardConn) Publish(topic string, payload []byte) error {
 	c.n += len(topic) + len(payload)

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"regexp"
 	"runtime"
 	"strconv"
 	"sync"
@@ -1144,4 +1146,36 @@ func TestDropReturnsBuffer(t *testing.T) {
 		t.Errorf("after the drops: %+v (queue bytes want %d)", s, bytes)
 	}
 	checkIdentity(t, e.Stats())
+}
+
+// TestK8sAdapterRulesUseExportedMetrics: the prometheus-adapter rules behind
+// the queue-aware HPA (k8s/overlays/queue-autoscaling) select series this
+// engine exports, so renaming a metric here cannot silently starve the HPA.
+func TestK8sAdapterRulesUseExportedMetrics(t *testing.T) {
+	const rules = "../../../k8s/overlays/queue-autoscaling/prometheus-adapter-rules.yaml"
+	b, err := os.ReadFile(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(testConfig("tcp://127.0.0.1:1883"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := e.gatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for _, mf := range mfs {
+		exported[mf.GetName()] = true
+	}
+	found := regexp.MustCompile(`seriesQuery: '([a-zA-Z_:][a-zA-Z0-9_:]*)\{`).FindAllSubmatch(b, -1)
+	if len(found) == 0 {
+		t.Fatalf("no seriesQuery in %s", rules)
+	}
+	for _, m := range found {
+		if name := string(m[1]); !exported[name] {
+			t.Errorf("%s selects %s, which the worker does not export", rules, name)
+		}
+	}
 }
