@@ -1,0 +1,368 @@
+// Package chart owns the pictures of a benchmark run: line charts written as
+// self-contained SVG (no scripts, fonts or external resources) from the
+// steps of a suite — latency percentiles against offered rate, the percentile
+// spectrum of each step's HDR histogram, and time series such as the
+// worker's pool size and queue depth.
+//
+// svg.go is the drawing (axes, ticks, series, legend); bench.go turns
+// loadgen reports and time-series CSV into plots.
+package chart
+
+import (
+	"bufio"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Point is one data point in axis units.
+type Point struct{ X, Y float64 }
+
+// Series is one named line of a plot.
+type Series struct {
+	Name   string
+	Points []Point
+	// Markers draws a dot at every point (for plots with few points).
+	Markers bool
+	// Open draws the markers of the points whose index is set hollow (e.g.
+	// the steps that missed the SLO); nil means all filled.
+	Open []bool
+}
+
+// Axis describes one axis. Min and Max are taken from the data when both
+// are zero.
+type Axis struct {
+	Label    string
+	Log      bool
+	Min, Max float64
+	// Format prints a tick value; nil uses Compact.
+	Format func(v float64) string
+}
+
+// Mark is a labelled reference line across the plot: horizontal at Y (an
+// SLO threshold) when Vertical is false, vertical at X (the knee) when true.
+type Mark struct {
+	Vertical bool
+	At       float64
+	Label    string
+}
+
+// Plot is one panel: axes, series and reference lines.
+type Plot struct {
+	Title  string
+	X, Y   Axis
+	Series []Series
+	Marks  []Mark
+}
+
+// Geometry of a figure, in SVG user units (px).
+const (
+	width        = 900
+	panelHeight  = 380
+	titleHeight  = 34
+	marginLeft   = 78
+	marginRight  = 190 // legend column
+	marginTop    = 30
+	marginBottom = 54
+)
+
+// Palette: Okabe–Ito, distinguishable with the common colour-vision
+// deficiencies; series beyond it cycle with a dash pattern.
+var palette = []string{"#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"}
+
+// Write renders a figure: a title and the panels stacked vertically, each
+// with its own axes. A panel without any point says "no data" instead of
+// drawing axes from nothing; the output is valid SVG either way.
+func Write(w io.Writer, title string, panels ...Plot) error {
+	bw := bufio.NewWriter(w)
+	s := &svgWriter{w: bw}
+	h := titleHeight + len(panels)*panelHeight
+	if len(panels) == 0 {
+		h = titleHeight + panelHeight
+	}
+	s.printf(`<?xml version="1.0" encoding="UTF-8"?>`+"\n")
+	s.printf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, h, width, h)
+	s.printf(`<title>%s</title>`+"\n", esc(title))
+	s.printf(`<rect width="100%%" height="100%%" fill="#ffffff"/>`+"\n")
+	s.printf(`<text class="title" x="%d" y="22" font-size="16" font-weight="bold">%s</text>`+"\n", marginLeft, esc(title))
+	if len(panels) == 0 {
+		s.noData(titleHeight)
+	}
+	for i, p := range panels {
+		s.panel(p, titleHeight+i*panelHeight)
+	}
+	s.printf("</svg>\n")
+	if s.err != nil {
+		return s.err
+	}
+	return bw.Flush()
+}
+
+type svgWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *svgWriter) printf(format string, a ...any) {
+	if s.err == nil {
+		_, s.err = fmt.Fprintf(s.w, format, a...)
+	}
+}
+
+func esc(t string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(t))
+	return b.String()
+}
+
+func (s *svgWriter) noData(top int) {
+	s.printf(`<text class="nodata" x="%d" y="%d" text-anchor="middle" fill="#666666">no data</text>`+"\n",
+		(marginLeft+width-marginRight)/2, top+panelHeight/2)
+}
+
+// scale maps axis values to pixels over [p0, p1].
+type scale struct {
+	lo, hi float64 // in axis space (log10 for log axes)
+	p0, p1 float64
+	log    bool
+}
+
+func (sc scale) px(v float64) float64 {
+	if sc.log {
+		v = math.Log10(v)
+	}
+	if sc.hi == sc.lo {
+		return (sc.p0 + sc.p1) / 2
+	}
+	return sc.p0 + (v-sc.lo)/(sc.hi-sc.lo)*(sc.p1-sc.p0)
+}
+
+// usable reports whether v can be placed on the axis.
+func usable(v float64, log bool) bool {
+	return !math.IsNaN(v) && !math.IsInf(v, 0) && (!log || v > 0)
+}
+
+// bounds returns the data range of an axis (x or y of every usable point,
+// and the marks on it), or ok false when there is none.
+func bounds(p Plot, y bool) (lo, hi float64, ok bool) {
+	ax := p.X
+	if y {
+		ax = p.Y
+	}
+	lo, hi = math.Inf(1), math.Inf(-1)
+	add := func(v float64) {
+		if usable(v, ax.Log) {
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
+	}
+	for _, se := range p.Series {
+		for _, pt := range se.Points {
+			if usable(pt.X, p.X.Log) && usable(pt.Y, p.Y.Log) {
+				if y {
+					add(pt.Y)
+				} else {
+					add(pt.X)
+				}
+			}
+		}
+	}
+	if lo > hi {
+		return 0, 0, false
+	}
+	for _, m := range p.Marks {
+		if m.Vertical != y {
+			add(m.At)
+		}
+	}
+	return lo, hi, true
+}
+
+// axisScale builds the scale and the ticks of one axis.
+func axisScale(ax Axis, lo, hi, p0, p1 float64) (scale, []float64) {
+	if ax.Min != 0 || ax.Max != 0 {
+		lo, hi = ax.Min, ax.Max
+	}
+	if ax.Log {
+		l, h := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
+		if h == l {
+			h = l + 1
+		}
+		var ticks []float64
+		decades := h - l
+		for e := l; e <= h; e++ {
+			for _, m := range []float64{1, 2, 5} {
+				v := m * math.Pow(10, e)
+				if (m == 1 || decades <= 3) && e+math.Log10(m) <= h+1e-9 {
+					ticks = append(ticks, v)
+				}
+			}
+		}
+		return scale{lo: l, hi: h, p0: p0, p1: p1, log: true}, ticks
+	}
+	if lo > 0 && ax.Min == 0 && ax.Max == 0 {
+		lo = 0 // linear axes start at zero unless told otherwise
+	}
+	if hi == lo {
+		hi = lo + 1
+	}
+	step := niceStep((hi - lo) / 6)
+	lo = math.Floor(lo/step) * step
+	hi = math.Ceil(hi/step) * step
+	var ticks []float64
+	for v := lo; v <= hi+step/2; v += step {
+		ticks = append(ticks, v)
+	}
+	return scale{lo: lo, hi: hi, p0: p0, p1: p1}, ticks
+}
+
+// niceStep rounds a raw tick step up to 1, 2 or 5 times a power of ten.
+func niceStep(raw float64) float64 {
+	if raw <= 0 || math.IsNaN(raw) || math.IsInf(raw, 0) {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if raw <= m*p {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+// Compact prints a tick value: 0.05, 2, 150, 5k, 1.5M.
+func Compact(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case a >= 1e6:
+		return trim(v/1e6) + "M"
+	case a >= 1e3:
+		return trim(v/1e3) + "k"
+	default:
+		return trim(v)
+	}
+}
+
+// Plain prints a tick value with up to 4 significant digits: 0.05, 2, 1500.
+func Plain(v float64) string { return trim(v) }
+
+// trim rounds v to 4 significant digits and prints it without exponent.
+func trim(v float64) string {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	p := math.Pow(10, 3-math.Floor(math.Log10(math.Abs(v))))
+	return strconv.FormatFloat(math.Round(v*p)/p, 'f', -1, 64)
+}
+
+func (s *svgWriter) panel(p Plot, top int) {
+	x0, x1 := float64(marginLeft), float64(width-marginRight)
+	y0, y1 := float64(top+panelHeight-marginBottom), float64(top+marginTop)
+	s.printf(`<g class="panel">`+"\n")
+	defer s.printf("</g>\n")
+	if p.Title != "" {
+		s.printf(`<text class="panel-title" x="%d" y="%d" font-size="13" font-weight="bold">%s</text>`+"\n", marginLeft, top+18, esc(p.Title))
+	}
+	xlo, xhi, okx := bounds(p, false)
+	ylo, yhi, oky := bounds(p, true)
+	if !okx || !oky {
+		s.noData(top)
+		return
+	}
+	xs, xticks := axisScale(p.X, xlo, xhi, x0, x1)
+	ys, yticks := axisScale(p.Y, ylo, yhi, y0, y1)
+	xf, yf := p.X.Format, p.Y.Format
+	if xf == nil {
+		xf = Compact
+	}
+	if yf == nil {
+		yf = Compact
+	}
+
+	// Grid and ticks.
+	s.printf(`<g class="axis x-axis" stroke="#dddddd">`+"\n")
+	for _, t := range xticks {
+		x := xs.px(t)
+		s.printf(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`+"\n", x, y0, x, y1)
+		s.printf(`<text x="%.1f" y="%.1f" text-anchor="middle" stroke="none" fill="#333333">%s</text>`+"\n", x, y0+16, esc(xf(t)))
+	}
+	s.printf(`<text class="axis-label" x="%.1f" y="%.1f" text-anchor="middle" stroke="none" fill="#000000">%s</text>`+"\n", (x0+x1)/2, y0+40, esc(p.X.Label))
+	s.printf("</g>\n")
+	s.printf(`<g class="axis y-axis" stroke="#dddddd">`+"\n")
+	for _, t := range yticks {
+		y := ys.px(t)
+		s.printf(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`+"\n", x0, y, x1, y)
+		s.printf(`<text x="%.1f" y="%.1f" text-anchor="end" stroke="none" fill="#333333">%s</text>`+"\n", x0-6, y+4, esc(yf(t)))
+	}
+	s.printf(`<text class="axis-label" transform="translate(%.1f %.1f) rotate(-90)" text-anchor="middle" stroke="none" fill="#000000">%s</text>`+"\n", x0-58, (y0+y1)/2, esc(p.Y.Label))
+	s.printf("</g>\n")
+	s.printf(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="#333333"/>`+"\n", x0, y1, x1-x0, y0-y1)
+
+	// Reference lines.
+	for _, m := range p.Marks {
+		if !usable(m.At, (m.Vertical && p.X.Log) || (!m.Vertical && p.Y.Log)) {
+			continue
+		}
+		if m.Vertical {
+			x := xs.px(m.At)
+			tx, anchor := x+4, "start"
+			if x > (x0+x1)/2 { // label on the inner side, clear of the legend
+				tx, anchor = x-4, "end"
+			}
+			s.printf(`<g class="mark"><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#555555" stroke-dasharray="6 4"/><text x="%.1f" y="%.1f" text-anchor="%s" fill="#555555">%s</text></g>`+"\n",
+				x, y0, x, y1, tx, y1+14, anchor, esc(m.Label))
+		} else {
+			y := ys.px(m.At)
+			s.printf(`<g class="mark"><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#C00000" stroke-dasharray="6 4"/><text x="%.1f" y="%.1f" fill="#C00000">%s</text></g>`+"\n",
+				x0, y, x1, y, x0+4, y-4, esc(m.Label))
+		}
+	}
+
+	// Series, clipped to the plot area.
+	clip := fmt.Sprintf("clip%d", top)
+	s.printf(`<clipPath id="%s"><rect x="%.1f" y="%.1f" width="%.1f" height="%.1f"/></clipPath>`+"\n", clip, x0, y1, x1-x0, y0-y1)
+	for i, se := range p.Series {
+		color := palette[i%len(palette)]
+		dash := ""
+		if i >= len(palette) {
+			dash = ` stroke-dasharray="2 3"`
+		}
+		var d strings.Builder
+		var pts []Point
+		for _, pt := range se.Points {
+			if !usable(pt.X, p.X.Log) || !usable(pt.Y, p.Y.Log) {
+				continue
+			}
+			cmd := "L"
+			if len(pts) == 0 {
+				cmd = "M"
+			}
+			fmt.Fprintf(&d, "%s%.1f %.1f ", cmd, xs.px(pt.X), ys.px(pt.Y))
+			pts = append(pts, pt)
+		}
+		s.printf(`<g class="series" data-name="%s">`+"\n", esc(se.Name))
+		if len(pts) > 0 {
+			s.printf(`<path d="%s" fill="none" stroke="%s" stroke-width="2"%s clip-path="url(#%s)"/>`+"\n", strings.TrimSpace(d.String()), color, dash, clip)
+		}
+		if se.Markers {
+			for k, pt := range se.Points {
+				if !usable(pt.X, p.X.Log) || !usable(pt.Y, p.Y.Log) {
+					continue
+				}
+				fill := color
+				if k < len(se.Open) && se.Open[k] {
+					fill = "#ffffff"
+				}
+				s.printf(`<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s" stroke="%s" stroke-width="1.5"/>`+"\n", xs.px(pt.X), ys.px(pt.Y), fill, color)
+			}
+		}
+		// Legend entry.
+		ly := float64(top+marginTop) + 10 + float64(i)*18
+		lx := float64(width-marginRight) + 14
+		s.printf(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"%s/><text x="%.1f" y="%.1f">%s</text>`+"\n",
+			lx, ly, lx+22, ly, color, dash, lx+28, ly+4, esc(se.Name))
+		s.printf("</g>\n")
+	}
+}
