@@ -83,10 +83,10 @@ func Write(w io.Writer, title string, panels ...Plot) error {
 	if len(panels) == 0 {
 		h = titleHeight + panelHeight
 	}
-	s.printf(`<?xml version="1.0" encoding="UTF-8"?>`+"\n")
+	s.printf(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
 	s.printf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, h, width, h)
 	s.printf(`<title>%s</title>`+"\n", esc(title))
-	s.printf(`<rect width="100%%" height="100%%" fill="#ffffff"/>`+"\n")
+	s.printf(`<rect width="100%%" height="100%%" fill="#ffffff"/>` + "\n")
 	s.printf(`<text class="title" x="%d" y="22" font-size="16" font-weight="bold">%s</text>`+"\n", marginLeft, esc(title))
 	if len(panels) == 0 {
 		s.noData(titleHeight)
@@ -260,7 +260,7 @@ func trim(v float64) string {
 func (s *svgWriter) panel(p Plot, top int) {
 	x0, x1 := float64(marginLeft), float64(width-marginRight)
 	y0, y1 := float64(top+panelHeight-marginBottom), float64(top+marginTop)
-	s.printf(`<g class="panel">`+"\n")
+	s.printf(`<g class="panel">` + "\n")
 	defer s.printf("</g>\n")
 	if p.Title != "" {
 		s.printf(`<text class="panel-title" x="%d" y="%d" font-size="13" font-weight="bold">%s</text>`+"\n", marginLeft, top+18, esc(p.Title))
@@ -282,7 +282,7 @@ func (s *svgWriter) panel(p Plot, top int) {
 	}
 
 	// Grid and ticks.
-	s.printf(`<g class="axis x-axis" stroke="#dddddd">`+"\n")
+	s.printf(`<g class="axis x-axis" stroke="#dddddd">` + "\n")
 	for _, t := range xticks {
 		x := xs.px(t)
 		s.printf(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`+"\n", x, y0, x, y1)
@@ -290,7 +290,7 @@ func (s *svgWriter) panel(p Plot, top int) {
 	}
 	s.printf(`<text class="axis-label" x="%.1f" y="%.1f" text-anchor="middle" stroke="none" fill="#000000">%s</text>`+"\n", (x0+x1)/2, y0+40, esc(p.X.Label))
 	s.printf("</g>\n")
-	s.printf(`<g class="axis y-axis" stroke="#dddddd">`+"\n")
+	s.printf(`<g class="axis y-axis" stroke="#dddddd">` + "\n")
 	for _, t := range yticks {
 		y := ys.px(t)
 		s.printf(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`+"\n", x0, y, x1, y)
