@@ -37,14 +37,21 @@ type bufConn struct {
 	raw syscall.RawConn // for non-blocking writes; nil (TLS) means flushSync wakes the flusher
 	r   *bufio.Reader
 
+	// v5: the session speaks MQTT 5 (PUBLISH frames carry properties), and
+	// the client library's multi-part packet writes are made atomic against
+	// appended frames by Lock (paho.golang locks a writer that is a
+	// sync.Locker).
+	v5  bool
+	pmu sync.Mutex
 	// onPublish, when set, receives inbound QoS 0 PUBLISH packets straight
-	// from the read buffer: they are parsed here and never reach paho (no
-	// allocation, no goroutine hand-off per message). Other packets are
-	// passed to paho unchanged. topic and payload alias a buffer reused for
-	// the next packet.
-	onPublish func(topic string, payload []byte)
+	// from the read buffer: they are parsed here and never reach the client
+	// library (no allocation, no goroutine hand-off per message). Other
+	// packets are passed on unchanged. The message aliases a buffer reused
+	// for the next packet.
+	onPublish func(m *Message)
+	msg       Message // the message being delivered
 	// onUnsent, when set, receives every PUBLISH frame discarded unwritten.
-	onUnsent func(topic string, payload []byte)
+	onUnsent func(m *Message)
 	pkt      []byte // body of the packet being parsed
 	stage    []byte // a packet for paho, not yet returned by Read
 	stageOff int
@@ -181,14 +188,22 @@ func (b *bufConn) read(p []byte) (int, error) {
 			if _, err := io.ReadFull(b.r, body); err != nil {
 				return 0, err
 			}
-			if rl < 2 {
-				return 0, errMalformedPacket
+			if b.v5 {
+				if err := parsePublish5(body, false, &b.msg, aliasString); err != nil {
+					return 0, err
+				}
+			} else {
+				if rl < 2 {
+					return 0, errMalformedPacket
+				}
+				tl := int(body[0])<<8 | int(body[1])
+				if 2+tl > rl {
+					return 0, errMalformedPacket
+				}
+				b.msg = Message{Topic: aliasString(body[2 : 2+tl]), Payload: body[2+tl:]}
 			}
-			tl := int(body[0])<<8 | int(body[1])
-			if 2+tl > rl {
-				return 0, errMalformedPacket
-			}
-			b.onPublish(unsafe.String(unsafe.SliceData(body[2:]), tl), body[2+tl:])
+			b.onPublish(&b.msg)
+			b.msg = Message{}
 			if cap(b.pkt) > 1<<20 {
 				b.pkt = nil // do not keep a huge buffer after one oversized message
 			}
@@ -203,6 +218,9 @@ func (b *bufConn) read(p []byte) (int, error) {
 }
 
 var errMalformedPacket = errors.New("malformed MQTT packet from broker")
+
+// aliasString returns b as a string without copying: valid while b is.
+func aliasString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // maxInboundPacket bounds what one inbound packet may make us allocate
 // (bytes); a larger one closes the connection, which then reconnects.
@@ -260,6 +278,20 @@ func (b *bufConn) stateErr() error {
 // allocating (once the buffer has grown). It refuses with ErrBackpressure when
 // more than limit bytes are pending, which bounds memory during a stall.
 func (b *bufConn) appendPublish(topic string, payload []byte, kick bool) error {
+	m := Message{Topic: topic, Payload: payload}
+	return b.appendMessage(&m, kick)
+}
+
+// appendMessage is appendPublish for a whole message: an MQTT 5 frame with
+// its properties on a v5 session.
+func (b *bufConn) appendMessage(m *Message, kick bool) error {
+	if err := checkMessage(m, b.v5); err != nil {
+		return err
+	}
+	if b.v5 {
+		b.pmu.Lock() // never between the parts of a packet of the client library
+		defer b.pmu.Unlock()
+	}
 	b.mu.Lock()
 	if err := b.stateErr(); err != nil {
 		b.mu.Unlock()
@@ -270,13 +302,23 @@ func (b *bufConn) appendPublish(topic string, payload []byte, kick bool) error {
 		return ErrBackpressure
 	}
 	wasEmpty := len(b.pending) == 0
-	b.pending = appendPublishFrame(b.pending, topic, payload)
+	if b.v5 {
+		b.pending = appendPublishFrame5(b.pending, m)
+	} else {
+		b.pending = appendPublishFrame(b.pending, m.Topic, m.Payload)
+	}
 	b.mu.Unlock()
 	if wasEmpty && kick {
 		b.signal()
 	}
 	return nil
 }
+
+// Lock and Unlock make the client library's writes of one packet (paho.golang
+// writes a packet in several Write calls, holding the writer's lock when it
+// is a sync.Locker) atomic against appended frames.
+func (b *bufConn) Lock()   { b.pmu.Lock() }
+func (b *bufConn) Unlock() { b.pmu.Unlock() }
 
 func (b *bufConn) signal() {
 	select {
@@ -595,15 +637,24 @@ func (b *bufConn) reportUnsent(buf []byte) {
 		if len(body) < 2 {
 			continue
 		}
-		tl := int(body[0])<<8 | int(body[1])
-		off := 2 + tl
-		if pkt[0]&0x06 != 0 {
-			off += 2 // packet identifier at QoS > 0
+		var m Message
+		withID := pkt[0]&0x06 != 0 // QoS > 0: a packet identifier follows the topic
+		if b.v5 {
+			if parsePublish5(body, withID, &m, func(p []byte) string { return string(p) }) != nil {
+				continue
+			}
+		} else {
+			tl := int(body[0])<<8 | int(body[1])
+			off := 2 + tl
+			if withID {
+				off += 2
+			}
+			if off > len(body) {
+				continue
+			}
+			m = Message{Topic: string(body[2 : 2+tl]), Payload: body[off:]}
 		}
-		if off > len(body) {
-			continue
-		}
-		b.onUnsent(string(body[2:2+tl]), body[off:])
+		b.onUnsent(&m)
 	}
 }
 

@@ -23,7 +23,7 @@ func (c readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // delivered and the bytes it passed on to paho.
 func parse(stream []byte) (pubs [][2]string, passed []byte, err error) {
 	b := &bufConn{r: bufio.NewReaderSize(readerConn{r: bytes.NewReader(stream)}, 64)}
-	b.onPublish = func(topic string, payload []byte) { pubs = append(pubs, [2]string{topic, string(payload)}) }
+	b.onPublish = func(m *Message) { pubs = append(pubs, [2]string{m.Topic, string(m.Payload)}) }
 	buf := make([]byte, 7)
 	for {
 		n, e := b.Read(buf)

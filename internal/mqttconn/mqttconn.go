@@ -4,9 +4,9 @@
 // transport under the client library.
 //
 // The engines see only the Conn interface and the Pool; the client library
-// (paho.mqtt.golang, MQTT 3.1.1) stays behind them, so that an MQTT 5 client
-// with native Response Topic / Correlation Data can be added without touching
-// the engines.
+// stays behind them: paho.mqtt.golang for MQTT 3.1.1, paho.golang (autopaho)
+// for MQTT 5 (Options.ProtocolVersion), whose PUBLISH packets carry Response
+// Topic, Correlation Data and Message Expiry Interval (Message).
 //
 // Hot path. QoS 0 publishes do not go through paho's Publish (which allocates a
 // token, a packet and a timer per message and wakes a writer goroutine):
@@ -14,8 +14,10 @@
 // buffer, and a flusher writes all that accumulated in one syscall. Inbound
 // QoS 0 PUBLISH packets are parsed in the read path and handed to the Handler
 // directly (paho's router would allocate a message and pass it through two
-// goroutines). paho still owns the session: CONNECT, SUBSCRIBE, keepalive,
-// acknowledgements, QoS 1/2 messages, reconnecting.
+// goroutines). The same holds for MQTT 5, whose PUBLISH properties are
+// written and parsed here too (frame5.go). The client library still owns the
+// session: CONNECT, SUBSCRIBE, keepalive, acknowledgements, QoS 1/2 messages,
+// reconnecting.
 package mqttconn
 
 import (
@@ -33,7 +35,25 @@ var (
 	// ErrBackpressure: more than Options.MaxPendingBytes are waiting to be
 	// written (the broker or network stalls); nothing was queued.
 	ErrBackpressure = errors.New("mqtt write buffer full")
+	// ErrNeedsV5: a message with MQTT 5 properties (Response Topic,
+	// Correlation Data, Message Expiry) on an MQTT 3.1.1 connection.
+	ErrNeedsV5 = errors.New("mqtt 5 properties on an mqtt 3.1.1 connection")
 )
+
+// Message is an MQTT application message. Inbound, every field aliases the
+// read buffer and is valid only until the handler returns; outbound, the
+// connection copies what it needs before Send returns.
+type Message struct {
+	Topic   string
+	Payload []byte
+	// ResponseTopic and CorrelationData are the MQTT 5 request/response
+	// properties (MQTT 5.0 §4.10): empty on 3.1.1, or when absent.
+	ResponseTopic   string
+	CorrelationData []byte
+	// ExpirySeconds is the Message Expiry Interval (MQTT 5): the broker drops
+	// the message once it has waited this long for a subscriber. 0 = none.
+	ExpirySeconds uint32
+}
 
 // Conn is one MQTT connection as the engines use it. Publish never blocks on
 // the network for QoS 0: it fails fast with ErrNotConnected or ErrBackpressure.
@@ -46,6 +66,9 @@ type Conn interface {
 	// the next Flush (or with a later Publish). Use it for a burst of
 	// messages, then call Flush once.
 	Queue(topic string, payload []byte) error
+	// Send is Queue for a Message with MQTT 5 properties (ErrNeedsV5 on a
+	// 3.1.1 connection).
+	Send(m *Message) error
 	// Flush writes everything queued with one non-blocking attempt from the
 	// caller's goroutine and leaves what would block to the flusher: it never
 	// blocks on the network.
@@ -62,6 +85,10 @@ type Conn interface {
 // handler returns (QoS 0 messages are parsed in place from the read buffer):
 // copy what must be kept.
 type Handler func(conn int, topic string, payload []byte)
+
+// MessageHandler is Handler for whole messages, with their MQTT 5
+// properties; the same rules apply.
+type MessageHandler func(conn int, m *Message)
 
 // Options configures a Pool. Zero values take the documented defaults.
 type Options struct {
@@ -82,8 +109,15 @@ type Options struct {
 	// Subscriptions returns the topic filters connection i subscribes to on
 	// every (re)connect. Nil means none.
 	Subscriptions func(i int) []string
-	// Handler receives inbound messages. Required when Subscriptions is set.
+	// ProtocolVersion is 4 (MQTT 3.1.1, paho.mqtt.golang) or 5 (MQTT 5,
+	// paho.golang). Default 4.
+	ProtocolVersion byte
+	// Handler receives inbound messages (topic and payload). One of Handler
+	// and OnMessage is required when Subscriptions is set.
 	Handler Handler
+	// OnMessage receives inbound messages with their MQTT 5 properties; it
+	// takes precedence over Handler.
+	OnMessage MessageHandler
 	// Plain uses paho as it comes: its own connection (no read buffer, no
 	// write coalescing), Publish for every message, its router for every
 	// inbound message. It exists to measure what the fast paths save.
@@ -96,6 +130,9 @@ type Options struct {
 	// its bytes reached it, or Close could not write it. Optional; must not
 	// block. Not called with Plain (paho drops such messages silently).
 	OnUnsent Handler
+	// OnUnsentMessage is OnUnsent with the whole message (its MQTT 5
+	// properties included); it takes precedence over OnUnsent.
+	OnUnsentMessage MessageHandler
 	// SuspectAfter: a connection that wrote and has read nothing for longer
 	// than this is suspect (Pool.Suspect), e.g. a half-open link that
 	// keepalive has not caught yet. Default KeepAlive.
@@ -128,6 +165,17 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
+	if o.ProtocolVersion == 0 {
+		o.ProtocolVersion = 4
+	}
+	if o.OnMessage == nil && o.Handler != nil {
+		h := o.Handler
+		o.OnMessage = func(c int, m *Message) { h(c, m.Topic, m.Payload) }
+	}
+	if o.OnUnsentMessage == nil && o.OnUnsent != nil {
+		h := o.OnUnsent
+		o.OnUnsentMessage = func(c int, m *Message) { h(c, m.Topic, m.Payload) }
+	}
 	if o.Connections <= 0 {
 		o.Connections = 1
 	}

@@ -19,30 +19,36 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
-// Pool is a set of MQTT connections backed by paho.mqtt.golang.
+// Pool is a set of MQTT connections: paho.mqtt.golang clients for MQTT
+// 3.1.1 (pahoConn), autopaho clients for MQTT 5 (conn5).
 type Pool struct {
 	opts  Options
-	conns []*pahoConn
+	conns []member
 	once  sync.Once
 	done  chan struct{} // closed by Close: ends subscribe retries
 }
 
-// ErrSubscriptionRefused: the broker refused a subscription (SUBACK 0x80),
-// typically an ACL; retrying cannot cure it.
-var ErrSubscriptionRefused = errors.New("subscription refused by broker")
+// member is one connection of the pool, of either protocol version.
+type member interface {
+	Conn
+	base() *connBase
+	// unsubscribe removes filters on the current session, if it is open.
+	unsubscribe(ctx context.Context, filters []string) error
+	// disconnect ends the client (no reconnect) and closes its transport.
+	disconnect()
+}
 
-// pahoConn is one paho client plus the transport under it.
+// connBase is the state both kinds of connection keep.
 //
 // Session state lives on the session's transport (bufConn): a reconnect
 // makes a new one, which accepts publishes only once its subscriptions are
 // made, and a late connection-lost notification of an old session cannot
-// mark the new one down. With Plain, plainUp stands in for it.
-type pahoConn struct {
+// mark the new one down.
+type connBase struct {
 	idx     int
 	pool    *Pool
-	client  mqtt.Client
+	self    member                  // the connection this is the base of
 	cur     atomic.Pointer[bufConn] // transport of the current session
-	plainUp atomic.Bool             // Plain only: connected and subscribed
 	up      atomic.Bool             // last state passed to OnState
 	stateMu sync.Mutex              // serialises refresh
 	err     atomic.Pointer[error]   // last connect or subscribe failure
@@ -52,6 +58,20 @@ type pahoConn struct {
 	hmu          sync.RWMutex
 	closed       bool // no more inbound messages
 	unsentClosed bool // no more unsent reports
+}
+
+func (c *connBase) base() *connBase { return c }
+
+// ErrSubscriptionRefused: the broker refused a subscription (SUBACK 0x80),
+// typically an ACL; retrying cannot cure it.
+var ErrSubscriptionRefused = errors.New("subscription refused by broker")
+
+// pahoConn is one paho.mqtt.golang client (MQTT 3.1.1) plus the transport
+// under it. With Plain, plainUp stands in for the transport's state.
+type pahoConn struct {
+	connBase
+	client  mqtt.Client
+	plainUp atomic.Bool // Plain only: connected and subscribed
 }
 
 // Dial creates the pool and connects every connection, waiting up to
@@ -71,9 +91,27 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 	if o.QoS > 2 {
 		return nil, fmt.Errorf("qos %d not in 0..2", o.QoS)
 	}
+	switch o.ProtocolVersion {
+	case 4, 5:
+	default:
+		return nil, fmt.Errorf("mqtt protocol version %d not supported (4 = 3.1.1, 5)", o.ProtocolVersion)
+	}
+	if o.ProtocolVersion == 5 && o.Plain {
+		return nil, errors.New("the plain paho transport is MQTT 3.1.1 only")
+	}
 	p := &Pool{opts: o, done: make(chan struct{})}
 	for i := range o.Connections {
-		c := &pahoConn{idx: i, pool: p}
+		if o.ProtocolVersion == 5 {
+			c, err := newConn5(p, i, u)
+			if err != nil {
+				p.Close()
+				return nil, err
+			}
+			p.conns = append(p.conns, c)
+			continue
+		}
+		c := &pahoConn{connBase: connBase{idx: i, pool: p}}
+		c.self = c
 		c.client = mqtt.NewClient(p.clientOptions(c))
 		p.conns = append(p.conns, c)
 		c.client.Connect() // ConnectRetry: keeps trying in the background
@@ -105,7 +143,7 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 // lastError returns the most recent connect failure of any connection.
 func (p *Pool) lastError() error {
 	for _, c := range p.conns {
-		if e := c.err.Load(); e != nil {
+		if e := c.base().err.Load(); e != nil {
 			return *e
 		}
 	}
@@ -127,6 +165,7 @@ func (p *Pool) permanentError() error {
 	var op *net.OpError
 	alert := errors.As(err, &op) && op.Op == "remote error"
 	if errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) || errors.Is(err, ErrSubscriptionRefused) ||
+		errors.Is(err, errRefused5) ||
 		errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || alert {
 		return err
 	}
@@ -166,8 +205,8 @@ func (p *Pool) clientOptions(c *pahoConn) *mqtt.ClientOptions {
 		co.SetPassword(o.Password)
 	}
 	co.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
-		if o.Handler != nil {
-			c.deliver(m.Topic(), m.Payload())
+		if o.OnMessage != nil {
+			c.deliver(&Message{Topic: m.Topic(), Payload: m.Payload()})
 		}
 	})
 	co.SetOnConnectHandler(func(cl mqtt.Client) { c.onConnect(cl) })
@@ -203,7 +242,11 @@ func (p *Pool) clientOptions(c *pahoConn) *mqtt.ClientOptions {
 }
 
 // open dials the broker and wraps the socket in a bufConn.
-func (c *pahoConn) open(u *url.URL, co mqtt.ClientOptions) (net.Conn, error) {
+func (c *pahoConn) open(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) { return c.dial(u) }
+
+// dial connects to the broker (TCP or TLS) and makes the session's bufConn
+// the current one.
+func (c *connBase) dial(u *url.URL) (*bufConn, error) {
 	o := c.pool.opts
 	d := &net.Dialer{Timeout: o.ConnectTimeout}
 	host := u.Host
@@ -238,10 +281,11 @@ func (c *pahoConn) open(u *url.URL, co mqtt.ClientOptions) (net.Conn, error) {
 		_ = tc.SetNoDelay(true)
 	}
 	bc := newBufConn(nc, o.ReadBufferBytes, o.Linger, o.WriteTimeout, o.MaxPendingBytes)
-	if o.Handler != nil && o.QoS == 0 {
+	bc.v5 = o.ProtocolVersion == 5
+	if o.OnMessage != nil && o.QoS == 0 {
 		bc.onPublish = c.deliver
 	}
-	if o.OnUnsent != nil {
+	if o.OnUnsentMessage != nil {
 		bc.onUnsent = c.unsent
 	}
 	if old := c.cur.Swap(bc); old != nil {
@@ -252,19 +296,19 @@ func (c *pahoConn) open(u *url.URL, co mqtt.ClientOptions) (net.Conn, error) {
 }
 
 // deliver passes an inbound message to the handler unless the pool is closing.
-func (c *pahoConn) deliver(topic string, payload []byte) {
+func (c *connBase) deliver(m *Message) {
 	c.hmu.RLock()
 	if !c.closed {
-		c.pool.opts.Handler(c.idx, topic, payload)
+		c.pool.opts.OnMessage(c.idx, m)
 	}
 	c.hmu.RUnlock()
 }
 
 // unsent passes a discarded frame to OnUnsent until the pool has closed.
-func (c *pahoConn) unsent(topic string, payload []byte) {
+func (c *connBase) unsent(m *Message) {
 	c.hmu.RLock()
 	if !c.unsentClosed {
-		c.pool.opts.OnUnsent(c.idx, topic, payload)
+		c.pool.opts.OnUnsentMessage(c.idx, m)
 	}
 	c.hmu.RUnlock()
 }
@@ -332,10 +376,10 @@ func (c *pahoConn) subscribe(cl mqtt.Client, filters []string) error {
 }
 
 // refresh recomputes the connection's state and reports a change to OnState.
-func (c *pahoConn) refresh() {
+func (c *connBase) refresh() {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
-	up := c.Connected()
+	up := c.self.Connected()
 	if c.up.Swap(up) != up && c.pool.opts.OnState != nil {
 		c.pool.opts.OnState(c.idx, up)
 	}
@@ -364,12 +408,26 @@ func (c *pahoConn) publish(topic string, payload []byte, kick bool) error {
 			return nil
 		}
 	}
+	m := Message{Topic: topic, Payload: payload}
+	return c.appendFast(&m, kick)
+}
+
+// Send implements Conn.
+func (c *pahoConn) Send(m *Message) error {
+	if err := checkMessage(m, false); err != nil {
+		return err
+	}
+	return c.publish(m.Topic, m.Payload, false)
+}
+
+// appendFast appends m to the current session's write buffer.
+func (c *connBase) appendFast(m *Message, kick bool) error {
 	bc := c.cur.Load()
 	if bc == nil || !bc.ready.Load() || bc.dead.Load() {
 		return ErrNotConnected
 	}
-	if err := bc.appendPublish(topic, payload, kick); err != nil {
-		if errors.Is(err, ErrBackpressure) {
+	if err := bc.appendMessage(m, kick); err != nil {
+		if errors.Is(err, ErrBackpressure) || errors.Is(err, ErrNeedsV5) {
 			return err
 		}
 		return fmt.Errorf("%w: %v", ErrNotConnected, err)
@@ -380,7 +438,7 @@ func (c *pahoConn) publish(topic string, payload []byte, kick bool) error {
 // Flush implements Conn: one non-blocking write of what Queue buffered, from
 // the caller's goroutine (no wake-up of the flusher when the socket takes it
 // all); the rest is left to the flusher.
-func (c *pahoConn) Flush() {
+func (c *connBase) Flush() {
 	if bc := c.cur.Load(); bc != nil {
 		bc.flushSync()
 	}
@@ -418,7 +476,7 @@ func (p *Pool) Up() int {
 func (p *Pool) Suspect() int {
 	n := 0
 	for _, c := range p.conns {
-		if bc := c.cur.Load(); bc != nil && c.Connected() && bc.suspect(p.opts.SuspectAfter) {
+		if bc := c.base().cur.Load(); bc != nil && c.Connected() && bc.suspect(p.opts.SuspectAfter) {
 			n++
 		}
 	}
@@ -433,22 +491,41 @@ func (p *Pool) Unsubscribe(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
-	for _, c := range p.conns {
-		filters := p.opts.Subscriptions(c.idx)
-		if len(filters) == 0 || !c.client.IsConnectionOpen() {
+	for i, c := range p.conns {
+		filters := p.opts.Subscriptions(i)
+		if len(filters) == 0 {
 			continue
 		}
-		tok := c.client.Unsubscribe(filters...)
-		select {
-		case <-tok.Done():
-			if err := tok.Error(); err != nil {
-				errs = append(errs, fmt.Errorf("conn %d: %w", c.idx, err))
+		if err := c.unsubscribe(ctx, filters); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-		case <-ctx.Done():
-			return ctx.Err()
+			errs = append(errs, fmt.Errorf("conn %d: %w", i, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (c *pahoConn) unsubscribe(ctx context.Context, filters []string) error {
+	if !c.client.IsConnectionOpen() {
+		return nil
+	}
+	tok := c.client.Unsubscribe(filters...)
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *pahoConn) disconnect() {
+	c.client.Disconnect(250)
+	if bc := c.cur.Load(); bc != nil {
+		_ = bc.Close()
+	}
+	c.plainUp.Store(false)
+	c.refresh()
 }
 
 // Close stops delivering messages (it waits for a handler that is running),
@@ -460,26 +537,21 @@ func (p *Pool) Close() {
 	p.once.Do(func() {
 		close(p.done)
 		for _, c := range p.conns {
-			c.hmu.Lock()
-			c.closed = true
-			c.hmu.Unlock()
+			b := c.base()
+			b.hmu.Lock()
+			b.closed = true
+			b.hmu.Unlock()
 		}
 		var wg sync.WaitGroup
 		for _, c := range p.conns {
-			wg.Go(func() {
-				c.client.Disconnect(250)
-				if bc := c.cur.Load(); bc != nil {
-					_ = bc.Close()
-				}
-				c.plainUp.Store(false)
-				c.refresh()
-			})
+			wg.Go(c.disconnect)
 		}
 		wg.Wait()
 		for _, c := range p.conns {
-			c.hmu.Lock()
-			c.unsentClosed = true
-			c.hmu.Unlock()
+			b := c.base()
+			b.hmu.Lock()
+			b.unsentClosed = true
+			b.hmu.Unlock()
 		}
 	})
 }

@@ -69,6 +69,8 @@ func (c *fakeConn) Queue(_ string, payload []byte) error {
 	return nil
 }
 
+func (c *fakeConn) Send(m *mqttconn.Message) error { return c.Queue(m.Topic, m.Payload) }
+
 func (c *fakeConn) Publish(topic string, payload []byte) error {
 	if err := c.Queue(topic, payload); err != nil {
 		return err

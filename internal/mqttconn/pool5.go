@@ -1,0 +1,244 @@
+package mqttconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// errRefused5: the broker refused the MQTT 5 CONNECT for a reason retrying
+// cannot cure (bad credentials, not authorised, banned, bad authentication
+// method).
+var errRefused5 = errors.New("connection refused by broker")
+
+// conn5 is one autopaho connection manager (MQTT 5) plus the transport under
+// it. autopaho owns the session: CONNECT, keepalive, acknowledgements, QoS
+// 1/2 and reconnecting (it dials through dial, so every session's socket is
+// a bufConn with the same fast paths as 3.1.1).
+type conn5 struct {
+	connBase
+	cm     *autopaho.ConnectionManager
+	ctx    context.Context // ends with the pool: stops reconnecting
+	cancel context.CancelFunc
+}
+
+// newConn5 starts connection i, which keeps connecting in the background.
+func newConn5(p *Pool, i int, u *url.URL) (*conn5, error) {
+	o := p.opts
+	c := &conn5{connBase: connBase{idx: i, pool: p}}
+	c.self = c
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	cfg := autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{u},
+		KeepAlive:                     uint16(min(o.KeepAlive/time.Second, 65535)),
+		CleanStartOnInitialConnection: true,
+		ConnectTimeout:                o.ConnectTimeout,
+		// Attempt n (0 = the first) waits 0, 500 ms, 1 s, ... up to
+		// MaxReconnectInterval, as the 3.1.1 connections do.
+		ReconnectBackoff: func(n int) time.Duration {
+			if n == 0 {
+				return 0
+			}
+			return min(500*time.Millisecond<<min(n-1, 16), o.MaxReconnectInterval)
+		},
+		AttemptConnection: func(_ context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+			return c.dial(u)
+		},
+		// Both must not block: subscribing waits for a SUBACK.
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+			bc := c.cur.Load()
+			go c.onUp(cm, bc)
+		},
+		OnConnectionDown: func() bool {
+			c.refresh()
+			o.Logger.Warn("mqtt connection lost", "conn", c.idx)
+			return true
+		},
+		OnConnectError: func(err error) {
+			var ce *autopaho.ConnackError
+			if errors.As(err, &ce) {
+				switch ce.ReasonCode {
+				case 0x86, 0x87, 0x8A, 0x8C: // bad credentials, not authorised, banned, bad auth method
+					err = fmt.Errorf("%w: %v", errRefused5, err)
+				}
+			}
+			c.err.Store(&err)
+			o.Logger.Debug("mqtt connect attempt failed", "conn", c.idx, "err", err)
+		},
+		ClientConfig: paho.ClientConfig{
+			ClientID: o.ClientIDPrefix + "-" + strconv.Itoa(i),
+			// Messages the fast path does not take (QoS > 0) arrive here.
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+				func(pr paho.PublishReceived) (bool, error) {
+					if o.OnMessage == nil {
+						return true, nil
+					}
+					m := Message{Topic: pr.Packet.Topic, Payload: pr.Packet.Payload}
+					if pp := pr.Packet.Properties; pp != nil {
+						m.ResponseTopic, m.CorrelationData = pp.ResponseTopic, pp.CorrelationData
+						if pp.MessageExpiry != nil {
+							m.ExpirySeconds = *pp.MessageExpiry
+						}
+					}
+					c.deliver(&m)
+					return true, nil
+				},
+			},
+		},
+	}
+	if o.Username != "" {
+		cfg.ConnectUsername, cfg.ConnectPassword = o.Username, []byte(o.Password)
+	}
+	cm, err := autopaho.NewConnection(c.ctx, cfg)
+	if err != nil {
+		c.cancel()
+		return nil, fmt.Errorf("mqtt 5 connection %d: %w", i, err)
+	}
+	c.cm = cm
+	return c, nil
+}
+
+// onUp subscribes on the session whose transport is bc, retrying with
+// backoff while the session lasts, then marks it up (see pahoConn.onConnect).
+func (c *conn5) onUp(cm *autopaho.ConnectionManager, bc *bufConn) {
+	o := c.pool.opts
+	var filters []string
+	if o.Subscriptions != nil {
+		filters = o.Subscriptions(c.idx)
+	}
+	backoff := 500 * time.Millisecond
+	for len(filters) > 0 {
+		err := c.subscribe(cm, filters)
+		if err == nil {
+			break
+		}
+		c.err.Store(&err)
+		o.Logger.Error("mqtt subscribe failed; retrying", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", backoff.Seconds())
+		if bc == nil || bc.dead.Load() || c.cur.Load() != bc {
+			return // the session is over; the next one subscribes
+		}
+		select {
+		case <-c.pool.done:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, o.MaxReconnectInterval)
+	}
+	c.err.Store(nil)
+	if bc != nil {
+		bc.ready.Store(true)
+	}
+	c.refresh()
+}
+
+// subscribe makes the subscriptions once, waiting up to SubscribeTimeout.
+func (c *conn5) subscribe(cm *autopaho.ConnectionManager, filters []string) error {
+	o := c.pool.opts
+	s := &paho.Subscribe{}
+	for _, f := range filters {
+		s.Subscriptions = append(s.Subscriptions, paho.SubscribeOptions{Topic: f, QoS: o.QoS})
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, o.SubscribeTimeout)
+	defer cancel()
+	sa, err := cm.Subscribe(ctx, s)
+	if err != nil {
+		if sa != nil && len(sa.Reasons) > 0 {
+			return fmt.Errorf("%w: %v", ErrSubscriptionRefused, err)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("no SUBACK within %v", o.SubscribeTimeout)
+		}
+		return err
+	}
+	for i, code := range sa.Reasons {
+		if code >= 0x80 && i < len(filters) {
+			return fmt.Errorf("%w: %s (reason 0x%02x)", ErrSubscriptionRefused, filters[i], code)
+		}
+	}
+	return nil
+}
+
+// Publish implements Conn.
+func (c *conn5) Publish(topic string, payload []byte) error {
+	return c.send(&Message{Topic: topic, Payload: payload}, true)
+}
+
+// Queue implements Conn.
+func (c *conn5) Queue(topic string, payload []byte) error {
+	return c.send(&Message{Topic: topic, Payload: payload}, false)
+}
+
+// Send implements Conn.
+func (c *conn5) Send(m *Message) error { return c.send(m, false) }
+
+func (c *conn5) send(m *Message, kick bool) error {
+	q := c.pool.opts.QoS
+	if q == 0 {
+		return c.appendFast(m, kick)
+	}
+	if err := checkMessage(m, true); err != nil {
+		return err
+	}
+	if !c.Connected() {
+		return ErrNotConnected
+	}
+	// autopaho's Publish waits for the acknowledgement: never on the
+	// caller's goroutine. A frame that is not written is reported unsent by
+	// the transport; one written and not acknowledged counts as sent.
+	p := &paho.Publish{QoS: q, Topic: strings.Clone(m.Topic), Payload: append([]byte(nil), m.Payload...)}
+	if m.ResponseTopic != "" || m.CorrelationData != nil || m.ExpirySeconds > 0 {
+		p.Properties = &paho.PublishProperties{ResponseTopic: strings.Clone(m.ResponseTopic)}
+		if m.CorrelationData != nil {
+			p.Properties.CorrelationData = append([]byte(nil), m.CorrelationData...)
+		}
+		if m.ExpirySeconds > 0 {
+			e := m.ExpirySeconds
+			p.Properties.MessageExpiry = &e
+		}
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(c.ctx, c.pool.opts.WriteTimeout+c.pool.opts.KeepAlive)
+		defer cancel()
+		if _, err := c.cm.Publish(ctx, p); err != nil && c.ctx.Err() == nil {
+			c.pool.opts.Logger.Debug("mqtt 5 publish not acknowledged", "conn", c.idx, "qos", q, "err", err)
+		}
+	}()
+	return nil
+}
+
+// Connected implements Conn.
+func (c *conn5) Connected() bool {
+	bc := c.cur.Load()
+	return bc != nil && bc.ready.Load() && !bc.dead.Load()
+}
+
+func (c *conn5) unsubscribe(ctx context.Context, filters []string) error {
+	if !c.Connected() {
+		return nil
+	}
+	_, err := c.cm.Unsubscribe(ctx, &paho.Unsubscribe{Topics: filters})
+	return err
+}
+
+func (c *conn5) disconnect() {
+	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+	_ = c.cm.Disconnect(ctx) // sends DISCONNECT when connected; stops reconnecting
+	cancel()
+	c.cancel()
+	if bc := c.cur.Load(); bc != nil {
+		_ = bc.Close()
+	}
+	select {
+	case <-c.cm.Done():
+	case <-time.After(2 * time.Second):
+	}
+	c.refresh()
+}
