@@ -163,26 +163,31 @@ func checkScaleUps(t *testing.T, evs []event) {
 var drainedDroppedRE = regexp.MustCompile(`msg=drained .*abandoned=([0-9]+) .*dropped_full=([0-9]+)`)
 
 // TestWorkerMakeRunSleep is `make run MODE=sleep SLEEP_MS=5 WARMUP=5s` (the
-// embedded broker, worker and loadgen under rr-local, everything at its
+// embedded broker, worker and loadgen under rr-local, the worker at its
 // defaults: QUEUE_CAP 100,000, fill thresholds 0.7/0.2, MIN_WORKERS 10),
-// scaled to what the race-built binaries sustain on two cores: 2,000 clients
-// at 1 s with SLEEP_MS=25 keep the same 50 workers busy as 10,000 clients
-// with 5 ms, while MIN_WORKERS serve 400 req/s. The queue never gets near
-// 70% full, so the seed's fill trigger alone left the pool at 10 workers with
-// seconds of queue wait; the demand rule must size it at once.
+// scaled to what the race-built binaries sustain on two cores: 1,000 clients
+// at 1 s with SLEEP_MS=50 keep the same 50 workers busy as 10,000 clients
+// with 5 ms, while MIN_WORKERS serve 200 req/s. The queue never gets near
+// 70% full, so the seed's fill trigger alone left the pool at 10 workers and
+// the queue wait growing past REQUEST_TIMEOUT; the demand rule must size it
+// at once.
 //
 // Asserted on counts and events: after the warmup the success rate is
 // ≥ 0.999 and the books balance; the worker dropped nothing, abandoned
 // nothing, scaled up on demand (or queue wait), never on fill, and reached at
-// least the demand of 50 workers. p99 is logged, not asserted: on a loaded
-// 2-core machine with race-built binaries it is not reliably far enough from
-// 100 ms.
+// least the demand of 50 workers. The loadgen runs open loop
+// (MAX_INFLIGHT_PER_CLIENT=16): with one slot a reply slower than the 1 s
+// interval, which a noisy machine can cause anywhere in the pipeline, would
+// skip the client's next send and count against the success rate. p99 is
+// logged, not asserted: with race-built binaries on a loaded 2-core machine it
+// is not reliably far from 100 ms (0.5 s measured while idle); the full-size
+// run (make run, not race-built) is where the 100 ms bound is measured.
 func TestWorkerMakeRunSleep(t *testing.T) {
 	rf := filepath.Join(t.TempDir(), "report.json")
 	waddr := freeAddr(t)
 	began := time.Now()
-	rr := start(t, "rr-local", "VIRTUAL_CLIENTS=2000", "INTERVAL_MS=1000", "DURATION=10s", "WARMUP=5s",
-		"MODE=sleep", "SLEEP_MS=25", "REPORT_FILE="+rf, "HTTP_ADDR="+waddr, "PROGRESS_INTERVAL=1s", "BIN_DIR="+binDir)
+	rr := start(t, "rr-local", "VIRTUAL_CLIENTS=1000", "INTERVAL_MS=1000", "DURATION=10s", "WARMUP=5s",
+		"MODE=sleep", "SLEEP_MS=50", "MAX_INFLIGHT_PER_CLIENT=16", "REPORT_FILE="+rf, "HTTP_ADDR="+waddr, "PROGRESS_INTERVAL=1s", "BIN_DIR="+binDir)
 	waitHTTP(t, "http://"+waddr+"/ready", 20*time.Second)
 	poller := pollStats(waddr, began, 250*time.Millisecond)
 	code := rr.wait(t, 90*time.Second)
@@ -251,7 +256,7 @@ func TestWorkerAutoscaleLoadStep(t *testing.T) {
 	baseAddr, stepAddr := freeAddr(t), freeAddr(t)
 	// Open loop: more inflight slots per client than REQUEST_TIMEOUT /
 	// INTERVAL_MS, so a slow answer never makes a client skip sends.
-	lgExtra := []string{"MAX_INFLIGHT_PER_CLIENT=32"}
+	lgExtra := []string{"MAX_INFLIGHT_PER_CLIENT=32", "REQUEST_TIMEOUT=5s"}
 
 	began := time.Now()
 	poller := pollStats(waddr, began, 250*time.Millisecond)
@@ -260,13 +265,11 @@ func TestWorkerAutoscaleLoadStep(t *testing.T) {
 	waitHTTP(t, "http://"+baseAddr+"/health", 20*time.Second)
 	time.Sleep(3 * time.Second) // the base load settles
 
-	stepFrom := time.Since(began)
 	step := start(t, "loadgen-v2", loadgenEnv(m.URL(), stepRF, append([]string{"INSTANCE_ID=as-step", "CLIENT_ID_OFFSET=1000000",
 		fmt.Sprintf("VIRTUAL_CLIENTS=%d", stepRate/2), fmt.Sprintf("DURATION=%ds", stepSecs), "METRICS_ADDR=" + stepAddr}, lgExtra...)...)...)
-	if code := step.wait(t, 60*time.Second); code != 0 {
-		t.Fatalf("step loadgen exit %d\n%s\n%s", code, step.out.String(), step.errOut.String())
-	}
-	stepEnd := time.Since(began)
+	waitHTTP(t, "http://"+stepAddr+"/health", 20*time.Second)
+	stepFrom := time.Since(began)
+	stepEnd := stepFrom + stepSecs*time.Second // the step's last send; its drain may last longer
 
 	// The scale-down after the step, with the base load alone.
 	var down *event
@@ -283,6 +286,9 @@ func TestWorkerAutoscaleLoadStep(t *testing.T) {
 			}
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+	if code := step.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("step loadgen exit %d\n%s\n%s", code, step.out.String(), step.errOut.String())
 	}
 	_ = base.cmd.Process.Signal(syscall.SIGINT)
 	if code := base.wait(t, 60*time.Second); code != 0 {
@@ -312,7 +318,7 @@ func TestWorkerAutoscaleLoadStep(t *testing.T) {
 	checkScaleUps(t, final.ScalingEvents)
 	peak := 0
 	for _, e := range final.ScalingEvents {
-		if at := e.Time.Sub(began); at >= stepFrom && at <= stepEnd && e.To > e.From {
+		if at := e.Time.Sub(began); at >= stepFrom-time.Second && at <= stepEnd+time.Second && e.To > e.From {
 			peak = max(peak, e.To)
 		}
 	}
