@@ -390,6 +390,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.pool.Store(pool)
 	e.scaleTo(e.cfg.MinWorkers)
 	e.recordRate(time.Now())
+	// The autoscaler's first sample measures from here (nothing received
+	// yet), so it already sees the arrivals of its first interval.
+	e.demand.at = time.Now()
 	scaleCtx, stopScale := context.WithCancel(bgCtx)
 	var scaling sync.WaitGroup
 	scaling.Go(func() { e.scaler.Run(scaleCtx) })

@@ -1179,3 +1179,45 @@ func TestK8sAdapterRulesUseExportedMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestObserve: the autoscaler's samples. The first one (Run sets its
+// baseline) already sees the arrivals of its interval; the service time is
+// the mean occupancy of the messages finished since the last sample, kept
+// while none finish; the need follows Little's law.
+func TestObserve(t *testing.T) {
+	cfg := testConfig("tcp://127.0.0.1:1883")
+	cfg.QueueCap = 1000
+	e, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.demand.at = time.Now().Add(-time.Second) // as Run does, a second ago
+	payload := request(t, 1)
+	for range 100 {
+		e.handle(0, "req/1", payload)
+	}
+	o := e.observe()
+	if o.Arrivals < 50 || o.Arrivals > 100 || o.QueueLen != 100 || o.QueueBytes <= 0 || o.Oldest <= 0 || o.Service != 0 {
+		t.Fatalf("first sample: %+v; want ~100 arrivals/s over its second, 100 queued, service unknown", o)
+	}
+	// Ten messages finished with 20 ms of occupancy each.
+	for range 10 {
+		it := <-e.queue
+		e.release(it)
+		payloads.put(it.buf)
+		e.work[0].busyNs.Add(uint64(20 * time.Millisecond))
+		e.work[0].processed.Add(1)
+	}
+	o = e.observe()
+	if o.Service != 20*time.Millisecond || o.QueueLen != 90 {
+		t.Errorf("second sample: service %v, queue %d; want 20ms, 90", o.Service, o.QueueLen)
+	}
+	o = e.observe() // nothing finished: the last known service time
+	if o.Service != 20*time.Millisecond || o.Arrivals != 0 {
+		t.Errorf("third sample: service %v, arrivals %v; want 20ms kept, 0", o.Service, o.Arrivals)
+	}
+	// 90 queued / SCALE_MAX_WAIT 1s × 20 ms / 0.8 = 2.25 → 3.
+	if s := e.Stats(); s.NeedWorkers != 3 || s.ServiceSeconds != 0.02 || s.DemandWorkers != 0 {
+		t.Errorf("stats of the last sample: need %d, service %v s, demand %v; want 3, 0.02, 0", s.NeedWorkers, s.ServiceSeconds, s.DemandWorkers)
+	}
+}
