@@ -33,7 +33,12 @@ type Config struct {
 	RampUp         time.Duration `envconfig:"RAMP_UP" default:"0s" desc:"bring virtual clients online linearly over this time" json:"ramp_up"`
 	InstanceID     string        `envconfig:"INSTANCE_ID" desc:"this loadgen's id, used in response topics (default: hostname-pid)" json:"instance_id"`
 	ClientIDOffset string        `envconfig:"CLIENT_ID_OFFSET" default:"0" desc:"id of the first virtual client (instances need disjoint ranges); auto = ordinal of INSTANCE_ID's trailing -N times VIRTUAL_CLIENTS" json:"client_id_offset"`
-	PayloadBytes   int           `envconfig:"PAYLOAD_BYTES" default:"0" desc:"pad each request to at least this many bytes" json:"payload_bytes"`
+	PayloadBytes   int           `envconfig:"PAYLOAD_BYTES" default:"0" desc:"pad each request to at least this many bytes (CORRELATE=properties without REQUEST_TEMPLATE: the payload, this many bytes)" json:"payload_bytes"`
+	MQTTVersion    string        `envconfig:"MQTT_VERSION" default:"3.1.1" desc:"MQTT protocol version: 3.1.1 or 5" json:"mqtt_version"`
+	Correlate      string        `envconfig:"CORRELATE" desc:"how a response finds its request: envelope (worker-v2's binary payload; default on 3.1.1), properties (MQTT 5 Correlation Data, any MQTT 5 responder; default on 5) or json:FIELD (the response's top-level JSON member FIELD carries the {{id}} of REQUEST_TEMPLATE)" json:"correlate"`
+	RequestTmpl    string        `envconfig:"REQUEST_TEMPLATE" desc:"request payload with placeholders {{id}}, {{client}}, {{seq}}, {{ts}} (intended send time, Unix ms), {{instance}}, {{shard}}, {{reply}} (the response topic); @path reads the file; required with CORRELATE=json:FIELD, optional with properties, unused with envelope" json:"request_template,omitempty"`
+	RequestTopic   string        `envconfig:"REQUEST_TOPIC" default:"req/{{shard}}" desc:"topic of the requests; {{shard}} and {{instance}} allowed" json:"request_topic"`
+	ResponseTopic  string        `envconfig:"RESPONSE_TOPIC" default:"resp/{{instance}}/{{shard}}" desc:"topic the responses come back on; {{instance}} and {{shard}} allowed; without {{shard}} one topic, subscribed on the first connection only" json:"response_topic"`
 	MetricsAddr    string        `envconfig:"METRICS_ADDR" default:":8090" desc:"HTTP listen address for /metrics, /debug/vars, /health (empty = off)" json:"metrics_addr"`
 	ReportFile     string        `envconfig:"REPORT_FILE" desc:"write the final report as JSON to this file" json:"report_file,omitempty"`
 	ProgressEvery  time.Duration `envconfig:"PROGRESS_INTERVAL" default:"5s" desc:"live progress line period on stderr (0 = off)" json:"progress_interval"`
@@ -47,6 +52,7 @@ type Config struct {
 	mqttconn.Security
 
 	offset uint32
+	proto  Protocol
 }
 
 // MaxIntervalMS is the largest INTERVAL_MS (24 h): far beyond any useful
@@ -119,6 +125,7 @@ func (c *Config) Validate() []error {
 		c.offset = off
 	}
 	errs = append(errs, c.Security.Validate("BROKER", c.Broker)...)
+	errs = append(errs, c.validateProtocol()...)
 	var out []error
 	for _, e := range errs {
 		if e != nil {

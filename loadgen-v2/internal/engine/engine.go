@@ -66,14 +66,21 @@ type Engine struct {
 	n      uint32
 
 	instance   []byte
-	reqTopics  []string // per shard
-	respTopics [][]byte // per shard, reply topic carried in requests
-	respFilter []string // per shard, subscription filters
+	proto      *config.Protocol
+	reqTopics  []string         // per shard
+	respTopics [][]byte         // per shard, reply topic carried in requests
+	respStr    []string         // the same, as strings (Response Topic property)
+	respFilter []string         // per shard, subscription filters
+	filler     []byte           // payload of CORRELATE=properties without a template
+	expiry     uint32           // MQTT 5 Message Expiry Interval of requests, s
+	epochMS    int64            // the epoch as Unix milliseconds ({{ts}})
+	bytesIn    [8]paddedCounter // response payload bytes, striped by connection
 
 	timeoutNs, warmupNs, rampNs, stopNs int64
 
 	counts             [2]counters
 	unknown, malformed atomic.Uint64
+	bytesOut           atomic.Uint64 // request payload bytes sent (queued)
 	fired              atomic.Uint64 // fires processed by the scheduler (for "unknown" detection)
 	started            atomic.Bool
 
@@ -117,11 +124,23 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, progre
 	_, _ = rand.Read(b[:])
 	e.runID = binary.BigEndian.Uint32(b[:])
 
+	e.proto = cfg.Protocol()
 	for s := range cfg.Shards {
-		e.reqTopics = append(e.reqTopics, wire.RequestTopic(s))
-		t := wire.ResponseTopic(cfg.InstanceID, s)
+		f := &wire.Fields{Instance: cfg.InstanceID, Shard: s}
+		e.reqTopics = append(e.reqTopics, e.proto.ReqTopic.String(f))
+		t := e.proto.RespTopic.String(f)
 		e.respTopics = append(e.respTopics, []byte(t))
+		e.respStr = append(e.respStr, t)
 		e.respFilter = append(e.respFilter, t)
+	}
+	if e.proto.Template == nil && e.proto.Correlation == config.Properties {
+		e.filler = make([]byte, cfg.PayloadBytes)
+		for i := range e.filler {
+			e.filler[i] = 'x'
+		}
+	}
+	if e.proto.Version == 5 {
+		e.expiry = uint32(min((cfg.RequestTimeout+time.Second-1)/time.Second, 1<<32-1))
 	}
 	// Requests of one connection are grouped in runs of about one tick's worth.
 	perTick := float64(n) * float64(Tick) / float64(cfg.Interval())
@@ -167,21 +186,28 @@ func (e *Engine) StopSending() { e.stopOnce.Do(func() { close(e.stopSend) }) }
 func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	cfg := e.cfg
 	opts := mqttconn.Options{
-		Broker:         cfg.Broker,
-		ClientIDPrefix: fmt.Sprintf("lg-%s-%08x", cfg.InstanceID, e.runID),
-		Connections:    cfg.Connections,
-		QoS:            byte(cfg.QoS),
+		Broker:          cfg.Broker,
+		ClientIDPrefix:  fmt.Sprintf("lg-%s-%08x", cfg.InstanceID, e.runID),
+		Connections:     cfg.Connections,
+		QoS:             byte(cfg.QoS),
+		ProtocolVersion: e.proto.Version,
 		Subscriptions: func(j int) []string {
+			if !e.proto.PerShard {
+				if j == 0 {
+					return e.respFilter[:1] // one response topic for all shards
+				}
+				return nil
+			}
 			var f []string
 			for s := j; s < cfg.Shards; s += cfg.Connections {
 				f = append(f, e.respFilter[s])
 			}
 			return f
 		},
-		Handler:   e.onResponse,
-		OnUnsent:  e.onUnsent,
-		Logger:    e.log,
-		KeepAlive: cfg.KeepAlive,
+		OnMessage:       e.onResponse,
+		OnUnsentMessage: e.onUnsent,
+		Logger:          e.log,
+		KeepAlive:       cfg.KeepAlive,
 		// Requests went out and nothing came back for a whole request timeout.
 		SuspectAfter: cfg.RequestTimeout,
 		Plain:        cfg.Transport == "paho",
@@ -199,6 +225,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 
 	e.cpuStart = cpuTime()
 	e.epoch = time.Now()
+	e.epochMS = e.epoch.UnixMilli()
 	e.started.Store(true)
 	close(e.readyCh)
 	e.log.Info("loadgen started", "virtual_clients", cfg.VirtualClients, "connections", cfg.Connections,
@@ -306,18 +333,40 @@ func (e *Engine) schedulerLoop(ctx context.Context) int64 {
 // unwritten (connection lost, or still buffered when the pool closed): it was
 // counted sent when queued, and is send_failed. A request that already ended
 // (expired while its frame waited) keeps its outcome.
-func (e *Engine) onUnsent(_ int, _ string, payload []byte) {
-	var r wire.Request
-	if wire.DecodeRequest(payload, &r) != nil || r.RunID != e.runID {
+func (e *Engine) onUnsent(_ int, m *mqttconn.Message) {
+	k, ok := e.requestKey(m)
+	if !ok || k.RunID != e.runID {
 		return
 	}
-	client := r.ClientID - e.offset
-	if client >= e.n || !e.table.Release(client, r.Seq) {
+	client := k.ClientID - e.offset
+	if client >= e.n || !e.table.Release(client, k.Seq) {
 		return
 	}
-	c := &e.counts[e.phaseOf(e.sched.TimeOf(client, r.Seq))]
+	c := &e.counts[e.phaseOf(e.sched.TimeOf(client, k.Seq))]
 	c.sent.Add(^uint64(0)) // −1
 	c.sendFailed.Add(1)
+	e.bytesOut.Add(-uint64(len(m.Payload)))
+}
+
+// requestKey finds the key of one of our own requests.
+func (e *Engine) requestKey(m *mqttconn.Message) (wire.Key, bool) {
+	switch e.proto.Correlation {
+	case config.Properties:
+		k, err := wire.DecodeCorrelation(m.CorrelationData)
+		return k, err == nil
+	case config.JSON:
+		v, ok := wire.JSONField(m.Payload, e.proto.JSONField)
+		if !ok {
+			return wire.Key{}, false
+		}
+		k, err := wire.ParseID(v)
+		return k, err == nil
+	}
+	var r wire.Request
+	if wire.DecodeRequest(m.Payload, &r) != nil {
+		return wire.Key{}, false
+	}
+	return wire.Key{RunID: r.RunID, ClientID: r.ClientID, Seq: r.Seq}, true
 }
 
 // sweep checks the deadlines of fires [a, b): every outstanding request of
@@ -333,20 +382,43 @@ func (e *Engine) sweep(a, b uint64) {
 
 // onResponse matches one response. It runs on a connection's dispatch
 // goroutine and never blocks.
-func (e *Engine) onResponse(conn int, _ string, payload []byte) {
-	var r wire.Response
-	if err := wire.DecodeResponse(payload, &r); err != nil {
-		e.malformed.Add(1)
-		return
+func (e *Engine) onResponse(conn int, m *mqttconn.Message) {
+	e.bytesIn[conn&7].n.Add(uint64(len(m.Payload)))
+	var r wire.Response // worker timings: the envelope only
+	var k wire.Key
+	switch e.proto.Correlation {
+	case config.Envelope:
+		if err := wire.DecodeResponse(m.Payload, &r); err != nil {
+			e.malformed.Add(1)
+			return
+		}
+		k = wire.Key{RunID: r.RunID, ClientID: r.ClientID, Seq: r.Seq}
+	case config.Properties:
+		var err error
+		if k, err = wire.DecodeCorrelation(m.CorrelationData); err != nil {
+			e.malformed.Add(1) // missing, short or foreign Correlation Data
+			return
+		}
+	case config.JSON:
+		v, ok := wire.JSONField(m.Payload, e.proto.JSONField)
+		if !ok {
+			e.malformed.Add(1) // not JSON, or no such member
+			return
+		}
+		var err error
+		if k, err = wire.ParseID(v); err != nil {
+			e.malformed.Add(1)
+			return
+		}
 	}
 	now := e.now()
-	client := r.ClientID - e.offset
-	if r.RunID != e.runID || client >= e.n || !e.started.Load() {
+	client := k.ClientID - e.offset
+	if k.RunID != e.runID || client >= e.n || !e.started.Load() {
 		e.unknown.Add(1)
 		return
 	}
-	at := e.sched.TimeOf(client, r.Seq)
-	if r.Intended != at {
+	at := e.sched.TimeOf(client, k.Seq)
+	if e.proto.Correlation == config.Envelope && r.Intended != at {
 		e.unknown.Add(1)
 		return
 	}
@@ -360,7 +432,7 @@ func (e *Engine) onResponse(conn int, _ string, payload []byte) {
 		c.implausible.Add(1)
 		return
 	}
-	if e.table.Match(client, r.Seq) {
+	if e.table.Match(client, k.Seq) {
 		if rtt > e.timeoutNs {
 			// Arrived after its deadline, before the sweep saw it: timed out.
 			c.timedOut.Add(1)
@@ -371,19 +443,35 @@ func (e *Engine) onResponse(conn int, _ string, payload []byte) {
 		if at >= e.warmupNs {
 			d := time.Duration(rtt)
 			e.lat.Record(conn, d)
-			e.wq.Record(conn, time.Duration(r.QueueUS)*time.Microsecond)
-			e.wp.Record(conn, time.Duration(r.ProcessUS)*time.Microsecond)
+			if e.proto.Correlation == config.Envelope {
+				e.wq.Record(conn, time.Duration(r.QueueUS)*time.Microsecond)
+				e.wp.Record(conn, time.Duration(r.ProcessUS)*time.Microsecond)
+			}
 		}
 		return
 	}
 	switch {
-	case uint64(r.Seq)*uint64(e.n) >= e.fired.Load()+uint64(e.n):
+	case uint64(k.Seq)*uint64(e.n) >= e.fired.Load()+uint64(e.n):
 		e.unknown.Add(1) // a sequence number the schedule has not reached
 	case rtt > e.timeoutNs:
 		c.late.Add(1)
 	default:
 		c.duplicate.Add(1)
 	}
+}
+
+// paddedCounter is a counter on its own cache line.
+type paddedCounter struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
+func (e *Engine) responseBytes() uint64 {
+	var n uint64
+	for i := range e.bytesIn {
+		n += e.bytesIn[i].n.Load()
+	}
+	return n
 }
 
 func (e *Engine) connsUp() int {
@@ -435,8 +523,19 @@ func (e *Engine) finish(sendEnd int64) (*report.Report, error) {
 	e.table.Outstanding(func(client, seq uint32) {
 		still[e.phaseOf(e.sched.TimeOf(client, seq))]++
 	})
-	r := &report.Report{Instances: []string{e.cfg.InstanceID}}
+	r := &report.Report{Instances: []string{e.cfg.InstanceID}, Protocol: "3.1.1", Correlation: e.proto.Correlation.String()}
+	if e.proto.Version == 5 {
+		r.Protocol = "5"
+	}
+	if e.proto.Correlation == config.JSON {
+		r.Correlation = "json:" + e.proto.JSONField
+	}
 	r.Counts = e.snapshot(1)
+	r.RequestBytes, r.ResponseBytes = e.bytesOut.Load(), e.responseBytes()
+	if sendEnd > 0 {
+		secs := time.Duration(sendEnd).Seconds()
+		r.RequestBytesPerSec, r.ResponseBytesPerSec = float64(r.RequestBytes)/secs, float64(r.ResponseBytes)/secs
+	}
 	r.VirtualClients = uint64(e.n)
 	r.IntervalSeconds = e.cfg.Interval().Seconds()
 	r.ClientsFired = e.counts[0].firstFires.Load() + e.counts[1].firstFires.Load()

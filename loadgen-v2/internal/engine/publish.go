@@ -4,7 +4,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 )
 
 // publishers encode and publish the fires of a tick, by ownership: publisher
@@ -37,11 +39,15 @@ type publisher struct {
 	e       *Engine
 	id      int
 	segs    []segment
-	buf     []byte
+	buf     []byte // payload being encoded
+	cbuf    []byte // Correlation Data being encoded
+	msg     mqttconn.Message
+	fields  wire.Fields
 	touched []int
 	mark    []uint64
 	gen     uint64
 	tally   [2]tally
+	bytes   uint64 // request payload bytes of the current call
 }
 
 // tally counts one publish call's outcomes of one phase, added to the shared
@@ -49,7 +55,8 @@ type publisher struct {
 type tally struct{ scheduled, sent, skipped, failed, first uint64 }
 
 func newPublisher(e *Engine, id int) *publisher {
-	return &publisher{e: e, id: id, buf: make([]byte, 0, 256), mark: make([]uint64, e.cfg.Connections)}
+	return &publisher{e: e, id: id, buf: make([]byte, 0, 256), cbuf: make([]byte, 0, wire.CorrelationSize),
+		mark: make([]uint64, e.cfg.Connections), fields: wire.Fields{Instance: e.cfg.InstanceID}}
 }
 
 func newPublishers(e *Engine) *publishers {
@@ -123,6 +130,7 @@ func (w *publisher) publishSegments() {
 	w.gen++
 	w.touched = w.touched[:0]
 	w.tally = [2]tally{}
+	w.bytes = 0
 	now := e.now()
 	for _, s := range w.segs {
 		for f := s.a; f < s.b; f++ {
@@ -144,6 +152,9 @@ func (w *publisher) publishSegments() {
 		add(&c.skipped, t.skipped)
 		add(&c.sendFailed, t.failed)
 		add(&c.firstFires, t.first)
+	}
+	if w.bytes > 0 {
+		e.bytesOut.Add(w.bytes)
 	}
 }
 
@@ -167,22 +178,55 @@ func (w *publisher) publish(f uint64, now int64) {
 	}
 	shard := e.shardOf(client)
 	conn := shard % e.cfg.Connections
-	req := wire.Request{RunID: e.runID, ClientID: e.offset + client, Seq: seq, Intended: at, Instance: e.instance, ReplyTopic: e.respTopics[shard]}
-	pad := max(e.cfg.PayloadBytes-wire.RequestSize(len(e.instance), len(req.ReplyTopic), 0), 0)
-	var err error
-	w.buf, err = wire.AppendRequest(w.buf[:0], &req, pad)
+	err := w.encode(client, seq, at, shard)
 	if err == nil {
-		err = e.pool.Conn(conn).Queue(e.reqTopics[shard], w.buf)
+		err = e.pool.Conn(conn).Send(&w.msg)
 	}
 	if err != nil {
 		e.table.Release(client, seq)
 		t.failed++
 		return
 	}
+	w.bytes += uint64(len(w.msg.Payload))
 	if w.mark[conn] != w.gen {
 		w.mark[conn] = w.gen
 		w.touched = append(w.touched, conn)
 	}
 	t.sent++
 	e.lag.Record(w.id, time.Duration(now-at))
+}
+
+// encode builds the request of fire (client, seq) intended at at into w.msg,
+// by the correlation mode: worker-v2's envelope, or a free payload (template
+// or filler) with MQTT 5 Response Topic + Correlation Data, or a JSON
+// template carrying the {{id}}.
+func (w *publisher) encode(client, seq uint32, at int64, shard int) error {
+	e := w.e
+	k := wire.Key{RunID: e.runID, ClientID: e.offset + client, Seq: seq}
+	w.msg = mqttconn.Message{Topic: e.reqTopics[shard]}
+	if e.proto.Version == 5 {
+		w.msg.ResponseTopic, w.msg.ExpirySeconds = e.respStr[shard], e.expiry
+	}
+	switch e.proto.Correlation {
+	case config.Envelope:
+		req := wire.Request{RunID: k.RunID, ClientID: k.ClientID, Seq: seq, Intended: at, Instance: e.instance, ReplyTopic: e.respTopics[shard]}
+		pad := max(e.cfg.PayloadBytes-wire.RequestSize(len(e.instance), len(req.ReplyTopic), 0), 0)
+		var err error
+		if w.buf, err = wire.AppendRequest(w.buf[:0], &req, pad); err != nil {
+			return err
+		}
+		w.msg.Payload = w.buf
+		return nil
+	case config.Properties:
+		w.cbuf = wire.AppendCorrelation(w.cbuf[:0], k)
+		w.msg.CorrelationData = w.cbuf
+	}
+	if tp := e.proto.Template; tp != nil {
+		w.fields.Key, w.fields.UnixMS, w.fields.Shard, w.fields.Reply = k, e.epochMS+at/int64(time.Millisecond), shard, e.respStr[shard]
+		w.buf = tp.AppendTo(w.buf[:0], &w.fields)
+		w.msg.Payload = w.buf
+	} else {
+		w.msg.Payload = e.filler
+	}
+	return nil
 }

@@ -102,7 +102,7 @@ func (c *fakeConn) Flush() {
 			t.mu.Lock()
 			defer t.mu.Unlock()
 			if !t.closed {
-				t.opts.Handler(c.idx, topic, resp)
+				t.opts.OnMessage(c.idx, &mqttconn.Message{Topic: topic, Payload: resp})
 			}
 		})
 	}

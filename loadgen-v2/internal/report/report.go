@@ -99,7 +99,18 @@ type Histograms struct {
 // Report is the final report of one loadgen run (or of several, merged).
 type Report struct {
 	Instances []string `json:"instances"`
+	// Protocol is the MQTT version ("3.1.1" or "5"); Correlation how
+	// responses were matched (envelope, properties or json:FIELD).
+	Protocol    string `json:"mqtt_version,omitempty"`
+	Correlation string `json:"correlate,omitempty"`
 	Counts
+	// RequestBytes and ResponseBytes are the payload bytes of the requests
+	// sent and of the responses received over the whole run (warmup and
+	// drain included); the rates divide them by the sending time.
+	RequestBytes        uint64  `json:"request_bytes"`
+	ResponseBytes       uint64  `json:"response_bytes"`
+	RequestBytesPerSec  float64 `json:"request_bytes_per_s"`
+	ResponseBytesPerSec float64 `json:"response_bytes_per_s"`
 	// SuccessRate is the headline: matched / scheduled, the share of the
 	// requests the schedule asked for that got their answer in time.
 	SuccessRate float64 `json:"success_rate"`
@@ -304,6 +315,15 @@ func Merge(rs []*Report, slo Objectives) (*Report, error) {
 	for i, r := range rs {
 		out.Instances = append(out.Instances, r.Instances...)
 		out.Counts.Add(r.Counts)
+		out.RequestBytes += r.RequestBytes
+		out.ResponseBytes += r.ResponseBytes
+		out.RequestBytesPerSec += r.RequestBytesPerSec
+		out.ResponseBytesPerSec += r.ResponseBytesPerSec
+		if i == 0 {
+			out.Protocol, out.Correlation = r.Protocol, r.Correlation
+		} else if out.Protocol != r.Protocol || out.Correlation != r.Correlation {
+			return nil, fmt.Errorf("merge: report %d is MQTT %s / %s, report 0 MQTT %s / %s", i, r.Protocol, r.Correlation, out.Protocol, out.Correlation)
+		}
 		out.VirtualClients += r.VirtualClients
 		out.ClientsFired += r.ClientsFired
 		out.IntervalSeconds = max(out.IntervalSeconds, r.IntervalSeconds)
@@ -341,6 +361,9 @@ func (r *Report) WriteText(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
 	p("=== mqtt-rr-bench loadgen report (%s) ===", strings.Join(r.Instances, ", "))
+	if r.Protocol != "" {
+		p("protocol\tMQTT %s, correlation %s", r.Protocol, r.Correlation)
+	}
 	p("duration\t%.1f s", r.DurationSeconds)
 	p("target rate\t%.0f req/s", r.TargetRPS)
 	p("achieved rate\t%.0f req/s\t(ratio %.4f; requests whose bytes reached the socket)", r.ThroughputRPS, r.RateRatio)
@@ -354,6 +377,7 @@ func (r *Report) WriteText(w io.Writer) {
 	p("  send failed\t%d", r.SendFailed)
 	p("responses late / duplicate / implausible / unknown / malformed\t%d / %d / %d / %d / %d", r.Late, r.Duplicate, r.Implausible, r.Unknown, r.Malformed)
 	p("match rate\t%.6f\t(matched / sent)", r.MatchRate)
+	p("payload bytes\t%d out (%.0f B/s), %d in (%.0f B/s)", r.RequestBytes, r.RequestBytesPerSec, r.ResponseBytes, r.ResponseBytesPerSec)
 	yes := func(ok bool) string {
 		if ok {
 			return "yes"

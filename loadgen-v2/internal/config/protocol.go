@@ -1,0 +1,146 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+)
+
+// Correlation is how the loadgen matches a response to its request.
+type Correlation int
+
+const (
+	// Envelope: worker-v2's binary envelope (wire.Request / wire.Response),
+	// with the worker's queue and processing times.
+	Envelope Correlation = iota
+	// Properties: MQTT 5 Response Topic + Correlation Data (wire.Key), for
+	// any MQTT 5 responder.
+	Properties
+	// JSON: a member of the response's JSON payload carries the request's
+	// {{id}} (wire.AppendID), for JSON services on 3.1.1 or 5.
+	JSON
+)
+
+func (c Correlation) String() string {
+	switch c {
+	case Properties:
+		return "properties"
+	case JSON:
+		return "json"
+	}
+	return "envelope"
+}
+
+// Protocol is the resolved protocol configuration (valid after Validate).
+type Protocol struct {
+	Version     byte // 4 (3.1.1) or 5
+	Correlation Correlation
+	JSONField   string         // Correlation == JSON: the response member with the id
+	Template    *wire.Template // request payload; nil: envelope, or PAYLOAD_BYTES filler
+	ReqTopic    *wire.Template
+	RespTopic   *wire.Template
+	// PerShard: the response topic names the shard, so responses are routed
+	// to the connection of their shard; else one topic, on connection 0.
+	PerShard bool
+}
+
+// Protocol returns the resolved protocol settings.
+func (c *Config) Protocol() *Protocol { return &c.proto }
+
+// validateProtocol checks MQTT_VERSION, CORRELATE, REQUEST_TEMPLATE and the
+// topic templates, and resolves them into c.proto.
+func (c *Config) validateProtocol() []error {
+	var errs []error
+	p := &c.proto
+	switch c.MQTTVersion {
+	case "3.1.1", "4":
+		p.Version = 4
+	case "5", "5.0":
+		p.Version = 5
+	default:
+		errs = append(errs, fmt.Errorf("MQTT_VERSION=%q must be 3.1.1 or 5", c.MQTTVersion))
+	}
+	switch corr := c.Correlate; {
+	case corr == "" && p.Version == 5:
+		p.Correlation = Properties
+	case corr == "" || corr == "envelope":
+		p.Correlation = Envelope
+	case corr == "properties":
+		p.Correlation = Properties
+		if p.Version != 5 {
+			errs = append(errs, fmt.Errorf("CORRELATE=properties needs MQTT_VERSION=5 (Correlation Data is an MQTT 5 property), not %q", c.MQTTVersion))
+		}
+	case strings.HasPrefix(corr, "json:"):
+		p.Correlation, p.JSONField = JSON, corr[len("json:"):]
+		if p.JSONField == "" || strings.ContainsAny(p.JSONField, "\"\\") {
+			errs = append(errs, fmt.Errorf("CORRELATE=%q must name a JSON member: json:FIELD, FIELD without quotes or backslashes", corr))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("CORRELATE=%q must be envelope, properties or json:FIELD", corr))
+	}
+	if c.Transport == "paho" && (p.Version == 5 || p.Correlation != Envelope) {
+		errs = append(errs, fmt.Errorf("TRANSPORT=paho is the plain MQTT 3.1.1 baseline with the envelope; it does not combine with MQTT_VERSION=%s CORRELATE=%s", c.MQTTVersion, p.Correlation))
+	}
+
+	text := c.RequestTmpl
+	if strings.HasPrefix(text, "@") {
+		b, err := os.ReadFile(text[1:])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE=%q: %w", c.RequestTmpl, err))
+		}
+		text = string(b)
+	}
+	if text != "" {
+		t, err := wire.ParseTemplate(text)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE=%q: %w", clip(c.RequestTmpl), err))
+		case len(text) > 1<<20:
+			errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE is %d bytes, more than 1048576", len(text)))
+		case p.Correlation == Envelope:
+			errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE=%q is set but CORRELATE=envelope sends worker-v2's binary envelope: set CORRELATE=properties (MQTT 5) or json:FIELD", clip(c.RequestTmpl)))
+		case p.Correlation == JSON && !t.Uses("id"):
+			errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE=%q has no {{id}}: with CORRELATE=%s the response must carry the request's id back", clip(c.RequestTmpl), c.Correlate))
+		default:
+			p.Template = t
+		}
+	} else if p.Correlation == JSON {
+		errs = append(errs, fmt.Errorf("CORRELATE=%s needs REQUEST_TEMPLATE, a payload with {{id}} (e.g. {\"id\":\"{{id}}\",\"reply_to\":\"{{reply}}\"})", c.Correlate))
+	}
+
+	var err error
+	if p.ReqTopic, err = topicTemplate("REQUEST_TOPIC", c.RequestTopic); err != nil {
+		errs = append(errs, err)
+	}
+	if p.RespTopic, err = topicTemplate("RESPONSE_TOPIC", c.ResponseTopic); err != nil {
+		errs = append(errs, err)
+	} else {
+		p.PerShard = p.RespTopic.Uses("shard")
+		if p.Correlation == Envelope && !(p.PerShard && p.RespTopic.Uses("instance")) {
+			errs = append(errs, fmt.Errorf("RESPONSE_TOPIC=%q must contain {{instance}} and {{shard}} with CORRELATE=envelope", c.ResponseTopic))
+		}
+	}
+	return errs
+}
+
+// topicTemplate parses a topic with {{instance}} and {{shard}}: no wildcard,
+// not empty.
+func topicTemplate(name, s string) (*wire.Template, error) {
+	t, err := wire.ParseTemplate(s, "instance", "shard")
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%s=%q: %w", name, s, err)
+	case s == "" || t.HasWildcard() || strings.HasPrefix(s, "$"):
+		return nil, fmt.Errorf("%s=%q must be a topic name: not empty, no wildcard '+' or '#', not starting with '$'", name, s)
+	}
+	return t, nil
+}
+
+func clip(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
+}
