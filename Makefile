@@ -8,18 +8,14 @@ RUN_VIRTUAL_CLIENTS := $(or $(VIRTUAL_CLIENTS),10000)
 RUN_INTERVAL_MS     := $(or $(INTERVAL_MS),1000)
 RUN_DURATION        := $(or $(DURATION),30s)
 
+# The binaries `make build` puts in bin/.
+COMMANDS := loadgen-v2 worker-v2 cmd/rr-local cmd/rr-chart cmd/rr-echo
+
 .DEFAULT_GOAL := help
 
 .PHONY: help build run test test-faults bench benchmark benchmark-quick lint fmt tidy clean dev-test
 
-help: ## list the targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
-
-build: ## build loadgen-v2, worker-v2 and rr-local into bin/
-	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/loadgen-v2 ./loadgen-v2
-	$(GO) build -trimpath -o $(BIN)/worker-v2 ./worker-v2
-	$(GO) build -trimpath -o $(BIN)/rr-local ./cmd/rr-local
+##@ Start here
 
 run: build ## embedded broker + worker + loadgen on this machine (10k clients, 1 s interval, 30 s), then the report
 	VIRTUAL_CLIENTS=$(RUN_VIRTUAL_CLIENTS) INTERVAL_MS=$(RUN_INTERVAL_MS) DURATION=$(RUN_DURATION) $(BIN)/rr-local
@@ -28,16 +24,24 @@ test: ## go vet and the race-enabled test suite (uses mosquitto when installed)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-dev-test: test ## alias of test (seed name)
+##@ Benchmarks (results in results/SUITE-TIMESTAMP/: reports, summary.csv, manifest.json, SVG charts)
+
+benchmark-quick: build ## one 10 s run per broker (Mosquitto and embedded), under a minute
+	scripts/benchmark.sh quick
+
+benchmark: build ## every suite: quick, knee (+ half the knee, ceiling), baseline, clients, mem1m, autoscale
+	scripts/benchmark.sh all
 
 bench: ## Go benchmarks of the hot paths (encode, decode, pending, schedule, histogram)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./loadgen-v2/... ./worker-v2/...
 
-benchmark: build ## benchmark suite against mosquitto and the embedded broker (scripts/benchmark.sh)
-	scripts/benchmark.sh all
+##@ Build and develop
 
-benchmark-quick: build ## quick benchmark: one short run per broker
-	scripts/benchmark.sh quick
+build: ## build loadgen-v2, worker-v2, rr-local, rr-chart and rr-echo into bin/
+	@mkdir -p $(BIN)
+	@for c in $(COMMANDS); do echo "$(GO) build -trimpath -o $(BIN)/$${c##*/} ./$$c"; $(GO) build -trimpath -o $(BIN)/$${c##*/} ./$$c || exit 1; done
+
+dev-test: test ## the same as test
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')
@@ -47,7 +51,15 @@ lint: ## gofmt check, go vet, go mod tidy check
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 
-clean: ## remove bin/
+clean: ## remove bin/ (results/ is kept)
 	rm -rf $(BIN)
+
+help: ## list the targets
+	@if [ -t 1 ]; then c=$$'\033[36m'; r=$$'\033[0m'; else c=; r=; fi; \
+	echo "mqtt-rr-bench: make TARGET [VAR=value ...]"; \
+	awk -v c="$$c" -v r="$$r" ' \
+		/^##@ / { printf "\n%s\n", substr($$0, 5); next } \
+		/^[a-zA-Z0-9_-]+:.*## / { split($$0, a, ":.*## "); n = a[1]; sub(/:.*/, "", n); printf "  %s%-18s%s %s\n", c, n, r, a[2] }' \
+		$(MAKEFILE_LIST)
 
 -include ops.mk

@@ -1,18 +1,49 @@
 #!/usr/bin/env bash
-# Benchmark suite: runs bin/worker-v2 and bin/loadgen-v2 against a broker
+# Benchmark suites: run bin/worker-v2 and bin/loadgen-v2 against a broker
 # started here (Mosquitto with benchmark settings on a free loopback port, or
-# the embedded broker via bin/rr-local) and prints one line per run:
-# achieved rate, match rate, p50/p99, loadgen CPU µs per request and RSS.
+# the embedded broker via bin/rr-local), or only the loadgen against your own
+# broker and service (BROKER_KIND=URL), and keep what they measured. Each
+# suite writes one results folder: the loadgen's JSON report (and text
+# report) of every step, summary.csv (one row per step), manifest.json (the
+# exact configuration, git commit, Go and broker versions, CPU model, cores,
+# memory, date), console.txt, and SVG charts drawn by bin/rr-chart.
 #
-#   scripts/benchmark.sh quick            one short run per broker
-#   scripts/benchmark.sh rate R [S]       one run at R req/s for S seconds (default 20) on Mosquitto
-#   scripts/benchmark.sh sweep            rates 10k..60k on Mosquitto: find the knee (p99 < 50 ms, match ≥ 0.999)
+#   scripts/benchmark.sh quick            one 10 s run at 10k req/s per broker (Mosquitto and embedded); < 1 min
+#   scripts/benchmark.sh baseline         the seed's fixed 100,000 virtual clients every INTERVAL_MS (2000: 50k req/s), 60 s
+#   scripts/benchmark.sh knee             the highest offered rate with p99 ≤ SLO_P99_MS and match ≥ SLO_MATCH_RATE:
+#                                         doubling from KNEE_START, then bisection; prints the knee and the curve,
+#                                         then runs half the knee and the ceiling
+#   scripts/benchmark.sh ceiling          the same broker driven by bin/rr-echo, the simplest echo: round trips/s
+#   scripts/benchmark.sh rate R [S]       one run at R req/s for S seconds (default 20)
+#   scripts/benchmark.sh sweep            rates 10k, 20k, ... 60k, one run each
+#   scripts/benchmark.sh clients          100k → 200k → 500k virtual clients at 20k req/s
 #   scripts/benchmark.sh mem1m            1,000,000 virtual clients at 10k req/s: loadgen RSS
-#   scripts/benchmark.sh clients          100k → 500k virtual clients at 20k req/s
-#   scripts/benchmark.sh all              quick + sweep + mem1m
 #   scripts/benchmark.sh autoscale        worker MODE=sleep SLEEP_MS=5 under 5k → 30k → 5k req/s (150 s):
 #                                         workers, queue and processed rate every second, then the scaling events
 #   scripts/benchmark.sh workercpu R [S]  worker CPU µs per request at R req/s for S seconds (default 20), MODE=health
+#   scripts/benchmark.sh all              quick, knee, baseline, clients, mem1m and autoscale, one subfolder each
+#
+# Charts: spectrum.svg (the percentile spectrum of every step: latency against
+# percentile on a log 1/(1-q) axis), latency-vs-rate.svg (p50, p90, p99,
+# p99.9 and max against the offered rate, or latency-vs-clients.svg for
+# clients; hollow markers missed the SLO), workers-queue.svg (autoscale: pool
+# size, demand, queue depth, oldest queued request, processed rate, drops).
+#
+# Short forms: SECS sets the length of every run (defaults: quick 10, knee,
+# ceiling, rate, sweep and workercpu 20, clients 30, baseline and mem1m 60);
+# WARMUP (default 2s, 1s when SECS < 10) is left out of each report.
+# autoscale is shortened with TOTAL_SECS, STEP_AT and STEP_SECS (below).
+# E.g. SECS=5 scripts/benchmark.sh knee; SECS=3 scripts/benchmark.sh quick.
+#
+# knee: SLO_P99_MS (default 50) and SLO_MATCH_RATE (0.999; the success rate
+# must meet it too) decide each step (the loadgen's own SLO verdict, books
+# included); KNEE_START (5000 req/s) doubles up to KNEE_MAX (320000), then
+# bisection until the failing rate is within KNEE_PRECISION (0.05) of the
+# passing one. KNEE_HALF=0 skips the run at half the knee, CEILING=0 the
+# ceiling. Every step starts a fresh broker and worker. baseline, rate and
+# sweep report against the same SLO.
+# ceiling: ECHO_REQUESTERS (8 connections), ECHO_OUTSTANDING (64 each),
+# ECHO_RESPONDERS (4), PAYLOAD_BYTES (16), QOS (0): see bin/rr-echo -h.
 #
 # autoscale: the worker runs with its defaults (QUEUE_CAP 100000, thresholds,
 # SCALE_INTERVAL 1s, SCALE_MAX_WAIT 1s, SCALE_DOWN_WINDOW 30s) unless
@@ -23,28 +54,76 @@
 # second one adds STEP_RATE from STEP_AT for STEP_SECS; both open loop
 # (MAX_INFLIGHT_PER_CLIENT, default 8 here, above REQUEST_TIMEOUT / 2 s).
 #
-# Environment: BROKER_KIND=mosquitto|embedded (default mosquitto, falls back to
-# embedded when mosquitto is absent), OUT=dir for JSON reports (default a temp dir),
-# plus any loadgen-v2/worker-v2 variable (e.g. CONNECTIONS, MODE).
-# Loopback only; every run is bounded by DURATION and stops by itself.
+# Environment: BROKER_KIND=mosquitto|embedded|URL (default mosquitto, the
+# embedded broker when mosquitto is absent; a URL such as tcp://10.0.0.5:1883
+# runs only the loadgen, against your broker and the service answering on it;
+# autoscale and workercpu need this script's worker). OUT=dir (default
+# results/SUITE-YYYYMMDDTHHMMSSZ under the repository). INTERVAL_MS (default
+# 2000) sets each step's interval: virtual clients = rate × INTERVAL_MS / 1000.
+# Any loadgen-v2/worker-v2 variable (e.g. CONNECTIONS, MODE) passes through.
+# Loopback only unless BROKER_KIND is a URL; every run is bounded by DURATION
+# and stops by itself. Exit status: 0 done, 1 a step could not run, 2 usage.
 set -euo pipefail
+usage() { sed -n '2,/^set -euo/p' "$SELF" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+ORIG_PWD=$PWD
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
-OUT=${OUT:-$(mktemp -d /tmp/rrbench.XXXXXX)}
-mkdir -p "$OUT"
+
+SUITE=${1:-quick}
+die_usage() { printf '%s\n\n' "$1" >&2; usage >&2; exit 2; }
+is_uint() { case $1 in '' | *[!0-9]*) return 1 ;; esac; }
+case $SUITE in
+  -h | --help | help) usage; exit 0 ;;
+  quick | baseline | knee | ceiling | sweep | clients | mem1m | autoscale | all) ;;
+  rate | workercpu)
+    if ! is_uint "${2:-}" || [ "$2" -eq 0 ]; then die_usage "$SUITE needs a rate in req/s: scripts/benchmark.sh $SUITE R [S]"; fi
+    [ -z "${3:-}" ] || is_uint "$3" || die_usage "$SUITE: S=$3 is not a number of seconds"
+    ;;
+  *) die_usage "unknown suite $SUITE" ;;
+esac
+if [ -n "${SECS:-}" ] && { ! is_uint "$SECS" || [ "$SECS" -eq 0 ]; }; then die_usage "SECS=$SECS is not a positive number of seconds"; fi
+
+MOSQ=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null || true)
+KIND=${BROKER_KIND:-mosquitto}
+BROKER_URL=""
+case $KIND in
+  mosquitto) [ -n "$MOSQ" ] || { echo "mosquitto absent: using the embedded broker (apt-get install mosquitto for Mosquitto)" >&2; KIND=embedded; } ;;
+  embedded) ;;
+  tcp://?* | mqtt://?* | ssl://?* | tls://?* | mqtts://?*)
+    BROKER_URL=$KIND; KIND=url
+    case $SUITE in autoscale | workercpu) die_usage "$SUITE watches the worker this script starts: it needs BROKER_KIND=mosquitto or embedded, not a URL" ;; esac
+    ;;
+  *) die_usage "BROKER_KIND=$KIND: want mosquitto, embedded or a broker URL (tcp://host:port, ssl://host:port)" ;;
+esac
+
+for b in loadgen-v2 worker-v2 rr-local rr-chart rr-echo; do
+  [ -x "$BIN/$b" ] || { echo "$BIN/$b is missing: build first (make build)" >&2; exit 1; }
+done
+for t in jq curl python3; do command -v "$t" >/dev/null || { echo "$t is required (apt-get install $t)" >&2; exit 1; }; done
+
+# The results folder; the suite runs in a child whose output is also kept in
+# console.txt.
+if [ -z "${BENCH_CHILD:-}" ]; then
+  OUT=${OUT:-$PWD/results/$SUITE-$(date -u +%Y%m%dT%H%M%SZ)}
+  case $OUT in /*) ;; *) OUT=$ORIG_PWD/$OUT ;; esac # relative to where the script was started
+  mkdir -p "$OUT"
+  OUT=$(cd "$OUT" && pwd)
+  export OUT BENCH_CHILD=1
+  set +e
+  "$SELF" "$@" 2>&1 | tee -i "$OUT/console.txt"
+  rc=${PIPESTATUS[0]}
+  exit "$rc"
+fi
+mkdir -p "$OUT/logs"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-if [ ! -x "$BIN/loadgen-v2" ] || [ ! -x "$BIN/worker-v2" ]; then echo "build first: make build" >&2; exit 1; fi
-
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-MOSQ=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null || true)
-KIND=${BROKER_KIND:-mosquitto}
-[ "$KIND" = mosquitto ] && [ -z "$MOSQ" ] && { echo "mosquitto absent: using the embedded broker" >&2; KIND=embedded; }
-
-BROKER_URL=""
+# STEP_TAG names the logs of the broker and worker of one step (logs/TAG.*).
+STEP_TAG=${STEP_TAG:-$SUITE}
 start_broker() {
   local port; port=$(free_port)
   if [ "$1" = mosquitto ]; then
@@ -56,9 +135,9 @@ max_queued_messages 1000000
 max_inflight_messages 0
 persistence false
 CONF
-    "$MOSQ" -c "$OUT/mosquitto.conf" >"$OUT/mosquitto.log" 2>&1 &
+    "$MOSQ" -c "$OUT/mosquitto.conf" >"$OUT/logs/$STEP_TAG.mosquitto.log" 2>&1 &
   else
-    BROKER_ADDR=127.0.0.1:$port "$BIN/rr-local" broker >"$OUT/broker.log" 2>&1 &
+    BROKER_ADDR=127.0.0.1:$port "$BIN/rr-local" broker >"$OUT/logs/$STEP_TAG.broker.log" 2>&1 &
   fi
   BROKER_PID=$!; PIDS+=("$BROKER_PID")
   for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.05; done
@@ -70,11 +149,38 @@ WORKER_ENV=() # extra VAR=value settings of the worker only
 start_worker() {
   WORKER_HTTP=127.0.0.1:$(free_port)
   # env execs the worker: $! is the worker's own pid (workercpu reads its /proc).
-  MQTT_BROKER=$BROKER_URL HTTP_ADDR=$WORKER_HTTP env "${WORKER_ENV[@]}" "$BIN/worker-v2" >"$OUT/worker.log" 2>&1 &
+  MQTT_BROKER=$BROKER_URL HTTP_ADDR=$WORKER_HTTP env "${WORKER_ENV[@]}" "$BIN/worker-v2" >"$OUT/logs/$STEP_TAG.worker.log" 2>&1 &
   WORKER_PID=$!; PIDS+=("$WORKER_PID")
   for _ in $(seq 200); do curl -fsS "http://$WORKER_HTTP/ready" >/dev/null 2>&1 && return 0; sleep 0.05; done
-  echo "worker not ready" >&2; return 1
+  echo "worker not ready (see $OUT/logs/$STEP_TAG.worker.log)" >&2; return 1
 }
+
+# sample_worker FILE: the worker's /stats every second as CSV (the
+# workers-queue.svg chart) until killed; t_s counts from the worker's start.
+sample_worker() {
+  local t0=$EPOCHREALTIME t=0 now line w nd q o p d prev_p="" prev_t=""
+  echo 't_s,workers/workers,workers/need_workers,queue depth (messages)/queue_depth,oldest queued (ms)/queue_oldest_ms,processed (req/s)/processed_rps,dropped when full (total)/dropped_full' >"$1"
+  while :; do
+    now=$EPOCHREALTIME
+    if line=$(curl -fsS --max-time 2 "http://$WORKER_HTTP/stats" 2>/dev/null | jq -r '[.workers, .need_workers, .queue_depth,
+        (.queue_oldest_seconds | if . == null then null else . * 1000 | round end), .processed, .dropped_full]
+        | map(if . == null then "" else tostring end) | join(",")'); then
+      IFS=, read -r w nd q o p d <<<"$line"
+      awk -v t="$t" -v w="$w" -v nd="$nd" -v q="$q" -v o="$o" -v p="$p" -v pp="$prev_p" -v n="$now" -v pt="$prev_t" -v d="$d" \
+        'BEGIN { r = (pp == "" || p == "") ? "" : sprintf("%.0f", (p - pp) / (n - pt)); printf "%d,%s,%s,%s,%s,%s,%s\n", t, w, nd, q, o, r, d }' >>"$1"
+      prev_p=$p; prev_t=$now
+    fi
+    t=$((t + 1))
+    now=$EPOCHREALTIME
+    sleep "$(awk -v a="$t0" -v n="$now" -v t="$t" 'BEGIN { d = a + t - n; printf "%.3f", (d > 0 ? d : 0) }')"
+  done
+}
+
+# warmup_for SECS: the WARMUP of a run of SECS seconds.
+warmup_for() {
+  if [ -n "${WARMUP:-}" ]; then echo "$WARMUP"; elif [ "$1" -ge 10 ]; then echo 2s; elif [ "$1" -ge 3 ]; then echo 1s; else echo 0s; fi
+}
+SLO_ENV=("SLO_P99_MS=${SLO_P99_MS:-50}" "SLO_MATCH_RATE=${SLO_MATCH_RATE:-0.999}")
 
 # loadgen_bg NAME CLIENTS INTERVAL_MS SECONDS [VAR=value...]: starts one
 # loadgen run in the background (LG_PID); summary NAME prints its result line.
@@ -82,15 +188,33 @@ loadgen_bg() {
   local name=$1 clients=$2 interval=$3 secs=$4; shift 4
   VIRTUAL_CLIENTS=$clients INTERVAL_MS=$interval DURATION=${secs}s BROKER=$BROKER_URL \
     METRICS_ADDR=127.0.0.1:0 REPORT_FILE="$OUT/$name.json" CPU_PROFILE=${CPU_PROFILE:-} PROGRESS_INTERVAL=${PROGRESS_INTERVAL:-5s} \
-    env "$@" "$BIN/loadgen-v2" >"$OUT/$name.txt" 2>"$OUT/$name.log" &
+    env "$@" "$BIN/loadgen-v2" >"$OUT/$name.txt" 2>"$OUT/logs/$name.loadgen.log" &
   LG_PID=$!; PIDS+=("$LG_PID")
 }
+
+CSV_HEADER=step,broker,kind,virtual_clients,interval_ms,target_rps,achieved_rps,rate_ratio,success_rate,match_rate,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,slo_passed,loadgen_cpu_us_per_request,loadgen_max_rss_mb,report
+# record NAME: adds step NAME (its report NAME.json) to steps.txt and summary.csv.
+record() {
+  [ -s "$OUT/summary.csv" ] || echo "$CSV_HEADER" >"$OUT/summary.csv"
+  jq -r --arg n "$1" --arg k "$KIND" '[$n, $k, (.kind // "loadgen"), .virtual_clients, (.interval_s | if . == null then null else . * 1000 | round end),
+    .target_rps, .throughput_rps, .rate_ratio, .success_rate, .match_rate, .latency_ms.p50, .latency_ms.p90, .latency_ms.p99,
+    .latency_ms.p999, .latency_ms.max, .slo.passed, .process.sending_cpu_us_per_request, .process.max_rss_mb, ($n + ".json")] | @csv' \
+    "$OUT/$1.json" >>"$OUT/summary.csv"
+  jq -r --arg n "$1" '"\($n) \(.kind // "loadgen")"' "$OUT/$1.json" >>"$OUT/steps.txt"
+}
 summary() {
+  if ! jq -e . "$OUT/$1.json" >/dev/null 2>&1; then
+    printf '%s\t%s\tno report: see %s\n' "$1" "$KIND" "$OUT/logs/$1.loadgen.log"
+    return 0
+  fi
+  record "$1"
   jq -r --arg n "$1" --arg k "$KIND" '[$n, $k, .target_rps, .throughput_rps, .rate_ratio, .match_rate, .latency_ms.p50, .latency_ms.p99, .latency_ms.max, .process.sending_cpu_us_per_request, .process.max_rss_mb] |
-    "\(.[0])\t\(.[1])\ttarget \(.[2]|floor)/s\tachieved \(.[3]|floor)/s\tratio \(.[4]*10000|round/10000)\tmatch \(.[5]*1000000|floor/1000000)\tp50 \(.[6]) ms\tp99 \(.[7]) ms\tmax \(.[8]) ms\tloadgen \(.[9]*10|round/10) µs/req\tRSS \(.[10]|floor) MB"' "$OUT/$1.json"
+    "\(.[0])\t\(.[1])\ttarget \(.[2]|floor)/s\tachieved \(.[3]|floor)/s\tratio \(.[4]*10000|round/10000)\tmatch \(.[5]*1000000|floor/1000000)\tp50 \(.[6]) ms\tp99 \(.[7]) ms\tmax \(.[8]) ms\tloadgen \(.[9]*10|round/10) µs/req\tRSS \(.[10]|floor) MB"' "$OUT/$1.json" |
+    tr -d '\n'
+  jq -r 'if (.slo.p99_ms // 0) > 0 or (.slo.match_rate // 0) > 0 then "\tSLO " + (if .slo.passed then "passed" else "FAILED (" + (.slo.failures | join("; ")) + ")" end) else "" end' "$OUT/$1.json"
 }
 
-# run NAME CLIENTS INTERVAL_MS SECONDS: one loadgen run; prints a result line.
+# run NAME CLIENTS INTERVAL_MS SECONDS [VAR=value...]: one loadgen run; prints a result line.
 run() {
   loadgen_bg "$@"
   wait "$LG_PID" || true
@@ -154,32 +278,246 @@ workercpu() {
   c1=$(cpu_ticks "$WORKER_PID"); p1=$(stat_now | cut -d' ' -f3)
   jq -r --arg n "$name" --arg k "$KIND" --argjson tck "$(getconf CLK_TCK)" --argjson c "$((c1 - c0))" --argjson p "$((p1 - p0))" \
     '"\($n)\t\($k)\ttarget \(.target_rps|floor)/s\tachieved \(.throughput_rps|floor)/s\tmatch \(.match_rate*1000000|floor/1000000)\tworker processed \($p)\tworker CPU \($c / $tck * 100 | round / 100) s\tworker \(if $p > 0 then $c / $tck * 1e6 / $p * 100 | round / 100 else "n/a" end) µs/req"' "$OUT/$name.json"
+  manifest_set workercpu "$(jq -n --argjson tck "$(getconf CLK_TCK)" --argjson c "$((c1 - c0))" --argjson p "$((p1 - p0))" --argjson r "$r" \
+    '{rate_rps: $r, worker_processed: $p, worker_cpu_s: ($c / $tck), worker_cpu_us_per_request: (if $p > 0 then $c / $tck * 1e6 / $p else null end)}')"
 }
 
-with_stack() { # with_stack KIND cmd...: broker + worker around a command
-  local kind=$1; shift
+# with_stack KIND cmd...: broker + worker around a command (with
+# BROKER_KIND=URL only the command: your broker and service). autoscale also
+# samples the worker every second (worker-timeline.csv).
+with_stack() {
+  local kind=$1 sampler=""; shift
+  if [ "$kind" = url ]; then "$@"; return; fi
   KIND=$kind start_broker "$kind"; KIND=$kind
   start_worker
+  if [ "$SUITE" = autoscale ]; then
+    sample_worker "$OUT/worker-timeline.csv" &
+    sampler=$!; PIDS+=("$sampler")
+  fi
   "$@"
+  if [ -n "$sampler" ]; then stop_pid "$sampler"; fi
   stop_pid "$WORKER_PID"; stop_pid "$BROKER_PID"
 }
 
-case "${1:-quick}" in
+# with_broker KIND cmd...: only the broker around a command (none for a URL).
+with_broker() {
+  local kind=$1; shift
+  if [ "$kind" = url ]; then "$@"; return; fi
+  KIND=$kind start_broker "$kind"; KIND=$kind
+  "$@"
+  stop_pid "$BROKER_PID"
+}
+
+# echo_run NAME SECS: bin/rr-echo against BROKER_URL; prints its result line.
+echo_run() {
+  local name=$1 secs=$2
+  BROKER=$BROKER_URL DURATION=${secs}s WARMUP=$(warmup_for "$secs") REPORT_FILE="$OUT/$name.json" \
+    "$BIN/rr-echo" >"$OUT/$name.txt" 2>"$OUT/logs/$name.echo.log" || true
+  if ! jq -e . "$OUT/$name.json" >/dev/null 2>&1; then
+    printf '%s\t%s\tno result: see %s\n' "$name" "$KIND" "$OUT/logs/$name.echo.log"
+    return 0
+  fi
+  record "$name"
+  jq -r --arg n "$name" --arg k "$KIND" '"\($n)\t\($k)\tround trips \(.throughput_rps|floor)/s\tp50 \(.latency_ms.p50) ms\tp99 \(.latency_ms.p99) ms\tmax \(.latency_ms.max) ms\tlost \(.lost)\t(rr-echo: \(.config.requesters) connections × \(.config.outstanding) outstanding, \(.config.responders) responders, QoS \(.config.qos), \(.config.payload_bytes) B)"' "$OUT/$name.json"
+}
+
+# manifest_set KEY JSON: sets .results[KEY] in manifest.json.
+manifest_set() {
+  jq --arg k "$1" --argjson v "$2" '.results[$k] = $v' "$OUT/manifest.json" >"$OUT/manifest.json.tmp" && mv "$OUT/manifest.json.tmp" "$OUT/manifest.json"
+}
+
+# write_manifest ARGS...: the exact configuration and the machine.
+write_manifest() {
+  local names=() env_args=() n mochi mosq_v go_tc go_bin
+  # Every variable of the binaries (their -h tables) and of this script that is set.
+  mapfile -t names < <({ "$BIN/loadgen-v2" -h; "$BIN/worker-v2" -h; "$BIN/rr-echo" -h; } 2>/dev/null | awk '/^[A-Z][A-Z0-9_]+ / { print $1 }' | sort -u)
+  names+=(BROKER_KIND SECS WARMUP INTERVAL_MS KNEE_START KNEE_MAX KNEE_PRECISION KNEE_HALF CEILING BASE_RATE STEP_RATE STEP_AT STEP_SECS TOTAL_SECS GOMAXPROCS GOMEMLIMIT)
+  for n in "${names[@]}"; do
+    case $n in *PASSWORD* | *KEY_FILE*) continue ;; esac
+    if [ -n "${!n+x}" ]; then env_args+=(--arg "$n" "${!n}"); fi
+  done
+  mosq_v=""
+  if [ -n "$MOSQ" ]; then mosq_v=$("$MOSQ" -h 2>/dev/null | awk 'NR == 1 { print $3 }' || true); fi
+  mochi=$(go version -m "$BIN/rr-local" 2>/dev/null | awk '$2 == "github.com/mochi-mqtt/server/v2" { print $3 }' || true)
+  go_tc=$(go version 2>/dev/null || true)
+  go_bin=$(go version "$BIN/loadgen-v2" 2>/dev/null | awk '{ print $2 }' || true)
+  jq -n --args '$ARGS.positional' "$@" >"$OUT/manifest.args.tmp"
+  jq -n --arg suite "$SUITE" --slurpfile args "$OUT/manifest.args.tmp" \
+    --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg kind "$KIND" --arg url "$BROKER_URL" \
+    --arg commit "$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
+    --argjson dirty "$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)" \
+    --arg go_tc "$go_tc" --arg go_bin "$go_bin" --arg mosq "$mosq_v" --arg mochi "$mochi" \
+    --arg cpu "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)" \
+    --argjson cores "$(nproc)" \
+    --argjson mem "$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 }' /proc/meminfo 2>/dev/null || echo null)" \
+    --arg kernel "$(uname -sr)" --arg host "$(hostname)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)" \
+    --argjson env "$(jq -n '$ARGS.named' ${env_args[@]+"${env_args[@]}"})" \
+    '{suite: $suite, command: (["scripts/benchmark.sh"] + $args[0]), started_utc: $date,
+      broker: {kind: $kind, url: (if $kind == "url" then $url else null end),
+               mosquitto_version: (if $mosq == "" then null else $mosq end),
+               embedded: (if $mochi == "" then null else "mochi-mqtt/server " + $mochi end)},
+      git: {commit: $commit, uncommitted_files: $dirty},
+      go: {toolchain: $go_tc, binaries_built_with: $go_bin},
+      machine: {cpu_model: $cpu, cores: $cores, memory_mb: $mem, kernel: $kernel, hostname: $host, load_average_at_start: $load},
+      environment: $env,
+      defaults: {slo_p99_ms: ($env.SLO_P99_MS // "50"), slo_match_rate: ($env.SLO_MATCH_RATE // "0.999"), interval_ms: ($env.INTERVAL_MS // "2000")},
+      note: "each step report (STEP.json) carries the loadgen configuration of that step under .config",
+      results: {}}' >"$OUT/manifest.json"
+  rm -f "$OUT/manifest.args.tmp"
+}
+
+# charts: the SVG charts of the steps in steps.txt.
+charts() {
+  local all=() lg=() n k x=target_rps file=latency-vs-rate.svg what="offered rate"
+  [ -s "$OUT/steps.txt" ] || return 0
+  while read -r n k; do
+    all+=("$OUT/$n.json")
+    [ "$k" = loadgen ] && lg+=("$OUT/$n.json")
+  done <"$OUT/steps.txt"
+  "$BIN/rr-chart" spectrum -o "$OUT/spectrum.svg" -title "$SUITE ($BROKER_LABEL): percentile spectrum of each step" "${all[@]}" ||
+    echo "spectrum chart failed" >&2
+  if [ "$SUITE" = clients ]; then x=virtual_clients file=latency-vs-clients.svg what="virtual clients"; fi
+  if [ "${#lg[@]}" -gt 0 ] && [ "$(jq -s --arg x "$x" 'map(.[$x]) | unique | length' "${lg[@]}")" -ge 2 ]; then
+    "$BIN/rr-chart" rate -o "$OUT/$file" -x "$x" -slo-p99 "${SLO_P99_MS:-50}" -knee "${KNEE_RPS:-0}" \
+      -title "$SUITE ($BROKER_LABEL): round-trip latency against $what" "${lg[@]}" || echo "rate chart failed" >&2
+  fi
+  if [ -s "$OUT/worker-timeline.csv" ]; then
+    "$BIN/rr-chart" timeline -o "$OUT/workers-queue.svg" -title "$SUITE ($BROKER_LABEL): worker pool and queue, every second" "$OUT/worker-timeline.csv" ||
+      echo "timeline chart failed" >&2
+  fi
+}
+
+# finish: charts, the end of the manifest, and where everything is.
+finish() {
+  local conf="" f
+  charts
+  if [ -f "$OUT/mosquitto.conf" ]; then conf=$(cat "$OUT/mosquitto.conf"); fi
+  jq --arg d "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)" --arg conf "$conf" \
+    '.finished_utc = $d | .machine.load_average_at_end = $load
+     | if $conf != "" then .broker.mosquitto_config = ($conf | split("\n")) else . end' "$OUT/manifest.json" >"$OUT/manifest.json.tmp" &&
+    mv "$OUT/manifest.json.tmp" "$OUT/manifest.json"
+  echo "results in $OUT:"
+  for f in "$OUT"/summary.csv "$OUT"/manifest.json "$OUT"/console.txt "$OUT"/*.svg; do
+    if [ -f "$f" ]; then echo "  ${f##*/}"; fi
+  done
+}
+
+# knee_step RATE: one run at RATE on a fresh broker and worker; succeeds when
+# the loadgen's SLO verdict is "passed".
+knee_step() {
+  local r=$1 name=knee-$1 iv=${INTERVAL_MS:-2000}
+  if [ ! -f "$OUT/$name.json" ]; then
+    STEP_TAG=$name with_stack "$KIND" run "$name" $(((r * iv + 999) / 1000)) "$iv" "$KNEE_SECS" "WARMUP=$(warmup_for "$KNEE_SECS")" "${SLO_ENV[@]}"
+  fi
+  jq -e '.slo.passed' "$OUT/$name.json" >/dev/null 2>&1
+}
+
+# knee: doubling from KNEE_START while the SLO holds, then bisection between
+# the highest passing and the lowest failing rate.
+knee() {
+  local r=${KNEE_START:-5000} cap=${KNEE_MAX:-320000} prec=${KNEE_PRECISION:-0.05} lo=0 hi=0 mid
+  if ! is_uint "$r" || [ "$r" -lt 100 ]; then die_usage "KNEE_START=$r: want a rate of at least 100 req/s"; fi
+  echo "knee: offered rate from $r req/s, doubling then bisection; a step passes with p99 ≤ ${SLO_P99_MS:-50} ms and match (and success) ≥ ${SLO_MATCH_RATE:-0.999}; $KNEE_SECS s per step" >&2
+  while :; do
+    if knee_step "$r"; then
+      lo=$r
+      [ $((r * 2)) -le "$cap" ] || break
+      r=$((r * 2))
+    else
+      hi=$r
+      break
+    fi
+  done
+  if [ "$lo" = 0 ]; then # the first rate already missed: halve down
+    while [ "$r" -ge 200 ]; do
+      r=$((r / 2))
+      if knee_step "$r"; then lo=$r; break; fi
+      hi=$r
+    done
+  fi
+  if [ "$lo" -gt 0 ] && [ "$hi" -gt 0 ]; then
+    while awk -v lo="$lo" -v hi="$hi" -v p="$prec" 'BEGIN { exit !((hi - lo) > lo * p) }'; do
+      mid=$((((lo + hi) / 2 + 50) / 100 * 100))
+      if [ "$mid" -le "$lo" ] || [ "$mid" -ge "$hi" ]; then break; fi
+      if knee_step "$mid"; then lo=$mid; else hi=$mid; fi
+    done
+  fi
+  KNEE_RPS=$lo
+  echo
+  echo "curve (every step, by offered rate):"
+  jq -rs 'sort_by(.target_rps)[] | "  \(.target_rps|floor) req/s\tp50 \(.latency_ms.p50) ms\tp99 \(.latency_ms.p99) ms\tp99.9 \(.latency_ms.p999) ms\tmatch \(.match_rate*1000000|floor/1000000)\tsuccess \(.success_rate*1000000|floor/1000000)\t\(if .slo.passed then "passed" else "FAILED" end)"' "$OUT"/knee-[0-9]*.json
+  if [ "$lo" = 0 ]; then
+    echo "KNEE: none — even $hi req/s missed the SLO"
+  elif [ "$hi" = 0 ]; then
+    echo "KNEE: at least $lo req/s (KNEE_MAX=$cap reached without a miss)"
+  else
+    echo "KNEE: $lo req/s (p99 ≤ ${SLO_P99_MS:-50} ms, match ≥ ${SLO_MATCH_RATE:-0.999}); $hi req/s missed"
+  fi
+  manifest_set knee "$(jq -n --argjson lo "$lo" --argjson hi "$hi" --argjson prec "$prec" \
+    '{knee_rps: $lo, lowest_failing_rps: (if $hi > 0 then $hi else null end), precision: $prec}')"
+  if [ "$lo" -ge 200 ] && [ "${KNEE_HALF:-1}" != 0 ]; then
+    local half=$((lo / 2)) iv=${INTERVAL_MS:-2000}
+    echo "half the knee:"
+    STEP_TAG=knee-half-$half with_stack "$KIND" run "knee-half-$half" $(((half * iv + 999) / 1000)) "$iv" "$KNEE_SECS" "WARMUP=$(warmup_for "$KNEE_SECS")" "${SLO_ENV[@]}"
+    manifest_set half_knee "$(jq '{rate_rps: .target_rps, p50_ms: .latency_ms.p50, p90_ms: .latency_ms.p90, p99_ms: .latency_ms.p99, p999_ms: .latency_ms.p999, max_ms: .latency_ms.max, match_rate, loadgen_cpu_us_per_request: .process.sending_cpu_us_per_request}' "$OUT/knee-half-$half.json" 2>/dev/null || echo null)"
+  fi
+  if [ "${CEILING:-1}" != 0 ]; then
+    echo "ceiling:"
+    ceiling
+    if [ -f "$OUT/ceiling.json" ] && [ "$lo" -gt 0 ]; then
+      jq -r --argjson k "$lo" '"KNEE / CEILING: \($k) / \(.throughput_rps|floor) = \($k / .throughput_rps * 100 | round)% of what the broker and machine allow"' "$OUT/ceiling.json"
+      manifest_set knee_fraction_of_ceiling "$(jq --argjson k "$lo" '$k / .throughput_rps * 1000 | round / 1000' "$OUT/ceiling.json")"
+    fi
+  fi
+}
+
+# ceiling: bin/rr-echo on a fresh broker of the same kind.
+ceiling() {
+  STEP_TAG=ceiling with_broker "$KIND" echo_run ceiling "${SECS:-20}"
+  if [ -f "$OUT/ceiling.json" ]; then
+    manifest_set ceiling "$(jq '{round_trips_per_s: .throughput_rps, p50_ms: .latency_ms.p50, p99_ms: .latency_ms.p99, lost, requesters: .config.requesters, outstanding: .config.outstanding, responders: .config.responders, qos: .config.qos, payload_bytes: .config.payload_bytes}' "$OUT/ceiling.json")"
+  fi
+}
+
+KNEE_SECS=${SECS:-20}
+BROKER_LABEL=$KIND
+if [ "$SUITE" = quick ] && [ "$KIND" = mosquitto ]; then BROKER_LABEL="mosquitto and embedded"; fi
+write_manifest "$@"
+IV=${INTERVAL_MS:-2000}
+case $SUITE in
   quick)
-    with_stack "$KIND" run "quick-$KIND" 10000 1000 10
-    [ "$KIND" = mosquitto ] && with_stack embedded run quick-embedded 10000 1000 10
+    s=${SECS:-10}
+    STEP_TAG=quick-$KIND with_stack "$KIND" run "quick-$KIND" 10000 1000 "$s" "WARMUP=$(warmup_for "$s")"
+    if [ "$KIND" = mosquitto ]; then
+      STEP_TAG=quick-embedded with_stack embedded run quick-embedded 10000 1000 "$s" "WARMUP=$(warmup_for "$s")"
+    fi
     ;;
+  baseline)
+    s=${SECS:-60}
+    STEP_TAG=baseline with_stack "$KIND" run baseline 100000 "$IV" "$s" "WARMUP=$(warmup_for "$s")" "${SLO_ENV[@]}" ;;
+  knee)
+    knee ;;
+  ceiling)
+    ceiling ;;
   rate)
-    r=${2:?rate}; s=${3:-20}
-    with_stack "$KIND" run "rate-$r" $((r * 2)) 2000 "$s" ;;
+    r=$2; s=${3:-${SECS:-20}}
+    STEP_TAG=rate-$r with_stack "$KIND" run "rate-$r" $(((r * IV + 999) / 1000)) "$IV" "$s" "WARMUP=$(warmup_for "$s")" "${SLO_ENV[@]}" ;;
   sweep)
-    for r in 10000 20000 30000 40000 50000 60000; do with_stack "$KIND" run "sweep-$r" $((r * 2)) 2000 20; done ;;
+    s=${SECS:-20}
+    for r in 10000 20000 30000 40000 50000 60000; do
+      STEP_TAG=sweep-$r with_stack "$KIND" run "sweep-$r" $(((r * IV + 999) / 1000)) "$IV" "$s" "WARMUP=$(warmup_for "$s")" "${SLO_ENV[@]}"
+    done ;;
   mem1m)
-    with_stack "$KIND" run mem1m 1000000 100000 60 ;;
+    STEP_TAG=mem1m with_stack "$KIND" run mem1m 1000000 100000 "${SECS:-60}" ;;
   clients)
-    for c in 100000 200000 500000; do with_stack "$KIND" run "clients-$c" "$c" $((c / 20)) 30; done ;;
+    s=${SECS:-30}
+    for c in 100000 200000 500000; do
+      STEP_TAG=clients-$c with_stack "$KIND" run "clients-$c" "$c" $((c / 20)) "$s" "WARMUP=$(warmup_for "$s")"
+    done ;;
   all)
-    "$0" quick; "$0" sweep; "$0" mem1m ;;
+    for s in quick knee baseline clients mem1m autoscale; do
+      OUT=$OUT/$s "$SELF" "$s" || echo "suite $s failed (exit $?)" >&2
+    done ;;
   autoscale)
     WORKER_ENV=(MODE=sleep SLEEP_MS=5)
     for v in QUEUE_CAP SCALE_INTERVAL SCALE_MAX_WAIT SCALE_DOWN_WINDOW; do
@@ -187,9 +525,9 @@ case "${1:-quick}" in
     done
     with_stack "$KIND" autoscale ;;
   workercpu)
-    r=${2:?rate}; s=${3:-20}
+    r=$2; s=${3:-${SECS:-20}}
     WORKER_ENV=(MODE=health)
-    with_stack "$KIND" workercpu "$r" "$s" ;;
-  *) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2 ;;
+    STEP_TAG=workercpu-$r with_stack "$KIND" workercpu "$r" "$s" ;;
+  *) die_usage "unknown suite $SUITE" ;;
 esac
-echo "reports in $OUT" >&2
+finish

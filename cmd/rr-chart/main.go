@@ -28,7 +28,8 @@ const usage = `rr-chart: SVG charts of benchmark results
   rr-chart spectrum -o FILE [-title T] REPORT.json...
       percentile spectrum of each report's round-trip histogram (latency against percentile, log 1/(1-q) axis)
   rr-chart timeline -o FILE [-title T] SERIES.csv
-      one panel per column of a CSV whose first column is the x axis (e.g. t_s,workers,queue_depth)
+      a CSV whose first column is the x axis; every other column a series, "panel/series" headers share a panel
+      (e.g. t_s,pool/workers,pool/need_workers,queue_depth)
 
 Exit status: 0 ok, 1 a file could not be read or written, 2 bad usage.`
 

@@ -143,6 +143,11 @@ func RatePlot(steps []Step, x XField, sloP99, knee float64) (Plot, error) {
 		}
 		p.Series = append(p.Series, se)
 	}
+	for _, st := range sorted {
+		if !st.Passed && st.Latency.Count > 0 {
+			p.Note = "hollow: SLO missed"
+		}
+	}
 	if sloP99 > 0 {
 		p.Marks = append(p.Marks, Mark{At: sloP99, Label: "SLO p99 " + trim(sloP99) + " ms"})
 	}
@@ -224,8 +229,10 @@ func percentile(v float64) string {
 
 // ReadTimeline reads a time series as CSV: a header row, then one row per
 // sample; the first column is the x axis (its header is the axis label, e.g.
-// t_s), every further column becomes a panel of its own. Cells that are not
-// numbers (empty, "?") are gaps.
+// t_s). Every further column is a series; a header "panel/series" puts the
+// series in the named panel (columns with the same panel share it), a plain
+// header gets a panel of its own. Panels come in the order of their first
+// column. Cells that are not numbers (empty, "?") are gaps.
 func ReadTimeline(r io.Reader) ([]Plot, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1 // ragged rows are reported below, by row number
@@ -240,14 +247,23 @@ func ReadTimeline(r io.Reader) ([]Plot, error) {
 	if len(head) < 2 {
 		return nil, fmt.Errorf("timeline: want at least two columns (x, one series), have %d", len(head))
 	}
-	plots := make([]Plot, len(head)-1)
-	for i := range plots {
-		plots[i] = Plot{
-			Title:  head[i+1],
-			X:      Axis{Label: head[0]},
-			Y:      Axis{Label: head[i+1]},
-			Series: []Series{{Name: head[i+1]}},
+	var plots []Plot
+	panelOf := map[string]int{}
+	type col struct{ panel, series int }
+	cols := make([]col, len(head)-1)
+	for i, h := range head[1:] {
+		panel, name := h, h
+		if k := strings.LastIndexByte(h, '/'); k > 0 {
+			panel, name = h[:k], h[k+1:]
 		}
+		pi, ok := panelOf[panel]
+		if !ok {
+			pi = len(plots)
+			panelOf[panel] = pi
+			plots = append(plots, Plot{Title: panel, X: Axis{Label: head[0]}, Y: Axis{Label: panel}})
+		}
+		plots[pi].Series = append(plots[pi].Series, Series{Name: name})
+		cols[i] = col{pi, len(plots[pi].Series) - 1}
 	}
 	for n, row := range rows[1:] {
 		if len(row) != len(head) {
@@ -257,9 +273,10 @@ func ReadTimeline(r io.Reader) ([]Plot, error) {
 		if err != nil {
 			continue
 		}
-		for i := range plots {
+		for i, c := range cols {
 			if y, err := strconv.ParseFloat(strings.TrimSpace(row[i+1]), 64); err == nil {
-				plots[i].Series[0].Points = append(plots[i].Series[0].Points, Point{x, y})
+				se := &plots[c.panel].Series[c.series]
+				se.Points = append(se.Points, Point{x, y})
 			}
 		}
 	}

@@ -126,7 +126,7 @@ func TestWriteSVG(t *testing.T) {
 		{name: "empty spectrum", panels: []Plot{SpectrumPlot(nil)}, wantNoData: 1},
 		{name: "empty rate", panels: []Plot{mustRate(t, nil)}, wantNoData: 1},
 		{name: "rate: one series per percentile", panels: []Plot{rate}, wantSeries: 5, wantAxes: 2, wantMarks: 2,
-			wantText: []string{"offered rate (req/s)", "p99", "SLO p99 50 ms", "knee 10k"}},
+			wantText: []string{"offered rate (req/s)", "p99", "SLO p99 50 ms", "knee 10k", "hollow: SLO missed"}},
 		{name: "spectrum: one series per step", panels: []Plot{SpectrumPlot(steps)}, wantSeries: 3, wantAxes: 2,
 			wantText: []string{"percentile", "step-5k", "0%", "90%", "99.9%"}},
 		{name: "timeline: one panel per column", panels: timeline, wantSeries: 2, wantAxes: 4, wantText: []string{"workers", "queue_depth", "t_s"}},
@@ -287,11 +287,13 @@ func TestReadTimeline(t *testing.T) {
 		name    string
 		csv     string
 		panels  int
-		points  []int
+		series  []int // per panel
+		points  []int // of each panel's first series
 		wantErr string
 	}{
 		{name: "empty", csv: "", panels: 0},
-		{name: "gaps skipped", csv: "t_s,workers,queue\n0,10,5\n1,?,6\nx,1,1\n2,12,\n", panels: 2, points: []int{2, 2}},
+		{name: "gaps skipped", csv: "t_s,workers,queue\n0,10,5\n1,?,6\nx,1,1\n2,12,\n", panels: 2, series: []int{1, 1}, points: []int{2, 2}},
+		{name: "panel/series groups columns", csv: "t_s,pool/workers,queue,pool/need\n0,10,5,12\n1,20,6,\n", panels: 2, series: []int{2, 1}, points: []int{2, 2}},
 		{name: "one column", csv: "t_s\n1\n", wantErr: "at least two columns"},
 		{name: "ragged row", csv: "t_s,a\n1,2,3\n", wantErr: "row 2"},
 	}
@@ -309,6 +311,11 @@ func TestReadTimeline(t *testing.T) {
 			}
 			if len(ps) != tc.panels {
 				t.Fatalf("%d panels, want %d", len(ps), tc.panels)
+			}
+			for i, n := range tc.series {
+				if got := len(ps[i].Series); got != n {
+					t.Errorf("panel %d: %d series, want %d", i, got, n)
+				}
 			}
 			for i, n := range tc.points {
 				if got := len(ps[i].Series[0].Points); got != n {

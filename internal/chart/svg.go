@@ -56,6 +56,9 @@ type Plot struct {
 	X, Y   Axis
 	Series []Series
 	Marks  []Mark
+	// Note is a line of explanation under the legend (e.g. what hollow
+	// markers mean).
+	Note string
 }
 
 // Geometry of a figure, in SVG user units (px).
@@ -364,5 +367,9 @@ func (s *svgWriter) panel(p Plot, top int) {
 		s.printf(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"%s/><text x="%.1f" y="%.1f">%s</text>`+"\n",
 			lx, ly, lx+22, ly, color, dash, lx+28, ly+4, esc(se.Name))
 		s.printf("</g>\n")
+	}
+	if p.Note != "" {
+		s.printf(`<text class="note" x="%d" y="%.1f" font-size="11" fill="#555555">%s</text>`+"\n",
+			width-marginRight+14, float64(top+marginTop)+14+float64(len(p.Series))*18, esc(p.Note))
 	}
 }
