@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"bufio"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+)
+
+// startPahoPython runs examples/responders/paho_echo.py (Eclipse Paho for
+// Python, no code of ours) against brokerURL and waits for its "ready".
+func startPahoPython(t *testing.T, brokerURL, mode string) {
+	t.Helper()
+	if err := exec.Command("/usr/bin/python3", "-c", "import paho.mqtt").Run(); err != nil {
+		t.Skip("python3-paho-mqtt not installed for /usr/bin/python3 (apt-get install python3-paho-mqtt; CI installs it)")
+	}
+	u, err := url.Parse(brokerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := filepath.Abs("../examples/responders/paho_echo.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/usr/bin/python3", script, u.Hostname(), u.Port(), mode)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+	ready := make(chan bool, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		ready <- strings.TrimSpace(line) == "ready"
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatal("the Python responder did not start")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the Python responder did not subscribe within 30 s")
+	}
+}
+
+// TestLoadgenLoadsAThirdPartyResponder: loadgen-v2 against services written
+// with another MQTT library (Eclipse Paho for Python): MQTT 5 Response Topic
+// + Correlation Data, and JSON correlation on 3.1.1, through the embedded
+// broker and Mosquitto. Light load: every request is answered.
+func TestLoadgenLoadsAThirdPartyResponder(t *testing.T) {
+	for _, tc := range []struct {
+		name, mode string
+		env        []string
+	}{
+		{"MQTT 5 properties", "v5", []string{"MQTT_VERSION=5"}},
+		{"JSON on 3.1.1", "json", []string{"CORRELATE=json:id", `REQUEST_TEMPLATE={"id":"{{id}}","reply_to":"{{reply}}","client":{{client}},"ts":{{ts}}}`}},
+	} {
+		for _, bk := range []string{"embedded", "mosquitto"} {
+			t.Run(tc.name+" via "+bk, func(t *testing.T) {
+				var url string
+				if bk == "embedded" {
+					b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { _ = b.Close() })
+					url = b.URL()
+				} else {
+					url = startMosquitto(t, "").URL()
+				}
+				startPahoPython(t, url, tc.mode)
+				rf := filepath.Join(t.TempDir(), "report.json")
+				env := append(loadgenEnv(url, rf, "VIRTUAL_CLIENTS=200", "DURATION=2s", "REQUEST_TIMEOUT=20s"), tc.env...)
+				lg := start(t, "loadgen-v2", env...)
+				if code := lg.wait(t, 90*time.Second); code != 0 {
+					t.Fatalf("loadgen exit %d\n%s", code, tail(lg.errOut.String(), 4000))
+				}
+				r := readReport(t, rf)
+				logReport(t, tc.name, r)
+				checkBalanced(t, r)
+				if r.Scheduled != 800 || r.MatchRate != 1 || r.ResponsesMatched != r.RequestsSent || r.Malformed+r.Unknown+r.Duplicate != 0 {
+					t.Errorf("want all 800 requests answered once by the Python service: %+v", r)
+				}
+			})
+		}
+	}
+}
