@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"fmt"
+	"strconv"
+
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -83,8 +86,33 @@ func newMetrics(e *Engine) *Metrics {
 		gauge("connections_suspect", "Connections up that wrote requests and received nothing for REQUEST_TIMEOUT (a half-open link or a silent broker).", func() float64 { return float64(e.connsSuspect()) }),
 		counter("requests_scheduled_total", "Fires the open-loop schedule made due: each is sent, skipped or send_failed.", sum(func(c *counters) uint64 { return c.scheduled.Load() })),
 		gauge("target_rate_rps", "Target request rate, VIRTUAL_CLIENTS / INTERVAL_MS, requests per second.", func() float64 { return e.cfg.Rate() }),
+		counter("request_bytes_total", "Payload bytes of the requests sent.", e.bytesOut.Load),
+		counter("response_bytes_total", "Payload bytes of the responses received (matched or not).", e.responseBytes),
+		info(e),
 	}
 	return m
+}
+
+// info is the run's identity: a gauge of 1 whose labels say which run this
+// is and how it talks to the service (one series per run, never per client).
+func info(e *Engine) prometheus.Collector {
+	version := "3.1.1"
+	if e.proto.Version == 5 {
+		version = "5"
+	}
+	corr := e.proto.Correlation.String()
+	if e.proto.JSONField != "" {
+		corr += ":" + e.proto.JSONField
+	}
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: Namespace, Subsystem: subsystem, Name: "info",
+		Help: "The run: its id, instance, MQTT version, correlation mode, QoS and main settings (value 1).",
+		ConstLabels: prometheus.Labels{
+			"run_id": fmt.Sprintf("%08x", e.runID), "instance": e.cfg.InstanceID, "mqtt_version": version, "correlate": corr,
+			"qos": strconv.Itoa(e.cfg.QoS), "virtual_clients": strconv.Itoa(e.cfg.VirtualClients), "interval_ms": strconv.Itoa(e.cfg.IntervalMS),
+			"connections": strconv.Itoa(e.cfg.Connections),
+		},
+	}, func() float64 { return 1 })
 }
 
 // Register registers the metrics with r.
