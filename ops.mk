@@ -29,16 +29,57 @@ K8S_DEPLOY ?= $(OPS_ROOT)/k8s/deploy.sh
 # make k8s-logs K8S_LOGS_ARGS="worker -f"
 K8S_LOGS_ARGS ?= all
 
+# The image tag of worker-v2 and loadgen-v2 (Compose and Kubernetes): VERSION.
+IMAGE_TAG ?= $(shell cat $(OPS_ROOT)/VERSION 2>/dev/null)
+
 OPS_COMPOSE = $(DOCKER_COMPOSE) -p $(COMPOSE_PROJECT) -f $(PRODUCTION_COMPOSE_FILE)
-OPS_COMPOSE_ENV = VIRTUAL_CLIENTS=$(VIRTUAL_CLIENTS) INTERVAL_MS=$(INTERVAL_MS)
+OPS_COMPOSE_ENV = VIRTUAL_CLIENTS=$(VIRTUAL_CLIENTS) INTERVAL_MS=$(INTERVAL_MS) IMAGE_TAG=$(IMAGE_TAG)
+
+# OPS_NEED_COMPOSE: a recipe line that stops with what is missing (Docker,
+# the Compose v2 plugin, a running daemon) and how to get it.
+OPS_NEED_COMPOSE = \
+	if ! command -v $(firstword $(DOCKER)) >/dev/null 2>&1; then \
+		echo "Docker is not installed ('$(firstword $(DOCKER))' not found): install Docker Engine and the Compose v2 plugin (https://docs.docker.com/engine/install/). Without Docker: make run, make benchmark-quick." >&2; exit 1; fi; \
+	if ! $(DOCKER_COMPOSE) version >/dev/null 2>&1; then \
+		echo "'$(DOCKER_COMPOSE)' does not work: the Docker Compose v2 plugin is missing. Install it (package docker-compose-plugin from Docker's apt/yum repository, https://docs.docker.com/compose/install/linux/), or point DOCKER_COMPOSE at a standalone v2 binary (make up DOCKER_COMPOSE=docker-compose)." >&2; exit 1; fi; \
+	if ! $(DOCKER) info >/dev/null 2>&1; then \
+		echo "No Docker daemon answers ('$(DOCKER) info' failed): start it (sudo systemctl start docker) or check that you may use it (the docker group, DOCKER_HOST)." >&2; exit 1; fi
+
+# OPS_SEED_CHECK refuses CONNECTIONS, which the loadgen (100) and the worker
+# (10) read with different meanings; OPS_SEED_NAMES maps the binaries' own
+# names onto the Compose variables (BROKER -> LOADGEN_BROKER, MQTT_BROKER ->
+# WORKER_BROKER). Every other variable of the binaries goes through under its
+# own name (docker-compose.production.yml; e2e/readme_test.go keeps it so).
+OPS_SEED_CHECK = \
+	if [ -n "$${CONNECTIONS:-}" ]; then \
+		echo "CONNECTIONS=$${CONNECTIONS} is ambiguous for Compose: the loadgen's connections (default 100) and the worker's (default 10) differ. Set LOADGEN_CONNECTIONS=... and/or WORKER_CONNECTIONS=... instead." >&2; exit 2; fi
+OPS_SEED_NAMES = \
+	if [ -n "$${BROKER:-}" ]; then export LOADGEN_BROKER=$${LOADGEN_BROKER:-$$BROKER}; fi; \
+	if [ -n "$${MQTT_BROKER:-}" ]; then export WORKER_BROKER=$${WORKER_BROKER:-$$MQTT_BROKER}; fi; \
+	if [ -n "$${LOADGEN_BROKER:-}" ] && [ -z "$${WORKER_BROKER:-}" ]; then \
+		echo "note: the loadgen uses $$LOADGEN_BROKER, the worker still the bundled EMQX (set MQTT_BROKER or WORKER_BROKER too)" >&2; fi; \
+	if [ -n "$${WORKER_BROKER:-}" ] && [ -z "$${LOADGEN_BROKER:-}" ]; then \
+		echo "note: the worker uses $$WORKER_BROKER, the loadgen still the bundled EMQX (set BROKER or LOADGEN_BROKER too)" >&2; fi
 
 .PHONY: up up-100k down stats dashboard dashboard-web monitoring-up monitoring-down \
-	k8s-build k8s-deploy-kind k8s-deploy-1m k8s-status k8s-logs k8s-cleanup check-ops
+	k8s-build k8s-deploy-kind k8s-deploy-1m k8s-status k8s-logs k8s-dashboard k8s-cleanup check-ops
 
-up: ## Start EMQX + worker-v2 + loadgen-v2 in Docker (VIRTUAL_CLIENTS, WORKER_INSTANCES, LOADGEN_INSTANCES, INTERVAL_MS)
+##@ Docker Compose (EMQX + worker-v2 + loadgen-v2 on this host; needs Docker with the Compose v2 plugin)
+
+up: ## Start EMQX + worker-v2 + loadgen-v2 in Docker (VIRTUAL_CLIENTS, WORKER_INSTANCES, LOADGEN_INSTANCES, INTERVAL_MS, any variable of the binaries)
 	@case "$(WORKER_INSTANCES)$(LOADGEN_INSTANCES)" in *[!0-9]*|'') \
 		echo "WORKER_INSTANCES=$(WORKER_INSTANCES) and LOADGEN_INSTANCES=$(LOADGEN_INSTANCES) must be whole numbers" >&2; exit 2;; esac
 	@if [ "$(LOADGEN_INSTANCES)" -lt 1 ]; then echo "LOADGEN_INSTANCES=$(LOADGEN_INSTANCES) must be at least 1" >&2; exit 2; fi
+	@# Each worker replica publishes its HTTP port from the WORKER_HOST_PORTS range.
+	@ports=$${WORKER_HOST_PORTS:-8080-8089}; lo=$${ports%-*}; hi=$${ports#*-}; \
+	case "$$lo$$hi" in *[!0-9]*|'') echo "WORKER_HOST_PORTS=$$ports: want a port range FIRST-LAST, e.g. 18080-18099" >&2; exit 2;; esac; \
+	n=$$((hi - lo + 1)); \
+	if [ "$(WORKER_INSTANCES)" -gt "$$n" ]; then \
+		echo "WORKER_INSTANCES=$(WORKER_INSTANCES) needs $(WORKER_INSTANCES) host ports but WORKER_HOST_PORTS=$$ports has $$n (and 8090 up are the loadgens'): set a free range, e.g. make up WORKER_INSTANCES=$(WORKER_INSTANCES) WORKER_HOST_PORTS=18080-$$((18080 + $(WORKER_INSTANCES) - 1))" >&2; exit 2; fi
+	@$(OPS_SEED_CHECK)
+	@$(OPS_NEED_COMPOSE)
+	@$(OPS_SEED_NAMES); \
+	echo "$(OPS_COMPOSE_ENV) $(OPS_COMPOSE) up -d --build --scale worker-v2=$(WORKER_INSTANCES) emqx worker-v2 loadgen-v2"; \
 	$(OPS_COMPOSE_ENV) $(OPS_COMPOSE) up -d --build --scale worker-v2=$(WORKER_INSTANCES) emqx worker-v2 loadgen-v2
 	@# Extra loadgen instances: one-off containers of the loadgen-v2 service,
 	@# each with its own INSTANCE_ID, so CLIENT_ID_OFFSET=auto gives it the
@@ -46,6 +87,7 @@ up: ## Start EMQX + worker-v2 + loadgen-v2 in Docker (VIRTUAL_CLIENTS, WORKER_IN
 	@old=$$($(DOCKER) ps -aq --filter label=com.docker.compose.project=$(COMPOSE_PROJECT) \
 		--filter label=com.docker.compose.service=loadgen-v2 --filter label=com.docker.compose.oneoff=True); \
 	if [ -n "$$old" ]; then $(DOCKER) rm -f $$old >/dev/null; fi; \
+	$(OPS_SEED_NAMES) 2>/dev/null; \
 	i=1; while [ $$i -lt $(LOADGEN_INSTANCES) ]; do \
 		port=$$(($(LOADGEN_PORT_BASE) + i)); \
 		report=$${REPORT_FILE:+$${REPORT_FILE%.json}-$$i.json}; \
@@ -66,7 +108,10 @@ up-100k: INTERVAL_MS = 2000
 up-100k: up ## Start the 100k-virtual-client setup (1 loadgen, 2 workers, 2 s interval: 50k req/s)
 
 down: ## Stop and remove the Compose deployment, extra loadgens and monitoring (volumes are kept)
+	@$(OPS_NEED_COMPOSE)
 	$(OPS_COMPOSE) --profile monitoring down --remove-orphans
+
+##@ Dashboards and monitoring
 
 stats: ## Print loadgen /debug/vars ("loadgen" key) and worker /stats
 	@rc=0; \
@@ -90,21 +135,25 @@ dashboard-web: ## Serve monitoring/ on 127.0.0.1:8000 (DASHBOARD_WEB_PORT) for t
 	@cd $(OPS_ROOT)/monitoring && python3 -m http.server $(DASHBOARD_WEB_PORT) --bind 127.0.0.1
 
 monitoring-up: ## Start Prometheus (:9090) and Grafana (:3000, admin/admin) for the Compose deployment
+	@$(OPS_NEED_COMPOSE)
 	$(OPS_COMPOSE) --profile monitoring up -d prometheus grafana
 	@echo "Prometheus: http://localhost:9090"
 	@echo "Grafana:    http://localhost:3000 (admin / $${GRAFANA_ADMIN_PASSWORD:-admin})"
 
 monitoring-down: ## Stop and remove Prometheus and Grafana (their data volumes are kept)
+	@$(OPS_NEED_COMPOSE)
 	$(OPS_COMPOSE) --profile monitoring rm --stop --force prometheus grafana
 
-k8s-build: ## Build the images and load them into kind (push with IMAGE_REGISTRY=...)
-	$(K8S_DEPLOY) build
+##@ Kubernetes (k8s/: needs kubectl and a cluster; kind for k8s-deploy-kind)
 
-k8s-deploy-kind: ## Deploy to kind: 3 small EMQX nodes, 10k virtual clients
-	$(K8S_DEPLOY) kind
+k8s-build: ## Build the images (tag: VERSION) and load them into kind (push with IMAGE_REGISTRY=...)
+	IMAGE_TAG=$(IMAGE_TAG) $(K8S_DEPLOY) build
 
-k8s-deploy-1m: ## Deploy to the current kubectl context: 3 EMQX nodes, 10 loadgen pods x 100k clients
-	$(K8S_DEPLOY) 1m
+k8s-deploy-kind: ## Deploy k8s/overlays/kind to kind: 3 small EMQX nodes, 10k virtual clients
+	IMAGE_TAG=$(IMAGE_TAG) $(K8S_DEPLOY) kind
+
+k8s-deploy-1m: ## Deploy k8s/overlays/1m to the current kubectl context: 3 EMQX nodes, 10 loadgen pods x 100k clients
+	IMAGE_TAG=$(IMAGE_TAG) $(K8S_DEPLOY) 1m
 
 k8s-status: ## Kubernetes pods, HPA, EMQX cluster status and per-loadgen numbers
 	$(K8S_DEPLOY) status
@@ -112,8 +161,13 @@ k8s-status: ## Kubernetes pods, HPA, EMQX cluster status and per-loadgen numbers
 k8s-logs: ## Kubernetes logs (K8S_LOGS_ARGS="worker -f" to pick and follow)
 	$(K8S_DEPLOY) logs $(K8S_LOGS_ARGS)
 
+k8s-dashboard: ## EMQX dashboard of the cluster on http://127.0.0.1:18083 (port-forward; prints the admin password); Ctrl-C stops
+	$(K8S_DEPLOY) dashboard
+
 k8s-cleanup: ## Delete the Kubernetes namespace (KIND_DELETE_CLUSTER=1 also deletes the kind cluster)
 	$(K8S_DEPLOY) cleanup
+
+##@ Checks
 
 check-ops: ## Validate compose, k8s, Prometheus, Grafana and scripts (skips checks whose tool is missing)
 	$(OPS_ROOT)/scripts/check-ops.sh

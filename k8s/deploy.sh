@@ -4,10 +4,12 @@
 #   k8s/deploy.sh build     build both images; load them into the kind cluster
 #                           if there is one, push them if IMAGE_REGISTRY is set
 #   k8s/deploy.sh kind      deploy k8s/overlays/kind (10k clients) to kind
-#   k8s/deploy.sh 1m        deploy k8s/ (1M clients: 10 loadgen pods x 100k)
-#                           to the current kubectl context
+#   k8s/deploy.sh 1m        deploy k8s/overlays/1m (1M clients: 10 loadgen
+#                           pods x 100k) to the current kubectl context
 #   k8s/deploy.sh status    pods, services, HPA, EMQX cluster, loadgen numbers
 #   k8s/deploy.sh logs [emqx|worker|loadgen|all] [-f]
+#   k8s/deploy.sh dashboard the EMQX dashboard on http://127.0.0.1:18083
+#                           (port-forward; prints the admin password)
 #   k8s/deploy.sh cleanup   delete the namespace (and the kind cluster with
 #                           KIND_DELETE_CLUSTER=1)
 #
@@ -17,7 +19,7 @@
 #   KIND_CLUSTER    kind cluster name                       (default: kind)
 #   IMAGE_REGISTRY  registry prefix for the images, e.g. ghcr.io/acme;
 #                   required by "1m" unless the nodes already have the images
-#   IMAGE_TAG       image tag                               (default: latest)
+#   IMAGE_TAG       image tag          (default: the VERSION file, e.g. 0.1.0)
 #   DOCKER          container CLI                           (default: docker)
 #   KUBECTL         kubectl binary                          (default: kubectl)
 #   ROLLOUT_TIMEOUT how long to wait for each rollout       (default: 10m)
@@ -37,7 +39,8 @@ readonly SCRIPT_DIR REPO_ROOT
 KUBE_CONTEXT=${KUBE_CONTEXT:-}
 KIND_CLUSTER=${KIND_CLUSTER:-kind}
 IMAGE_REGISTRY=${IMAGE_REGISTRY:-}
-IMAGE_TAG=${IMAGE_TAG:-latest}
+IMAGE_TAG=${IMAGE_TAG:-$(cat "$REPO_ROOT/VERSION" 2>/dev/null || echo dev)}
+DASHBOARD_PORT=${DASHBOARD_PORT:-18083}
 DOCKER=${DOCKER:-docker}
 KUBECTL=${KUBECTL:-kubectl}
 ROLLOUT_TIMEOUT=${ROLLOUT_TIMEOUT:-10m}
@@ -65,6 +68,26 @@ need() {
 	done
 }
 
+# need_cluster: kubectl, a context, and an API server that answers; else
+# says which is missing (instead of kubectl's retries against localhost:8080).
+need_cluster() {
+	need "$KUBECTL"
+	local ctx=$KUBE_CONTEXT
+	if [[ -z $ctx ]] && ! ctx=$("$KUBECTL" config current-context 2>/dev/null); then
+		die "no Kubernetes context: kubectl has no current context. Create a cluster (kind create cluster, then make k8s-deploy-kind) or pick one (kubectl config get-contexts; kubectl config use-context NAME)"
+	fi
+	if ! k get --raw /version --request-timeout=5s >/dev/null 2>&1; then
+		die "Kubernetes context '$ctx': the API server does not answer (kubectl cluster-info shows why)"
+	fi
+}
+
+# need_docker: the container CLI and a daemon that answers.
+need_docker() {
+	need "$DOCKER"
+	"$DOCKER" info >/dev/null 2>&1 ||
+		die "no Docker daemon answers ('$DOCKER info' failed): start it (sudo systemctl start docker) or check that you may use it (the docker group, DOCKER_HOST)"
+}
+
 # image NAME prints the reference the cluster pulls for NAME.
 image() {
 	local ref="mqtt-rr-bench/$1:$IMAGE_TAG"
@@ -79,7 +102,7 @@ kind_cluster_exists() {
 }
 
 cmd_build() {
-	need "$DOCKER"
+	need_docker
 	local name ref
 	for name in "${IMAGES[@]}"; do
 		ref=$(image "$name")
@@ -102,12 +125,13 @@ cmd_build() {
 }
 
 # render DIR prints the manifests of a kustomization with the
-# image references rewritten to $IMAGE_REGISTRY/.../$IMAGE_TAG.
+# image references (pinned to VERSION in the manifests) rewritten to
+# $IMAGE_REGISTRY/.../$IMAGE_TAG.
 render() {
 	local dir=$1 name
 	local -a sed_args=()
 	for name in "${IMAGES[@]}"; do
-		sed_args+=(-e "s#image: mqtt-rr-bench/$name:latest\$#image: $(image "$name")#")
+		sed_args+=(-e "s#image: mqtt-rr-bench/$name:[^ ]*\$#image: $(image "$name")#")
 	done
 	k kustomize --load-restrictor LoadRestrictionsNone "$dir" | sed "${sed_args[@]}"
 }
@@ -152,7 +176,7 @@ wait_rollouts() {
 
 deploy() {
 	local dir=$1
-	need "$KUBECTL"
+	need_cluster
 	log "context: ${KUBE_CONTEXT:-$(k config current-context)}"
 	ensure_namespace
 	ensure_secrets
@@ -170,7 +194,7 @@ cmd_kind() {
 }
 
 cmd_1m() {
-	need "$KUBECTL"
+	need_cluster
 	local ctx
 	ctx=${KUBE_CONTEXT:-$(k config current-context)}
 	if [[ $ctx == kind-* ]]; then
@@ -179,7 +203,7 @@ cmd_1m() {
 	if [[ -z $IMAGE_REGISTRY ]]; then
 		warn "IMAGE_REGISTRY is not set: nodes must already have mqtt-rr-bench/*:$IMAGE_TAG"
 	fi
-	deploy "$SCRIPT_DIR"
+	deploy "$SCRIPT_DIR/overlays/1m"
 }
 
 # loadgen_vars POD prints one pod's /debug/vars "loadgen" object as a line,
@@ -199,7 +223,10 @@ loadgen_vars() {
 }
 
 cmd_status() {
-	need "$KUBECTL"
+	need_cluster
+	if ! k get namespace "$NAMESPACE" >/dev/null 2>&1; then
+		die "namespace $NAMESPACE does not exist in this cluster: deploy first (make k8s-deploy-kind or make k8s-deploy-1m)"
+	fi
 	k -n "$NAMESPACE" get pods,services,hpa,pdb -o wide
 	printf '\n--- EMQX cluster\n'
 	k -n "$NAMESPACE" exec emqx-0 -c emqx -- emqx ctl cluster status 2>/dev/null ||
@@ -210,10 +237,22 @@ cmd_status() {
 		-o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'); do
 		loadgen_vars "$pod"
 	done
+	printf '\n--- EMQX dashboard: make k8s-dashboard (http://127.0.0.1:%s, user admin)\n' "$DASHBOARD_PORT"
+}
+
+# cmd_dashboard: port-forwards the EMQX dashboard to 127.0.0.1 and prints
+# the admin password from the emqx-secrets Secret.
+cmd_dashboard() {
+	need_cluster
+	local pw
+	pw=$(k -n "$NAMESPACE" get secret emqx-secrets -o jsonpath='{.data.dashboard-password}' 2>/dev/null | base64 -d 2>/dev/null) ||
+		die "no secret emqx-secrets in namespace $NAMESPACE: deploy first (make k8s-deploy-kind or make k8s-deploy-1m)"
+	printf 'EMQX dashboard: http://127.0.0.1:%s  user admin  password %s\n(Ctrl-C stops the port-forward)\n' "$DASHBOARD_PORT" "$pw" >&2
+	k -n "$NAMESPACE" port-forward --address 127.0.0.1 service/emqx "$DASHBOARD_PORT:18083"
 }
 
 cmd_logs() {
-	need "$KUBECTL"
+	need_cluster
 	local component=all follow=()
 	local arg
 	for arg in "$@"; do
@@ -232,7 +271,7 @@ cmd_logs() {
 }
 
 cmd_cleanup() {
-	need "$KUBECTL"
+	need_cluster
 	log "deleting namespace $NAMESPACE"
 	k delete namespace "$NAMESPACE" --ignore-not-found --wait=true
 	if [[ ${KIND_DELETE_CLUSTER:-0} == 1 ]] && kind_cluster_exists; then
@@ -254,6 +293,7 @@ main() {
 	1m) cmd_1m ;;
 	status) cmd_status ;;
 	logs) cmd_logs "$@" ;;
+	dashboard) cmd_dashboard ;;
 	cleanup) cmd_cleanup ;;
 	help | -h | --help) usage ;;
 	*)

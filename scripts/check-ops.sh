@@ -55,7 +55,7 @@ skip() {
 	printf 'SKIP  %s: %s\n' "$1" "$2"
 }
 
-readonly SCRIPTS=(k8s/deploy.sh scripts/dashboard.sh scripts/check-ops.sh)
+readonly SCRIPTS=(k8s/deploy.sh scripts/dashboard.sh scripts/check-ops.sh scripts/benchmark.sh)
 readonly COMPOSE_FILE=docker-compose.production.yml
 readonly DASHBOARD_JSON=monitoring/grafana/dashboards/mqtt-rr-bench.json
 
@@ -261,6 +261,11 @@ if have kubectl || have kustomize; then
 	if ((LAST_RC == 0)); then K8S_RENDERED+=("$TMP/k8s-base.yaml"); fi
 	check "kustomize build k8s/overlays/kind" kustomize_build k8s/overlays/kind "$TMP/k8s-kind.yaml"
 	if ((LAST_RC == 0)); then K8S_RENDERED+=("$TMP/k8s-kind.yaml"); fi
+	check "kustomize build k8s/overlays/1m" kustomize_build k8s/overlays/1m "$TMP/k8s-1m.yaml"
+	if ((LAST_RC == 0)); then
+		K8S_RENDERED+=("$TMP/k8s-1m.yaml")
+		check "k8s/overlays/1m renders the base (k8s/) unchanged" diff "$TMP/k8s-base.yaml" "$TMP/k8s-1m.yaml"
+	fi
 else
 	skip "kustomize build" "neither kubectl nor kustomize installed; kubecheck uses the raw base files"
 	cat k8s/namespace.yaml <(echo ---) k8s/emqx-cluster.yaml <(echo ---) k8s/worker.yaml <(echo ---) \
@@ -282,6 +287,28 @@ else
 	skip kubecheck "go not installed"
 fi
 
+# --- image tags -------------------------------------------------------------------
+
+# The project's images are pinned to VERSION everywhere (no :latest), and the
+# third-party images to a version.
+image_tags_check() {
+	local version compose_default bad=0 line
+	version=$(cat VERSION)
+	compose_default="\${IMAGE_TAG:-$version}}"
+	while IFS= read -r line; do
+		case $line in
+		*mqtt-rr-bench/*:"$version" | *mqtt-rr-bench/*:"$compose_default") ;;
+		*) printf 'not pinned to VERSION %s: %s\n' "$version" "$line"; bad=1 ;;
+		esac
+	done < <(grep -rhoE 'mqtt-rr-bench/(loadgen|worker)-v2:[^ "]+' k8s/*.yaml k8s/overlays "$COMPOSE_FILE")
+	if grep -rnE 'image: *[^ ]+:latest|image: *[a-z0-9./-]+ *$' k8s "$COMPOSE_FILE" --include='*.y*ml'; then
+		echo "images above are :latest or untagged"
+		bad=1
+	fi
+	((bad == 0)) && echo "mqtt-rr-bench images at $version; every image has a version"
+}
+check "image tags (VERSION, no :latest)" image_tags_check
+
 # --- ops.mk ----------------------------------------------------------------------
 
 ops_mk_check() {
@@ -293,13 +320,76 @@ ops_mk_check() {
 	fi
 	# Parse and expand every recipe without running anything.
 	make --no-print-directory -n -f ops.mk up down stats monitoring-up monitoring-down \
-		k8s-build k8s-deploy-kind k8s-deploy-1m k8s-status k8s-logs k8s-cleanup check-ops >/dev/null
+		k8s-build k8s-deploy-kind k8s-deploy-1m k8s-status k8s-logs k8s-dashboard k8s-cleanup check-ops >/dev/null
 	grep -cE '^[a-zA-Z0-9_-]+:.*## ' ops.mk | sed 's/$/ documented targets/'
 }
 if have make; then
 	check "ops.mk (parses, no reserved targets)" ops_mk_check
 else
 	skip ops.mk "make not installed"
+fi
+
+# expect_answer WANT_RC WANT_TEXT CMD...: CMD exits WANT_RC and says WANT_TEXT.
+expect_answer() {
+	local want_rc=$1 want=$2 out rc=0
+	shift 2
+	out=$("$@" 2>&1) || rc=$?
+	printf '%s\n' "$out" | grep -v '^make: \*\*\*' | head -3
+	if ((rc != want_rc)) || ! grep -qF -- "$want" <<<"$out"; then
+		printf 'want exit %d and "%s", got exit %d\n' "$want_rc" "$want" "$rc"
+		return 1
+	fi
+}
+# The seed's commands on a machine without Docker or a cluster answer with
+# what is missing (none of these reaches Docker or a cluster).
+seed_commands_answer() {
+	local m=(env -u CONNECTIONS -u WORKER_HOST_PORTS -u WORKER_INSTANCES make --no-print-directory)
+	expect_answer 2 "unknown suite nosuch" scripts/benchmark.sh nosuch &&
+		expect_answer 2 "rate needs a rate" scripts/benchmark.sh rate &&
+		expect_answer 2 "CONNECTIONS=5 is ambiguous" "${m[@]}" up CONNECTIONS=5 DOCKER=/nonexistent/docker &&
+		expect_answer 2 "WORKER_INSTANCES=11 needs 11 host ports" "${m[@]}" up WORKER_INSTANCES=11 DOCKER=/nonexistent/docker &&
+		expect_answer 2 "Docker is not installed" "${m[@]}" up DOCKER=/nonexistent/docker &&
+		expect_answer 2 "Docker is not installed" "${m[@]}" monitoring-up DOCKER=/nonexistent/docker &&
+		expect_answer 2 "Docker Compose v2 plugin is missing" "${m[@]}" down DOCKER=true DOCKER_COMPOSE=false &&
+		expect_answer 2 "No Docker daemon answers" "${m[@]}" up DOCKER=false DOCKER_COMPOSE=true &&
+		if have kubectl; then
+			expect_answer 2 "no Kubernetes context" env KUBECONFIG="$TMP/no-kubeconfig" "${m[@]}" k8s-status
+		fi
+}
+if have make; then
+	check "seed commands answer clearly (benchmark.sh, make up/down/monitoring-up, k8s-status)" seed_commands_answer
+fi
+
+help_check() {
+	local out
+	out=$(make --no-print-directory help)
+	printf '%s\n' "$out" | sed -n '3,5p'
+	if grep -q $'\033' <<<"$out"; then echo "colour codes in piped make help"; return 1; fi
+	if grep -qi 'seed name' <<<"$out"; then echo '"seed name" in make help'; return 1; fi
+	[[ $(grep -E '^  [a-z]' <<<"$out" | head -2 | awk '{ print $1 }' | tr '\n' ' ') == "run test " ]] ||
+		{ echo "make help does not start with run and test"; return 1; }
+}
+if have make; then
+	check "make help: run and test first, no colour when piped" help_check
+fi
+
+# The benchmark suite's plumbing: quick with 2 s runs leaves a results folder
+# with summary.csv, manifest.json and a chart (binaries built into a temp dir).
+benchmark_smoke() {
+	local c out=$TMP/results
+	for c in loadgen-v2 worker-v2 cmd/rr-local cmd/rr-chart cmd/rr-echo; do
+		go build -o "$TMP/bin/${c##*/}" "./$c" || return
+	done
+	BIN=$TMP/bin OUT=$out SECS=2 scripts/benchmark.sh quick >"$TMP/bench.out" 2>&1 || { tail -20 "$TMP/bench.out"; return 1; }
+	grep -E '^quick-|^results in' "$TMP/bench.out"
+	jq -e '.suite == "quick" and (.git.commit | length) > 0 and .machine.cores > 0 and .finished_utc != null' "$out/manifest.json" >/dev/null &&
+		[[ $(head -1 "$out/summary.csv") == step,broker,* ]] && (($(wc -l <"$out/summary.csv") >= 2)) &&
+		grep -q '<svg' "$out/spectrum.svg" && grep -q 'class="series"' "$out/spectrum.svg"
+}
+if have go && have jq && have curl && have python3; then
+	check "scripts/benchmark.sh quick (SECS=2): results folder with summary.csv, manifest.json, spectrum.svg" benchmark_smoke
+else
+	skip "benchmark.sh smoke run" "go, jq, curl or python3 missing"
 fi
 
 # --- web dashboard ---------------------------------------------------------------
