@@ -20,7 +20,8 @@
 #   scripts/benchmark.sh mem1m            1,000,000 virtual clients at 10k req/s: loadgen RSS
 #   scripts/benchmark.sh autoscale        worker MODE=sleep SLEEP_MS=5 under 5k → 30k → 5k req/s (150 s):
 #                                         workers, queue and processed rate every second, then the scaling events
-#   scripts/benchmark.sh workercpu R [S]  worker CPU µs per request at R req/s for S seconds (default 20), MODE=health
+#   scripts/benchmark.sh workercpu R [S]  CPU µs per round trip of the worker, the broker and the loadgen at R req/s
+#                                         for S seconds (default 20), MODE=health
 #   scripts/benchmark.sh all              quick, knee, baseline, clients, mem1m and autoscale, one subfolder each
 #
 # Charts: spectrum.svg (the percentile spectrum of every step: latency against
@@ -271,16 +272,21 @@ autoscale() {
 # /proc/PID/stat, counted after the ")" that ends the command name).
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
-# workercpu R S: the worker's CPU per processed request at R req/s.
+# workercpu R S: the CPU per round trip at R req/s of the worker (per
+# processed request), the broker (per request processed by the worker: one
+# request in and one response out) and the loadgen (its report).
 workercpu() {
-  local r=$1 s=$2 name="workercpu-$1" c0 c1 p0 p1
-  c0=$(cpu_ticks "$WORKER_PID"); p0=$(stat_now | cut -d' ' -f3)
+  local r=$1 s=$2 name="workercpu-$1" c0 c1 b0 b1 p0 p1
+  c0=$(cpu_ticks "$WORKER_PID"); b0=$(cpu_ticks "$BROKER_PID"); p0=$(stat_now | cut -d' ' -f3)
   run "$name" $((r * 2)) 2000 "$s" >/dev/null
-  c1=$(cpu_ticks "$WORKER_PID"); p1=$(stat_now | cut -d' ' -f3)
-  jq -r --arg n "$name" --arg k "$KIND" --argjson tck "$(getconf CLK_TCK)" --argjson c "$((c1 - c0))" --argjson p "$((p1 - p0))" \
-    '"\($n)\t\($k)\ttarget \(.target_rps|floor)/s\tachieved \(.throughput_rps|floor)/s\tmatch \(.match_rate*1000000|floor/1000000)\tworker processed \($p)\tworker CPU \($c / $tck * 100 | round / 100) s\tworker \(if $p > 0 then $c / $tck * 1e6 / $p * 100 | round / 100 else "n/a" end) µs/req"' "$OUT/$name.json"
-  manifest_set workercpu "$(jq -n --argjson tck "$(getconf CLK_TCK)" --argjson c "$((c1 - c0))" --argjson p "$((p1 - p0))" --argjson r "$r" \
-    '{rate_rps: $r, worker_processed: $p, worker_cpu_s: ($c / $tck), worker_cpu_us_per_request: (if $p > 0 then $c / $tck * 1e6 / $p else null end)}')"
+  c1=$(cpu_ticks "$WORKER_PID"); b1=$(cpu_ticks "$BROKER_PID"); p1=$(stat_now | cut -d' ' -f3)
+  manifest_set workercpu "$(jq --argjson tck "$(getconf CLK_TCK)" --argjson c "$((c1 - c0))" --argjson b "$((b1 - b0))" --argjson p "$((p1 - p0))" --arg k "$KIND" \
+    '{rate_rps: .target_rps, achieved_rps: .throughput_rps, match_rate, worker_processed: $p, broker: $k,
+      worker_cpu_s: ($c / $tck), broker_cpu_s: ($b / $tck),
+      worker_cpu_us_per_request: (if $p > 0 then $c / $tck * 1e6 / $p else null end),
+      broker_cpu_us_per_round_trip: (if $p > 0 then $b / $tck * 1e6 / $p else null end),
+      loadgen_cpu_us_per_request: .process.sending_cpu_us_per_request}' "$OUT/$name.json")"
+  jq -r --arg n "$name" '.results.workercpu | "\($n)\t\(.broker)\ttarget \(.rate_rps|floor)/s\tachieved \(.achieved_rps|floor)/s\tmatch \(.match_rate*1000000|floor/1000000)\tworker processed \(.worker_processed)\tCPU per round trip: worker \(.worker_cpu_us_per_request // 0 | . * 10 | round / 10) µs, broker \(.broker_cpu_us_per_round_trip // 0 | . * 10 | round / 10) µs, loadgen \(.loadgen_cpu_us_per_request * 10 | round / 10) µs (sending)"' "$OUT/manifest.json"
 }
 
 # with_stack KIND cmd...: broker + worker around a command (with
@@ -454,7 +460,10 @@ knee() {
   KNEE_RPS=$lo
   echo
   echo "curve (every step, by offered rate):"
-  jq -rs 'sort_by(.target_rps)[] | "  \(.target_rps|floor) req/s\tp50 \(.latency_ms.p50) ms\tp99 \(.latency_ms.p99) ms\tp99.9 \(.latency_ms.p999) ms\tmatch \(.match_rate*1000000|floor/1000000)\tsuccess \(.success_rate*1000000|floor/1000000)\t\(if .slo.passed then "passed" else "FAILED" end)"' "$OUT"/knee-[0-9]*.json
+  local f
+  for f in "$OUT"/knee-[0-9]*.json; do
+    jq -r --arg n "$(basename "$f" .json)" '"  \(.target_rps|floor) req/s\tp50 \(.latency_ms.p50) ms\tp99 \(.latency_ms.p99) ms\tp99.9 \(.latency_ms.p999) ms\tmatch \(.match_rate*1000000|floor/1000000)\tsuccess \(.success_rate*1000000|floor/1000000)\t\(if .slo.passed then "passed" else "FAILED" end)\t\($n)"' "$f"
+  done | sort -n
   if [ "$lo" = 0 ]; then
     echo "KNEE: none — even $hi req/s missed the SLO"
   elif [ "$hi" = 0 ]; then
