@@ -55,7 +55,10 @@ type part struct {
 
 // Fields are the values of one request.
 type Fields struct {
-	Key      Key
+	Key Key
+	// IDText, when set, is what {{id}} writes instead of Key's token: a
+	// responder's template copies the id its request carried.
+	IDText   []byte
 	UnixMS   int64
 	Instance string
 	Shard    int
@@ -128,7 +131,11 @@ func (t *Template) AppendTo(dst []byte, f *Fields) []byte {
 		case literal:
 			dst = append(dst, p.text...)
 		case phID:
-			dst = AppendID(dst, f.Key)
+			if f.IDText != nil {
+				dst = append(dst, f.IDText...)
+			} else {
+				dst = AppendID(dst, f.Key)
+			}
 		case phClient:
 			dst = strconv.AppendUint(dst, uint64(f.Key.ClientID), 10)
 		case phSeq:
