@@ -81,6 +81,26 @@ func (s *Server) JSON(path string, snapshot func() any) {
 	})))
 }
 
+// JSONOr404 adds /path answering the JSON encoding of what snapshot returns,
+// or, while it returns an error, 404 with {"error": "..."} (e.g. a final
+// report that does not exist yet). Readable from any origin, like JSON.
+func (s *Server) JSONOr404(path string, snapshot func() (any, error)) {
+	s.paths = append(s.paths, path)
+	s.mux.Handle(path, getOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Cache-Control", "no-store")
+		v, err := snapshot()
+		if err != nil {
+			w.WriteHeader(http.StatusNotFound)
+			v = map[string]string{"error": err.Error()}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(v)
+	})))
+}
+
 // Handler returns the server's handler (for tests).
 func (s *Server) Handler() http.Handler { return s.mux }
 

@@ -3,9 +3,12 @@ package serve
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -117,5 +120,53 @@ func TestListenTaken(t *testing.T) {
 	defer l.Close()
 	if _, err := Listen(l.Addr().String()); err == nil || !strings.Contains(err.Error(), l.Addr().String()) {
 		t.Errorf("second listen on a taken address: %v", err)
+	}
+}
+
+// TestJSONOr404: the document once it exists, 404 with the reason before.
+func TestJSONOr404(t *testing.T) {
+	s := New(prometheus.NewRegistry(), nil)
+	var ready bool
+	s.JSONOr404("/report", func() (any, error) {
+		if !ready {
+			return nil, errNotYet
+		}
+		return map[string]int{"sent": 3}, nil
+	})
+	rec := func() (int, string, http.Header) {
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/report", nil))
+		return w.Code, w.Body.String(), w.Header()
+	}
+	if code, body, hdr := rec(); code != 404 || !strings.Contains(body, `"error": "not yet"`) || hdr.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("before: %d %v %s", code, hdr, body)
+	}
+	ready = true
+	if code, body, _ := rec(); code != 200 || !strings.Contains(body, `"sent": 3`) {
+		t.Errorf("after: %d %s", code, body)
+	}
+}
+
+var errNotYet = errors.New("not yet")
+
+// TestBuildInfo: one series of value 1 with version, revision and Go
+// version, named after the binary.
+func TestBuildInfo(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(BuildInfo("mqttrr", "loadgen"))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mfs) != 1 || mfs[0].GetName() != "mqttrr_loadgen_build_info" || len(mfs[0].Metric) != 1 {
+		t.Fatalf("gathered %v", mfs)
+	}
+	m := mfs[0].Metric[0]
+	labels := map[string]string{}
+	for _, l := range m.Label {
+		labels[l.GetName()] = l.GetValue()
+	}
+	if m.GetGauge().GetValue() != 1 || labels["version"] == "" || labels["revision"] == "" || labels["go_version"] != runtime.Version() {
+		t.Errorf("build info %v = %v", labels, m.GetGauge().GetValue())
 	}
 }

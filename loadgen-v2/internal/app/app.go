@@ -11,6 +11,8 @@ import (
 	"os"
 	"runtime/pprof"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,15 +26,26 @@ import (
 )
 
 // Run runs one loadgen: serves METRICS_ADDR, runs the engine until DURATION
-// or ctx ends, prints the report to stdout, writes REPORT_FILE, and returns
-// the exit status (0, or 3 when an SLO is missed) and any runtime error.
+// or ctx ends, prints the report to stdout, writes REPORT_FILE, keeps
+// serving the final state for METRICS_LINGER, and returns the exit status
+// (0, or 3 when an SLO is missed) and any runtime error.
+//
+// Endpoints: /metrics, /health, /debug/vars (live Stats), /debug/histogram
+// (percentile spectra of the run so far) and /report (the final report as
+// JSON; 404 until the run has finished).
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer) (int, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		serve.BuildInfo(engine.Namespace, "loadgen"))
 	eng, err := engine.New(cfg, log, reg, stderr)
 	if err != nil {
 		return cliutil.ExitError, err
 	}
+	// A signal ends sending as DURATION would; StopSending makes the phase
+	// say so at once (the engine also stops on ctx itself).
+	stopOnSignal := context.AfterFunc(ctx, eng.StopSending)
+	defer stopOnSignal()
+	var final atomic.Pointer[report.Report]
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -44,6 +57,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 		}
 		srv := serve.New(reg, log)
 		srv.Health("/health", func() (bool, string) {
+			if eng.Phase() == engine.PhaseFinished {
+				return true, "" // done: serving the final state
+			}
 			st := eng.Stats()
 			if !st.Running {
 				return false, "not connected yet"
@@ -57,6 +73,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 			return true, ""
 		})
 		srv.JSON("/debug/vars", func() any { return map[string]any{"loadgen": eng.Stats()} })
+		srv.JSON("/debug/histogram", func() any { return eng.Distributions() })
+		srv.JSONOr404("/report", func() (any, error) {
+			if r := final.Load(); r != nil {
+				return r, nil
+			}
+			return nil, fmt.Errorf("no report yet: the run is %s", eng.Phase())
+		})
 		log.Info("metrics listening", "addr", l.Addr().String())
 		wg.Go(func() {
 			if err := srv.Serve(httpCtx, l); err != nil {
@@ -79,7 +102,33 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 	if err != nil {
 		return cliutil.ExitError, err
 	}
-	return Emit(rep, cfg.ReportFile, stdout)
+	final.Store(rep)
+	code, err := Emit(rep, cfg.ReportFile, stdout)
+	if cfg.MetricsAddr != "" {
+		linger(ctx, cfg.MetricsLinger, log)
+	}
+	return code, err
+}
+
+// linger keeps the endpoints up for d after the report, so that Prometheus
+// scrapes the final counts (phase finished) before the process goes away.
+// A signal ends it: the first one when the run ended on its own (DURATION);
+// when a signal ended the run, a second one (which exits at once, 130).
+func linger(ctx context.Context, d time.Duration, log *slog.Logger) {
+	if d <= 0 {
+		return
+	}
+	if ctx.Err() != nil {
+		ctx = context.Background() // stopped by a signal: only a second one ends the linger
+	}
+	log.Info("run finished; serving the final metrics (METRICS_LINGER)", "linger_seconds", d.Seconds())
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		log.Info("signal received: linger ended")
+	}
 }
 
 // Emit prints the report, writes it as JSON to path when set, and maps the

@@ -40,6 +40,7 @@ type Config struct {
 	RequestTopic   string        `envconfig:"REQUEST_TOPIC" default:"req/{{shard}}" desc:"topic of the requests; {{shard}} and {{instance}} allowed" json:"request_topic"`
 	ResponseTopic  string        `envconfig:"RESPONSE_TOPIC" default:"resp/{{instance}}/{{shard}}" desc:"topic the responses come back on; {{instance}} and {{shard}} allowed; without {{shard}} one topic, subscribed on the first connection only" json:"response_topic"`
 	MetricsAddr    string        `envconfig:"METRICS_ADDR" default:":8090" desc:"HTTP listen address for /metrics, /debug/vars, /health (empty = off)" json:"metrics_addr"`
+	MetricsLinger  time.Duration `envconfig:"METRICS_LINGER" desc:"after the report, keep serving METRICS_ADDR this long (phase finished) so Prometheus scrapes the final counts; SIGINT/SIGTERM ends it (unset or 0 = exit at once; Compose and Kubernetes set 30s and 15s; at most 1h)" json:"metrics_linger,omitempty"`
 	ReportFile     string        `envconfig:"REPORT_FILE" desc:"write the final report as JSON to this file" json:"report_file,omitempty"`
 	ProgressEvery  time.Duration `envconfig:"PROGRESS_INTERVAL" default:"5s" desc:"live progress line period on stderr (0 = off)" json:"progress_interval"`
 	SLOP99MS       float64       `envconfig:"SLO_P99_MS" default:"0" desc:"exit 3 if p99 latency exceeds this (ms; 0 = no SLO)" json:"slo_p99_ms,omitempty"`
@@ -104,6 +105,8 @@ func (c *Config) Validate() []error {
 		chk(c.RampUp >= 0, "RAMP_UP", c.RampUp, "must not be negative"),
 		chk(c.PayloadBytes >= 0 && c.PayloadBytes <= 1<<20, "PAYLOAD_BYTES", c.PayloadBytes, "must be between 0 and 1048576"),
 		chk(c.ProgressEvery >= 0, "PROGRESS_INTERVAL", c.ProgressEvery, "must not be negative"),
+		chk(c.MetricsLinger >= 0 && c.MetricsLinger <= time.Hour, "METRICS_LINGER", c.MetricsLinger, "must be between 0 and 1h"),
+		chk(c.MetricsLinger <= 0 || c.MetricsAddr != "", "METRICS_LINGER", c.MetricsLinger, "needs METRICS_ADDR: with METRICS_ADDR empty nothing is served"),
 		chk(c.SLOP99MS >= 0, "SLO_P99_MS", c.SLOP99MS, "must not be negative"),
 		chk(c.SLOMatchRate >= 0 && c.SLOMatchRate <= 1, "SLO_MATCH_RATE", c.SLOMatchRate, "must be between 0 and 1"),
 		chk(c.SLOSuccess >= 0 && c.SLOSuccess <= 1, "SLO_SUCCESS_RATE", c.SLOSuccess, "must be between 0 and 1"),

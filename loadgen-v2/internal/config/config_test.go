@@ -82,6 +82,7 @@ func TestDefaults(t *testing.T) {
 		{"CLIENT_ID_OFFSET", c.ClientIDOffset, "0"},
 		{"METRICS_ADDR", c.MetricsAddr, ":8090"},
 		{"PROGRESS_INTERVAL", c.ProgressEvery, 5 * time.Second},
+		{"METRICS_LINGER", c.MetricsLinger, time.Duration(0)},
 		{"LOG_LEVEL", c.LogLevel, "info"},
 		{"TLS_INSECURE", c.Insecure, false},
 		{"Offset()", c.Offset(), uint32(0)},
@@ -131,6 +132,13 @@ func TestValid(t *testing.T) {
 		{name: "a million virtual clients", env: map[string]string{"VIRTUAL_CLIENTS": "1000000"}},
 		{name: "interval 24 h", env: map[string]string{"INTERVAL_MS": "86400000"}},
 		{name: "keepalive 5s", env: map[string]string{"KEEPALIVE": "5s"}},
+		{name: "metrics linger 30s", env: map[string]string{"METRICS_LINGER": "30s"}, check: func(t *testing.T, c *config.Config) {
+			if c.MetricsLinger != 30*time.Second {
+				t.Errorf("METRICS_LINGER = %v, want 30s", c.MetricsLinger)
+			}
+		}},
+		{name: "metrics linger 1h", env: map[string]string{"METRICS_LINGER": "1h"}},
+		{name: "metrics linger 0 without metrics", env: map[string]string{"METRICS_LINGER": "0", "METRICS_ADDR": ""}},
 		{name: "slo success", env: map[string]string{"SLO_SUCCESS_RATE": "0.999"}},
 		{name: "UTF-8 instance id", env: map[string]string{"INSTANCE_ID": "lg-ü-1"}},
 		{name: "payload 1 MiB", env: map[string]string{"PAYLOAD_BYTES": "1048576"}},
@@ -238,6 +246,10 @@ func TestInvalid(t *testing.T) {
 		{name: "payload negative", env: map[string]string{"PAYLOAD_BYTES": "-1"}, names: []string{"PAYLOAD_BYTES"}},
 		{name: "payload over 1 MiB", env: map[string]string{"PAYLOAD_BYTES": "1048577"}, names: []string{"PAYLOAD_BYTES"}},
 		{name: "progress negative", env: map[string]string{"PROGRESS_INTERVAL": "-5s"}, names: []string{"PROGRESS_INTERVAL"}},
+		{name: "metrics linger negative", env: map[string]string{"METRICS_LINGER": "-1s"}, names: []string{"METRICS_LINGER"}},
+		{name: "metrics linger beyond 1h", env: map[string]string{"METRICS_LINGER": "2h"}, names: []string{"METRICS_LINGER"}},
+		{name: "metrics linger without unit", env: map[string]string{"METRICS_LINGER": "30"}, names: []string{"METRICS_LINGER"}},
+		{name: "metrics linger without metrics", env: map[string]string{"METRICS_LINGER": "30s", "METRICS_ADDR": ""}, names: []string{"METRICS_LINGER"}},
 		{name: "slo p99 negative", env: map[string]string{"SLO_P99_MS": "-1"}, names: []string{"SLO_P99_MS"}},
 		{name: "slo p99 NaN", env: map[string]string{"SLO_P99_MS": "NaN"}, names: []string{"SLO_P99_MS"}},
 		{name: "slo match 2", env: map[string]string{"SLO_MATCH_RATE": "2"}, names: []string{"SLO_MATCH_RATE"}},

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"strconv"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -19,11 +18,18 @@ const subsystem = "loadgen"
 // engine's own state at scrape time: counters from its atomic counters
 // (CounterFunc), histograms from its HDR recorders (hdrCollector), so the hot
 // path never touches Prometheus.
+//
+// Every series carries the label run_id (Register adds it): a run's series
+// are its own, so a dashboard selects one run with {run_id="…"} and reads
+// its whole-run figures with last_over_time(…[$__range]), like k6's testid.
 type Metrics struct {
+	runID      string
+	conns      *connWatch
 	collectors []prometheus.Collector
 }
 
-// hdrCollector exposes an HDR recorder as a classic Prometheus histogram.
+// hdrCollector exposes an HDR recorder as a Prometheus histogram with both
+// classic buckets (latencyBuckets) and native buckets (latency.Metric).
 type hdrCollector struct {
 	desc *prometheus.Desc
 	rec  func() *hdrhistogram.Histogram
@@ -32,18 +38,29 @@ type hdrCollector struct {
 func (c hdrCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c hdrCollector) Collect(ch chan<- prometheus.Metric) {
-	buckets, count, sum := latency.Buckets(c.rec(), latencyBuckets)
-	ch <- prometheus.MustNewConstHistogram(c.desc, count, sum, buckets)
+	m, err := latency.Metric(c.desc, c.rec(), latencyBuckets)
+	if err != nil {
+		m = prometheus.NewInvalidMetric(c.desc, err)
+	}
+	ch <- m
 }
 
-// latencyBuckets, seconds: 100 µs .. 30 s.
+// latencyBuckets are the classic buckets, seconds: 100 µs .. 30 s, about
+// 25% apart between 1 and 100 ms where request/response latencies live.
+// Native buckets (9% apart at any magnitude) come with them.
 var latencyBuckets = []float64{
-	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+	0.0001, 0.00025, 0.0005, 0.00075,
+	0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0065, 0.008,
+	0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.065, 0.08,
+	0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 }
 
+// newMetrics builds the metrics of e. It also puts a connWatch between e and
+// its Dialer, which counts connection state changes and tells Phase when the
+// run has finished.
 func newMetrics(e *Engine) *Metrics {
-	m := &Metrics{}
+	m := &Metrics{runID: e.RunID(), conns: newConnWatch(e.cfg.Connections)}
+	e.dial = m.conns.dialer(e.dial)
 	hist := func(name, help string, rec *latency.Recorder) prometheus.Collector {
 		return hdrCollector{
 			desc: prometheus.NewDesc(prometheus.BuildFQName(Namespace, subsystem, name), help, nil, nil),
@@ -88,13 +105,37 @@ func newMetrics(e *Engine) *Metrics {
 		gauge("target_rate_rps", "Target request rate, VIRTUAL_CLIENTS / INTERVAL_MS, requests per second.", func() float64 { return e.cfg.Rate() }),
 		counter("request_bytes_total", "Payload bytes of the requests sent.", e.bytesOut.Load),
 		counter("response_bytes_total", "Payload bytes of the responses received (matched or not).", e.responseBytes),
+		gauge("connections", "MQTT connections configured (CONNECTIONS).", func() float64 { return float64(e.cfg.Connections) }),
+		counter("connects_total", "MQTT connections made (connected and subscribed), the first ones included.", m.conns.connects.Load),
+		counter("connection_losses_total", "MQTT connections lost while the run used them (closing at the end is not a loss).", m.conns.losses.Load),
+		counter("reconnects_total", "MQTT connections made again after a loss.", m.conns.reconnects.Load),
+		gauge("start_time_seconds", "When sending started, Unix time in seconds (0 while connecting).", func() float64 {
+			if !e.started.Load() {
+				return 0
+			}
+			return float64(e.epoch.UnixNano()) / 1e9
+		}),
 		info(e),
+	}
+	for _, p := range Phases {
+		m.collectors = append(m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Subsystem: subsystem, Name: "phase",
+			Help:        "The run's phase: 1 for the current one (connecting, ramp-up, warm-up, steady, draining, finished), 0 for the others.",
+			ConstLabels: prometheus.Labels{"phase": p.String()},
+		}, func() float64 {
+			if e.Phase() == p {
+				return 1
+			}
+			return 0
+		}))
 	}
 	return m
 }
 
 // info is the run's identity: a gauge of 1 whose labels say which run this
-// is and how it talks to the service (one series per run, never per client).
+// is (run_id, added by Register; instance_id, INSTANCE_ID) and how it talks
+// to the service (one series per run, never per client). The label is not
+// "instance", which Prometheus sets to the scrape target.
 func info(e *Engine) prometheus.Collector {
 	version := "3.1.1"
 	if e.proto.Version == 5 {
@@ -106,17 +147,18 @@ func info(e *Engine) prometheus.Collector {
 	}
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: Namespace, Subsystem: subsystem, Name: "info",
-		Help: "The run: its id, instance, MQTT version, correlation mode, QoS and main settings (value 1).",
+		Help: "The run: its instance id, MQTT version, correlation mode, QoS and main settings (value 1; run_id as on every series).",
 		ConstLabels: prometheus.Labels{
-			"run_id": fmt.Sprintf("%08x", e.runID), "instance": e.cfg.InstanceID, "mqtt_version": version, "correlate": corr,
+			"instance_id": e.cfg.InstanceID, "mqtt_version": version, "correlate": corr,
 			"qos": strconv.Itoa(e.cfg.QoS), "virtual_clients": strconv.Itoa(e.cfg.VirtualClients), "interval_ms": strconv.Itoa(e.cfg.IntervalMS),
 			"connections": strconv.Itoa(e.cfg.Connections),
 		},
 	}, func() float64 { return 1 })
 }
 
-// Register registers the metrics with r.
+// Register registers the metrics with r, each with the label run_id.
 func (m *Metrics) Register(r prometheus.Registerer) error {
+	r = prometheus.WrapRegistererWith(prometheus.Labels{"run_id": m.runID}, r)
 	for _, c := range m.collectors {
 		if err := r.Register(c); err != nil {
 			return err

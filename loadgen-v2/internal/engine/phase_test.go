@@ -1,0 +1,223 @@
+package engine
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+)
+
+// stateDial dials the fake transport and reports its connections up, as
+// the real pool does through Options.OnState.
+func stateDial(ft *fakeTransport) Dialer {
+	return func(ctx context.Context, o mqttconn.Options) (Transport, error) {
+		t, err := ft.dial(ctx, o)
+		for i := range o.Connections {
+			o.OnState(i, true)
+		}
+		return t, err
+	}
+}
+
+// TestPhases: a run with RAMP_UP and WARMUP goes connecting → ramp-up →
+// warm-up → steady → draining → finished, read from the clock (synctest),
+// and the phase gauge and /debug/vars say the same.
+func TestPhases(t *testing.T) {
+	cfg := testConfig(t, "tcp://127.0.0.1:1", map[string]string{
+		"VIRTUAL_CLIENTS": "100", "INTERVAL_MS": "1000", "CONNECTIONS": "4", "SHARDS": "16",
+		"RAMP_UP": "2s", "WARMUP": "4s", "DURATION": "6s", "REQUEST_TIMEOUT": "1s",
+	})
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		eng, err := New(cfg, quietLog(), reg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Answers take 300 ms: the drain after DURATION lasts that long.
+		ft := &fakeTransport{delay: 300 * time.Millisecond}
+		ft.eng = eng
+		eng.dial = eng.metrics.conns.dialer(stateDial(ft))
+		if p := eng.Phase(); p != PhaseConnecting {
+			t.Errorf("before Run: %v", p)
+		}
+		type sample struct {
+			at    time.Duration
+			want  Phase
+			got   Phase
+			gauge string
+			stats string
+		}
+		samples := []sample{{at: time.Second, want: PhaseRampUp}, {at: 3 * time.Second, want: PhaseWarmUp},
+			{at: 5 * time.Second, want: PhaseSteady}, {at: 6*time.Second + 100*time.Millisecond, want: PhaseDraining}}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			<-eng.Ready()
+			start := time.Now()
+			for i := range samples {
+				time.Sleep(samples[i].at - time.Since(start))
+				samples[i].got, samples[i].gauge, samples[i].stats = eng.Phase(), gaugePhase(t, reg), eng.Stats().Phase
+			}
+		}()
+		if _, err := eng.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		for _, s := range samples {
+			if s.got != s.want || s.gauge != s.want.String() || s.stats != s.want.String() {
+				t.Errorf("at %v: phase %v, gauge %q, stats %q; want %v", s.at, s.got, s.gauge, s.stats, s.want)
+			}
+		}
+		if p, g := eng.Phase(), gaugePhase(t, reg); p != PhaseFinished || g != "finished" {
+			t.Errorf("after Run: phase %v, gauge %q; want finished", p, g)
+		}
+		// Closing the connections at the end is not a loss.
+		st := eng.Stats()
+		if st.Connects != 4 || st.ConnectionLosses != 0 || st.Reconnects != 0 {
+			t.Errorf("connects %d losses %d reconnects %d; want 4, 0, 0", st.Connects, st.ConnectionLosses, st.Reconnects)
+		}
+	})
+}
+
+// gaugePhase returns the phase whose mqttrr_loadgen_phase series is 1; it
+// fails when not exactly one is.
+func gaugePhase(t *testing.T, g prometheus.Gatherer) string {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var on []string
+	for _, mf := range mfs {
+		if mf.GetName() != "mqttrr_loadgen_phase" {
+			continue
+		}
+		if len(mf.Metric) != len(Phases) {
+			t.Errorf("%d phase series, want %d", len(mf.Metric), len(Phases))
+		}
+		for _, m := range mf.Metric {
+			if m.GetGauge().GetValue() == 1 {
+				on = append(on, label(m, "phase"))
+			}
+		}
+	}
+	if len(on) != 1 {
+		t.Errorf("phases at 1: %v", on)
+		return ""
+	}
+	return on[0]
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.Label {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// TestStopSendingDrains: StopSending (what a signal does) turns the phase
+// to draining at once, before DURATION.
+func TestStopSendingDrains(t *testing.T) {
+	cfg := testConfig(t, "tcp://127.0.0.1:1", map[string]string{
+		"VIRTUAL_CLIENTS": "100", "INTERVAL_MS": "1000", "CONNECTIONS": "4", "SHARDS": "16", "DURATION": "1h",
+	})
+	synctest.Test(t, func(t *testing.T) {
+		eng, err := New(cfg, quietLog(), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ft := &fakeTransport{delay: 10 * time.Millisecond}
+		ft.eng = eng
+		eng.dial = eng.metrics.conns.dialer(ft.dial)
+		phase := make(chan Phase, 1)
+		go func() {
+			<-eng.Ready()
+			time.Sleep(2 * time.Second)
+			eng.StopSending()
+			phase <- eng.Phase()
+		}()
+		if _, err := eng.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if during := <-phase; during != PhaseDraining || eng.Phase() != PhaseFinished {
+			t.Errorf("after StopSending %v, after Run %v; want draining, finished", during, eng.Phase())
+		}
+	})
+}
+
+// TestConnWatch: connects count every session, reconnects the sessions
+// after the first of a connection, losses the drops before Close.
+func TestConnWatch(t *testing.T) {
+	w := newConnWatch(3)
+	for _, s := range []struct {
+		i  int
+		up bool
+	}{{0, true}, {1, true}, {2, true}, {1, false}, {1, true}, {1, false}, {1, true}, {2, false}} {
+		w.state(s.i, s.up)
+	}
+	tr := &watchedTransport{Transport: &fakeTransport{}, w: w}
+	w.closing.Store(true) // as Close does before closing the pool
+	w.state(0, false)
+	tr.Close()
+	if c, l, r := w.connects.Load(), w.losses.Load(), w.reconnects.Load(); c != 5 || l != 3 || r != 2 {
+		t.Errorf("connects %d losses %d reconnects %d; want 5, 3, 2", c, l, r)
+	}
+	if !w.closed.Load() {
+		t.Error("Close did not mark the run finished")
+	}
+}
+
+// TestMetricsCarryRunID: every loadgen series carries run_id, the info
+// series names the instance as instance_id (Prometheus owns "instance"),
+// and the latency histogram is native and classic at once.
+func TestMetricsCarryRunID(t *testing.T) {
+	cfg := testConfig(t, "tcp://127.0.0.1:1", nil)
+	reg := prometheus.NewRegistry()
+	eng, err := New(cfg, quietLog(), reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.lat.Record(0, 3*time.Millisecond)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+		for _, m := range mf.Metric {
+			if label(m, "run_id") != eng.RunID() {
+				t.Errorf("%s%v: run_id %q, want %q", mf.GetName(), m.Label, label(m, "run_id"), eng.RunID())
+			}
+		}
+		switch mf.GetName() {
+		case "mqttrr_loadgen_info":
+			m := mf.Metric[0]
+			if label(m, "instance_id") != "test" || label(m, "instance") != "" || label(m, "connections") != "4" {
+				t.Errorf("info labels %v", m.Label)
+			}
+		case "mqttrr_loadgen_latency_seconds":
+			h := mf.Metric[0].GetHistogram()
+			if h.GetSampleCount() != 1 || h.GetSchema() != 3 || len(h.PositiveDelta) != 1 || len(h.Bucket) != len(latencyBuckets) {
+				t.Errorf("latency histogram: count %d schema %d native buckets %d classic %d", h.GetSampleCount(), h.GetSchema(), len(h.PositiveDelta), len(h.Bucket))
+			}
+		case "mqttrr_loadgen_connections":
+			if v := mf.Metric[0].GetGauge().GetValue(); v != 4 {
+				t.Errorf("connections %v, want 4", v)
+			}
+		}
+	}
+	for _, n := range []string{"mqttrr_loadgen_phase", "mqttrr_loadgen_connects_total", "mqttrr_loadgen_connection_losses_total",
+		"mqttrr_loadgen_reconnects_total", "mqttrr_loadgen_start_time_seconds", "mqttrr_loadgen_info"} {
+		if !names[n] {
+			t.Errorf("%s not exported", n)
+		}
+	}
+}
