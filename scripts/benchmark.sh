@@ -63,6 +63,9 @@
 # results/SUITE-YYYYMMDDTHHMMSSZ under the repository). INTERVAL_MS (default
 # 2000) sets each step's interval: virtual clients = rate × INTERVAL_MS / 1000.
 # Any loadgen-v2/worker-v2 variable (e.g. CONNECTIONS, MODE) passes through.
+# BENCH_NICE=-10 runs the broker, worker, loadgen and echo at that niceness
+# (negative: root): on a machine shared with other work it keeps their CPU
+# bursts out of the measured tails (manifest.json records the load average).
 # Loopback only unless BROKER_KIND is a URL; every run is bounded by DURATION
 # and stops by itself. Exit status: 0 done, 1 a step could not run, 2 usage.
 set -euo pipefail
@@ -85,6 +88,7 @@ case $SUITE in
   *) die_usage "unknown suite $SUITE" ;;
 esac
 if [ -n "${SECS:-}" ] && { ! is_uint "$SECS" || [ "$SECS" -eq 0 ]; }; then die_usage "SECS=$SECS is not a positive number of seconds"; fi
+if [ -n "${BENCH_NICE:-}" ] && ! is_uint "${BENCH_NICE#-}"; then die_usage "BENCH_NICE=$BENCH_NICE is not a niceness (-20..19)"; fi
 
 MOSQ=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null || true)
 KIND=${BROKER_KIND:-mosquitto}
@@ -123,6 +127,11 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 trap 'echo "interrupted: partial results in $OUT" >&2; exit 130' INT TERM
 
+# BENCH_NICE: the niceness of the broker, worker, loadgen and echo (nice execs,
+# so $! stays the program's pid).
+NICE=(env)
+if [ -n "${BENCH_NICE:-}" ]; then NICE=(nice -n "$BENCH_NICE"); fi
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # STEP_TAG names the logs of the broker and worker of one step (logs/TAG.*).
@@ -138,9 +147,9 @@ max_queued_messages 1000000
 max_inflight_messages 0
 persistence false
 CONF
-    "$MOSQ" -c "$OUT/mosquitto.conf" >"$OUT/logs/$STEP_TAG.mosquitto.log" 2>&1 &
+    "${NICE[@]}" "$MOSQ" -c "$OUT/mosquitto.conf" >"$OUT/logs/$STEP_TAG.mosquitto.log" 2>&1 &
   else
-    BROKER_ADDR=127.0.0.1:$port "$BIN/rr-local" broker >"$OUT/logs/$STEP_TAG.broker.log" 2>&1 &
+    BROKER_ADDR=127.0.0.1:$port "${NICE[@]}" "$BIN/rr-local" broker >"$OUT/logs/$STEP_TAG.broker.log" 2>&1 &
   fi
   BROKER_PID=$!; PIDS+=("$BROKER_PID")
   for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.05; done
@@ -152,7 +161,7 @@ WORKER_ENV=() # extra VAR=value settings of the worker only
 start_worker() {
   WORKER_HTTP=127.0.0.1:$(free_port)
   # env execs the worker: $! is the worker's own pid (workercpu reads its /proc).
-  MQTT_BROKER=$BROKER_URL HTTP_ADDR=$WORKER_HTTP env "${WORKER_ENV[@]}" "$BIN/worker-v2" >"$OUT/logs/$STEP_TAG.worker.log" 2>&1 &
+  MQTT_BROKER=$BROKER_URL HTTP_ADDR=$WORKER_HTTP "${NICE[@]}" env "${WORKER_ENV[@]}" "$BIN/worker-v2" >"$OUT/logs/$STEP_TAG.worker.log" 2>&1 &
   WORKER_PID=$!; PIDS+=("$WORKER_PID")
   for _ in $(seq 200); do curl -fsS "http://$WORKER_HTTP/ready" >/dev/null 2>&1 && return 0; sleep 0.05; done
   echo "worker not ready (see $OUT/logs/$STEP_TAG.worker.log)" >&2; return 1
@@ -191,7 +200,7 @@ loadgen_bg() {
   local name=$1 clients=$2 interval=$3 secs=$4; shift 4
   VIRTUAL_CLIENTS=$clients INTERVAL_MS=$interval DURATION=${secs}s BROKER=$BROKER_URL \
     METRICS_ADDR=127.0.0.1:0 REPORT_FILE="$OUT/$name.json" CPU_PROFILE=${CPU_PROFILE:-} PROGRESS_INTERVAL=${PROGRESS_INTERVAL:-5s} \
-    env "$@" "$BIN/loadgen-v2" >"$OUT/$name.txt" 2>"$OUT/logs/$name.loadgen.log" &
+    "${NICE[@]}" env "$@" "$BIN/loadgen-v2" >"$OUT/$name.txt" 2>"$OUT/logs/$name.loadgen.log" &
   LG_PID=$!; PIDS+=("$LG_PID")
 }
 
@@ -320,7 +329,7 @@ with_broker() {
 echo_run() {
   local name=$1 secs=$2
   BROKER=$BROKER_URL DURATION=${secs}s WARMUP=$(warmup_for "$secs") REPORT_FILE="$OUT/$name.json" \
-    "$BIN/rr-echo" >"$OUT/$name.txt" 2>"$OUT/logs/$name.echo.log" || true
+    "${NICE[@]}" "$BIN/rr-echo" >"$OUT/$name.txt" 2>"$OUT/logs/$name.echo.log" || true
   if ! jq -e . "$OUT/$name.json" >/dev/null 2>&1; then
     printf '%s\t%s\tno result: see %s\n' "$name" "$KIND" "$OUT/logs/$name.echo.log"
     return 0
@@ -339,7 +348,7 @@ write_manifest() {
   local names=() env_args=() n mochi mosq_v go_tc go_bin
   # Every variable of the binaries (their -h tables) and of this script that is set.
   mapfile -t names < <({ "$BIN/loadgen-v2" -h; "$BIN/worker-v2" -h; "$BIN/rr-echo" -h; } 2>/dev/null | awk '/^[A-Z][A-Z0-9_]+ / { print $1 }' | sort -u)
-  names+=(BROKER_KIND SECS WARMUP INTERVAL_MS KNEE_START KNEE_MAX KNEE_PRECISION KNEE_CONFIRM KNEE_HALF CEILING BASE_RATE STEP_RATE STEP_AT STEP_SECS TOTAL_SECS GOMAXPROCS GOMEMLIMIT)
+  names+=(BROKER_KIND BENCH_NICE SECS WARMUP INTERVAL_MS KNEE_START KNEE_MAX KNEE_PRECISION KNEE_CONFIRM KNEE_HALF CEILING BASE_RATE STEP_RATE STEP_AT STEP_SECS TOTAL_SECS GOMAXPROCS GOMEMLIMIT)
   for n in "${names[@]}"; do
     case $n in *PASSWORD* | *KEY_FILE*) continue ;; esac
     if [ -n "${!n+x}" ]; then env_args+=(--arg "$n" "${!n}"); fi
