@@ -331,19 +331,8 @@ func (b *bufConn) signal() {
 // fixed header 0x30, remaining length (variable-length integer), topic
 // (2-byte length + bytes), payload.
 func appendPublishFrame(dst []byte, topic string, payload []byte) []byte {
-	rl := 2 + len(topic) + len(payload)
 	dst = append(dst, 0x30)
-	for {
-		d := byte(rl % 128)
-		rl /= 128
-		if rl > 0 {
-			d |= 0x80
-		}
-		dst = append(dst, d)
-		if rl == 0 {
-			break
-		}
-	}
+	dst = appendVarInt(dst, 2+len(topic)+len(payload))
 	dst = append(dst, byte(len(topic)>>8), byte(len(topic)))
 	dst = append(dst, topic...)
 	return append(dst, payload...)

@@ -24,6 +24,12 @@ func (c readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 func parse(stream []byte) (pubs [][2]string, passed []byte, err error) {
 	b := &bufConn{r: bufio.NewReaderSize(readerConn{r: bytes.NewReader(stream)}, 64)}
 	b.onPublish = func(m *Message) { pubs = append(pubs, [2]string{m.Topic, string(m.Payload)}) }
+	passed, err = readAll(b)
+	return pubs, passed, err
+}
+
+// readAll reads b in small pieces until EOF and returns what it passed on.
+func readAll(b *bufConn) (passed []byte, err error) {
 	buf := make([]byte, 7)
 	for {
 		n, e := b.Read(buf)
@@ -32,7 +38,7 @@ func parse(stream []byte) (pubs [][2]string, passed []byte, err error) {
 			if errors.Is(e, io.EOF) {
 				e = nil
 			}
-			return pubs, passed, e
+			return passed, e
 		}
 	}
 }

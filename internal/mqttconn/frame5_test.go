@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"io"
 	"testing"
 
 	"github.com/eclipse/paho.golang/packets"
@@ -18,17 +17,8 @@ func parse5(stream []byte) (msgs []Message, passed []byte, err error) {
 		msgs = append(msgs, Message{Topic: m.Topic, Payload: bytes.Clone(m.Payload), ResponseTopic: m.ResponseTopic,
 			CorrelationData: bytes.Clone(m.CorrelationData), ExpirySeconds: m.ExpirySeconds})
 	}
-	buf := make([]byte, 7)
-	for {
-		n, e := b.Read(buf)
-		passed = append(passed, buf[:n]...)
-		if e != nil {
-			if errors.Is(e, io.EOF) {
-				e = nil
-			}
-			return msgs, passed, e
-		}
-	}
+	passed, err = readAll(b)
+	return msgs, passed, err
 }
 
 // pahoPublish5 encodes a QoS 0 PUBLISH with paho.golang's own encoder (the

@@ -318,37 +318,52 @@ func (c *connBase) unsent(m *Message) {
 // is late or refused must not leave the connection open and down for the
 // rest of the run), then marks the session up.
 func (c *pahoConn) onConnect(cl mqtt.Client) {
-	o := c.pool.opts
 	bc := c.cur.Load() // this session's transport (nil with Plain)
-	var filters []string
-	if o.Subscriptions != nil {
-		filters = o.Subscriptions(c.idx)
+	over := func() bool {
+		return bc != nil && (bc.dead.Load() || c.cur.Load() != bc) || bc == nil && !cl.IsConnectionOpen()
 	}
-	backoff := 500 * time.Millisecond
-	for len(filters) > 0 {
-		err := c.subscribe(cl, filters)
-		if err == nil {
-			break
-		}
-		c.err.Store(&err)
-		o.Logger.Error("mqtt subscribe failed; retrying", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", backoff.Seconds())
-		if bc != nil && (bc.dead.Load() || c.cur.Load() != bc) || bc == nil && !cl.IsConnectionOpen() {
-			return // the session is over; the next one subscribes
-		}
-		select {
-		case <-c.pool.done:
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, o.MaxReconnectInterval)
+	if !c.subscribeSession(func(f []string) error { return c.subscribe(cl, f) }, over) {
+		return
 	}
-	c.err.Store(nil)
 	if bc != nil {
 		bc.ready.Store(true)
 	} else {
 		c.plainUp.Store(true)
 	}
 	c.refresh()
+}
+
+// subscribeSession makes the connection's subscriptions on a new session
+// with subscribe, retrying with backoff (a SUBACK that is late or refused
+// must not leave the connection open and down for the rest of the run). It
+// returns false when the session ended first (over) or the pool closed: the
+// next session subscribes.
+func (c *connBase) subscribeSession(subscribe func([]string) error, over func() bool) bool {
+	o := c.pool.opts
+	var filters []string
+	if o.Subscriptions != nil {
+		filters = o.Subscriptions(c.idx)
+	}
+	backoff := 500 * time.Millisecond
+	for len(filters) > 0 {
+		err := subscribe(filters)
+		if err == nil {
+			break
+		}
+		c.err.Store(&err)
+		o.Logger.Error("mqtt subscribe failed; retrying", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", backoff.Seconds())
+		if over() {
+			return false
+		}
+		select {
+		case <-c.pool.done:
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, o.MaxReconnectInterval)
+	}
+	c.err.Store(nil)
+	return true
 }
 
 // subscribe makes the subscriptions once, waiting up to SubscribeTimeout.

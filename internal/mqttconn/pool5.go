@@ -109,30 +109,10 @@ func newConn5(p *Pool, i int, u *url.URL) (*conn5, error) {
 // onUp subscribes on the session whose transport is bc, retrying with
 // backoff while the session lasts, then marks it up (see pahoConn.onConnect).
 func (c *conn5) onUp(cm *autopaho.ConnectionManager, bc *bufConn) {
-	o := c.pool.opts
-	var filters []string
-	if o.Subscriptions != nil {
-		filters = o.Subscriptions(c.idx)
+	over := func() bool { return bc == nil || bc.dead.Load() || c.cur.Load() != bc }
+	if !c.subscribeSession(func(f []string) error { return c.subscribe(cm, f) }, over) {
+		return
 	}
-	backoff := 500 * time.Millisecond
-	for len(filters) > 0 {
-		err := c.subscribe(cm, filters)
-		if err == nil {
-			break
-		}
-		c.err.Store(&err)
-		o.Logger.Error("mqtt subscribe failed; retrying", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", backoff.Seconds())
-		if bc == nil || bc.dead.Load() || c.cur.Load() != bc {
-			return // the session is over; the next one subscribes
-		}
-		select {
-		case <-c.pool.done:
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, o.MaxReconnectInterval)
-	}
-	c.err.Store(nil)
 	if bc != nil {
 		bc.ready.Store(true)
 	}
