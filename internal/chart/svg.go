@@ -211,7 +211,7 @@ func axisScale(ax Axis, lo, hi, p0, p1 float64) (scale, []float64) {
 	if hi == lo {
 		hi = lo + 1
 	}
-	step := niceStep((hi - lo) / 6)
+	step := niceStep((hi - lo) / 8)
 	lo = math.Floor(lo/step) * step
 	hi = math.Ceil(hi/step) * step
 	var ticks []float64
