@@ -14,9 +14,13 @@ WORKER_INSTANCES ?= 1
 LOADGEN_INSTANCES ?= 1
 INTERVAL_MS ?= 2000
 
-# Where the JSON endpoints are reachable from this host.
+# Where the JSON endpoints are reachable from this host. Unless given,
+# stats/dashboard/dashboard-web use those `make run` publishes in
+# RR_LOCAL_STATE while it runs (rr-local; its ports are 8090/8080 when free),
+# else these.
 LOADGEN_URL ?= http://localhost:8090
 WORKER_URL ?= http://localhost:8080
+RR_LOCAL_STATE ?= $(or $(XDG_RUNTIME_DIR),/tmp)/mqtt-rr-bench-local-$(shell id -u).env
 # loadgen-v2-N (N >= 1) started by `make up` listens on LOADGEN_PORT_BASE+N.
 LOADGEN_PORT_BASE ?= 8090
 DASHBOARD_WEB_PORT ?= 8000
@@ -34,6 +38,16 @@ IMAGE_TAG ?= $(shell cat $(OPS_ROOT)/VERSION 2>/dev/null)
 
 OPS_COMPOSE = $(DOCKER_COMPOSE) -p $(COMPOSE_PROJECT) -f $(PRODUCTION_COMPOSE_FILE)
 OPS_COMPOSE_ENV = VIRTUAL_CLIENTS=$(VIRTUAL_CLIENTS) INTERVAL_MS=$(INTERVAL_MS) IMAGE_TAG=$(IMAGE_TAG)
+
+# OPS_ENDPOINTS: a recipe line that sets $$LOADGEN_URL and $$WORKER_URL in the
+# shell: the ones given on the command line or in the environment, else make
+# run's (scripts/dashboard.sh --endpoints reads RR_LOCAL_STATE), else the
+# defaults above; and $$SOURCE, where they come from.
+OPS_GIVEN_URLS = $(if $(filter-out file default undefined,$(origin LOADGEN_URL)),LOADGEN_URL='$(LOADGEN_URL)') \
+	$(if $(filter-out file default undefined,$(origin WORKER_URL)),WORKER_URL='$(WORKER_URL)')
+OPS_ENDPOINTS = eval "$$(env -u LOADGEN_URL -u WORKER_URL $(OPS_GIVEN_URLS) RR_LOCAL_STATE='$(RR_LOCAL_STATE)' \
+	$(OPS_ROOT)/scripts/dashboard.sh --endpoints)"; \
+	LOADGEN_URL=$${LOADGEN_URL:-$(LOADGEN_URL)}; WORKER_URL=$${WORKER_URL:-$(WORKER_URL)}
 
 # OPS_NEED_COMPOSE: a recipe line that stops with what is missing (Docker,
 # the Compose v2 plugin, a running daemon) and how to get it.
@@ -113,9 +127,9 @@ down: ## Stop and remove the Compose deployment, extra loadgens and monitoring (
 
 ##@ Dashboards and monitoring
 
-stats: ## Print loadgen /debug/vars ("loadgen" key) and worker /stats
-	@rc=0; \
-	for ep in "loadgen $(LOADGEN_URL)/debug/vars" "worker $(WORKER_URL)/stats"; do \
+stats: ## Print loadgen /debug/vars ("loadgen" key) and worker /stats (make run's or make up's, LOADGEN_URL, WORKER_URL)
+	@$(OPS_ENDPOINTS); echo "endpoints: $$SOURCE"; rc=0; \
+	for ep in "loadgen $$LOADGEN_URL/debug/vars" "worker $$WORKER_URL/stats"; do \
 		set -- $$ep; echo "== $$1  $$2"; \
 		if body=$$(curl -fsS --max-time 3 "$$2" 2>&1); then \
 			if command -v jq >/dev/null 2>&1; then \
@@ -126,13 +140,14 @@ stats: ## Print loadgen /debug/vars ("loadgen" key) and worker /stats
 		else echo "not reachable: $$body"; rc=1; fi; \
 	done; exit $$rc
 
-dashboard: ## Live terminal dashboard (LOADGEN_URL, WORKER_URL); Ctrl-C quits
-	@LOADGEN_URL=$(LOADGEN_URL) WORKER_URL=$(WORKER_URL) $(OPS_ROOT)/scripts/dashboard.sh
+dashboard: ## Live terminal dashboard of make run or make up (LOADGEN_URL, WORKER_URL); Ctrl-C quits
+	@env -u LOADGEN_URL -u WORKER_URL $(OPS_GIVEN_URLS) RR_LOCAL_STATE='$(RR_LOCAL_STATE)' $(OPS_ROOT)/scripts/dashboard.sh
 
-dashboard-web: ## Serve monitoring/ on 127.0.0.1:8000 (DASHBOARD_WEB_PORT) for the web dashboard; Ctrl-C stops
-	@echo "Web dashboard: http://localhost:$(DASHBOARD_WEB_PORT)/dashboard.html"
-	@echo "  (other endpoints: ...dashboard.html?loadgen=$(LOADGEN_URL)&worker=$(WORKER_URL))"
-	@cd $(OPS_ROOT)/monitoring && python3 -m http.server $(DASHBOARD_WEB_PORT) --bind 127.0.0.1
+dashboard-web: ## Serve monitoring/ on 127.0.0.1:8000 (DASHBOARD_WEB_PORT) for the web dashboard of make run or make up; Ctrl-C stops
+	@$(OPS_ENDPOINTS); \
+	echo "Web dashboard: http://localhost:$(DASHBOARD_WEB_PORT)/dashboard.html?loadgen=$$LOADGEN_URL&worker=$$WORKER_URL"; \
+	echo "  (endpoints: $$SOURCE; others: ...dashboard.html?loadgen=URL&worker=URL)"; \
+	cd $(OPS_ROOT)/monitoring && exec python3 -m http.server $(DASHBOARD_WEB_PORT) --bind 127.0.0.1
 
 monitoring-up: ## Start Prometheus (:9090) and Grafana (:3000, admin/admin) for the Compose deployment
 	@$(OPS_NEED_COMPOSE)

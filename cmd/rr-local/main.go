@@ -5,7 +5,10 @@
 //
 // The environment is passed to both children (so VIRTUAL_CLIENTS, MODE, ...
 // apply); BROKER/MQTT_BROKER point at the embedded broker. The HTTP ports
-// default to free loopback ports (set METRICS_ADDR / HTTP_ADDR to pin them).
+// are 127.0.0.1:8090 (loadgen) and 127.0.0.1:8080 (worker) when free, else
+// free loopback ports (set METRICS_ADDR / HTTP_ADDR to pin them); while it
+// runs, rr-local publishes them in RR_LOCAL_STATE for make stats, make
+// dashboard and make dashboard-web.
 // Ctrl-C stops the loadgen gracefully (it drains and reports); a second
 // Ctrl-C kills everything at once. Exit status is the loadgen's.
 package main
@@ -24,6 +27,9 @@ func main() {
 Variables (besides those of loadgen-v2 and worker-v2, see their -h):
   BROKER_ADDR  embedded broker listen address (default 127.0.0.1:0, a free port)
   BIN_DIR      directory holding loadgen-v2 and worker-v2 (default: this binary's directory)
+  RR_LOCAL_STATE  file publishing the endpoints while the run lasts (LOADGEN_URL=, WORKER_URL=,
+               BROKER_URL=, RR_LOCAL_PID= lines; default $XDG_RUNTIME_DIR or /tmp,
+               mqtt-rr-bench-local-UID.env); ports 8090/8080 when free, else free ones
 rr-local broker: run only the embedded broker on BROKER_ADDR until SIGINT/SIGTERM.`)
 		return
 	}

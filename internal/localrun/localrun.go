@@ -2,7 +2,8 @@
 // the embedded broker in-process, worker-v2 and loadgen-v2 as child
 // processes in their own process groups (killed if this process dies), and
 // an orderly stop: loadgen first (it drains and reports), then the worker
-// (SIGTERM, graceful), then the broker.
+// (SIGTERM, graceful), then the broker. While it runs it publishes where the
+// endpoints are (state.go), for make stats / dashboard / dashboard-web.
 package localrun
 
 import (
@@ -43,13 +44,23 @@ func Main(stdout, stderr io.Writer) int {
 		}
 		bin = filepath.Dir(exe)
 	}
+	// The endpoints: the usual ports when free (what make stats / make
+	// dashboard expect), else free ones; either way published in the state
+	// file while the run lasts.
 	workerHTTP := envOr("HTTP_ADDR", "")
 	if workerHTTP == "" {
-		workerHTTP = freeAddr()
+		workerHTTP = preferredAddr(DefaultWorkerAddr)
 	}
 	metrics := envOr("METRICS_ADDR", "")
 	if metrics == "" {
-		metrics = freeAddr()
+		metrics = preferredAddr(DefaultLoadgenAddr)
+	}
+	statePath := envOr("RR_LOCAL_STATE", DefaultStatePath())
+	if err := writeState(statePath, State{PID: os.Getpid(), LoadgenURL: "http://" + metrics, WorkerURL: "http://" + workerHTTP, BrokerURL: b.URL()}); err != nil {
+		fmt.Fprintf(stderr, "rr-local: endpoints not published (%v); loadgen http://%s, worker http://%s\n", err, metrics, workerHTTP)
+	} else {
+		defer removeState(statePath, os.Getpid())
+		fmt.Fprintf(stderr, "rr-local: endpoints loadgen http://%s, worker http://%s (published in %s for make stats, make dashboard, make dashboard-web)\n", metrics, workerHTTP, statePath)
 	}
 
 	sig := make(chan os.Signal, 2)
@@ -159,6 +170,17 @@ func waitReady(ctx context.Context, url string, exited chan error, sig chan os.S
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// preferredAddr returns addr when its port is free a moment ago, else a free
+// loopback address.
+func preferredAddr(addr string) string {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return freeAddr()
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
