@@ -17,7 +17,7 @@
 #   scripts/benchmark.sh rate R [S]       one run at R req/s for S seconds (default 20)
 #   scripts/benchmark.sh sweep            rates 10k, 20k, ... 60k, one run each
 #   scripts/benchmark.sh clients          100k → 200k → 500k virtual clients at 20k req/s
-#   scripts/benchmark.sh mem1m            1,000,000 virtual clients at 10k req/s: loadgen RSS
+#   scripts/benchmark.sh mem1m            1,000,000 virtual clients at 10k req/s for 110 s (each fires): loadgen RSS
 #   scripts/benchmark.sh autoscale        worker MODE=sleep SLEEP_MS=5 under 5k → 30k → 5k req/s (150 s):
 #                                         workers, queue and processed rate every second, then the scaling events
 #   scripts/benchmark.sh workercpu R [S]  CPU µs per round trip of the worker, the broker and the loadgen at R req/s
@@ -31,7 +31,7 @@
 # size, demand, queue depth, oldest queued request, processed rate, drops).
 #
 # Short forms: SECS sets the length of every run (defaults: quick 10, knee,
-# ceiling, rate, sweep and workercpu 20, clients 30, baseline and mem1m 60);
+# ceiling, rate, sweep and workercpu 20, clients 30, baseline 60, mem1m 110);
 # WARMUP (default 2s, 1s when SECS < 10) is left out of each report.
 # autoscale is shortened with TOTAL_SECS, STEP_AT and STEP_SECS (below).
 # E.g. SECS=5 scripts/benchmark.sh knee; SECS=3 scripts/benchmark.sh quick.
@@ -536,7 +536,7 @@ case $SUITE in
       STEP_TAG=sweep-$r with_stack "$KIND" run "sweep-$r" $(((r * IV + 999) / 1000)) "$IV" "$s" "WARMUP=$(warmup_for "$s")" "${SLO_ENV[@]}"
     done ;;
   mem1m)
-    STEP_TAG=mem1m with_stack "$KIND" run mem1m 1000000 100000 "${SECS:-60}" ;;
+    STEP_TAG=mem1m with_stack "$KIND" run mem1m 1000000 100000 "${SECS:-110}" ;;
   clients)
     s=${SECS:-30}
     for c in 100000 200000 500000; do
