@@ -388,6 +388,8 @@ charts() {
   local all=() lg=() n k x=target_rps file=latency-vs-rate.svg what="offered rate"
   [ -s "$OUT/steps.txt" ] || return 0
   while read -r n k; do
+    # knee: a rate run twice is drawn with the run that decided it (the second)
+    if [ -f "$OUT/$n-again.json" ]; then continue; fi
     all+=("$OUT/$n.json")
     [ "$k" = loadgen ] && lg+=("$OUT/$n.json")
   done <"$OUT/steps.txt"
