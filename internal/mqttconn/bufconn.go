@@ -151,10 +151,24 @@ func newBufConn(c net.Conn, readBuf int, linger, writeTimeout time.Duration, lim
 // Read returns the byte stream to paho. With onPublish set, it parses the
 // stream packet by packet, hands QoS 0 PUBLISH packets to onPublish and
 // returns only the other packets to paho.
+//
+// When a write failed, fail closed the socket so that this read fails and the
+// client reconnects; the read then reports the write's error. paho.mqtt.golang
+// ignores "use of closed network connection" (it takes it for its own
+// Disconnect), so passing that error on would leave the session dead,
+// without a connection-lost report, until a keepalive ping timed out.
 func (b *bufConn) Read(p []byte) (int, error) {
 	n, err := b.read(p)
 	if err != nil {
 		b.dead.Store(true)
+		if errors.Is(err, net.ErrClosed) {
+			b.mu.Lock()
+			werr := b.err
+			b.mu.Unlock()
+			if werr != nil {
+				err = fmt.Errorf("mqtt connection failed on write: %s", werr.Error())
+			}
+		}
 	}
 	return n, err
 }
