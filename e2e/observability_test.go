@@ -384,6 +384,7 @@ type obsVars struct {
 	RequestsSent uint64 `json:"requests_sent"`
 	Matched      uint64 `json:"responses_matched"`
 	Connects     uint64 `json:"connects"`
+	Reconnects   uint64 `json:"reconnects"`
 }
 
 func obsLoadgenVars(t *testing.T, base string) (obsVars, bool) {
@@ -427,60 +428,22 @@ func TestObservability(t *testing.T) {
 	proms := []*prom{native, classic}
 	promStart := time.Now()
 
-	rf := filepath.Join(t.TempDir(), "report.json")
-	lg := start(t, "loadgen-v2", "BROKER="+b.URL(), "METRICS_ADDR="+laddr, "VIRTUAL_CLIENTS=1000", "INTERVAL_MS=1000",
-		"DURATION=20s", "CONNECTIONS=8", "SHARDS=64", "PROGRESS_INTERVAL=1s", "METRICS_LINGER=10m", "REPORT_FILE="+rf,
-		"INSTANCE_ID=obs-lg-0")
-	var steady obsVars
-	waitUntil(t, "the loadgen in phase steady", 60*time.Second, func() bool {
-		v, ok := obsLoadgenVars(t, lgURL)
-		steady = v
-		return ok && v.Phase == "steady"
-	})
-	runID := steady.RunID
-	t.Logf("run %s steady: %d sent", runID, steady.RequestsSent)
-
-	// --- during the run -----------------------------------------------------
+	// The dashboards are up before the run starts (the loadgen's panels say
+	// "not reachable" until then), so they see all of it.
 	chromium := chromiumBinary()
 	var page *browser
+	readState := func(s *dashState) bool {
+		var text string
+		return page.eval(`document.getElementById("state").textContent`, &text) == nil && text != "" &&
+			json.Unmarshal([]byte(text), s) == nil
+	}
 	if chromium == "" {
 		t.Log("SKIP web dashboard: chromium not installed (apt-get install -y chromium; .ci/run installs it)")
 	} else {
 		page = startBrowser(t, chromium, 1400, 1500)
 		dash, _ := filepath.Abs("../monitoring/dashboard.html")
 		page.navigate(t, "file://"+dash+"?"+url.Values{"loadgen": {lgURL}, "worker": {wkURL}, "interval": {"1000"}}.Encode())
-		var first, moved dashState
-		readState := func(s *dashState) bool {
-			var text string
-			return page.eval(`document.getElementById("state").textContent`, &text) == nil && text != "" &&
-				json.Unmarshal([]byte(text), s) == nil
-		}
-		waitUntil(t, "the web dashboard showing the running loadgen and worker", 90*time.Second, func() bool {
-			return readState(&first) && first.LoadgenUp && first.WorkerUp && first.Loadgen != nil && first.Loadgen.Phase == "steady"
-		})
-		waitUntil(t, "the web dashboard's numbers moving and its charts filling", 90*time.Second, func() bool {
-			return readState(&moved) && moved.Loadgen != nil && moved.Loadgen.RequestsSent > first.Loadgen.RequestsSent &&
-				moved.Points["rate"] >= 6 && moved.Points["latency"] >= 9 && moved.Points["workers"] >= 3 && moved.Points["spectrum"] > 0
-		}, func() string {
-			var text string
-			_ = page.eval(`document.getElementById("state").textContent`, &text)
-			return "page state: " + text + "\nexceptions: " + strings.Join(page.uncaught(), "; ")
-		})
-		now, _ := obsLoadgenVars(t, lgURL)
-		if moved.Loadgen.RunID != runID || moved.Loadgen.RequestsSent > now.RequestsSent || moved.Loadgen.ResponsesMatched > now.Matched ||
-			moved.Loadgen.MatchRate == nil || *moved.Loadgen.MatchRate != 1 {
-			t.Errorf("web dashboard %+v, /debug/vars then %+v: the page does not show the endpoint's run", *moved.Loadgen, now)
-		}
-		if moved.Worker == nil || moved.Worker.Workers < 1 || moved.Worker.Processed == 0 {
-			t.Errorf("web dashboard worker: %+v", moved.Worker)
-		}
-		var label string
-		if err := page.eval(`document.querySelector("#loadgen-p99 .k").textContent`, &label); err != nil || label != "latency p99 · last 1 s" {
-			t.Errorf("p99 tile labelled %q (%v), want its window", label, err)
-		}
-		page.screenshot(t, filepath.Join(art, "dashboard-running.png"))
 	}
-
 	tmux, tmuxErr := exec.LookPath("tmux")
 	sock := fmt.Sprintf("rrbench-obs-%d", os.Getpid())
 	capture := func() string {
@@ -508,25 +471,93 @@ func TestObservability(t *testing.T) {
 			t.Fatalf("tmux: %v\n%s", err, out)
 		}
 		t.Cleanup(func() { _ = exec.Command(tmux, "-L", sock, "kill-server").Run() })
-		var s1, s2 string
-		waitUntil(t, "the terminal dashboard showing the steady run", 60*time.Second, func() bool {
-			s1 = capture()
-			return strings.Contains(s1, "phase steady") && screenSent(s1) > 0
-		})
-		waitUntil(t, "the terminal dashboard's numbers moving", 60*time.Second, func() bool {
-			s2 = capture()
-			return screenSent(s2) > screenSent(s1)
-		})
-		now, _ := obsLoadgenVars(t, lgURL)
-		for _, want := range []string{"run " + runID, "match rate 100.000% (settled, run)", "(last 1 s;", "workers "} {
-			if !strings.Contains(s2, want) {
-				t.Errorf("terminal dashboard lacks %q:\n%s", want, s2)
+	}
+
+	rf := filepath.Join(t.TempDir(), "report.json")
+	lg := start(t, "loadgen-v2", "BROKER="+b.URL(), "METRICS_ADDR="+laddr, "VIRTUAL_CLIENTS=1000", "INTERVAL_MS=1000",
+		"DURATION=20s", "CONNECTIONS=8", "SHARDS=64", "PROGRESS_INTERVAL=1s", "METRICS_LINGER=10m", "REPORT_FILE="+rf,
+		"INSTANCE_ID=obs-lg-0")
+	var steady obsVars
+	waitUntil(t, "the loadgen in phase steady", 60*time.Second, func() bool {
+		v, ok := obsLoadgenVars(t, lgURL)
+		steady = v
+		return ok && v.Phase == "steady"
+	})
+	runID := steady.RunID
+	t.Logf("run %s steady: %d sent", runID, steady.RequestsSent)
+
+	// --- during the run: both dashboards show it, and their numbers move --------
+	var (
+		pageFirst, pageMoved *dashState
+		termFirst, termMoved string
+		shot                 bool
+	)
+	pageDone := func() bool { return page == nil || pageMoved != nil }
+	termDone := func() bool { return tmux == "" || termMoved != "" }
+	waitUntil(t, "both dashboards showing the steady run with numbers moving and charts filling", 120*time.Second, func() bool {
+		if !pageDone() {
+			var st dashState
+			switch {
+			case !readState(&st) || !st.LoadgenUp || !st.WorkerUp || st.Loadgen == nil || st.Loadgen.Phase != "steady":
+			case pageFirst == nil:
+				pageFirst = &st
+			case st.Loadgen.RequestsSent > pageFirst.Loadgen.RequestsSent && st.Points["rate"] >= 12 && st.Points["latency"] >= 18 &&
+				st.Points["workers"] >= 3 && st.Points["spectrum"] > 0:
+				pageMoved = &st
+				now, _ := obsLoadgenVars(t, lgURL)
+				if st.Loadgen.RunID != runID || st.Loadgen.RequestsSent > now.RequestsSent || st.Loadgen.ResponsesMatched > now.Matched ||
+					st.Loadgen.MatchRate == nil || *st.Loadgen.MatchRate > 1 {
+					t.Errorf("web dashboard %+v, /debug/vars then %+v: the page does not show the endpoint's run", *st.Loadgen, now)
+				}
+				if st.Worker == nil || st.Worker.Workers < 1 || st.Worker.Processed == 0 {
+					t.Errorf("web dashboard worker: %+v", st.Worker)
+				}
+				var label string
+				if err := page.eval(`document.querySelector("#loadgen-p99 .k").textContent`, &label); err != nil || label != "latency p99 · last 1 s" {
+					t.Errorf("p99 tile labelled %q (%v), want its window", label, err)
+				}
+				page.screenshot(t, filepath.Join(art, "dashboard-running.png"))
+				shot = true
 			}
 		}
-		if n := screenSent(s2); n > int64(now.RequestsSent) {
-			t.Errorf("terminal shows %d sent, the endpoint %d afterwards", n, now.RequestsSent)
+		if !termDone() {
+			screen := capture()
+			switch {
+			case !strings.Contains(screen, "phase steady") || screenSent(screen) <= 0:
+			case termFirst == "":
+				termFirst = screen
+			case screenSent(screen) > screenSent(termFirst):
+				termMoved = screen
+				now, _ := obsLoadgenVars(t, lgURL)
+				if n := screenSent(screen); n > int64(now.RequestsSent) {
+					t.Errorf("terminal shows %d sent, the endpoint %d afterwards", n, now.RequestsSent)
+				}
+				writeArtifact(t, filepath.Join(art, "terminal-running.txt"), screen)
+			}
 		}
-		writeArtifact(t, filepath.Join(art, "terminal-running.txt"), s2)
+		return pageDone() && termDone()
+	}, func() string {
+		var text string
+		if page != nil {
+			_ = page.eval(`document.getElementById("state").textContent`, &text)
+		}
+		var ex []string
+		if page != nil {
+			ex = page.uncaught()
+		}
+		return "page state: " + text + "\nexceptions: " + strings.Join(ex, "; ") + "\nterminal:\n" + capture()
+	})
+	if termMoved != "" {
+		for _, want := range []*regexp.Regexp{regexp.MustCompile(`run ` + runID + `  phase steady`),
+			regexp.MustCompile(`match rate \d+\.\d{3}% \(settled, run\)`), regexp.MustCompile(`ms \(last 1 s; settled match `),
+			regexp.MustCompile(`ms \(run so far\)`), regexp.MustCompile(`workers \d+ \(min \d+, max \d+\)`)} {
+			if !want.MatchString(termMoved) {
+				t.Errorf("terminal dashboard lacks %s:\n%s", want, termMoved)
+			}
+		}
+	}
+	if page != nil && !shot {
+		t.Error("no screenshot of the running dashboard")
 	}
 
 	// --- the run finishes; its final state is served (METRICS_LINGER) --------
@@ -547,7 +578,7 @@ func TestObservability(t *testing.T) {
 		t.Fatalf("report: %+v", r)
 	}
 	final, _ := obsLoadgenVars(t, lgURL)
-	if final.RequestsSent != r.RequestsSent || final.Matched != r.ResponsesMatched || final.Connects != 8 {
+	if final.RequestsSent != r.RequestsSent || final.Matched != r.ResponsesMatched || final.Connects != 8+final.Reconnects {
 		t.Errorf("/debug/vars when finished %+v, report sent %d matched %d: the final state is not the report's", final, r.RequestsSent, r.ResponsesMatched)
 	}
 
@@ -633,12 +664,7 @@ func TestObservability(t *testing.T) {
 					t.Logf("this Prometheus has no last_over_time of native histograms: the whole-run p99 panel (%.3f ms) is the increase over the range", p99*1000)
 				}
 			} else {
-				// Classic buckets: the estimate lies in the bucket that holds
-				// the report's p99 (HDR values are within 0.1%).
-				lo, hi := classicBucket(want)
-				if p99 < lo*0.999 || p99 > hi*1.001 {
-					t.Errorf("whole-run p99 %.3f ms from classic buckets, report %.3f ms in bucket (%g, %g] s", p99*1000, r.Latency.P99, lo, hi)
-				}
+				checkClassicP99(t, p, sub.Replace(`sum by (le) (last_over_time(mqttrr_loadgen_latency_seconds_bucket{run_id="$run_id"}[$__range]))`), end, p99, want)
 			}
 			t.Logf("whole-run p99 panel: %s Prometheus %.3f ms, report %.3f ms", p.name, p99*1000, r.Latency.P99)
 			checkEveryGrafanaQuery(t, p, runID, promStart, end, rng, wkURL)
@@ -719,19 +745,43 @@ func TestObservability(t *testing.T) {
 	}
 }
 
-// classicBucket returns the classic bucket (lo, hi] of the loadgen's latency
-// histogram that holds v seconds.
-func classicBucket(v float64) (lo, hi float64) {
-	bounds := []float64{0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0065, 0.008,
-		0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.065, 0.08, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30}
-	i := sort.SearchFloat64s(bounds, v)
-	if i == 0 {
-		return 0, bounds[0]
+// checkClassicP99: with classic buckets the quantile is resolved to its
+// bucket: the estimate lies in the bucket where the cumulative count passes
+// 0.99 × count, and so does the report's p99 (HDR values, each counted by
+// its bucket's upper end like the exporter does) — or the two are in
+// neighbouring buckets whose shared bound's count is within one request of
+// the rank (HDR rounds the rank, Prometheus does not).
+func checkClassicP99(t *testing.T, p *prom, bucketsExpr string, at time.Time, est, report float64) {
+	t.Helper()
+	type bucket struct{ le, cum float64 }
+	var bs []bucket
+	for _, s := range p.query(t, bucketsExpr, time.Time{}, at) {
+		le, err := strconv.ParseFloat(s.Metric["le"], 64)
+		if err != nil || len(s.Samples) != 1 {
+			t.Fatalf("bucket %v: %v", s.Metric, err)
+		}
+		bs = append(bs, bucket{le, s.Samples[0][1]})
 	}
-	if i >= len(bounds) {
-		return bounds[len(bounds)-1], math.Inf(1)
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	if len(bs) < 2 || !math.IsInf(bs[len(bs)-1].le, 1) {
+		t.Fatalf("classic buckets: %v", bs)
 	}
-	return bounds[i-1], bounds[i]
+	rank := 0.99 * bs[len(bs)-1].cum
+	at99 := sort.Search(len(bs), func(i int) bool { return bs[i].cum >= rank })
+	holds := func(v float64) int { return sort.Search(len(bs), func(i int) bool { return bs[i].le >= v/1.001 }) }
+	lo := 0.0
+	if at99 > 0 {
+		lo = bs[at99-1].le
+	}
+	if est < lo || est > bs[at99].le {
+		t.Errorf("classic p99 %.4f s outside the bucket (%g, %g] where the count passes the rank", est, lo, bs[at99].le)
+	}
+	if j := holds(report); j != at99 {
+		shared := min(j, at99)
+		if j-at99 > 1 || at99-j > 1 || math.Abs(bs[shared].cum-rank) > 1 {
+			t.Errorf("report p99 %.4f s in bucket le=%g, Prometheus's in le=%g (rank %.1f, counts %v)", report, bs[j].le, bs[at99].le, rank, bs)
+		}
+	}
 }
 
 // checkEveryGrafanaQuery evaluates every query of the dashboard as Grafana
