@@ -72,6 +72,12 @@ mqttrr_worker_messages_received_total mqttrr_worker_messages_total mqttrr_worker
 mqttrr_worker_queue_capacity mqttrr_worker_workers mqttrr_worker_scaling_events_total
 mqttrr_worker_queue_wait_seconds mqttrr_worker_processing_seconds mqttrr_worker_connections_up
 mqttrr_loadgen_target_rate_rps mqttrr_worker_in_flight mqttrr_worker_connections
+mqttrr_loadgen_info mqttrr_loadgen_build_info mqttrr_loadgen_phase mqttrr_loadgen_connections
+mqttrr_loadgen_connects_total mqttrr_loadgen_connection_losses_total mqttrr_loadgen_reconnects_total
+mqttrr_loadgen_request_bytes_total mqttrr_loadgen_response_bytes_total
+mqttrr_worker_max_workers mqttrr_worker_demand_workers mqttrr_worker_queue_oldest_seconds
+mqttrr_worker_min_workers mqttrr_worker_phase mqttrr_worker_build_info
+mqttrr_worker_connects_total mqttrr_worker_connection_losses_total mqttrr_worker_reconnects_total
 "
 
 # --- shell scripts --------------------------------------------------------------
@@ -148,7 +154,7 @@ n = 0
 for p in d["panels"]:
     for t in p.get("targets", []):
         n += 1
-        expr = t["expr"].replace("$__rate_interval", "1m").replace("$__interval", "1m")
+        expr = t["expr"].replace("$__rate_interval", "1m").replace("$__interval", "1m").replace("$__range", "1h")
         print("      - record: dashboard:query_%d\n        expr: %s" % (n, json.dumps(expr)))
 PY
 }
