@@ -63,6 +63,8 @@
 # results/SUITE-YYYYMMDDTHHMMSSZ under the repository). INTERVAL_MS (default
 # 2000) sets each step's interval: virtual clients = rate × INTERVAL_MS / 1000.
 # Any loadgen-v2/worker-v2 variable (e.g. CONNECTIONS, MODE) passes through.
+# Before each step the script waits (up to QUIET_WAIT=60 s) until other work
+# keeps less than QUIET_BUSY=0.25 of the cores busy.
 # BENCH_NICE=-10 runs the broker, worker, loadgen and echo at that niceness
 # (negative: root): on a machine shared with other work it keeps their CPU
 # bursts out of the measured tails (manifest.json records the load average).
@@ -299,11 +301,42 @@ workercpu() {
   jq -r --arg n "$name" '.results.workercpu | "\($n)\t\(.broker)\ttarget \(.rate_rps|floor)/s\tachieved \(.achieved_rps|floor)/s\tmatch \(.match_rate*1000000|floor/1000000)\tworker processed \(.worker_processed)\tCPU per round trip: worker \(.worker_cpu_us_per_request // 0 | . * 10 | round / 10) µs, broker \(.broker_cpu_us_per_round_trip // 0 | . * 10 | round / 10) µs, loadgen \(.loadgen_cpu_us_per_request * 10 | round / 10) µs (sending)"' "$OUT/manifest.json"
 }
 
+# cpu_busy: the share (0..1) of all cores busy over the next second, from
+# /proc/stat (user + nice + system + irq + softirq + steal over the total).
+cpu_busy() {
+  local a b
+  a=$(head -1 /proc/stat); sleep 1; b=$(head -1 /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x); split(b, y); t = 0; idle = 0
+    for (i = 2; i <= 9; i++) t += y[i] - x[i]
+    idle = (y[5] - x[5]) + (y[6] - x[6])
+    printf "%.2f", (t > 0 ? 1 - idle / t : 0) }'
+}
+
+# wait_quiet: before a step (nothing of ours runs), wait up to QUIET_WAIT
+# seconds (default 60; 0 = never) until other work keeps less than QUIET_BUSY
+# (default 0.25) of the cores busy, so a burst of someone else's work does
+# not land in a step. Prints what it waited for.
+wait_quiet() {
+  local limit=${QUIET_WAIT:-60} max=${QUIET_BUSY:-0.25} busy t0=$SECONDS said=""
+  [ "$limit" != 0 ] && [ -r /proc/stat ] || return 0
+  while busy=$(cpu_busy) && awk -v b="$busy" -v m="$max" 'BEGIN { exit !(b > m) }'; do
+    if [ $((SECONDS - t0)) -ge "$limit" ]; then
+      echo "  (other work still keeps $(awk -v b="$busy" 'BEGIN { printf "%d", b * 100 }')% of the CPU busy after ${limit} s: going on)" >&2
+      return 0
+    fi
+    if [ -z "$said" ]; then
+      echo "  (other work keeps $(awk -v b="$busy" 'BEGIN { printf "%d", b * 100 }')% of the CPU busy: waiting up to ${limit} s for it to pass)" >&2
+      said=1
+    fi
+  done
+}
+
 # with_stack KIND cmd...: broker + worker around a command (with
 # BROKER_KIND=URL only the command: your broker and service). autoscale also
 # samples the worker every second (worker-timeline.csv).
 with_stack() {
   local kind=$1 sampler=""; shift
+  wait_quiet
   if [ "$kind" = url ]; then "$@"; return; fi
   KIND=$kind start_broker "$kind"; KIND=$kind
   start_worker
@@ -319,6 +352,7 @@ with_stack() {
 # with_broker KIND cmd...: only the broker around a command (none for a URL).
 with_broker() {
   local kind=$1; shift
+  wait_quiet
   if [ "$kind" = url ]; then "$@"; return; fi
   KIND=$kind start_broker "$kind"; KIND=$kind
   "$@"
@@ -348,7 +382,7 @@ write_manifest() {
   local names=() env_args=() n mochi mosq_v go_tc go_bin
   # Every variable of the binaries (their -h tables) and of this script that is set.
   mapfile -t names < <({ "$BIN/loadgen-v2" -h; "$BIN/worker-v2" -h; "$BIN/rr-echo" -h; } 2>/dev/null | awk '/^[A-Z][A-Z0-9_]+ / { print $1 }' | sort -u)
-  names+=(BROKER_KIND BENCH_NICE SECS WARMUP INTERVAL_MS KNEE_START KNEE_MAX KNEE_PRECISION KNEE_CONFIRM KNEE_HALF CEILING BASE_RATE STEP_RATE STEP_AT STEP_SECS TOTAL_SECS GOMAXPROCS GOMEMLIMIT)
+  names+=(BROKER_KIND BENCH_NICE QUIET_WAIT QUIET_BUSY SECS WARMUP INTERVAL_MS KNEE_START KNEE_MAX KNEE_PRECISION KNEE_CONFIRM KNEE_HALF CEILING BASE_RATE STEP_RATE STEP_AT STEP_SECS TOTAL_SECS GOMAXPROCS GOMEMLIMIT)
   for n in "${names[@]}"; do
     case $n in *PASSWORD* | *KEY_FILE*) continue ;; esac
     if [ -n "${!n+x}" ]; then env_args+=(--arg "$n" "${!n}"); fi
