@@ -114,3 +114,54 @@ func truncate(b []byte, n int) []byte {
 	}
 	return b
 }
+
+// Correlation is how a response is tied to its request.
+type Correlation int
+
+const (
+	// Envelope: loadgen-v2's binary envelope (Request / Response), with the
+	// worker's queue and processing times.
+	Envelope Correlation = iota
+	// Properties: MQTT 5 Response Topic + Correlation Data, for any MQTT 5
+	// requester or responder.
+	Properties
+	// JSON: a member of the JSON payload carries the request's id.
+	JSON
+)
+
+func (c Correlation) String() string {
+	switch c {
+	case Properties:
+		return "properties"
+	case JSON:
+		return "json"
+	}
+	return "envelope"
+}
+
+// ParseCorrelation parses a CORRELATE value: envelope, properties or
+// json:FIELD; empty is envelope on MQTT 3.1.1 (version 4) and properties on
+// MQTT 5. It returns the JSON member name for json:FIELD. The errors name the
+// value and what is allowed (the caller adds the variable).
+func ParseCorrelation(s string, version byte) (Correlation, string, error) {
+	switch {
+	case s == "" && version == 5, s == "properties":
+		if version != 5 {
+			return Properties, "", fmt.Errorf("CORRELATE=properties needs MQTT_VERSION=5 (Correlation Data is an MQTT 5 property)")
+		}
+		return Properties, "", nil
+	case s == "" || s == "envelope":
+		return Envelope, "", nil
+	case len(s) > 5 && s[:5] == "json:":
+		f := s[5:]
+		for i := 0; i < len(f); i++ {
+			if f[i] == '"' || f[i] == '\\' {
+				return JSON, "", fmt.Errorf("CORRELATE=%q must name a JSON member: json:FIELD, FIELD without quotes or backslashes", s)
+			}
+		}
+		return JSON, f, nil
+	case s == "json:":
+		return JSON, "", fmt.Errorf("CORRELATE=%q must name a JSON member: json:FIELD", s)
+	}
+	return Envelope, "", fmt.Errorf("CORRELATE=%q must be envelope, properties or json:FIELD", s)
+}

@@ -149,3 +149,35 @@ func FuzzParseID(f *testing.F) {
 		}
 	})
 }
+
+func TestParseCorrelation(t *testing.T) {
+	for _, tc := range []struct {
+		s       string
+		version byte
+		want    Correlation
+		field   string
+		err     string
+	}{
+		{"", 4, Envelope, "", ""},
+		{"", 5, Properties, "", ""},
+		{"envelope", 5, Envelope, "", ""},
+		{"properties", 5, Properties, "", ""},
+		{"json:id", 4, JSON, "id", ""},
+		{"json:req.id", 5, JSON, "req.id", ""},
+		{"properties", 4, Properties, "", "needs MQTT_VERSION=5"},
+		{"json:", 4, JSON, "", "must name a JSON member"},
+		{`json:a"b`, 4, JSON, "", "without quotes"},
+		{"jsonpath:$.id", 4, Envelope, "", "must be envelope, properties or json:FIELD"},
+	} {
+		c, f, err := ParseCorrelation(tc.s, tc.version)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "CORRELATE=") {
+				t.Errorf("%q v%d: err %v, want %q", tc.s, tc.version, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || c != tc.want || f != tc.field {
+			t.Errorf("%q v%d: %v %q %v", tc.s, tc.version, c, f, err)
+		}
+	}
+}

@@ -5,33 +5,19 @@ import (
 	"os"
 	"strings"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
 // Correlation is how the loadgen matches a response to its request.
-type Correlation int
+type Correlation = wire.Correlation
 
+// The correlation modes.
 const (
-	// Envelope: worker-v2's binary envelope (wire.Request / wire.Response),
-	// with the worker's queue and processing times.
-	Envelope Correlation = iota
-	// Properties: MQTT 5 Response Topic + Correlation Data (wire.Key), for
-	// any MQTT 5 responder.
-	Properties
-	// JSON: a member of the response's JSON payload carries the request's
-	// {{id}} (wire.AppendID), for JSON services on 3.1.1 or 5.
-	JSON
+	Envelope   = wire.Envelope
+	Properties = wire.Properties
+	JSON       = wire.JSON
 )
-
-func (c Correlation) String() string {
-	switch c {
-	case Properties:
-		return "properties"
-	case JSON:
-		return "json"
-	}
-	return "envelope"
-}
 
 // Protocol is the resolved protocol configuration (valid after Validate).
 type Protocol struct {
@@ -54,31 +40,13 @@ func (c *Config) Protocol() *Protocol { return &c.proto }
 func (c *Config) validateProtocol() []error {
 	var errs []error
 	p := &c.proto
-	switch c.MQTTVersion {
-	case "3.1.1", "4":
-		p.Version = 4
-	case "5", "5.0":
-		p.Version = 5
-	default:
-		errs = append(errs, fmt.Errorf("MQTT_VERSION=%q must be 3.1.1 or 5", c.MQTTVersion))
+	v, err := mqttconn.ParseVersion(c.MQTTVersion)
+	if err != nil {
+		errs = append(errs, err)
 	}
-	switch corr := c.Correlate; {
-	case corr == "" && p.Version == 5:
-		p.Correlation = Properties
-	case corr == "" || corr == "envelope":
-		p.Correlation = Envelope
-	case corr == "properties":
-		p.Correlation = Properties
-		if p.Version != 5 {
-			errs = append(errs, fmt.Errorf("CORRELATE=properties needs MQTT_VERSION=5 (Correlation Data is an MQTT 5 property), not %q", c.MQTTVersion))
-		}
-	case strings.HasPrefix(corr, "json:"):
-		p.Correlation, p.JSONField = JSON, corr[len("json:"):]
-		if p.JSONField == "" || strings.ContainsAny(p.JSONField, "\"\\") {
-			errs = append(errs, fmt.Errorf("CORRELATE=%q must name a JSON member: json:FIELD, FIELD without quotes or backslashes", corr))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("CORRELATE=%q must be envelope, properties or json:FIELD", corr))
+	p.Version = v
+	if p.Correlation, p.JSONField, err = wire.ParseCorrelation(c.Correlate, v); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Transport == "paho" && (p.Version == 5 || p.Correlation != Envelope) {
 		errs = append(errs, fmt.Errorf("TRANSPORT=paho is the plain MQTT 3.1.1 baseline with the envelope; it does not combine with MQTT_VERSION=%s CORRELATE=%s", c.MQTTVersion, p.Correlation))
@@ -110,7 +78,6 @@ func (c *Config) validateProtocol() []error {
 		errs = append(errs, fmt.Errorf("CORRELATE=%s needs REQUEST_TEMPLATE, a payload with {{id}} (e.g. {\"id\":\"{{id}}\",\"reply_to\":\"{{reply}}\"})", c.Correlate))
 	}
 
-	var err error
 	if p.ReqTopic, err = topicTemplate("REQUEST_TOPIC", c.RequestTopic); err != nil {
 		errs = append(errs, err)
 	}

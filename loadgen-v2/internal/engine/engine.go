@@ -523,10 +523,7 @@ func (e *Engine) finish(sendEnd int64) (*report.Report, error) {
 	e.table.Outstanding(func(client, seq uint32) {
 		still[e.phaseOf(e.sched.TimeOf(client, seq))]++
 	})
-	r := &report.Report{Instances: []string{e.cfg.InstanceID}, Protocol: "3.1.1", Correlation: e.proto.Correlation.String()}
-	if e.proto.Version == 5 {
-		r.Protocol = "5"
-	}
+	r := &report.Report{Instances: []string{e.cfg.InstanceID}, Protocol: mqttconn.VersionName(e.proto.Version), Correlation: e.proto.Correlation.String()}
 	if e.proto.Correlation == config.JSON {
 		r.Correlation = "json:" + e.proto.JSONField
 	}

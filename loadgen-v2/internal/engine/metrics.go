@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
 // Namespace is the metric namespace of both binaries.
@@ -137,10 +138,7 @@ func newMetrics(e *Engine) *Metrics {
 // to the service (one series per run, never per client). The label is not
 // "instance", which Prometheus sets to the scrape target.
 func info(e *Engine) prometheus.Collector {
-	version := "3.1.1"
-	if e.proto.Version == 5 {
-		version = "5"
-	}
+	version := mqttconn.VersionName(e.proto.Version)
 	corr := e.proto.Correlation.String()
 	if e.proto.JSONField != "" {
 		corr += ":" + e.proto.JSONField

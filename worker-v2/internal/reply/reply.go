@@ -33,13 +33,13 @@ import (
 )
 
 // Mode is the correlation mode.
-type Mode int
+type Mode = wire.Correlation
 
 // The modes (see the package doc).
 const (
-	Envelope Mode = iota
-	Properties
-	JSON
+	Envelope   = wire.Envelope
+	Properties = wire.Properties
+	JSON       = wire.JSON
 )
 
 // Rules say how to answer.
