@@ -63,14 +63,21 @@ type Config struct {
 	WriteLinger     time.Duration `envconfig:"WRITE_LINGER" default:"500us" desc:"how long a connection waits to batch replies into one write (duration; 0 = write at once)" json:"write_linger"`
 	ClientIDPrefix  string        `envconfig:"CLIENT_ID_PREFIX" desc:"MQTT client id prefix; connection i is {prefix}-{i} (default wk-{hostname}-{pid})" json:"client_id_prefix"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error" json:"log_level"`
+	MQTTVersion     string        `envconfig:"MQTT_VERSION" default:"3.1.1" desc:"MQTT protocol version: 3.1.1 or 5" json:"mqtt_version"`
+	Correlate       string        `envconfig:"CORRELATE" desc:"which requests the worker answers and how: envelope (loadgen-v2's binary payload, with queue and processing times; default on 3.1.1), properties (any MQTT 5 request: reply to its Response Topic with its Correlation Data; default on 5) or json:FIELD (copy the request's JSON member FIELD into RESPONSE_TEMPLATE's {{id}})" json:"correlate"`
+	ReplyTo         string        `envconfig:"REPLY_TO" default:"reply_to" desc:"CORRELATE=json:FIELD: the request's JSON member naming the reply topic when the request has no MQTT 5 Response Topic" json:"reply_to"`
+	ResponseTmpl    string        `envconfig:"RESPONSE_TEMPLATE" desc:"reply payload for properties and json:FIELD; {{id}} is the request's id (json); @path reads a file (default: {\"id\":\"{{id}}\",\"status\":\"ok\"} for json, RESPONSE_BYTES bytes for properties)" json:"response_template,omitempty"`
+	ResponseBytes   int           `envconfig:"RESPONSE_BYTES" default:"16" desc:"CORRELATE=properties without RESPONSE_TEMPLATE: reply payload size (bytes, 0..1048576); the envelope's reply is always 30 bytes" json:"response_bytes"`
 	mqttconn.Security
+
+	proto Protocol
 }
 
 // Defaults returns the configuration with every default applied, as Load
 // returns it with an empty environment (before Validate fills
 // CLIENT_ID_PREFIX).
 func Defaults() *Config {
-	return &Config{
+	c := &Config{
 		Broker:          "tcp://localhost:1883",
 		Sub:             "req/+",
 		Shared:          true,
@@ -97,7 +104,12 @@ func Defaults() *Config {
 		WriteLinger:     500 * time.Microsecond,
 		KeepAlive:       30 * time.Second,
 		LogLevel:        "info",
+		MQTTVersion:     "3.1.1",
+		ReplyTo:         "reply_to",
+		ResponseBytes:   16,
 	}
+	c.validateProtocol() // resolves the protocol settings; the defaults are valid
+	return c
 }
 
 // Load reads the environment and validates it. Errors wrap envconf.ErrInvalid.
@@ -165,6 +177,7 @@ func (c *Config) Validate() []error {
 		errs = append(errs, fmt.Errorf("SCALE_DOWN_THRESHOLD=%v must be below SCALE_UP_THRESHOLD=%v", c.ScaleDown, c.ScaleUp))
 	}
 	errs = append(errs, c.Security.Validate("MQTT_BROKER", c.Broker)...)
+	errs = append(errs, c.validateProtocol()...)
 	var out []error
 	for _, e := range errs {
 		if e != nil {

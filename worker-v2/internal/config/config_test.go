@@ -20,6 +20,7 @@ var variables = []string{
 	"HTTP_ADDR", "SHUTDOWN_TIMEOUT", "QOS", "WRITE_LINGER", "KEEPALIVE", "CLIENT_ID_PREFIX", "LOG_LEVEL",
 	"MQTT_USERNAME", "MQTT_PASSWORD", "MQTT_PASSWORD_FILE", "TLS_CA_FILE", "TLS_CERT_FILE",
 	"TLS_KEY_FILE", "TLS_SERVER_NAME", "TLS_INSECURE",
+	"MQTT_VERSION", "CORRELATE", "REPLY_TO", "RESPONSE_TEMPLATE", "RESPONSE_BYTES",
 }
 
 func cleanEnv(t *testing.T) {
@@ -148,6 +149,16 @@ func TestLoadInvalid(t *testing.T) {
 		{"log level", map[string]string{"LOG_LEVEL": "verbose"}, []string{"LOG_LEVEL=verbose"}},
 		{"password twice", map[string]string{"MQTT_PASSWORD": "a", "MQTT_PASSWORD_FILE": "/nonexistent"}, []string{"MQTT_PASSWORD_FILE"}},
 		{"tls on tcp url", map[string]string{"TLS_INSECURE": "true"}, []string{"MQTT_BROKER=tcp://localhost:1883", "not a TLS URL"}},
+		{"mqtt version", map[string]string{"MQTT_VERSION": "3"}, []string{`MQTT_VERSION="3"`, "3.1.1 or 5"}},
+		{"correlate unknown", map[string]string{"CORRELATE": "xml"}, []string{`CORRELATE="xml"`, "envelope, properties or json:FIELD"}},
+		{"properties on 3.1.1", map[string]string{"CORRELATE": "properties"}, []string{"CORRELATE=properties", "MQTT_VERSION=5"}},
+		{"json without field", map[string]string{"CORRELATE": "json:"}, []string{`CORRELATE="json:"`}},
+		{"reply_to empty", map[string]string{"CORRELATE": "json:id", "REPLY_TO": ""}, []string{`REPLY_TO=""`}},
+		{"template unknown placeholder", map[string]string{"CORRELATE": "json:id", "RESPONSE_TEMPLATE": `{"x":"{{seq}}"}`}, []string{"RESPONSE_TEMPLATE=", "{{seq}}"}},
+		{"template with the envelope", map[string]string{"RESPONSE_TEMPLATE": `{"ok":1}`}, []string{"RESPONSE_TEMPLATE=", "CORRELATE=envelope"}},
+		{"template file missing", map[string]string{"MQTT_VERSION": "5", "RESPONSE_TEMPLATE": "@/nonexistent"}, []string{"RESPONSE_TEMPLATE=\"@/nonexistent\""}},
+		{"response bytes negative", map[string]string{"RESPONSE_BYTES": "-1"}, []string{"RESPONSE_BYTES=-1"}},
+		{"response bytes too many", map[string]string{"RESPONSE_BYTES": "2000000"}, []string{"RESPONSE_BYTES=2000000"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

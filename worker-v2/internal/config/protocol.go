@@ -1,0 +1,78 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+)
+
+// Protocol is the resolved protocol configuration (valid after Validate).
+type Protocol struct {
+	Version     byte // 4 (3.1.1) or 5
+	Correlation wire.Correlation
+	IDField     string         // json:FIELD
+	Template    *wire.Template // reply payload (properties, json); nil: filler
+}
+
+// DefaultJSONResponse is RESPONSE_TEMPLATE's default with CORRELATE=json:FIELD.
+const DefaultJSONResponse = `{"id":"{{id}}","status":"ok"}`
+
+// Protocol returns the resolved protocol settings.
+func (c *Config) Protocol() *Protocol { return &c.proto }
+
+// validateProtocol checks MQTT_VERSION, CORRELATE, REPLY_TO,
+// RESPONSE_TEMPLATE and RESPONSE_BYTES and resolves them into c.proto.
+func (c *Config) validateProtocol() []error {
+	var errs []error
+	p := &c.proto
+	v, err := mqttconn.ParseVersion(c.MQTTVersion)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	p.Version = v
+	if p.Correlation, p.IDField, err = wire.ParseCorrelation(c.Correlate, v); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ResponseBytes < 0 || c.ResponseBytes > 1<<20 {
+		errs = append(errs, fmt.Errorf("RESPONSE_BYTES=%d must be between 0 and 1048576", c.ResponseBytes))
+	}
+	if p.Correlation == wire.JSON && (c.ReplyTo == "" || strings.ContainsAny(c.ReplyTo, "\"\\")) {
+		errs = append(errs, fmt.Errorf("REPLY_TO=%q must name a JSON member, without quotes or backslashes", c.ReplyTo))
+	}
+	text := c.ResponseTmpl
+	if strings.HasPrefix(text, "@") {
+		b, err := os.ReadFile(text[1:])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("RESPONSE_TEMPLATE=%q: %w", c.ResponseTmpl, err))
+		}
+		text = string(b)
+	}
+	if text == "" && p.Correlation == wire.JSON {
+		text = DefaultJSONResponse
+	}
+	if text == "" {
+		return errs
+	}
+	t, err := wire.ParseTemplate(text, "id")
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("RESPONSE_TEMPLATE=%q: %w", clip(c.ResponseTmpl), err))
+	case len(text) > 1<<20:
+		errs = append(errs, fmt.Errorf("RESPONSE_TEMPLATE is %d bytes, more than 1048576", len(text)))
+	case p.Correlation == wire.Envelope:
+		errs = append(errs, fmt.Errorf("RESPONSE_TEMPLATE=%q is set but CORRELATE=envelope answers with the binary envelope: set CORRELATE=properties (MQTT 5) or json:FIELD", clip(c.ResponseTmpl)))
+	default:
+		p.Template = t
+	}
+	return errs
+}
+
+func clip(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
+}
