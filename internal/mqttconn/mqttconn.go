@@ -67,9 +67,10 @@ type Conn interface {
 	// the next Flush (or with a later Publish). Use it for a burst of
 	// messages, then call Flush once.
 	Queue(topic string, payload []byte) error
-	// Send is Queue for a Message with MQTT 5 properties (ErrNeedsV5 on a
-	// 3.1.1 connection).
-	Send(m *Message) error
+	// QueueMessage and PublishMessage are Queue and Publish for a Message,
+	// with its MQTT 5 properties (ErrNeedsV5 on a 3.1.1 connection).
+	QueueMessage(m *Message) error
+	PublishMessage(m *Message) error
 	// Flush writes everything queued with one non-blocking attempt from the
 	// caller's goroutine and leaves what would block to the flusher: it never
 	// blocks on the network.

@@ -427,12 +427,17 @@ func (c *pahoConn) publish(topic string, payload []byte, kick bool) error {
 	return c.appendFast(&m, kick)
 }
 
-// Send implements Conn.
-func (c *pahoConn) Send(m *Message) error {
+// QueueMessage implements Conn.
+func (c *pahoConn) QueueMessage(m *Message) error { return c.sendMessage(m, false) }
+
+// PublishMessage implements Conn.
+func (c *pahoConn) PublishMessage(m *Message) error { return c.sendMessage(m, true) }
+
+func (c *pahoConn) sendMessage(m *Message, kick bool) error {
 	if err := checkMessage(m, false); err != nil {
 		return err
 	}
-	return c.publish(m.Topic, m.Payload, false)
+	return c.publish(m.Topic, m.Payload, kick)
 }
 
 // appendFast appends m to the current session's write buffer.

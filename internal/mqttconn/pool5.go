@@ -156,8 +156,11 @@ func (c *conn5) Queue(topic string, payload []byte) error {
 	return c.send(&Message{Topic: topic, Payload: payload}, false)
 }
 
-// Send implements Conn.
-func (c *conn5) Send(m *Message) error { return c.send(m, false) }
+// QueueMessage implements Conn.
+func (c *conn5) QueueMessage(m *Message) error { return c.send(m, false) }
+
+// PublishMessage implements Conn.
+func (c *conn5) PublishMessage(m *Message) error { return c.send(m, true) }
 
 func (c *conn5) send(m *Message, kick bool) error {
 	q := c.pool.opts.QoS

@@ -28,7 +28,7 @@ func echo5(t *testing.T, brokerURL string, qos byte, n int) {
 				return
 			}
 			c := responder.Conn(conn)
-			if err := c.Send(&mqttconn.Message{Topic: m.ResponseTopic, CorrelationData: m.CorrelationData, Payload: append([]byte("re:"), m.Payload...)}); err != nil {
+			if err := c.QueueMessage(&mqttconn.Message{Topic: m.ResponseTopic, CorrelationData: m.CorrelationData, Payload: append([]byte("re:"), m.Payload...)}); err != nil {
 				t.Errorf("reply: %v", err)
 			}
 			c.Flush()
@@ -68,7 +68,7 @@ func echo5(t *testing.T, brokerURL string, qos byte, n int) {
 	for i := range uint32(n) {
 		cd := binary.BigEndian.AppendUint32(nil, i)
 		m := &mqttconn.Message{Topic: "req/1", Payload: fmt.Appendf(nil, "request %d", i), ResponseTopic: fmt.Sprintf("back/%d", i%3), CorrelationData: cd, ExpirySeconds: 30}
-		if err := c.Send(m); err != nil {
+		if err := c.QueueMessage(m); err != nil {
 			t.Fatal(err)
 		}
 		cd[0] = 0xff // Send copied it
@@ -118,7 +118,7 @@ func TestPool5RefusesV5PropertiesOn311(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	err = p.Conn(0).Send(&mqttconn.Message{Topic: "t", ResponseTopic: "r"})
+	err = p.Conn(0).QueueMessage(&mqttconn.Message{Topic: "t", ResponseTopic: "r"})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("mqtt 5")) {
 		t.Fatalf("err %v, want ErrNeedsV5", err)
 	}

@@ -27,7 +27,7 @@ func startResponder(t *testing.T, url string, version byte, answer func(m *mqttc
 			}
 			reply.Topic = topic
 			c := p.Conn(conn)
-			_ = c.Send(reply)
+			_ = c.QueueMessage(reply)
 			c.Flush()
 		},
 	})

@@ -180,7 +180,7 @@ func (w *publisher) publish(f uint64, now int64) {
 	conn := shard % e.cfg.Connections
 	err := w.encode(client, seq, at, shard)
 	if err == nil {
-		err = e.pool.Conn(conn).Send(&w.msg)
+		err = e.pool.Conn(conn).QueueMessage(&w.msg)
 	}
 	if err != nil {
 		e.table.Release(client, seq)

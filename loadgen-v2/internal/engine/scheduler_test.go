@@ -69,7 +69,9 @@ func (c *fakeConn) Queue(_ string, payload []byte) error {
 	return nil
 }
 
-func (c *fakeConn) Send(m *mqttconn.Message) error { return c.Queue(m.Topic, m.Payload) }
+func (c *fakeConn) QueueMessage(m *mqttconn.Message) error { return c.Queue(m.Topic, m.Payload) }
+
+func (c *fakeConn) PublishMessage(m *mqttconn.Message) error { return c.Publish(m.Topic, m.Payload) }
 
 func (c *fakeConn) Publish(topic string, payload []byte) error {
 	if err := c.Queue(topic, payload); err != nil {

@@ -21,7 +21,7 @@ func BenchmarkHandle(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(payload)))
 	for b.Loop() {
-		e.handle(0, "req/10", payload)
+		e.handle(0, &mqttconn.Message{Topic: "req/10", Payload: payload})
 		it := <-e.queue
 		e.release(it)
 		payloads.put(it.buf)

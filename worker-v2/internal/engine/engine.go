@@ -97,6 +97,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -114,6 +115,7 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/autoscale"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/process"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/reply"
 )
 
 // ErrRunTwice is returned by Run when the engine has already run.
@@ -205,6 +207,7 @@ type Engine struct {
 	met      *metrics
 	popts    mqttconn.Options
 	procOpts process.Options
+	rules    reply.Rules // what a request needs and what its reply is
 
 	epoch      time.Time // origin of item.enqueued
 	queue      chan item
@@ -280,21 +283,25 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engi
 	if _, err := process.New(e.procOpts, 0); err != nil {
 		return nil, err
 	}
+	pr := c.Protocol()
+	e.rules = reply.Rules{Mode: pr.Correlation, IDField: pr.IDField, ReplyToField: c.ReplyTo, Template: pr.Template,
+		Filler: bytes.Repeat([]byte{'x'}, c.ResponseBytes)}
 	filter := c.Sub
 	if c.Shared {
 		filter = wire.SharedFilter(c.ShareGroup, c.Sub)
 	}
 	e.popts = mqttconn.Options{
-		Broker:         c.Broker,
-		ClientIDPrefix: c.ClientIDPrefix,
-		Connections:    c.Connections,
-		QoS:            byte(c.QoS),
-		Subscriptions:  func(int) []string { return []string{filter} },
-		Handler:        e.handle,
-		OnUnsent:       e.onUnsent,
-		Linger:         c.WriteLinger,
-		Logger:         log,
-		KeepAlive:      c.KeepAlive,
+		Broker:          c.Broker,
+		ClientIDPrefix:  c.ClientIDPrefix,
+		Connections:     c.Connections,
+		QoS:             byte(c.QoS),
+		Subscriptions:   func(int) []string { return []string{filter} },
+		ProtocolVersion: pr.Version,
+		OnMessage:       e.handle,
+		OnUnsent:        e.onUnsent,
+		Linger:          c.WriteLinger,
+		Logger:          log,
+		KeepAlive:       c.KeepAlive,
 	}
 	if err := c.Security.Apply(&e.popts); err != nil {
 		return nil, err
@@ -499,18 +506,18 @@ func (e *Engine) stopHard() { e.hardO.Do(func() { close(e.hard) }) }
 // goroutine. It decodes to validate (envelope and reply topic) and hands a
 // copy of the payload to the queue; it allocates nothing once the free list
 // is warm (a malformed payload allocates its error message).
-func (e *Engine) handle(conn int, _ string, payload []byte) {
+func (e *Engine) handle(conn int, m *mqttconn.Message) {
 	st := &e.conns[conn]
 	st.received.Add(1)
-	var req wire.Request
-	if wire.DecodeRequest(payload, &req) != nil || !validReplyTopic(req.ReplyTopic) {
+	// The message is only valid during this call (mqttconn parses QoS 0
+	// messages in place): the queue keeps a copy of what the reply needs.
+	bp := payloads.get()
+	var ok bool
+	if *bp, ok = e.rules.Pack((*bp)[:0], m); !ok {
 		st.malformed.Add(1)
+		payloads.put(bp)
 		return
 	}
-	// The payload is only valid during this call (mqttconn parses QoS 0
-	// messages in place): the queue keeps a copy.
-	bp := payloads.get()
-	*bp = append((*bp)[:0], payload...)
 	it := item{buf: bp, enqueued: e.now()}
 	if e.cfg.DropOnFull {
 		if !e.reserve(it.size()) {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
 )
@@ -970,9 +971,9 @@ func TestOldestWait(t *testing.T) {
 		w.take(it)
 		payloads.put(it.buf)
 	}
-	e.handle(0, "req/1", payload) // A, into an empty queue
+	e.handle(0, &mqttconn.Message{Topic: "req/1", Payload: payload}) // A, into an empty queue
 	time.Sleep(20 * time.Millisecond)
-	e.handle(0, "req/1", payload) // B
+	e.handle(0, &mqttconn.Message{Topic: "req/1", Payload: payload}) // B
 	if d := e.oldestWait(); d < 20*time.Millisecond {
 		t.Errorf("A queued 20 ms ago: oldest %v", d)
 	}
@@ -983,7 +984,7 @@ func TestOldestWait(t *testing.T) {
 	}
 	const idle = 200 * time.Millisecond
 	time.Sleep(idle)
-	e.handle(0, "req/1", payload) // C, into an empty queue: B (taken) is 200 ms old
+	e.handle(0, &mqttconn.Message{Topic: "req/1", Payload: payload}) // C, into an empty queue: B (taken) is 200 ms old
 	if d := e.oldestWait(); d >= idle {
 		t.Errorf("C just queued: oldest %v, want below the %v since B", d, idle)
 	}
@@ -1135,7 +1136,7 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 	}
 	payload := request(t, 5)
 	if n := testing.AllocsPerRun(1000, func() {
-		e.handle(0, "req/5", payload)
+		e.handle(0, &mqttconn.Message{Topic: "req/5", Payload: payload})
 		it := <-e.queue
 		e.release(it)
 		payloads.put(it.buf)
@@ -1154,9 +1155,9 @@ func TestDropReturnsBuffer(t *testing.T) {
 		t.Fatal(err)
 	}
 	payload := request(t, 5)
-	e.handle(0, "req/5", payload) // fills the queue
+	e.handle(0, &mqttconn.Message{Topic: "req/5", Payload: payload}) // fills the queue
 	bytes := e.queueBytes.Load()
-	if n := testing.AllocsPerRun(1000, func() { e.handle(0, "req/5", payload) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { e.handle(0, &mqttconn.Message{Topic: "req/5", Payload: payload}) }); n != 0 {
 		t.Errorf("a drop allocates %v times", n)
 	}
 	if s := e.Stats(); s.DroppedFull == 0 || s.QueueDepth != 1 || s.QueueBytes != bytes {
@@ -1211,7 +1212,7 @@ func TestObserve(t *testing.T) {
 	e.demand.at = time.Now().Add(-time.Second) // as Run does, a second ago
 	payload := request(t, 1)
 	for range 100 {
-		e.handle(0, "req/1", payload)
+		e.handle(0, &mqttconn.Message{Topic: "req/1", Payload: payload})
 	}
 	o := e.observe()
 	if o.Arrivals < 50 || o.Arrivals > 100 || o.QueueLen != 100 || o.QueueBytes <= 0 || o.Oldest <= 0 || o.Service != 0 {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
-	"unsafe"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
@@ -134,9 +133,8 @@ type worker struct {
 	home int // index of conn in pool
 	proc process.Processor
 	st   *workStats
-	req  wire.Request
-	resp wire.Response
-	buf  []byte
+	msg  mqttconn.Message // the reply being sent
+	buf  []byte           // its payload
 }
 
 func (w *worker) run() {
@@ -184,31 +182,17 @@ func (w *worker) handle(it item) {
 	w.st.busy.Add(1)
 	start := time.Now()
 	wait := time.Duration(w.e.now() - it.enqueued)
-	payload := *it.buf
-	if wire.DecodeRequest(payload, &w.req) != nil { // decoded once already: cannot fail
-		w.st.malformed.Add(1)
-		w.st.busy.Add(-1)
-		return
-	}
-	if !w.proc.Process(payload, w.e.hard) {
+	packed := *it.buf
+	if !w.proc.Process(w.e.rules.Request(packed), w.e.hard) {
 		w.st.abandoned.Add(1)
 		w.st.busy.Add(-1)
 		return
 	}
 	took := time.Since(start)
-	w.resp = wire.Response{
-		RunID:     w.req.RunID,
-		ClientID:  w.req.ClientID,
-		Seq:       w.req.Seq,
-		Intended:  w.req.Intended,
-		QueueUS:   wire.Micros(wait),
-		ProcessUS: wire.Micros(took),
-	}
-	w.buf = wire.AppendResponse(w.buf[:0], &w.resp)
-	// The topic aliases the request payload, which is not reused before
-	// handle returns.
-	topic := unsafe.String(unsafe.SliceData(w.req.ReplyTopic), len(w.req.ReplyTopic))
-	err := w.publish(topic, w.buf)
+	// The reply aliases the queued copy, which is not reused before handle
+	// returns.
+	w.buf = w.e.rules.Answer(&w.msg, w.buf, packed, wait, took)
+	err := w.publish(&w.msg)
 	// Occupancy (the service time of the autoscaler's demand) is counted
 	// before the outcome, so a sample never sees a message finished whose
 	// time is missing.
@@ -237,15 +221,15 @@ func (e *Engine) warnReplyFailed(err error) {
 // publish sends a reply on the worker's connection or, while that one is
 // down (reconnecting), on the next connection that is up, so a dropped
 // connection does not lose the replies of the workers assigned to it.
-func (w *worker) publish(topic string, payload []byte) error {
-	err := w.conn.Publish(topic, payload)
+func (w *worker) publish(m *mqttconn.Message) error {
+	err := w.conn.PublishMessage(m)
 	if err == nil || w.pool == nil || !errors.Is(err, mqttconn.ErrNotConnected) {
 		return err
 	}
 	n := w.pool.Len()
 	for i := 1; i < n; i++ {
 		if c := w.pool.Conn((w.home + i) % n); c.Connected() {
-			if err = c.Publish(topic, payload); err == nil {
+			if err = c.PublishMessage(m); err == nil {
 				return nil
 			}
 		}

@@ -1,4 +1,4 @@
-package engine
+package wire
 
 import (
 	"strings"
@@ -35,8 +35,8 @@ func TestValidReplyTopic(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := validReplyTopic([]byte(tc.topic)); got != tc.want {
-				t.Errorf("validReplyTopic(%q) = %v, want %v", tc.topic, got, tc.want)
+			if got := ValidReplyTopic([]byte(tc.topic)); got != tc.want {
+				t.Errorf("ValidReplyTopic(%q) = %v, want %v", tc.topic, got, tc.want)
 			}
 		})
 	}
@@ -47,16 +47,16 @@ func FuzzValidReplyTopic(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if !validReplyTopic(b) {
+		if !ValidReplyTopic(b) {
 			return
 		}
 		s := string(b)
 		if s == "" || !utf8.ValidString(s) || strings.ContainsAny(s, "+#\x00") {
-			t.Errorf("validReplyTopic(%q) = true", s)
+			t.Errorf("ValidReplyTopic(%q) = true", s)
 		}
 		for _, r := range s {
 			if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
-				t.Errorf("validReplyTopic(%q) = true with control %U", s, r)
+				t.Errorf("ValidReplyTopic(%q) = true with control %U", s, r)
 			}
 		}
 	})
