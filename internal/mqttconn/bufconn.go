@@ -393,6 +393,11 @@ func (b *bufConn) writePending() error {
 	b.mu.Unlock()
 	if len(carry) > 0 {
 		if n, err := b.writeBlocking(carry); err != nil {
+			// rest is the carry's unwritten tail: fail must not report
+			// the carry a second time.
+			b.mu.Lock()
+			b.carry, b.carrySkip = nil, 0
+			b.mu.Unlock()
 			return b.fail(err, carry[unwrittenFrom(carry, skip, n):])
 		}
 		b.mu.Lock()

@@ -202,3 +202,45 @@ func TestPublishNeverBlocksOnAStalledBroker(t *testing.T) {
 		t.Errorf("nothing reported unsent although the broker never read the last %d bytes", 64<<10)
 	}
 }
+
+// TestWriteTimeoutReportsEachFrameOnce: the broker stops reading, the socket
+// takes part of the buffer (the rest is carried to the flusher), and the
+// flusher's blocking write of the carry times out. Every accepted frame then
+// ends exactly once: written whole, or reported unsent — the carry is not
+// reported twice.
+func TestWriteTimeoutReportsEachFrameOnce(t *testing.T) {
+	noLeaks(t)
+	b := startScripted(t, func(int) (byte, bool) { return 0, true })
+	var unsent atomic.Int64
+	p, err := mqttconn.Dial(context.Background(), mqttconn.Options{
+		Broker: b.url(), ClientIDPrefix: "timeout", ConnectTimeout: 5 * time.Second, Logger: quiet,
+		WriteTimeout: 300 * time.Millisecond, MaxPendingBytes: 64 << 10, MaxReconnectInterval: time.Hour,
+		OnUnsent: func(int, string, []byte) { unsent.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	b.read.Store(false)
+	c := p.Conn(0)
+	payload := make([]byte, 1000)
+	accepted := 0
+	for i := 0; i < 1_000_000; i++ {
+		if err := c.Queue("req/1", payload); err != nil {
+			break
+		}
+		accepted++
+		c.Flush()
+	}
+	_ = c.Publish("req/1", payload) // refused or not: wakes the flusher, whose write times out
+	waitFor(t, "the write to time out and the connection to fail", func() bool { return !c.Connected() })
+	b.read.Store(true)
+	waitFor(t, "the broker to read what reached it", func() bool {
+		return int(b.publishes.Load())+int(unsent.Load()) >= accepted-1
+	})
+	got := int(b.publishes.Load()) + int(unsent.Load())
+	t.Logf("accepted %d = %d written whole + %d unsent", accepted, b.publishes.Load(), unsent.Load())
+	if got > accepted+1 || got < accepted-1 {
+		t.Errorf("accepted %d (+1 refused or not), written %d + unsent %d = %d: frames counted twice or lost", accepted, b.publishes.Load(), unsent.Load(), got)
+	}
+}
