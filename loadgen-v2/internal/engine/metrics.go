@@ -7,11 +7,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
 // Namespace is the metric namespace of both binaries.
-const Namespace = "mqttrr"
+const Namespace = metrics.Namespace
 
 const subsystem = "loadgen"
 
@@ -69,21 +70,17 @@ func newMetrics(e *Engine) *Metrics {
 		}
 	}
 	counter := func(name, help string, f func() uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Subsystem: subsystem, Name: name, Help: help},
-			func() float64 { return float64(f()) })
+		return metrics.Counter(subsystem, name, help, nil, f)
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: subsystem, Name: name, Help: help}, f)
+		return metrics.Gauge(subsystem, name, help, nil, f)
 	}
 	sum := func(f func(c *counters) uint64) func() uint64 {
 		return func() uint64 { return f(&e.counts[0]) + f(&e.counts[1]) }
 	}
 	unmatched := func(reason string, f func() uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: Namespace, Subsystem: subsystem, Name: "responses_unmatched_total",
-			Help:        "Responses that matched no outstanding request, by reason.",
-			ConstLabels: prometheus.Labels{"reason": reason},
-		}, func() float64 { return float64(f()) })
+		return metrics.Counter(subsystem, "responses_unmatched_total", "Responses that matched no outstanding request, by reason.",
+			prometheus.Labels{"reason": reason}, f)
 	}
 	m.collectors = []prometheus.Collector{
 		hist("latency_seconds", "Round-trip latency of matched requests after the warmup, from the intended send time (free of coordinated omission).", e.lat),
@@ -106,10 +103,6 @@ func newMetrics(e *Engine) *Metrics {
 		gauge("target_rate_rps", "Target request rate, VIRTUAL_CLIENTS / INTERVAL_MS, requests per second.", func() float64 { return e.cfg.Rate() }),
 		counter("request_bytes_total", "Payload bytes of the requests sent.", e.bytesOut.Load),
 		counter("response_bytes_total", "Payload bytes of the responses received (matched or not).", e.responseBytes),
-		gauge("connections", "MQTT connections configured (CONNECTIONS).", func() float64 { return float64(e.cfg.Connections) }),
-		counter("connects_total", "MQTT connections made (connected and subscribed), the first ones included.", m.conns.connects.Load),
-		counter("connection_losses_total", "MQTT connections lost while the run used them (closing at the end is not a loss).", m.conns.losses.Load),
-		counter("reconnects_total", "MQTT connections made again after a loss.", m.conns.reconnects.Load),
 		gauge("start_time_seconds", "When sending started, Unix time in seconds (0 while connecting).", func() float64 {
 			if !e.started.Load() {
 				return 0
@@ -118,6 +111,7 @@ func newMetrics(e *Engine) *Metrics {
 		}),
 		info(e),
 	}
+	m.collectors = append(m.collectors, m.conns.events.Collectors(subsystem, true)...)
 	for _, p := range Phases {
 		m.collectors = append(m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: Namespace, Subsystem: subsystem, Name: "phase",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
@@ -80,29 +81,15 @@ func (e *Engine) RunID() string { return fmt.Sprintf("%08x", e.runID) }
 // notices its Close (the end of the run). It sits between the engine and its
 // Dialer: dialer wraps Options.OnState and the Transport returned.
 type connWatch struct {
-	connects, losses, reconnects atomic.Uint64
-	everUp                       []atomic.Bool // per connection: up at least once
-	closing                      atomic.Bool   // Close was called
-	closed                       atomic.Bool   // Close returned: no handler runs, the counts are final
+	events *metrics.ConnEvents
+	closed atomic.Bool // Close returned: no handler runs, the counts are final
 }
 
 func newConnWatch(connections int) *connWatch {
-	return &connWatch{everUp: make([]atomic.Bool, connections)}
+	return &connWatch{events: metrics.NewConnEvents(connections)}
 }
 
-// state counts connection i going up (connected and subscribed) or down. A
-// connection that goes down while the transport closes is not lost.
-func (w *connWatch) state(i int, up bool) {
-	switch {
-	case up:
-		w.connects.Add(1)
-		if i >= 0 && i < len(w.everUp) && w.everUp[i].Swap(true) {
-			w.reconnects.Add(1)
-		}
-	case !w.closing.Load():
-		w.losses.Add(1)
-	}
-}
+func (w *connWatch) state(i int, up bool) { w.events.State(i, up) }
 
 // dialer returns inner with the watch installed.
 func (w *connWatch) dialer(inner Dialer) Dialer {
@@ -131,7 +118,7 @@ type watchedTransport struct {
 }
 
 func (t *watchedTransport) Close() {
-	t.w.closing.Store(true)
+	t.w.events.Closing()
 	t.Transport.Close()
 	t.w.closed.Store(true)
 }

@@ -163,10 +163,10 @@ func TestConnWatch(t *testing.T) {
 		w.state(s.i, s.up)
 	}
 	tr := &watchedTransport{Transport: &fakeTransport{}, w: w}
-	w.closing.Store(true) // as Close does before closing the pool
+	w.events.Closing() // as Close does before closing the pool
 	w.state(0, false)
 	tr.Close()
-	if c, l, r := w.connects.Load(), w.losses.Load(), w.reconnects.Load(); c != 5 || l != 3 || r != 2 {
+	if c, l, r := w.events.Connects(), w.events.Losses(), w.events.Reconnects(); c != 5 || l != 3 || r != 2 {
 		t.Errorf("connects %d losses %d reconnects %d; want 5, 3, 2", c, l, r)
 	}
 	if !w.closed.Load() {

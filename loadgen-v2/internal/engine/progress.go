@@ -97,7 +97,7 @@ func (e *Engine) Stats() Stats {
 		s.StartedAt = e.epoch.UTC().Format(time.RFC3339Nano)
 	}
 	if w := e.metrics.conns; w != nil {
-		s.Connects, s.ConnectionLosses, s.Reconnects = w.connects.Load(), w.losses.Load(), w.reconnects.Load()
+		s.Connects, s.ConnectionLosses, s.Reconnects = w.events.Connects(), w.events.Losses(), w.events.Reconnects()
 	}
 	for i := range e.counts {
 		s.Counts.Add(e.snapshot(i))

@@ -109,6 +109,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	mx "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
@@ -237,6 +238,9 @@ type Engine struct {
 	ready    chan struct{}
 	started  atomic.Bool
 	draining atomic.Bool
+	finished atomic.Bool // the queue is done and the connections closed
+
+	connEvents *mx.ConnEvents
 
 	rateMu      sync.Mutex
 	rateSamples []rateSample // ring of the last rateWindow+1 samples
@@ -272,6 +276,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engi
 		drain:      make(chan struct{}),
 		hard:       make(chan struct{}),
 		conns:      make([]connStats, c.Connections),
+		connEvents: mx.NewConnEvents(c.Connections),
 		ready:      make(chan struct{}),
 		procOpts: process.Options{
 			Mode:       c.Mode,
@@ -299,6 +304,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engi
 		ProtocolVersion: pr.Version,
 		OnMessage:       e.handle,
 		OnUnsent:        e.onUnsent,
+		OnState:         e.connEvents.State,
 		Linger:          c.WriteLinger,
 		Logger:          log,
 		KeepAlive:       c.KeepAlive,
@@ -419,7 +425,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.draining.Store(true)
 	stopScale()
 	scaling.Wait()
+	e.connEvents.Closing() // unsubscribing and closing are not losses
 	e.shutdown(pool)
+	e.finished.Store(true)
 	return nil
 }
 

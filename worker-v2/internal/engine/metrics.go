@@ -5,17 +5,37 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	mx "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve"
 )
 
 // Metric namespace and subsystem: every metric is mqttrr_worker_*.
 const (
-	namespace = "mqttrr"
+	namespace = mx.Namespace
 	subsystem = "worker"
 )
 
-// durationBuckets are the classic histogram buckets, seconds: 10 µs × 2.5^k
-// up to ~9 s. Native-histogram buckets (factor 1.1) are exposed alongside.
-var durationBuckets = prometheus.ExponentialBuckets(10e-6, 2.5, 16)
+// phases of the worker, in order (mqttrr_worker_phase).
+var phases = []string{"connecting", "steady", "draining", "finished"}
+
+// phase returns the worker's current phase.
+func (e *Engine) phase() string {
+	switch {
+	case e.finished.Load():
+		return "finished"
+	case e.draining.Load():
+		return "draining"
+	case e.pool.Load() != nil:
+		return "steady"
+	}
+	return "connecting"
+}
+
+// durationBuckets are the classic histogram buckets, seconds: 1 µs × 2.5^k
+// up to ~36 s, so health-mode processing (about a microsecond) is resolved.
+// Native-histogram buckets (factor 1.1) are exposed alongside.
+var durationBuckets = prometheus.ExponentialBuckets(1e-6, 2.5, 20)
 
 // metrics are the engine's Prometheus metrics. Counters and gauges read the
 // engine's own striped counters when scraped (CounterFunc/GaugeFunc), so the
@@ -41,14 +61,10 @@ func newMetrics(e *Engine) *metrics {
 	}
 	m.all = append(m.all, m.queueWait, m.processing)
 	counter := func(name, help string, labels prometheus.Labels, f func() uint64) {
-		m.all = append(m.all, prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: name, Help: help, ConstLabels: labels,
-		}, func() float64 { return float64(f()) }))
+		m.all = append(m.all, mx.Counter(subsystem, name, help, labels, f))
 	}
 	gauge := func(name, help string, f func() float64) {
-		m.all = append(m.all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: name, Help: help,
-		}, f))
+		m.all = append(m.all, mx.Gauge(subsystem, name, help, nil, f))
 	}
 
 	counter("messages_received_total", "Messages received on the request subscription.", nil, e.received)
@@ -85,7 +101,19 @@ func newMetrics(e *Engine) *metrics {
 		func() float64 { return e.lastSample().demand })
 	gauge("utilization_ratio", "demand_workers / max_workers: the share of this instance's pool the offered load needs; above 1 it cannot keep up alone. The Pods metric of the queue-aware HPA.",
 		e.utilization)
-	gauge("connections", "MQTT connections configured (CONNECTIONS).", func() float64 { return float64(e.cfg.Connections) })
+	gauge("min_workers", "Lower bound of the pool (MIN_WORKERS).", func() float64 { return float64(e.cfg.MinWorkers) })
+	m.all = append(m.all, e.connEvents.Collectors(subsystem, true)...)
+	m.all = append(m.all, serve.BuildInfo(namespace, subsystem))
+	for _, p := range phases {
+		m.all = append(m.all, mx.Gauge(subsystem, "phase",
+			"The worker's phase: 1 for the current one (connecting, steady, draining, finished), 0 for the others.",
+			prometheus.Labels{"phase": p}, func() float64 {
+				if e.phase() == p {
+					return 1
+				}
+				return 0
+			}))
+	}
 	gauge("connections_up", "MQTT connections connected and subscribed.", func() float64 {
 		if p := e.pool.Load(); p != nil {
 			return float64(p.Up())
