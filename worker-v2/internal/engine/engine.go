@@ -4,17 +4,20 @@
 //
 // Data flow. Each of CONNECTIONS MQTT connections subscribes to
 // $share/SHARE_GROUP/MQTT_SUB (or MQTT_SUB with SHARED_SUBSCRIPTION=false).
-// paho hands every inbound message to the connection's single dispatch
-// goroutine, which runs handle: decode (wire.DecodeRequest, no allocation),
-// check that the reply topic is a publishable topic name (a wildcard, NUL or
-// bad UTF-8 there would make the broker close the connection), count, copy
-// the payload into a pooled buffer (it is only valid during the handler) and
-// put {buffer, enqueue time} on a buffered channel of QUEUE_CAP items.
-// Between MIN_WORKERS and MAX_WORKERS goroutines take items, process them
-// (package process), encode the response into a per-worker buffer and
-// publish it on the request's reply topic through connection (worker id mod
-// CONNECTIONS), whose write-coalescing buffer batches replies for up to
-// WRITE_LINGER.
+// mqttconn hands every inbound message to the connection's single dispatch
+// goroutine, which runs handle (intake.go): check the request for the
+// correlation mode and keep what its reply needs (package reply: the
+// envelope; or the MQTT 5 Response Topic and Correlation Data; or the JSON
+// id and reply topic — a reply topic that is no publishable topic name, with
+// a wildcard, NUL or bad UTF-8 that would make the broker close the
+// connection, is malformed), count, copy into a pooled buffer (the message is
+// only valid during the handler) and put {buffer, enqueue time} on a
+// buffered channel of QUEUE_CAP items (queue.go). Between MIN_WORKERS and
+// MAX_WORKERS goroutines (worker.go) take items, process them (package
+// process), build the reply into a per-worker buffer and publish it through
+// connection (worker id mod CONNECTIONS), whose write-coalescing buffer
+// batches replies for up to WRITE_LINGER. The drain is in drain.go, health
+// and readiness in health.go.
 //
 // Queue memory. A slot is 16 bytes (a buffer pointer and the enqueue time in
 // nanoseconds), allocated up front: 1.6 MB for the default QUEUE_CAP of
@@ -136,49 +139,6 @@ const (
 
 // rateWindow is how many one-second samples rate_rps spans.
 const rateWindow = 5
-
-// item is one queued request: 16 bytes a queue slot.
-type item struct {
-	buf      *[]byte // the payload copy (pooled), owned by the engine until replied, dropped or abandoned
-	enqueued int64   // when it was received, nanoseconds since Engine.epoch
-}
-
-// size is what the item counts against QUEUE_MAX_BYTES: the capacity of its
-// buffer, the memory it holds.
-func (it item) size() int64 { return int64(cap(*it.buf)) }
-
-// payloads recycles request copies: a handler copies the payload (valid only
-// during its call) into a pooled buffer, the worker returns it after
-// replying, the handler when it drops the message, whoever abandons it at
-// shutdown. A bounded free list (not sync.Pool, which drops items at random
-// under the race detector) keeps the steady state free of allocations.
-type bufPool chan *[]byte
-
-// maxPooled is the largest buffer capacity the free list keeps (bytes), so it
-// holds at most cap(payloads) × maxPooled = 16 MiB.
-const maxPooled = 4 << 10
-
-func (p bufPool) get() *[]byte {
-	select {
-	case b := <-p:
-		return b
-	default:
-		b := make([]byte, 0, 256)
-		return &b
-	}
-}
-
-func (p bufPool) put(b *[]byte) {
-	if cap(*b) > maxPooled {
-		return // left to the collector: do not keep buffers of large messages
-	}
-	select {
-	case p <- b:
-	default:
-	}
-}
-
-var payloads = make(bufPool, 4096)
 
 // connStats are the counters of one connection, written only by its
 // dispatch goroutine (unsent: by the connection's writer).
@@ -431,215 +391,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// shutdown drains the queue within SHUTDOWN_TIMEOUT and closes the pool.
-func (e *Engine) shutdown(pool *mqttconn.Pool) {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownTimeout)
-	defer cancel()
-	e.log.Info("draining", "queue_depth", len(e.queue), "in_flight", e.inFlight(),
-		"shutdown_timeout_seconds", e.cfg.ShutdownTimeout.Seconds())
-	if err := pool.Unsubscribe(ctx); err != nil {
-		e.log.Warn("unsubscribe before drain failed; requests may still arrive", "err", err)
-	}
-	e.settle(ctx)
-	close(e.drain)
-	done := make(chan struct{})
-	go func() {
-		e.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		e.log.Warn("shutdown timeout reached: abandoning the rest of the queue",
-			"queue_depth", len(e.queue), "in_flight", e.inFlight())
-		e.stopHard()
-		<-done
-	}
-	// Release dispatch goroutines blocked on a full queue (DROP_ON_FULL=false),
-	// so the pool can close.
-	e.stopHard()
-	pool.Close()
-	left := uint64(0)
-	for empty := false; !empty; {
-		select {
-		case it := <-e.queue:
-			e.release(it)
-			payloads.put(it.buf)
-			left++
-		default:
-			empty = true
-		}
-	}
-	e.leftover.Add(left)
-	s := e.Stats()
-	lvl := slog.LevelInfo
-	if s.Abandoned > 0 {
-		lvl = slog.LevelWarn
-	}
-	e.log.Log(context.Background(), lvl, "drained",
-		"drain_seconds", time.Since(start).Seconds(), "abandoned", s.Abandoned,
-		"received", s.Received, "processed", s.Processed, "dropped_full", s.DroppedFull,
-		"malformed", s.Malformed, "reply_failed", s.ReplyFailed)
-}
-
-// settle waits, after unsubscribing, until no message arrived for a few
-// polls (messages the broker sent before the UNSUBACK may still be in paho's
-// channels), at most settleMax.
-func (e *Engine) settle(ctx context.Context) {
-	t := time.NewTicker(settlePoll)
-	defer t.Stop()
-	limit := time.NewTimer(settleMax)
-	defer limit.Stop()
-	last, quiet := e.received(), 0
-	for quiet < settleQuiet {
-		select {
-		case <-ctx.Done():
-			return
-		case <-limit.C:
-			return
-		case <-t.C:
-		}
-		if r := e.received(); r == last {
-			quiet++
-		} else {
-			last, quiet = r, 0
-		}
-	}
-}
-
-func (e *Engine) stopHard() { e.hardO.Do(func() { close(e.hard) }) }
-
-// handle is the mqttconn.Handler: it runs on connection conn's dispatch
-// goroutine. It decodes to validate (envelope and reply topic) and hands a
-// copy of the payload to the queue; it allocates nothing once the free list
-// is warm (a malformed payload allocates its error message).
-func (e *Engine) handle(conn int, m *mqttconn.Message) {
-	st := &e.conns[conn]
-	st.received.Add(1)
-	// The message is only valid during this call (mqttconn parses QoS 0
-	// messages in place): the queue keeps a copy of what the reply needs.
-	bp := payloads.get()
-	var ok bool
-	if *bp, ok = e.rules.Pack((*bp)[:0], m); !ok {
-		st.malformed.Add(1)
-		payloads.put(bp)
-		return
-	}
-	it := item{buf: bp, enqueued: e.now()}
-	if e.cfg.DropOnFull {
-		if !e.reserve(it.size()) {
-			st.dropped.Add(1)
-			payloads.put(bp)
-			return
-		}
-		e.markEmpty(st, it)
-		select {
-		case e.queue <- it:
-		default:
-			e.queueBytes.Add(-it.size())
-			st.dropped.Add(1)
-			payloads.put(bp)
-		}
-		return
-	}
-	// DROP_ON_FULL=false: hold the message (counted blocked) until there is
-	// room in bytes, then in slots.
-	st.blocked.Store(1)
-	defer st.blocked.Store(0)
-	if !e.waitRoom(it.size()) {
-		st.abandoned.Add(1)
-		payloads.put(bp)
-		return
-	}
-	e.markEmpty(st, it)
-	select {
-	case e.queue <- it:
-	case <-e.hard:
-		e.queueBytes.Add(-it.size())
-		st.abandoned.Add(1)
-		payloads.put(bp)
-	}
-}
-
-// now returns nanoseconds since the engine's epoch (monotonic).
-func (e *Engine) now() int64 { return int64(time.Since(e.epoch)) }
-
-// markEmpty records that it is about to enter an empty queue: every message
-// queued later is younger, which bounds the oldest queued age.
-func (e *Engine) markEmpty(st *connStats, it item) {
-	if len(e.queue) == 0 {
-		st.emptyAt.Store(it.enqueued)
-	}
-}
-
-// reserve counts n more queued bytes if they fit under QUEUE_MAX_BYTES, or if
-// the queue holds none (a message larger than the bound still passes alone).
-func (e *Engine) reserve(n int64) bool {
-	total := e.queueBytes.Add(n)
-	if total <= e.cfg.QueueMaxBytes || total == n {
-		return true
-	}
-	e.queueBytes.Add(-n)
-	return false
-}
-
-// waitRoom reserves n queued bytes, waiting for workers to take messages
-// while they do not fit. It returns false when shutdown gave up (hard).
-func (e *Engine) waitRoom(n int64) bool {
-	for !e.reserve(n) {
-		e.roomWait.Add(1)
-		// Checked again after announcing the wait: a worker that freed room
-		// meanwhile either lets this succeed or sees the waiter and signals.
-		if e.reserve(n) {
-			e.roomWait.Add(-1)
-			return true
-		}
-		select {
-		case <-e.room:
-			e.roomWait.Add(-1)
-		case <-e.hard:
-			e.roomWait.Add(-1)
-			return false
-		}
-	}
-	return true
-}
-
-// release uncounts a message taken off the queue and wakes a connection
-// waiting for room.
-func (e *Engine) release(it item) {
-	e.queueBytes.Add(-it.size())
-	if e.roomWait.Load() > 0 {
-		select {
-		case e.room <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// onUnsent is mqttconn's OnUnsent: a reply that was counted processed when
-// it entered the write buffer was discarded unwritten. It runs on the
-// connection's writer; the worker only publishes replies.
-func (e *Engine) onUnsent(conn int, _ string, _ []byte) { e.conns[conn].unsent.Add(1) }
-
-// oldestWait returns how long the oldest queued message has waited, as an
-// upper bound (see the package doc), 0 when the queue is empty.
-func (e *Engine) oldestWait() time.Duration {
-	if len(e.queue) == 0 {
-		return 0
-	}
-	now := e.now()
-	var newest int64
-	for i := range e.work {
-		newest = max(newest, e.work[i].lastTaken.Load())
-	}
-	for i := range e.conns {
-		newest = max(newest, e.conns[i].emptyAt.Load())
-	}
-	return time.Duration(max(now-newest, 0))
-}
-
 // workerCap returns the pool's upper bound: MAX_WORKERS, and in MODE=cpu at
 // most max(MIN_WORKERS, GOMAXPROCS).
 func workerCap(c *config.Config) int {
@@ -647,33 +398,4 @@ func workerCap(c *config.Config) int {
 		return c.MaxWorkers
 	}
 	return min(c.MaxWorkers, max(c.MinWorkers, runtime.GOMAXPROCS(0)))
-}
-
-func (e *Engine) health() (bool, string) {
-	if e.draining.Load() {
-		return false, "draining"
-	}
-	p := e.pool.Load()
-	if p == nil {
-		return false, "connecting"
-	}
-	if up, n := p.Up(), p.Len(); up != n {
-		return false, fmt.Sprintf("%d of %d connections up", up, n)
-	}
-	if s := p.Suspect(); s > 0 {
-		return false, fmt.Sprintf("%d of %d connections suspect: wrote and heard nothing back for KEEPALIVE=%v", s, p.Len(), e.cfg.KeepAlive)
-	}
-	return true, ""
-}
-
-func (e *Engine) readiness() (bool, string) {
-	if e.draining.Load() {
-		return false, "draining"
-	}
-	select {
-	case <-e.ready:
-		return true, ""
-	default:
-		return false, "starting"
-	}
 }

@@ -1,0 +1,67 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+)
+
+// handle is the mqttconn.Handler: it runs on connection conn's dispatch
+// goroutine. It decodes to validate (envelope and reply topic) and hands a
+// copy of the payload to the queue; it allocates nothing once the free list
+// is warm (a malformed payload allocates its error message).
+func (e *Engine) handle(conn int, m *mqttconn.Message) {
+	st := &e.conns[conn]
+	st.received.Add(1)
+	// The message is only valid during this call (mqttconn parses QoS 0
+	// messages in place): the queue keeps a copy of what the reply needs.
+	bp := payloads.get()
+	var ok bool
+	if *bp, ok = e.rules.Pack((*bp)[:0], m); !ok {
+		st.malformed.Add(1)
+		payloads.put(bp)
+		return
+	}
+	it := item{buf: bp, enqueued: e.now()}
+	if e.cfg.DropOnFull {
+		if !e.reserve(it.size()) {
+			st.dropped.Add(1)
+			payloads.put(bp)
+			return
+		}
+		e.markEmpty(st, it)
+		select {
+		case e.queue <- it:
+		default:
+			e.queueBytes.Add(-it.size())
+			st.dropped.Add(1)
+			payloads.put(bp)
+		}
+		return
+	}
+	// DROP_ON_FULL=false: hold the message (counted blocked) until there is
+	// room in bytes, then in slots.
+	st.blocked.Store(1)
+	defer st.blocked.Store(0)
+	if !e.waitRoom(it.size()) {
+		st.abandoned.Add(1)
+		payloads.put(bp)
+		return
+	}
+	e.markEmpty(st, it)
+	select {
+	case e.queue <- it:
+	case <-e.hard:
+		e.queueBytes.Add(-it.size())
+		st.abandoned.Add(1)
+		payloads.put(bp)
+	}
+}
+
+// now returns nanoseconds since the engine's epoch (monotonic).
+func (e *Engine) now() int64 { return int64(time.Since(e.epoch)) }
+
+// onUnsent is mqttconn's OnUnsent: a reply that was counted processed when
+// it entered the write buffer was discarded unwritten. It runs on the
+// connection's writer; the worker only publishes replies.
+func (e *Engine) onUnsent(conn int, _ string, _ []byte) { e.conns[conn].unsent.Add(1) }
