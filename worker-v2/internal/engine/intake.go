@@ -6,10 +6,11 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
-// handle is the mqttconn.Handler: it runs on connection conn's dispatch
-// goroutine. It decodes to validate (envelope and reply topic) and hands a
-// copy of the payload to the queue; it allocates nothing once the free list
-// is warm (a malformed payload allocates its error message).
+// handle is the mqttconn.MessageHandler: it runs on connection conn's
+// dispatch goroutine. It checks the request for the correlation mode
+// (reply.Rules.Pack: the envelope and its reply topic, or the Response Topic,
+// or the JSON id and reply topic) and hands a copy of what the reply needs to
+// the queue; it allocates nothing once the free list is warm.
 func (e *Engine) handle(conn int, m *mqttconn.Message) {
 	st := &e.conns[conn]
 	st.received.Add(1)
