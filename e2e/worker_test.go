@@ -187,7 +187,8 @@ func TestWorkerMakeRunSleep(t *testing.T) {
 	waddr := freeAddr(t)
 	began := time.Now()
 	rr := start(t, "rr-local", "VIRTUAL_CLIENTS=1000", "INTERVAL_MS=1000", "DURATION=10s", "WARMUP=5s",
-		"MODE=sleep", "SLEEP_MS=50", "MAX_INFLIGHT_PER_CLIENT=16", "REPORT_FILE="+rf, "HTTP_ADDR="+waddr, "PROGRESS_INTERVAL=1s", "BIN_DIR="+binDir)
+		"MODE=sleep", "SLEEP_MS=50", "MAX_INFLIGHT_PER_CLIENT=16", "REPORT_FILE="+rf, "HTTP_ADDR="+waddr, "PROGRESS_INTERVAL=1s", "BIN_DIR="+binDir,
+		"METRICS_ADDR="+freeAddr(t), "RR_LOCAL_STATE="+filepath.Join(t.TempDir(), "state.env"))
 	waitHTTP(t, "http://"+waddr+"/ready", 20*time.Second)
 	poller := pollStats(waddr, began, 250*time.Millisecond)
 	code := rr.wait(t, 90*time.Second)
