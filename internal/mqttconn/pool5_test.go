@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mosquitto"
@@ -17,9 +18,10 @@ import (
 // Data; the requester checks every answer came back once, with its data.
 func echo5(t *testing.T, brokerURL string, qos byte, n int) {
 	ctx := context.Background()
-	var responder *mqttconn.Pool
-	var err error
-	responder, err = mqttconn.Dial(ctx, mqttconn.Options{
+	// The handler may run before Dial returns (a request left by an earlier
+	// subtest): it answers only once the pool is known.
+	var pool atomic.Pointer[mqttconn.Pool]
+	responder, err := mqttconn.Dial(ctx, mqttconn.Options{
 		Broker: brokerURL, ClientIDPrefix: "resp5", Connections: 2, QoS: qos, ProtocolVersion: 5, Logger: quiet,
 		Subscriptions: func(int) []string { return []string{"$share/g/req/+"} },
 		OnMessage: func(conn int, m *mqttconn.Message) {
@@ -27,7 +29,11 @@ func echo5(t *testing.T, brokerURL string, qos byte, n int) {
 				t.Errorf("request on %s without Response Topic", m.Topic)
 				return
 			}
-			c := responder.Conn(conn)
+			p := pool.Load()
+			if p == nil {
+				return
+			}
+			c := p.Conn(conn)
 			if err := c.QueueMessage(&mqttconn.Message{Topic: m.ResponseTopic, CorrelationData: m.CorrelationData, Payload: append([]byte("re:"), m.Payload...)}); err != nil {
 				t.Errorf("reply: %v", err)
 			}
@@ -38,6 +44,7 @@ func echo5(t *testing.T, brokerURL string, qos byte, n int) {
 		t.Fatal(err)
 	}
 	defer responder.Close()
+	pool.Store(responder)
 
 	var mu sync.Mutex
 	got := map[uint32]int{}

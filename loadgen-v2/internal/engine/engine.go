@@ -411,12 +411,12 @@ func (e *Engine) onResponse(conn int, m *mqttconn.Message) {
 			return
 		}
 	}
-	now := e.now()
 	client := k.ClientID - e.offset
-	if k.RunID != e.runID || client >= e.n || !e.started.Load() {
-		e.unknown.Add(1)
+	if !e.started.Load() || k.RunID != e.runID || client >= e.n {
+		e.unknown.Add(1) // before the start: e.epoch is not set yet
 		return
 	}
+	now := e.now()
 	at := e.sched.TimeOf(client, k.Seq)
 	if e.proto.Correlation == config.Envelope && r.Intended != at {
 		e.unknown.Add(1)

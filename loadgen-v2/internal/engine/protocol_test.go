@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
@@ -15,9 +16,8 @@ import (
 // answer computes the reply (topic, message) of a request, or "" to drop it.
 func startResponder(t *testing.T, url string, version byte, answer func(m *mqttconn.Message) (string, *mqttconn.Message)) {
 	t.Helper()
-	var p *mqttconn.Pool
-	var err error
-	p, err = mqttconn.Dial(context.Background(), mqttconn.Options{
+	var pool atomic.Pointer[mqttconn.Pool] // the handler may run before Dial returns
+	p, err := mqttconn.Dial(context.Background(), mqttconn.Options{
 		Broker: url, ClientIDPrefix: "svc", Connections: 2, ProtocolVersion: version, Logger: quietLog(),
 		Subscriptions: func(int) []string { return []string{"$share/svc/req/+"} },
 		OnMessage: func(conn int, m *mqttconn.Message) {
@@ -26,7 +26,11 @@ func startResponder(t *testing.T, url string, version byte, answer func(m *mqttc
 				return
 			}
 			reply.Topic = topic
-			c := p.Conn(conn)
+			pl := pool.Load()
+			if pl == nil {
+				return
+			}
+			c := pl.Conn(conn)
 			_ = c.QueueMessage(reply)
 			c.Flush()
 		},
@@ -35,6 +39,7 @@ func startResponder(t *testing.T, url string, version byte, answer func(m *mqttc
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
+	pool.Store(p)
 }
 
 // echoV5 answers the MQTT 5 way: to the Response Topic, with the Correlation Data.

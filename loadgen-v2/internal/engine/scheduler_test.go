@@ -287,7 +287,10 @@ func TestLiveRatiosAreSettled(t *testing.T) {
 		"DURATION": "3s", "REQUEST_TIMEOUT": "10s",
 	}, ft, func(e *Engine) {
 		<-e.Ready()
-		time.Sleep(200 * time.Millisecond) // requests sent, none answered yet
+		// Requests sent, none answered yet. 205 ms is between two fires
+		// (every 10 ms): the scheduler is idle when the stats are read, not
+		// halfway through adding a tick's counts.
+		time.Sleep(205 * time.Millisecond)
 		during = e.Stats()
 		time.Sleep(2 * time.Second)
 		after = e.Stats()
