@@ -58,6 +58,20 @@ func startPahoPython(t *testing.T, brokerURL, mode string) {
 	}
 }
 
+// startBrokerKind starts the embedded broker or Mosquitto and returns its URL.
+func startBrokerKind(t *testing.T, kind string) string {
+	t.Helper()
+	if kind == "mosquitto" {
+		return startMosquitto(t, "").URL()
+	}
+	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b.URL()
+}
+
 // TestLoadgenLoadsAThirdPartyResponder: loadgen-v2 against services written
 // with another MQTT library (Eclipse Paho for Python): MQTT 5 Response Topic
 // + Correlation Data, and JSON correlation on 3.1.1, through the embedded
@@ -72,17 +86,7 @@ func TestLoadgenLoadsAThirdPartyResponder(t *testing.T) {
 	} {
 		for _, bk := range []string{"embedded", "mosquitto"} {
 			t.Run(tc.name+" via "+bk, func(t *testing.T) {
-				var url string
-				if bk == "embedded" {
-					b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-					if err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { _ = b.Close() })
-					url = b.URL()
-				} else {
-					url = startMosquitto(t, "").URL()
-				}
+				url := startBrokerKind(t, bk)
 				startPahoPython(t, url, tc.mode)
 				rf := filepath.Join(t.TempDir(), "report.json")
 				env := append(loadgenEnv(url, rf, "VIRTUAL_CLIENTS=200", "DURATION=2s", "REQUEST_TIMEOUT=20s"), tc.env...)
@@ -116,17 +120,7 @@ func TestProtocolModesEndToEnd(t *testing.T) {
 	} {
 		for _, bk := range []string{"embedded", "mosquitto"} {
 			t.Run(tc.name+" via "+bk, func(t *testing.T) {
-				var url string
-				if bk == "embedded" {
-					b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-					if err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { _ = b.Close() })
-					url = b.URL()
-				} else {
-					url = startMosquitto(t, "").URL()
-				}
+				url := startBrokerKind(t, bk)
 				w, _ := startWorker(t, url, tc.worker...)
 				rf := filepath.Join(t.TempDir(), "report.json")
 				// Open loop: a slow answer on a busy machine must not turn into a skip.

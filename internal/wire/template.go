@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -165,4 +166,32 @@ func (t *Template) HasWildcard() bool {
 		}
 	}
 	return false
+}
+
+// MaxTemplateBytes is the largest template a variable may give (1 MiB).
+const MaxTemplateBytes = 1 << 20
+
+// ReadTemplate parses the template a variable gives (name=value): its text,
+// or the file at path for "@path". It returns nil for an empty value (the
+// caller's default applies). The errors name the variable and its value.
+func ReadTemplate(name, value string, allowed ...string) (*Template, error) {
+	text := value
+	if strings.HasPrefix(text, "@") {
+		b, err := os.ReadFile(text[1:])
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q: %w", name, value, err)
+		}
+		text = string(b)
+	}
+	if text == "" {
+		return nil, nil
+	}
+	if len(text) > MaxTemplateBytes {
+		return nil, fmt.Errorf("%s=%q is %d bytes, more than %d", name, clip(value), len(text), MaxTemplateBytes)
+	}
+	t, err := ParseTemplate(text, allowed...)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: %w", name, clip(value), err)
+	}
+	return t, nil
 }

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
@@ -52,30 +51,20 @@ func (c *Config) validateProtocol() []error {
 		errs = append(errs, fmt.Errorf("TRANSPORT=paho is the plain MQTT 3.1.1 baseline with the envelope; it does not combine with MQTT_VERSION=%s CORRELATE=%s", c.MQTTVersion, p.Correlation))
 	}
 
-	text := c.RequestTmpl
-	if strings.HasPrefix(text, "@") {
-		b, err := os.ReadFile(text[1:])
-		if err != nil {
-			errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE=%q: %w", c.RequestTmpl, err))
+	t, err := wire.ReadTemplate("REQUEST_TEMPLATE", c.RequestTmpl)
+	switch {
+	case err != nil:
+		errs = append(errs, err)
+	case t == nil:
+		if p.Correlation == JSON {
+			errs = append(errs, fmt.Errorf("CORRELATE=%s needs REQUEST_TEMPLATE, a payload with {{id}} (e.g. {\"id\":\"{{id}}\",\"reply_to\":\"{{reply}}\"})", c.Correlate))
 		}
-		text = string(b)
-	}
-	if text != "" {
-		t, err := wire.ParseTemplate(text)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE=%q: %w", clip(c.RequestTmpl), err))
-		case len(text) > 1<<20:
-			errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE is %d bytes, more than 1048576", len(text)))
-		case p.Correlation == Envelope:
-			errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE=%q is set but CORRELATE=envelope sends worker-v2's binary envelope: set CORRELATE=properties (MQTT 5) or json:FIELD", clip(c.RequestTmpl)))
-		case p.Correlation == JSON && !t.Uses("id"):
-			errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE=%q has no {{id}}: with CORRELATE=%s the response must carry the request's id back", clip(c.RequestTmpl), c.Correlate))
-		default:
-			p.Template = t
-		}
-	} else if p.Correlation == JSON {
-		errs = append(errs, fmt.Errorf("CORRELATE=%s needs REQUEST_TEMPLATE, a payload with {{id}} (e.g. {\"id\":\"{{id}}\",\"reply_to\":\"{{reply}}\"})", c.Correlate))
+	case p.Correlation == Envelope:
+		errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE=%q is set but CORRELATE=envelope sends worker-v2's binary envelope: set CORRELATE=properties (MQTT 5) or json:FIELD", clip(c.RequestTmpl)))
+	case p.Correlation == JSON && !t.Uses("id"):
+		errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE=%q has no {{id}}: with CORRELATE=%s the response must carry the request's id back", clip(c.RequestTmpl), c.Correlate))
+	default:
+		p.Template = t
 	}
 
 	if p.ReqTopic, err = topicTemplate("REQUEST_TOPIC", c.RequestTopic); err != nil {

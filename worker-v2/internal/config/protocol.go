@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
@@ -42,27 +41,15 @@ func (c *Config) validateProtocol() []error {
 	if p.Correlation == wire.JSON && (c.ReplyTo == "" || strings.ContainsAny(c.ReplyTo, "\"\\")) {
 		errs = append(errs, fmt.Errorf("REPLY_TO=%q must name a JSON member, without quotes or backslashes", c.ReplyTo))
 	}
-	text := c.ResponseTmpl
-	if strings.HasPrefix(text, "@") {
-		b, err := os.ReadFile(text[1:])
-		if err != nil {
-			errs = append(errs, fmt.Errorf("RESPONSE_TEMPLATE=%q: %w", c.ResponseTmpl, err))
-		}
-		text = string(b)
+	value := c.ResponseTmpl
+	if value == "" && p.Correlation == wire.JSON {
+		value = DefaultJSONResponse
 	}
-	if text == "" && p.Correlation == wire.JSON {
-		text = DefaultJSONResponse
-	}
-	if text == "" {
-		return errs
-	}
-	t, err := wire.ParseTemplate(text, "id")
+	t, err := wire.ReadTemplate("RESPONSE_TEMPLATE", value, "id")
 	switch {
 	case err != nil:
-		errs = append(errs, fmt.Errorf("RESPONSE_TEMPLATE=%q: %w", clip(c.ResponseTmpl), err))
-	case len(text) > 1<<20:
-		errs = append(errs, fmt.Errorf("RESPONSE_TEMPLATE is %d bytes, more than 1048576", len(text)))
-	case p.Correlation == wire.Envelope:
+		errs = append(errs, err)
+	case t != nil && p.Correlation == wire.Envelope:
 		errs = append(errs, fmt.Errorf("RESPONSE_TEMPLATE=%q is set but CORRELATE=envelope answers with the binary envelope: set CORRELATE=properties (MQTT 5) or json:FIELD", clip(c.ResponseTmpl)))
 	default:
 		p.Template = t
