@@ -426,9 +426,12 @@ func (e *Engine) onResponse(conn int, m *mqttconn.Message) {
 	rtt := now - at
 	// The worker's queue wait and processing happen inside the round trip: a
 	// response claiming more was not made by a worker for this request
-	// (forged, or a foreign responder on our response topics). 100 µs absorbs
-	// the truncation of the worker's µs stamps.
-	if (int64(r.QueueUS)+int64(r.ProcessUS))*int64(time.Microsecond) > rtt+int64(100*time.Microsecond) {
+	// (forged, or a foreign responder on our response topics). The slack
+	// absorbs the truncation of the worker's µs stamps and the skew between
+	// the monotonic clocks of the CPUs the two intervals were read on (a
+	// virtual machine's vCPUs can differ by hundreds of µs: with 100 µs, about
+	// one real response in 10^4..10^6 was flagged).
+	if (int64(r.QueueUS)+int64(r.ProcessUS))*int64(time.Microsecond) > rtt+int64(implausibleSlack) {
 		c.implausible.Add(1)
 		return
 	}
@@ -459,6 +462,10 @@ func (e *Engine) onResponse(conn int, m *mqttconn.Message) {
 		c.duplicate.Add(1)
 	}
 }
+
+// implausibleSlack is how much worker-stamped time may exceed the measured
+// round trip before a response counts implausible.
+const implausibleSlack = time.Millisecond
 
 // paddedCounter is a counter on its own cache line.
 type paddedCounter struct {
