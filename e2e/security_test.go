@@ -216,8 +216,10 @@ func (r *refusal) check(t *testing.T, brokerURL string, secrets ...string) {
 			t.Errorf("SECRET LEAK: a password appears in the output of a refused run")
 		}
 	}
-	if took := time.Since(r.at); took > 8*time.Second {
-		t.Errorf("a permanent refusal took %v to report (it must not wait for the 10 s connect timeout)", took)
+	// A permanent refusal is reported as such, not after the connect timeout
+	// (whose message counts the connections up); no clock is read for this.
+	if strings.Contains(r.p.errOut.String(), "connections up after") {
+		t.Errorf("a permanent refusal waited for the connect timeout instead of reporting the refusal")
 	}
 	// The broker URL itself says "tls": look for the reason elsewhere.
 	msg := strings.ToLower(strings.ReplaceAll(r.p.errOut.String(), brokerURL, "BROKER"))

@@ -112,12 +112,9 @@ func TestInvalidConfigExits2(t *testing.T) {
 			// A broker nobody listens on: exiting 2 must happen before connecting.
 			cmd := command(t, append([]string{"MQTT_BROKER=tcp://127.0.0.1:1"}, tc.env...), tc.args...)
 			cmd.Stderr = &stderr
-			start := time.Now()
+			// Exit 2, not 1: refused before connecting (a failed connect exits 1).
 			if code := exitCode(t, cmd.Run()); code != 2 {
 				t.Errorf("exit %d, want 2; stderr:\n%s", code, stderr.String())
-			}
-			if d := time.Since(start); d > 5*time.Second {
-				t.Errorf("took %v: it tried to connect", d)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(stderr.String(), w) {

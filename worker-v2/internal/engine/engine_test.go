@@ -539,11 +539,7 @@ func TestShutdownTimeoutAbandons(t *testing.T) {
 	const n = 10
 	req.sendRequests(t, n)
 	waitFor(t, 5*time.Second, "all requests received", func() bool { return e.Stats().Received == n })
-	begin := time.Now()
-	e.stop(t)
-	if d := time.Since(begin); d > 5*time.Second {
-		t.Errorf("Run took %v to return with SHUTDOWN_TIMEOUT=300ms", d)
-	}
+	e.stop(t) // returns: the drain gave up (a drain that waited for the sleeps would not abandon any)
 	s := e.Stats()
 	if s.Abandoned == 0 || s.Processed+s.Abandoned != n || s.QueueDepth != 0 || s.InFlight != 0 {
 		t.Errorf("after a timed-out drain: %+v", s)
