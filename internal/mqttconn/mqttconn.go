@@ -24,7 +24,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 )
@@ -221,18 +220,6 @@ func waitUntil(ctx context.Context, d time.Duration, cond func() bool) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return true
-}
-
-// ParseVersion parses an MQTT_VERSION value: "3.1.1" (or "4") is protocol
-// version 4, "5" (or "5.0") version 5.
-func ParseVersion(s string) (byte, error) {
-	switch s {
-	case "3.1.1", "4":
-		return 4, nil
-	case "5", "5.0":
-		return 5, nil
-	}
-	return 0, fmt.Errorf("MQTT_VERSION=%q must be 3.1.1 or 5", s)
 }
 
 // VersionName returns "3.1.1" or "5" for a protocol version.

@@ -165,3 +165,22 @@ func ParseCorrelation(s string, version byte) (Correlation, string, error) {
 	}
 	return Envelope, "", fmt.Errorf("CORRELATE=%q must be envelope, properties or json:FIELD", s)
 }
+
+// ParseProtocol parses MQTT_VERSION ("3.1.1" or "4" is protocol version 4,
+// "5" or "5.0" version 5) and CORRELATE (ParseCorrelation), the settings both
+// binaries share. It returns every problem, each naming its variable.
+func ParseProtocol(version, correlate string) (v byte, c Correlation, field string, errs []error) {
+	switch version {
+	case "3.1.1", "4":
+		v = 4
+	case "5", "5.0":
+		v = 5
+	default:
+		errs = append(errs, fmt.Errorf("MQTT_VERSION=%q must be 3.1.1 or 5", version))
+	}
+	c, field, err := ParseCorrelation(correlate, v)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return v, c, field, errs
+}

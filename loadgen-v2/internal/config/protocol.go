@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
@@ -37,16 +36,9 @@ func (c *Config) Protocol() *Protocol { return &c.proto }
 // validateProtocol checks MQTT_VERSION, CORRELATE, REQUEST_TEMPLATE and the
 // topic templates, and resolves them into c.proto.
 func (c *Config) validateProtocol() []error {
-	var errs []error
 	p := &c.proto
-	v, err := mqttconn.ParseVersion(c.MQTTVersion)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	p.Version = v
-	if p.Correlation, p.JSONField, err = wire.ParseCorrelation(c.Correlate, v); err != nil {
-		errs = append(errs, err)
-	}
+	var errs []error
+	p.Version, p.Correlation, p.JSONField, errs = wire.ParseProtocol(c.MQTTVersion, c.Correlate)
 	if c.Transport == "paho" && (p.Version == 5 || p.Correlation != Envelope) {
 		errs = append(errs, fmt.Errorf("TRANSPORT=paho is the plain MQTT 3.1.1 baseline with the envelope; it does not combine with MQTT_VERSION=%s CORRELATE=%s", c.MQTTVersion, p.Correlation))
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
@@ -25,16 +24,9 @@ func (c *Config) Protocol() *Protocol { return &c.proto }
 // validateProtocol checks MQTT_VERSION, CORRELATE, REPLY_TO,
 // RESPONSE_TEMPLATE and RESPONSE_BYTES and resolves them into c.proto.
 func (c *Config) validateProtocol() []error {
-	var errs []error
 	p := &c.proto
-	v, err := mqttconn.ParseVersion(c.MQTTVersion)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	p.Version = v
-	if p.Correlation, p.IDField, err = wire.ParseCorrelation(c.Correlate, v); err != nil {
-		errs = append(errs, err)
-	}
+	var errs []error
+	p.Version, p.Correlation, p.IDField, errs = wire.ParseProtocol(c.MQTTVersion, c.Correlate)
 	if c.ResponseBytes < 0 || c.ResponseBytes > 1<<20 {
 		errs = append(errs, fmt.Errorf("RESPONSE_BYTES=%d must be between 0 and 1048576", c.ResponseBytes))
 	}
