@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -114,15 +115,31 @@ func (p *proc) stop(t *testing.T) int {
 	return p.wait(t, 40*time.Second)
 }
 
+// freeAddr returns a loopback address for a binary to listen on. The port
+// is free now but only bound later by the binary, so it must not be one
+// another process is likely to take meanwhile: not from the kernel's
+// ephemeral range (where every 127.0.0.1:0 bind and outgoing connection
+// lands), and not from another test process's ports. Each test process
+// hands out the ports of its own block below 32768, chosen by its pid.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	const base, blocks, size = 20000, 300, 40 // ports 20000..31999
+	block := os.Getpid() % blocks
+	for range size {
+		port := base + block*size + int(nextPort.Add(1)%size)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			addr := l.Addr().String()
+			_ = l.Close()
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatalf("no free port in 127.0.0.1:%d..%d", base+block*size, base+block*size+size-1)
+	return ""
 }
+
+// nextPort is the next offset of this process's port block.
+var nextPort atomic.Int64
 
 func waitHTTP(t *testing.T, url string, limit time.Duration) {
 	t.Helper()
