@@ -21,7 +21,8 @@
 #   scripts/benchmark.sh autoscale        worker MODE=sleep SLEEP_MS=5 under 5k → 30k → 5k req/s (150 s):
 #                                         workers, queue and processed rate every second, then the scaling events
 #   scripts/benchmark.sh workercpu R [S]  CPU µs per round trip of the worker, the broker and the loadgen at R req/s
-#                                         for S seconds (default 20), MODE=health
+#                                         for S seconds (default 20), MODE=health; then the same run answered by the
+#                                         plain paho echo responder (rr-echo respond), and the worker's ratio to it
 #   scripts/benchmark.sh all              quick, knee, baseline, clients, mem1m and autoscale, one subfolder each
 #
 # Charts: spectrum.svg (the percentile spectrum of every step: latency against
@@ -319,6 +320,30 @@ workercpu() {
       broker_cpu_us_per_round_trip: (if $p > 0 then $b / $tck * 1e6 / $p else null end),
       loadgen_cpu_us_per_request: .process.sending_cpu_us_per_request}' "$OUT/$name.json")"
   jq -r --arg n "$name" '.results.workercpu | "\($n)\t\(.broker)\ttarget \(.rate_rps|floor)/s\tachieved \(.achieved_rps|floor)/s\tmatch \(.match_rate*1000000|floor/1000000)\tworker processed \(.worker_processed)\tCPU per round trip: worker \(.worker_cpu_us_per_request // 0 | . * 10 | round / 10) µs, broker \(.broker_cpu_us_per_round_trip // 0 | . * 10 | round / 10) µs, loadgen \(.loadgen_cpu_us_per_request * 10 | round / 10) µs (sending)"' "$OUT/manifest.json"
+}
+
+# respondercpu R S: workercpu's run answered by the plain paho echo responder
+# (rr-echo respond: one paho client per connection, the handler publishes the
+# response; CONNECTIONS as the worker's, default 10) instead of worker-v2.
+respondercpu() {
+  local r=$1 s=$2 name="respondercpu-$1" c0 c1 b0 b1 pid out="$OUT/logs/respondercpu-$1.responder.json"
+  BROKER=$BROKER_URL CONNECTIONS=${CONNECTIONS:-10} "${NICE[@]}" "$BIN/rr-echo" respond >"$out" 2>"$OUT/logs/$STEP_TAG.responder.log" &
+  pid=$!; PIDS+=("$pid")
+  for _ in $(seq 200); do grep -q 'responder ready' "$OUT/logs/$STEP_TAG.responder.log" 2>/dev/null && break; sleep 0.05; done
+  grep -q 'responder ready' "$OUT/logs/$STEP_TAG.responder.log" || { echo "responder not ready (see $OUT/logs/$STEP_TAG.responder.log)" >&2; return 1; }
+  c0=$(cpu_ticks "$pid"); b0=$(cpu_ticks "$BROKER_PID")
+  run "$name" $((r * 2)) 2000 "$s" >/dev/null
+  c1=$(cpu_ticks "$pid"); b1=$(cpu_ticks "$BROKER_PID")
+  stop_pid "$pid"
+  manifest_set respondercpu "$(jq --argjson tck "$(getconf CLK_TCK)" --argjson c "$((c1 - c0))" --argjson b "$((b1 - b0))" --slurpfile a "$out" --arg k "$KIND" \
+    '{rate_rps: .target_rps, achieved_rps: .throughput_rps, match_rate, responder_answered: $a[0].answered, broker: $k,
+      responder_cpu_s: ($c / $tck), broker_cpu_s: ($b / $tck),
+      responder_cpu_us_per_request: (if $a[0].answered > 0 then $c / $tck * 1e6 / $a[0].answered else null end),
+      broker_cpu_us_per_round_trip: (if $a[0].answered > 0 then $b / $tck * 1e6 / $a[0].answered else null end),
+      loadgen_cpu_us_per_request: .process.sending_cpu_us_per_request}' "$OUT/$name.json")"
+  jq -r --arg n "$name" '.results.respondercpu | "\($n)\t\(.broker)\ttarget \(.rate_rps|floor)/s\tachieved \(.achieved_rps|floor)/s\tmatch \(.match_rate*1000000|floor/1000000)\tresponder answered \(.responder_answered)\tCPU per round trip: paho responder \(.responder_cpu_us_per_request // 0 | . * 10 | round / 10) µs, broker \(.broker_cpu_us_per_round_trip // 0 | . * 10 | round / 10) µs, loadgen \(.loadgen_cpu_us_per_request * 10 | round / 10) µs (sending)"' "$OUT/manifest.json"
+  jq -r '.results | if .workercpu.worker_cpu_us_per_request and .respondercpu.responder_cpu_us_per_request then
+    "worker-v2 / plain paho responder CPU per round trip: \(.workercpu.worker_cpu_us_per_request / .respondercpu.responder_cpu_us_per_request * 100 | round / 100)×" else empty end' "$OUT/manifest.json"
 }
 
 # cpu_busy: the share (0..1) of all cores busy over the next second, from
@@ -631,7 +656,8 @@ case $SUITE in
   workercpu)
     r=$2; s=${3:-${SECS:-20}}
     WORKER_ENV=(MODE=health)
-    STEP_TAG=workercpu-$r with_stack "$KIND" workercpu "$r" "$s" ;;
+    STEP_TAG=workercpu-$r with_stack "$KIND" workercpu "$r" "$s"
+    STEP_TAG=respondercpu-$r with_broker "$KIND" respondercpu "$r" "$s" ;;
   *) die_usage "unknown suite $SUITE" ;;
 esac
 finish

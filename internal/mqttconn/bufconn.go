@@ -462,7 +462,24 @@ func (b *bufConn) writePending() error {
 
 // writeBlocking writes p whole, waiting up to the write timeout (the
 // deadline is cleared again: it would also fail tryWrite's later attempts).
+// It first makes one raw non-blocking attempt (tryWrite): the socket takes
+// it all in the common case, and a raw call spares the scheduler's system
+// call bookkeeping (see readSocket). Only what remains waits in the poller.
 func (b *bufConn) writeBlocking(p []byte) (int, error) {
+	if b.raw != nil && !b.closing.Load() && len(p) > 0 {
+		n, err := b.tryWrite(p)
+		if err != nil || n == len(p) {
+			return n, err
+		}
+		m, err := b.writeWaiting(p[n:])
+		return n + m, err
+	}
+	return b.writeWaiting(p)
+}
+
+// writeWaiting writes p whole through the poller, waiting up to the write
+// timeout.
+func (b *bufConn) writeWaiting(p []byte) (int, error) {
 	if b.writeTimeout > 0 {
 		_ = b.Conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
 		defer b.Conn.SetWriteDeadline(time.Time{})

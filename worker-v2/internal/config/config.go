@@ -60,7 +60,7 @@ type Config struct {
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"on SIGTERM, how long workers may take to empty the queue (duration)" json:"shutdown_timeout"`
 	QoS             int           `envconfig:"QOS" default:"0" desc:"MQTT QoS of the subscription and the replies (0, 1 or 2)" json:"qos"`
 	KeepAlive       time.Duration `envconfig:"KEEPALIVE" default:"30s" desc:"MQTT keepalive; a connection whose broker stays silent for 1.5 × KEEPALIVE is dropped and reconnected, and one that wrote and heard nothing for KEEPALIVE is reported suspect (/health 503) (1s..18h12m15s)" json:"keepalive"`
-	WriteLinger     time.Duration `envconfig:"WRITE_LINGER" default:"500us" desc:"how long a connection waits to batch replies into one write (duration; 0 = write at once)" json:"write_linger"`
+	WriteLinger     time.Duration `envconfig:"WRITE_LINGER" default:"0s" desc:"0: each worker writes its replies itself, in MODE=health once the queue is empty (a backlog goes out in few writes); above 0: the connection's flusher writes, after waiting this long to batch more replies (duration)" json:"write_linger"`
 	ClientIDPrefix  string        `envconfig:"CLIENT_ID_PREFIX" desc:"MQTT client id prefix; connection i is {prefix}-{i} (default wk-{hostname}-{pid})" json:"client_id_prefix"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error" json:"log_level"`
 	MQTTVersion     string        `envconfig:"MQTT_VERSION" default:"3.1.1" desc:"MQTT protocol version: 3.1.1 or 5" json:"mqtt_version"`

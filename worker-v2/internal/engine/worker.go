@@ -8,6 +8,7 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/autoscale"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/process"
 )
 
@@ -48,6 +49,7 @@ func (e *Engine) spawn() {
 		proc: proc,
 		st:   &e.work[id%workStripes],
 		buf:  make([]byte, 0, wire.ResponseSize),
+		lazy: e.cfg.Mode == config.ModeHealth,
 	}
 	e.live.Add(1)
 	e.wg.Go(w.run)
@@ -135,12 +137,33 @@ type worker struct {
 	st   *workStats
 	msg  mqttconn.Message // the reply being sent
 	buf  []byte           // its payload
+	// lazy: replies are written when the queue is empty (MODE=health,
+	// WRITE_LINGER=0); unflushed: a reply of this worker may be waiting in
+	// its connection's buffer.
+	lazy, unflushed bool
+}
+
+// flush writes what this worker's replies left in its connection's buffer.
+func (w *worker) flush() {
+	if w.unflushed {
+		w.unflushed = false
+		w.conn.Flush()
+	}
 }
 
 func (w *worker) run() {
 	e := w.e
 	defer e.live.Add(-1)
+	defer w.flush()
 	for {
+		select {
+		case it := <-e.queue:
+			w.take(it)
+			w.handle(it)
+			continue
+		default:
+		}
+		w.flush() // nothing queued: write before waiting
 		select {
 		case it := <-e.queue:
 			w.take(it)
@@ -221,8 +244,27 @@ func (e *Engine) warnReplyFailed(err error) {
 // publish sends a reply on the worker's connection or, while that one is
 // down (reconnecting), on the next connection that is up, so a dropped
 // connection does not lose the replies of the workers assigned to it.
+//
+// With WRITE_LINGER=0 (the default) the worker writes its replies itself
+// (flush): in MODE=health when it finds the queue empty, so replies taken
+// back to back from a backlog go out in one write; in the other modes after
+// each reply, since the next request takes time to process. The connection's
+// flusher goroutine is then not woken at all (one hand-off less per request:
+// the write is one raw non-blocking system call, and only what the socket
+// does not take is left to the flusher). With WRITE_LINGER > 0 the flusher
+// writes, after waiting that long for more replies.
 func (w *worker) publish(m *mqttconn.Message) error {
-	err := w.conn.PublishMessage(m)
+	var err error
+	if w.e.cfg.WriteLinger == 0 {
+		if err = w.conn.QueueMessage(m); err == nil {
+			w.unflushed = true
+			if !w.lazy {
+				w.flush()
+			}
+		}
+	} else {
+		err = w.conn.PublishMessage(m)
+	}
 	if err == nil || w.pool == nil || !errors.Is(err, mqttconn.ErrNotConnected) {
 		return err
 	}
