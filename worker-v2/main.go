@@ -2,7 +2,7 @@
 // benchmark: it takes requests from a shared subscription, processes them
 // with an autoscaled pool of workers and publishes a response on each
 // request's reply topic (or MQTT 5 Response Topic). Configuration is
-// environment variables; -h lists them.
+// environment variables; run with -h for the table.
 //
 // Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 on a runtime
 // error, 2 on invalid configuration, 130 on a second signal.
@@ -10,32 +10,25 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/app"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/engine"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
 	if cliutil.WantsHelp(args) {
-		if err := envconf.Usage(os.Stdout, "worker-v2", "answers MQTT requests with an autoscaled pool of workers", &config.Config{}); err != nil {
-			fmt.Fprintln(os.Stderr, "worker-v2:", err)
-			return cliutil.ExitError
-		}
+		_ = envconf.Usage(os.Stdout, "worker-v2", "answers MQTT requests with an autoscaled pool of workers", &config.Config{})
 		fmt.Println("\nExit status: 0 after a clean shutdown, 1 runtime error, 2 invalid configuration, 130 second signal.")
 		return cliutil.ExitOK
 	}
 	if len(args) > 0 {
-		fmt.Fprintf(os.Stderr, "worker-v2: unexpected argument %q; configuration is read from the environment (see -h)\n", args[0])
+		fmt.Fprintf(os.Stderr, "worker-v2: unknown argument %q (configuration is environment variables; -h lists them)\n", args[0])
 		return cliutil.ExitConfig
 	}
 	cfg, err := config.Load()
@@ -44,21 +37,11 @@ func run(args []string) int {
 		return cliutil.ExitConfig
 	}
 	log := cliutil.Logger(os.Stderr, cfg.LogLevel)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	eng, err := engine.New(cfg, log, reg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "worker-v2:", err)
-		if errors.Is(err, envconf.ErrInvalid) {
-			return cliutil.ExitConfig
-		}
-		return cliutil.ExitError
-	}
 	ctx, stop := cliutil.SignalContext(context.Background(), log, os.Exit)
 	defer stop()
-	if err := eng.Run(ctx); err != nil {
+	code, err := app.Run(ctx, cfg, log, os.Stdout, os.Stderr)
+	if err != nil {
 		log.Error("worker failed", "err", err)
-		return cliutil.ExitError
 	}
-	return cliutil.ExitOK
+	return code
 }

@@ -104,7 +104,7 @@ func TestInvalidConfigExits2(t *testing.T) {
 		{"unknown mode", []string{"MODE=turbo"}, nil, []string{"MODE=turbo"}},
 		{"bad broker", []string{"MQTT_BROKER=http://x"}, nil, []string{"MQTT_BROKER=http://x"}},
 		{"not a number", []string{"QUEUE_CAP=lots"}, nil, []string{"QUEUE_CAP"}},
-		{"unexpected argument", nil, []string{"--mode=cpu"}, []string{"--mode=cpu", "-h"}},
+		{"unknown argument", nil, []string{"--mode=cpu"}, []string{"--mode=cpu", "-h"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

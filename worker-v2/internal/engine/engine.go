@@ -1,6 +1,9 @@
 // Package engine owns worker-v2's run loop: the subscriber pool, the request
 // queue, the worker goroutines and their replies, the autoscaler wiring, the
-// counters behind /stats and /metrics, and the graceful drain.
+// counters and metrics (Stats, the Prometheus collectors), health and
+// readiness, and the graceful drain. It serves no HTTP: package app puts
+// Stats, Health, Readiness and the registry on /stats, /health, /ready and
+// /metrics.
 //
 // Data flow. Each of CONNECTIONS MQTT connections subscribes to
 // $share/SHARE_GROUP/MQTT_SUB (or MQTT_SUB with SHARED_SUBSCRIPTION=false).
@@ -90,13 +93,14 @@
 // a clean session, and the broker discards whatever it had queued. A blocked
 // send is released (and counted abandoned) when shutdown gives up.
 //
-// Shutdown. When Run's context ends: /ready and /health turn 503, the
-// autoscaler stops, every connection unsubscribes (the broker stops
-// delivering; replies can still go out), the engine waits for stragglers
-// already on the wire, then workers empty the queue and exit. Whatever is
-// still queued or being slept on after SHUTDOWN_TIMEOUT is counted as
-// abandoned and logged. Then the connections close (flushing buffered
-// replies) and Run returns after every goroutine it started has ended.
+// Shutdown. When Run's context ends: Readiness and Health turn false
+// ("draining"; /ready and /health answer 503), the autoscaler stops, every
+// connection unsubscribes (the broker stops delivering; replies can still go
+// out), the engine waits for stragglers already on the wire, then workers
+// empty the queue and exit. Whatever is still queued or being slept on after
+// SHUTDOWN_TIMEOUT is counted as abandoned and logged. Then the connections
+// close (flushing buffered replies) and Run returns after every goroutine it
+// started has ended.
 package engine
 
 import (
@@ -114,7 +118,6 @@ import (
 
 	mx "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/autoscale"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
@@ -164,7 +167,6 @@ type Engine struct {
 	demand   demandSample
 	cfg      config.Config
 	log      *slog.Logger
-	gatherer prometheus.Gatherer
 	met      *metrics
 	popts    mqttconn.Options
 	procOpts process.Options
@@ -194,7 +196,6 @@ type Engine struct {
 
 	scaler   *autoscale.Scaler
 	pool     atomic.Pointer[mqttconn.Pool]
-	httpAddr atomic.Pointer[string]
 	ready    chan struct{}
 	started  atomic.Bool
 	draining atomic.Bool
@@ -214,9 +215,7 @@ type rateSample struct {
 }
 
 // New checks cfg and builds an engine whose metrics are registered on reg
-// (nil: a private registry). /metrics serves reg when it is also a
-// prometheus.Gatherer (a *prometheus.Registry is), else the engine's metrics
-// alone. Configuration errors wrap envconf.ErrInvalid.
+// (nil: a private registry). Configuration errors wrap envconf.ErrInvalid.
 func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
 	c := *cfg
 	if err := c.Check(); err != nil {
@@ -288,41 +287,23 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engi
 	if err := e.met.Register(reg); err != nil {
 		return nil, err
 	}
-	if g, ok := reg.(prometheus.Gatherer); ok {
-		e.gatherer = g
-	} else {
-		own := prometheus.NewRegistry()
-		if err := e.met.Register(own); err != nil {
-			return nil, err
-		}
-		e.gatherer = own
-	}
 	return e, nil
 }
 
-// Ready is closed once the engine is connected, subscribed, serving HTTP (if
-// HTTP_ADDR is set) and its workers are running.
+// Ready is closed once the engine is connected, subscribed and its workers
+// are running.
 func (e *Engine) Ready() <-chan struct{} { return e.ready }
 
-// HTTPAddr returns the bound HTTP address (e.g. "127.0.0.1:41234") once Run
-// is listening, else "".
-func (e *Engine) HTTPAddr() string {
-	if p := e.httpAddr.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
-
-// Run connects, serves and processes until ctx ends, then drains (see the
-// package doc) and returns after every goroutine it started has ended. It
-// returns nil on a clean shutdown, including one requested while connecting,
-// and an error when it cannot listen or connect. Run may be called once.
+// Run connects and processes until ctx ends, then drains (see the package
+// doc) and returns after every goroutine it started has ended. It returns nil
+// on a clean shutdown, including one requested while connecting, and an error
+// when it cannot connect. Run may be called once.
 func (e *Engine) Run(ctx context.Context) error {
 	if !e.started.CompareAndSwap(false, true) {
 		return ErrRunTwice
 	}
-	// Background goroutines (HTTP, rate sampler) outlive ctx: they serve
-	// /ready=503 and /stats during the drain.
+	// Background goroutines (the rate sampler) outlive ctx: Stats stays
+	// current during the drain.
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
 	defer func() {
@@ -330,24 +311,6 @@ func (e *Engine) Run(ctx context.Context) error {
 		bg.Wait()
 	}()
 
-	if e.cfg.HTTPAddr != "" {
-		l, err := serve.Listen(e.cfg.HTTPAddr)
-		if err != nil {
-			return err
-		}
-		addr := l.Addr().String()
-		e.httpAddr.Store(&addr)
-		srv := serve.New(e.gatherer, e.log)
-		srv.Health("/health", e.health)
-		srv.Health("/ready", e.readiness)
-		srv.JSON("/stats", func() any { return e.Stats() })
-		bg.Go(func() {
-			if err := srv.Serve(bgCtx, l); err != nil {
-				e.log.Error("http server stopped", "err", err)
-			}
-		})
-		e.log.Info("http listening", "http_addr", addr)
-	}
 	if !e.cfg.Shared {
 		e.log.Warn("SHARED_SUBSCRIPTION=false: plain subscription, every worker instance receives every request", "filter", e.cfg.Sub)
 	}

@@ -1,14 +1,12 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"regexp"
 	"runtime"
@@ -22,8 +20,6 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
@@ -75,12 +71,10 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// testConfig returns a small, fast configuration against brokerURL with
-// HTTP on a free loopback port.
+// testConfig returns a small, fast configuration against brokerURL.
 func testConfig(brokerURL string) *config.Config {
 	c := config.Defaults()
 	c.Broker = brokerURL
-	c.HTTPAddr = "127.0.0.1:0"
 	c.Connections = 2
 	c.MinWorkers = 2
 	c.MaxWorkers = 4
@@ -216,35 +210,25 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-var httpClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-
-func get(t *testing.T, addr, path string) (int, []byte) {
+// gather collects g by family name (package app serves the engine's
+// registry on /metrics; its test reads it over HTTP).
+func gather(t *testing.T, g prometheus.Gatherer) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := httpClient.Get("http://" + addr + path)
+	list, err := g.Gather()
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("gather: %v", err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	return resp.StatusCode, body
-}
-
-// scrape reads /metrics over HTTP and parses the text exposition.
-func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
-	t.Helper()
-	code, body := get(t, addr, "/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d", code)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
+	mfs := make(map[string]*dto.MetricFamily, len(list))
+	for _, mf := range list {
+		mfs[mf.GetName()] = mf
 	}
 	return mfs
+}
+
+// scrape collects the engine's registry.
+func (r *running) scrape(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	return gather(t, r.reg)
 }
 
 // value returns the sample of family name whose labels include the given
@@ -293,8 +277,8 @@ func checkIdentity(t *testing.T, s Stats) {
 
 // TestRoundTrip is the test as requester: every valid request gets exactly
 // one response echoing its fields, garbage (including well-formed requests
-// whose reply topic is not publishable) is counted as malformed, and
-// /stats, /metrics, /health and /ready over real HTTP agree.
+// whose reply topic is not publishable) is counted as malformed, and Stats
+// (as JSON, the /stats document), the metrics, Health and Readiness agree.
 func TestRoundTrip(t *testing.T) {
 	b := startBroker(t)
 	req := newRequester(t, b.URL(), "resp/t/+")
@@ -302,10 +286,6 @@ func TestRoundTrip(t *testing.T) {
 
 	cfg := testConfig(b.URL())
 	e := start(t, cfg)
-	addr := e.HTTPAddr()
-	if addr == "" {
-		t.Fatal("HTTPAddr empty after Ready")
-	}
 
 	const n = 300
 	req.sendRequests(t, n)
@@ -354,16 +334,19 @@ func TestRoundTrip(t *testing.T) {
 	}
 	checkIdentity(t, s)
 
-	// /stats over HTTP.
-	code, body := get(t, addr, "/stats")
+	// The /stats document.
+	body, err := json.Marshal(e.Stats())
+	if err != nil {
+		t.Fatal(err)
+	}
 	var hs Stats
-	if err := json.Unmarshal(body, &hs); code != http.StatusOK || err != nil {
-		t.Fatalf("/stats: %d %v %s", code, err, body)
+	if err := json.Unmarshal(body, &hs); err != nil {
+		t.Fatalf("stats JSON: %v %s", err, body)
 	}
 	if hs.Processed != n || hs.Malformed != uint64(len(garbage)) || hs.Received != s.Received ||
 		hs.ConnectionsUp != 2 || hs.Connections != 2 || hs.Workers != cfg.MinWorkers || hs.QueueCap != cfg.QueueCap ||
 		hs.Mode != "health" || hs.Draining || hs.MinWorkers != 2 || hs.MaxWorkers != 4 || hs.ScalingEvents == nil {
-		t.Errorf("/stats = %s", body)
+		t.Errorf("stats JSON = %s", body)
 	}
 	var raw map[string]any
 	_ = json.Unmarshal(body, &raw)
@@ -372,15 +355,15 @@ func TestRoundTrip(t *testing.T) {
 		"queue_bytes", "queue_max_bytes", "queue_oldest_seconds", "blocked", "arrival_rps", "service_seconds", "demand_workers",
 		"need_workers", "utilization"} {
 		if _, ok := raw[k]; !ok {
-			t.Errorf("/stats lacks %q", k)
+			t.Errorf("stats JSON lacks %q", k)
 		}
 	}
 	if hs.RateRPS <= 0 {
 		t.Errorf("rate_rps = %v after %d processed", hs.RateRPS, n)
 	}
 
-	// /metrics over HTTP.
-	mfs := scrape(t, addr)
+	// The metrics.
+	mfs := e.scrape(t)
 	for _, c := range []struct {
 		name   string
 		labels []string
@@ -415,9 +398,9 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 
-	for _, path := range []string{"/health", "/ready"} {
-		if code, body := get(t, addr, path); code != http.StatusOK {
-			t.Errorf("%s = %d %s, want 200", path, code, body)
+	for name, f := range map[string]func() (bool, string){"Health": e.Health, "Readiness": e.Readiness} {
+		if ok, why := f(); !ok {
+			t.Errorf("%s = false %q, want true", name, why)
 		}
 	}
 
@@ -456,7 +439,7 @@ func TestDropOnFull(t *testing.T) {
 	}
 	checkIdentity(t, s)
 	waitFor(t, 5*time.Second, "responses to the processed requests", func() bool { return req.count() >= int(s.Processed) })
-	mfs := scrape(t, e.HTTPAddr())
+	mfs := e.scrape(t)
 	if got := value(t, mfs, "mqttrr_worker_messages_total", "outcome", "dropped_full"); got != float64(s.DroppedFull) {
 		t.Errorf("dropped_full metric %v, stats %d", got, s.DroppedFull)
 	}
@@ -467,8 +450,8 @@ func TestDropOnFull(t *testing.T) {
 }
 
 // TestGracefulDrain: with a queue full of slow work, cancelling the context
-// turns /ready to 503, and every queued request is processed and replied to
-// before Run returns.
+// turns Readiness and Health false ("draining"), and every queued request is
+// processed and replied to before Run returns.
 func TestGracefulDrain(t *testing.T) {
 	b := startBroker(t)
 	req := newRequester(t, b.URL(), "resp/t/+")
@@ -481,7 +464,6 @@ func TestGracefulDrain(t *testing.T) {
 	cfg.MinWorkers, cfg.MaxWorkers = 1, 1
 	cfg.DropOnFull = false
 	e := start(t, cfg)
-	addr := e.HTTPAddr()
 
 	const n = 30
 	req.sendRequests(t, n)
@@ -491,21 +473,11 @@ func TestGracefulDrain(t *testing.T) {
 	}
 
 	e.cancel()
-	saw503 := false
-	for !saw503 {
-		code, _ := get(t, addr, "/ready")
-		saw503 = code == http.StatusServiceUnavailable
-		if !saw503 {
-			if e.Stats().Processed == n {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
+	waitFor(t, 5*time.Second, "the drain to start", func() bool { return e.Stats().Draining })
+	for name, f := range map[string]func() (bool, string){"Health": e.Health, "Readiness": e.Readiness} {
+		if ok, why := f(); ok || why != "draining" {
+			t.Errorf("%s = %v %q while draining, want false \"draining\"", name, ok, why)
 		}
-	}
-	if !saw503 {
-		t.Error("/ready never answered 503 while draining")
-	} else if code, _ := get(t, addr, "/health"); code != http.StatusServiceUnavailable {
-		t.Errorf("/health = %d while draining, want 503", code)
 	}
 	if s := e.Stats(); !s.Draining {
 		t.Error("stats: draining = false after cancel")
@@ -600,7 +572,7 @@ func TestAutoscaleUnderLoad(t *testing.T) {
 	if s.ServiceSeconds < 0.02 || s.ArrivalRPS != 0 {
 		t.Errorf("last sample: service %v s (≥ SLEEP_MS 20 ms), arrivals %v/s (0 once idle)", s.ServiceSeconds, s.ArrivalRPS)
 	}
-	mfs := scrape(t, e.HTTPAddr())
+	mfs := e.scrape(t)
 	if value(t, mfs, "mqttrr_worker_scaling_events_total", "direction", "up") < 1 ||
 		value(t, mfs, "mqttrr_worker_scaling_events_total", "direction", "down") < 1 {
 		t.Error("scaling_events_total does not count both directions")
@@ -723,7 +695,7 @@ func TestBlockedAccounting(t *testing.T) {
 		t.Errorf("under back-pressure: in flight %d, queued %d, blocked %d, received %d; want 1, 2, 2, 5", s.InFlight, s.QueueDepth, s.Blocked, s.Received)
 	}
 	checkIdentity(t, s)
-	mfs := scrape(t, e.HTTPAddr())
+	mfs := e.scrape(t)
 	if got := value(t, mfs, "mqttrr_worker_blocked", nil...); got != 2 {
 		t.Errorf("mqttrr_worker_blocked = %v, want 2", got)
 	}
@@ -865,7 +837,7 @@ func TestUnsentRepliesAreReplyFailed(t *testing.T) {
 		})
 	}
 	before, unsent0 := e.Stats(), e.unsent()
-	high := value(t, scrape(t, e.HTTPAddr()), "mqttrr_worker_messages_total", "outcome", "processed")
+	high := value(t, e.scrape(t), "mqttrr_worker_messages_total", "outcome", "processed")
 	proxy.reset()
 	waitFor(t, 20*time.Second, "buffered replies reported unsent", func() bool { return e.unsent() > unsent0 })
 	// The connection reports its discarded frames one by one: wait until the
@@ -901,7 +873,7 @@ func TestUnsentRepliesAreReplyFailed(t *testing.T) {
 	checkIdentity(t, s)
 	// The Prometheus counter never goes down: it holds the highest value it
 	// exported (before the reset) until processed passes it again.
-	mfs := scrape(t, e.HTTPAddr())
+	mfs := e.scrape(t)
 	if got := value(t, mfs, "mqttrr_worker_messages_total", "outcome", "processed"); high != float64(before.Processed) || got != high {
 		t.Errorf("processed_total %v, want its high-water mark %v = %d (stats now %d)", got, high, before.Processed, s.Processed)
 	}
@@ -1017,11 +989,7 @@ func TestPlainSubscription(t *testing.T) {
 	cfg.Connections = 1
 	cfg.Shared = false
 	cfg.ShareGroup = ""
-	cfg.HTTPAddr = ""
 	e := start(t, cfg)
-	if e.HTTPAddr() != "" {
-		t.Errorf("HTTPAddr = %q with HTTP_ADDR empty", e.HTTPAddr())
-	}
 	req.sendRequests(t, 20)
 	waitFor(t, 5*time.Second, "responses", func() bool { return req.count() == 20 })
 	e.stop(t)
@@ -1037,7 +1005,6 @@ func TestQoS1(t *testing.T) {
 
 	cfg := testConfig(b.URL())
 	cfg.QoS = 1
-	cfg.HTTPAddr = ""
 	e := start(t, cfg)
 	const n = 100
 	req.sendRequests(t, n)
@@ -1054,26 +1021,7 @@ func TestQoS1(t *testing.T) {
 
 func TestRunErrors(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	t.Run("http address taken", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		cfg := testConfig("tcp://127.0.0.1:1")
-		cfg.HTTPAddr = l.Addr().String()
-		e, err := New(cfg, testLogger(t), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.Run(context.Background()); err == nil {
-			t.Error("Run with a taken HTTP address = nil")
-		}
-		if err := e.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
-			t.Errorf("second Run = %v, want ErrRunTwice", err)
-		}
-	})
-	t.Run("cancelled while connecting", func(t *testing.T) {
+	t.Run("cancelled while connecting, then run again", func(t *testing.T) {
 		// A port nobody listens on: paho retries every 500 ms until cancelled.
 		// (A listener that never answers CONNECT would keep paho's connect
 		// goroutine alive for its 10 s connect timeout after Run returned.)
@@ -1098,6 +1046,9 @@ func TestRunErrors(t *testing.T) {
 			t.Error("Ready closed without a connection")
 		default:
 		}
+		if err := e.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
+			t.Errorf("second Run = %v, want ErrRunTwice", err)
+		}
 	})
 }
 
@@ -1114,14 +1065,14 @@ func TestNewErrors(t *testing.T) {
 	if _, err := New(testConfig("tcp://127.0.0.1:1883"), nil, reg); err == nil {
 		t.Error("two engines on one registry: want a duplicate registration error")
 	}
-	// A Registerer that is not a Gatherer still gets /metrics of its own.
-	wrapped := prometheus.WrapRegistererWith(prometheus.Labels{"pod": "a"}, prometheus.NewRegistry())
-	e, err := New(testConfig("tcp://127.0.0.1:1883"), nil, wrapped)
-	if err != nil {
+	// Any Registerer will do: a wrapped one labels every series.
+	inner := prometheus.NewRegistry()
+	if _, err := New(testConfig("tcp://127.0.0.1:1883"), nil, prometheus.WrapRegistererWith(prometheus.Labels{"pod": "a"}, inner)); err != nil {
 		t.Fatal(err)
 	}
-	if mfs, err := e.gatherer.Gather(); err != nil || len(mfs) == 0 {
-		t.Errorf("private gatherer: %d families, %v", len(mfs), err)
+	mf := gather(t, inner)["mqttrr_worker_workers"]
+	if mf == nil || len(mf.GetMetric()) != 1 || len(mf.GetMetric()[0].GetLabel()) != 1 || mf.GetMetric()[0].GetLabel()[0].GetValue() != "a" {
+		t.Errorf("wrapped registerer: mqttrr_worker_workers = %v", mf)
 	}
 }
 
@@ -1171,17 +1122,13 @@ func TestK8sAdapterRulesUseExportedMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(testConfig("tcp://127.0.0.1:1883"), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := e.gatherer.Gather()
-	if err != nil {
+	reg := prometheus.NewRegistry()
+	if _, err := New(testConfig("tcp://127.0.0.1:1883"), nil, reg); err != nil {
 		t.Fatal(err)
 	}
 	exported := map[string]bool{}
-	for _, mf := range mfs {
-		exported[mf.GetName()] = true
+	for name := range gather(t, reg) {
+		exported[name] = true
 	}
 	found := regexp.MustCompile(`seriesQuery: '([a-zA-Z_:][a-zA-Z0-9_:]*)\{`).FindAllSubmatch(b, -1)
 	if len(found) == 0 {

@@ -2,7 +2,11 @@ package engine
 
 import "fmt"
 
-func (e *Engine) health() (bool, string) {
+// Health reports whether the engine is healthy and, when not, why: false
+// with "draining" once Run's context has ended, "connecting" before the pool
+// is up, or the connections that are down or suspect (up, but wrote and heard
+// nothing back for KEEPALIVE). /health serves it.
+func (e *Engine) Health() (bool, string) {
 	if e.draining.Load() {
 		return false, "draining"
 	}
@@ -19,7 +23,10 @@ func (e *Engine) health() (bool, string) {
 	return true, ""
 }
 
-func (e *Engine) readiness() (bool, string) {
+// Readiness reports whether the engine takes requests: true once Ready is
+// closed, false with "starting" before and "draining" once Run's context has
+// ended. /ready serves it.
+func (e *Engine) Readiness() (bool, string) {
 	if e.draining.Load() {
 		return false, "draining"
 	}

@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	mx "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve"
 )
 
 // Metric namespace and subsystem: every metric is mqttrr_worker_*.
@@ -103,7 +102,6 @@ func newMetrics(e *Engine) *metrics {
 		e.utilization)
 	gauge("min_workers", "Lower bound of the pool (MIN_WORKERS).", func() float64 { return float64(e.cfg.MinWorkers) })
 	m.all = append(m.all, e.connEvents.Collectors(subsystem, true)...)
-	m.all = append(m.all, serve.BuildInfo(namespace, subsystem))
 	for _, p := range phases {
 		m.all = append(m.all, mx.Gauge(subsystem, "phase",
 			"The worker's phase: 1 for the current one (connecting, steady, draining, finished), 0 for the others.",
