@@ -101,7 +101,7 @@ func Defaults() *Config {
 		HTTPAddr:        ":8080",
 		ShutdownTimeout: 30 * time.Second,
 		QoS:             0,
-		WriteLinger:     500 * time.Microsecond,
+		WriteLinger:     0,
 		KeepAlive:       30 * time.Second,
 		LogLevel:        "info",
 		MQTTVersion:     "3.1.1",

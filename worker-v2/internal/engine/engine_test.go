@@ -413,6 +413,45 @@ func TestRoundTrip(t *testing.T) {
 
 // TestDropOnFull: one slow worker and a queue of 2 drop most of a burst, and
 // every message is still accounted for.
+// TestReplyWriteModes answers a backlog with each way replies are written:
+// by the worker once the queue is empty (MODE=health, WRITE_LINGER=0), by the
+// worker after each reply (MODE=sleep), by the flusher after WRITE_LINGER.
+// One worker, so the backlog is answered back to back: a reply left in the
+// buffer when the queue ran empty would never arrive.
+func TestReplyWriteModes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mode   string
+		linger time.Duration
+	}{
+		{"health, written by the worker when the queue is empty", config.ModeHealth, 0},
+		{"sleep, written by the worker after each reply", config.ModeSleep, 0},
+		{"health, written by the flusher after WRITE_LINGER", config.ModeHealth, 2 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := startBroker(t)
+			req := newRequester(t, b.URL(), "resp/t/+")
+			cfg := testConfig(b.URL())
+			cfg.Mode, cfg.SleepMS, cfg.WriteLinger = tc.mode, 1, tc.linger
+			cfg.MinWorkers, cfg.MaxWorkers, cfg.Connections = 1, 1, 1
+			e := start(t, cfg)
+			const n = 200
+			req.sendRequests(t, n)
+			waitFor(t, 20*time.Second, "every request answered", func() bool {
+				return req.count() >= n && e.Stats().Processed == n
+			})
+			req.mu.Lock()
+			for i := range n {
+				if len(req.resps[uint32(i)]) != 1 {
+					t.Errorf("request %d: %d responses, want 1", i, len(req.resps[uint32(i)]))
+				}
+			}
+			req.mu.Unlock()
+			e.stop(t)
+		})
+	}
+}
+
 func TestDropOnFull(t *testing.T) {
 	b := startBroker(t)
 	req := newRequester(t, b.URL(), "resp/t/+")
