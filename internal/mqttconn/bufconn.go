@@ -36,6 +36,8 @@ type bufConn struct {
 	net.Conn
 	raw syscall.RawConn // for non-blocking writes; nil (TLS) means flushSync wakes the flusher
 	r   *bufio.Reader
+	rd  rawIO // raw reads (the reading goroutine)
+	wr  rawIO // raw writes (holders of wmu)
 
 	// v5: the session speaks MQTT 5 (PUBLISH frames carry properties), and
 	// the client library's multi-part packet writes are made atomic against
@@ -117,21 +119,13 @@ func (b *bufConn) readSocket(c net.Conn, p []byte) (int, error) {
 	if b.raw == nil || len(p) == 0 {
 		return c.Read(p)
 	}
-	var n int
-	var rerr syscall.Errno
-	err := b.raw.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait for readability
-			}
-			n, rerr = int(r), e
-			return true
-		}
-	})
+	// The callback and its state live in b (made once in newBufConn): a
+	// closure capturing p would be allocated on every read. Only this
+	// connection's reading goroutine reads.
+	b.rd.p, b.rd.n, b.rd.errno = p, 0, 0
+	err := b.raw.Read(b.rd.fn)
+	n, rerr := b.rd.n, b.rd.errno
+	b.rd.p = nil
 	switch {
 	case err != nil:
 		return 0, err
@@ -141,6 +135,47 @@ func (b *bufConn) readSocket(c net.Conn, p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// rawIO is the state of one raw read or write system call made from the
+// poller's callback fn.
+type rawIO struct {
+	p     []byte
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool
+}
+
+// readFD is the read callback: it reports false (wait for readability) on
+// EAGAIN.
+func (r *rawIO) readFD(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&r.p[0])), uintptr(len(r.p)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait for readability
+		}
+		r.n, r.errno = int(n), e
+		return true
+	}
+}
+
+// writeFD is the write callback: one attempt, never waiting for
+// writability (EAGAIN is returned; the flusher waits).
+func (r *rawIO) writeFD(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&r.p[0])), uintptr(len(r.p)))
+		if e == syscall.EINTR {
+			continue
+		}
+		r.n, r.errno = int(n), e
+		if e != 0 {
+			r.n = 0
+		}
+		return true
+	}
 }
 
 // wrote records a write, for suspect detection.
@@ -179,6 +214,7 @@ func newBufConn(c net.Conn, readBuf int, linger, writeTimeout time.Duration, lim
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			b.raw = raw
+			b.rd.fn, b.wr.fn = b.rd.readFD, b.wr.writeFD
 		}
 	}
 	b.wg.Add(1)
@@ -497,28 +533,17 @@ func (b *bufConn) writeWaiting(p []byte) (int, error) {
 // tryWrite makes one non-blocking write attempt of p and returns how many
 // bytes the socket took (0 when it would block).
 func (b *bufConn) tryWrite(p []byte) (int, error) {
-	var n int
-	var werr error
-	err := b.raw.Write(func(fd uintptr) bool {
-		for {
-			// Raw, like readSocket: the socket is non-blocking.
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			if e == syscall.EINTR {
-				continue
-			}
-			n, werr = int(r), nil
-			if e != 0 {
-				n, werr = 0, e
-			}
-			return true // never wait for writability: the flusher does
-		}
-	})
+	// Callers hold wmu: b.wr is theirs (see readSocket for why it lives in b).
+	b.wr.p, b.wr.n, b.wr.errno = p, 0, 0
+	err := b.raw.Write(b.wr.fn)
+	n, werr := b.wr.n, b.wr.errno
+	b.wr.p = nil
 	switch {
 	case err != nil:
 		return 0, err
 	case werr == syscall.EAGAIN:
 		return 0, nil
-	case werr != nil:
+	case werr != 0:
 		return 0, werr
 	}
 	if n > 0 {

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"runtime"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +21,7 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/engine"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/procs"
 )
 
 // Option adjusts Run; main passes none.
@@ -98,8 +101,23 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 			o.listening(addr)
 		}
 	}
+	if adaptProcs(cfg) {
+		// Until the engine has drained (the drain is load too); stopped
+		// before wg.Wait, since defers run last in, first out.
+		procsCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopProcs()
+		wg.Go(func() { procs.Run(procsCtx, procs.Default(runtime.GOMAXPROCS(0)), log) })
+	}
 	if err := eng.Run(ctx); err != nil {
 		return cliutil.ExitError, err
 	}
 	return cliutil.ExitOK, nil
+}
+
+// adaptProcs reports whether GOMAXPROCS follows the load (package procs):
+// not when the GOMAXPROCS variable fixes it, not in MODE=cpu (CPU-bound
+// workers need every core), not on one processor.
+func adaptProcs(cfg *config.Config) bool {
+	_, fixed := os.LookupEnv("GOMAXPROCS")
+	return !fixed && cfg.Mode != config.ModeCPU && runtime.GOMAXPROCS(0) > 1
 }

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -454,5 +456,25 @@ func TestListenErrorExits1(t *testing.T) {
 	code, err := Run(context.Background(), cfg, testLogger(t), io.Discard, io.Discard)
 	if code != cliutil.ExitError || err == nil || !strings.Contains(err.Error(), l.Addr().String()) {
 		t.Errorf("Run with a taken HTTP_ADDR: %d %v, want %d and an error naming the address", code, err, cliutil.ExitError)
+	}
+}
+
+// TestAdaptProcs: GOMAXPROCS follows the load unless the operator fixed it
+// or the workers are CPU-bound.
+func TestAdaptProcs(t *testing.T) {
+	cfg := config.Defaults()
+	t.Setenv("GOMAXPROCS", "2") // restored after the test
+	if adaptProcs(cfg) {
+		t.Error("GOMAXPROCS set: must stay fixed")
+	}
+	if err := os.Unsetenv("GOMAXPROCS"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := adaptProcs(cfg), runtime.GOMAXPROCS(0) > 1; got != want {
+		t.Errorf("MODE=health, GOMAXPROCS unset, %d processors: adapt %v, want %v", runtime.GOMAXPROCS(0), got, want)
+	}
+	cfg.Mode = config.ModeCPU
+	if adaptProcs(cfg) {
+		t.Error("MODE=cpu: CPU-bound workers need every core, must stay fixed")
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"runtime"
 	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/autoscale"
@@ -12,6 +13,9 @@ type Stats struct {
 	Workers    int `json:"workers"` // live worker goroutines
 	MinWorkers int `json:"min_workers"`
 	MaxWorkers int `json:"max_workers"` // MAX_WORKERS; in MODE=cpu at most max(MIN_WORKERS, GOMAXPROCS)
+	// GOMAXPROCS is the Go runtime's current P count (it follows the load
+	// unless the GOMAXPROCS variable is set or MODE=cpu: package procs).
+	GOMAXPROCS int `json:"gomaxprocs"`
 	QueueDepth int `json:"queue_depth"` // messages waiting
 	QueueCap   int `json:"queue_cap"`
 	// QueueBytes is what the waiting messages hold (their buffers' capacity);
@@ -76,6 +80,7 @@ func (e *Engine) Stats() Stats {
 	s.Received = e.received()
 	s.Workers = int(e.live.Load())
 	s.MinWorkers, s.MaxWorkers = e.cfg.MinWorkers, e.maxWorkers
+	s.GOMAXPROCS = runtime.GOMAXPROCS(0)
 	s.QueueCap = cap(e.queue)
 	s.QueueBytes, s.QueueMaxBytes = e.queueBytes.Load(), e.cfg.QueueMaxBytes
 	s.QueueOldestSeconds = e.oldestWait().Seconds()
