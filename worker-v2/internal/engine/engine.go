@@ -17,10 +17,14 @@
 // only valid during the handler) and put {buffer, enqueue time} on a
 // buffered channel of QUEUE_CAP items (queue.go). Between MIN_WORKERS and
 // MAX_WORKERS goroutines (worker.go) take items, process them (package
-// process), build the reply into a per-worker buffer and publish it through
-// connection (worker id mod CONNECTIONS), whose write-coalescing buffer
-// batches replies for up to WRITE_LINGER. The drain is in drain.go, health
-// and readiness in health.go.
+// process), build the reply into a per-worker buffer and queue it on
+// connection (worker id mod CONNECTIONS). With WRITE_LINGER=0 (the default)
+// the worker writes its connection's buffer itself — in MODE=health when it
+// finds the queue empty, so a backlog's replies go out in few writes, in the
+// other modes after each reply — and no flusher goroutine is woken; with
+// WRITE_LINGER > 0 the connection's flusher writes after that long. The
+// drain is in drain.go, health and readiness in health.go. GOMAXPROCS
+// follows the load (package procs, started by package app).
 //
 // Queue memory. A slot is 16 bytes (a buffer pointer and the enqueue time in
 // nanoseconds), allocated up front: 1.6 MB for the default QUEUE_CAP of
