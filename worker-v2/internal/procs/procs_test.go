@@ -9,42 +9,46 @@ import (
 )
 
 func TestDecide(t *testing.T) {
-	p := Policy{Min: 1, Max: 8, Target: 0.6, DownAfter: 3}
+	p := Policy{Max: 4, Light: 0.4, Up: 0.33, DownAfter: 3}
 	cases := []struct {
 		name string
-		from State
+		from int
 		used []float64 // one interval each
 		want int
 	}{
-		{"idle stays at the minimum", State{Procs: 1}, []float64{0}, 1},
-		{"light load fits one P", State{Procs: 1}, []float64{0.5}, 1},
-		{"one saturated P grows at once", State{Procs: 1}, []float64{0.95}, 2},
-		{"at the target exactly: no growth", State{Procs: 1}, []float64{0.6}, 1},
-		{"saturated 4 grows to ⌈4/0.6⌉", State{Procs: 4}, []float64{3.9}, 7},
-		{"never above Max", State{Procs: 7}, []float64{7}, 8},
-		{"down only after DownAfter low intervals", State{Procs: 4}, []float64{0.3, 0.3}, 4},
-		{"down after DownAfter low intervals", State{Procs: 4}, []float64{0.3, 0.3, 0.3}, 1},
-		{"down to the largest want of the low run", State{Procs: 4}, []float64{0.3, 1.5, 0.3}, 3},
-		{"a busy interval resets the low run", State{Procs: 4}, []float64{0.3, 0.3, 2.2, 0.3, 0.3}, 4},
-		{"a rise within the low run applies at once", State{Procs: 2}, []float64{0.3, 2.0}, 4},
+		{"busy stays on every core", 4, []float64{1.5, 2.5, 0.9}, 4},
+		{"light, not yet long enough", 4, []float64{0.1, 0.3}, 4},
+		{"light for DownAfter intervals: one P", 4, []float64{0.1, 0.3, 0.39}, 1},
+		{"at Light exactly is not light", 4, []float64{0.4, 0.4, 0.4}, 4},
+		{"a busy interval restarts the count", 4, []float64{0.1, 0.1, 0.5, 0.1, 0.1}, 4},
+		{"light again after the restart", 4, []float64{0.1, 0.1, 0.5, 0.1, 0.1, 0.1}, 1},
+		{"one P under Up stays", 1, []float64{0.2, 0.33, 0.3}, 1},
+		{"one P above Up: every core at once", 1, []float64{0.34}, 4},
+		{"idle on one P stays", 1, []float64{0}, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := tc.from
+			s := State{Procs: tc.from}
 			for _, u := range tc.used {
 				s = p.Decide(s, u)
 			}
 			if s.Procs != tc.want {
-				t.Errorf("after %v from %d Ps: %d Ps, want %d", tc.used, tc.from.Procs, s.Procs, tc.want)
+				t.Errorf("after %v from %d Ps: %d Ps, want %d", tc.used, tc.from, s.Procs, tc.want)
 			}
 		})
 	}
 }
 
-func TestDecideMinimum(t *testing.T) {
-	p := Policy{Min: 2, Max: 4, Target: 0.6, DownAfter: 1}
-	if s := p.Decide(State{Procs: 4}, 0); s.Procs != 2 {
-		t.Errorf("idle: %d Ps, want the minimum 2", s.Procs)
+// TestDefaultDoesNotFlap: a load just under Light on two Ps costs about
+// 0.78 of that on one (measured 14.5 against 18.5 µs per request), which
+// must stay at or under Up, or the count would switch back at once.
+func TestDefaultDoesNotFlap(t *testing.T) {
+	p := Default(2)
+	if onOne := p.Light * 0.8; onOne > p.Up {
+		t.Errorf("a load just under Light=%v reads %.3f cores on one P, above Up=%v: it would switch back", p.Light, onOne, p.Up)
+	}
+	if p.Up >= p.Light {
+		t.Errorf("Up %v ≥ Light %v: no band between them", p.Up, p.Light)
 	}
 }
 
