@@ -59,13 +59,7 @@ func (c *Config) Validate() []error {
 		envconf.Check(c.Warmup >= 0, "WARMUP", c.Warmup, "must not be negative"),
 	}
 	errs = append(errs, c.Security.Validate("BROKER", c.Broker)...)
-	var out []error
-	for _, e := range errs {
-		if e != nil {
-			out = append(out, e)
-		}
-	}
-	return out
+	return envconf.Failed(errs)
 }
 
 // Result is the outcome of a run, written as JSON. Field names follow

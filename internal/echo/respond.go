@@ -41,13 +41,7 @@ func (c *RespondConfig) Validate() []error {
 		envconf.Check(c.Duration >= 0, "DURATION", c.Duration, "must not be negative"),
 	}
 	errs = append(errs, c.Security.Validate("BROKER", c.Broker)...)
-	var out []error
-	for _, e := range errs {
-		if e != nil {
-			out = append(out, e)
-		}
-	}
-	return out
+	return envconf.Failed(errs)
 }
 
 // Answered counts what a responder did; it is written as JSON when it stops.

@@ -98,6 +98,18 @@ func Check(ok bool, name string, value any, rule string) error {
 	return fmt.Errorf("%s=%s %s", name, quote(value), rule)
 }
 
+// Failed returns the errors of errs that are not nil (Check's passes), for
+// a Validate method that lists one Check a rule.
+func Failed(errs []error) []error {
+	var out []error
+	for _, e := range errs {
+		if e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // printable reports whether s is valid UTF-8 without control characters, so
 // it can be shown as it is (anything else is shown %q-escaped).
 func printable(s string) bool {

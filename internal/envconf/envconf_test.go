@@ -276,3 +276,14 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestFailed(t *testing.T) {
+	a, b := errors.New("a"), errors.New("b")
+	got := envconf.Failed([]error{nil, a, nil, b, nil})
+	if len(got) != 2 || got[0] != a || got[1] != b {
+		t.Errorf("Failed = %v, want [a b]", got)
+	}
+	if got := envconf.Failed([]error{nil, nil}); got != nil {
+		t.Errorf("Failed of passes = %v, want nil", got)
+	}
+}

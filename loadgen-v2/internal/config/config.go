@@ -129,13 +129,7 @@ func (c *Config) Validate() []error {
 	}
 	errs = append(errs, c.Security.Validate("BROKER", c.Broker)...)
 	errs = append(errs, c.validateProtocol()...)
-	var out []error
-	for _, e := range errs {
-		if e != nil {
-			out = append(out, e)
-		}
-	}
-	return out
+	return envconf.Failed(errs)
 }
 
 // StateBytes returns the memory the virtual clients' state needs, bytes:

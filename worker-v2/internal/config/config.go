@@ -178,13 +178,7 @@ func (c *Config) Validate() []error {
 	}
 	errs = append(errs, c.Security.Validate("MQTT_BROKER", c.Broker)...)
 	errs = append(errs, c.validateProtocol()...)
-	var out []error
-	for _, e := range errs {
-		if e != nil {
-			out = append(out, e)
-		}
-	}
-	return out
+	return envconf.Failed(errs)
 }
 
 // SleepDuration returns SLEEP_MS as a duration.
