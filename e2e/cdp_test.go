@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/syncbuf"
 )
 
 // chromiumBinary returns the first Chromium found, or "".
@@ -47,7 +49,7 @@ type cdpMsg struct {
 type browser struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
-	stderr  lockedBuffer
+	stderr  syncbuf.Buffer
 	w       *os.File
 	session string
 

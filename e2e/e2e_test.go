@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mosquitto"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/syncbuf"
 )
 
 var binDir string
@@ -48,29 +48,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// lockedBuffer collects a child's output; it may be read while the child runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proc is a running binary.
 type proc struct {
 	cmd    *exec.Cmd
-	out    lockedBuffer
-	errOut lockedBuffer
+	out    syncbuf.Buffer
+	errOut syncbuf.Buffer
 	done   chan struct{}
 }
 

@@ -6,7 +6,6 @@
 package mosquitto
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/syncbuf"
 )
 
 // ErrNotInstalled is returned when no mosquitto binary is on PATH (or in /usr/sbin).
@@ -43,25 +44,7 @@ type Broker struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *lockedBuffer
-}
-
-// lockedBuffer collects the broker's output; it may be read while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	log  *syncbuf.Buffer
 }
 
 // Binary returns the path of the mosquitto binary.
@@ -115,7 +98,7 @@ func (b *Broker) start() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cmd := exec.Command(b.bin, "-c", b.conf)
-	b.log = &lockedBuffer{}
+	b.log = &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = b.log, b.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
