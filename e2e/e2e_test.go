@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	for _, b := range []string{"loadgen-v2", "worker-v2", "cmd/rr-local"} {
+	for _, b := range []string{"loadgen-v2", "worker-v2", "cmd/rr-local", "cmd/rr-echo"} {
 		out := filepath.Join(dir, filepath.Base(b))
 		cmd := exec.Command("go", "build", "-race", "-o", out, "../"+b)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -58,8 +58,14 @@ type proc struct {
 
 func start(t *testing.T, name string, env ...string) *proc {
 	t.Helper()
+	return startArgs(t, name, nil, env...)
+}
+
+// startArgs is start with command-line arguments (a subcommand).
+func startArgs(t *testing.T, name string, args []string, env ...string) *proc {
+	t.Helper()
 	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, name))
+	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errOut
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

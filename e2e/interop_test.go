@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net/url"
 	"os"
@@ -159,5 +160,51 @@ func TestMosquittoRRAsksWorker(t *testing.T) {
 	}
 	if got := strings.TrimSpace(string(out)); got != `{"status":"ok","from":"worker-v2"}` {
 		t.Errorf("mosquitto_rr printed %q", got)
+	}
+}
+
+// TestPahoResponderAnswersLoadgen: `rr-echo respond`, the plain paho echo
+// responder that scripts/benchmark.sh workercpu reads worker-v2's CPU
+// against, answers every loadgen-v2 request once through both brokers, and
+// the count it prints on SIGTERM is the loadgen's.
+func TestPahoResponderAnswersLoadgen(t *testing.T) {
+	for _, bk := range []string{"embedded", "mosquitto"} {
+		t.Run(bk, func(t *testing.T) {
+			url := startBrokerKind(t, bk)
+			rs := startArgs(t, "rr-echo", []string{"respond"}, "BROKER="+url, "CONNECTIONS=4")
+			deadline := time.Now().Add(30 * time.Second)
+			for !strings.Contains(rs.errOut.String(), "responder ready") {
+				select {
+				case <-rs.done:
+					t.Fatalf("rr-echo respond exited before ready:\n%s", rs.errOut.String())
+				default:
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("rr-echo respond not ready after 30s:\n%s", rs.errOut.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			rf := filepath.Join(t.TempDir(), "report.json")
+			lg := start(t, "loadgen-v2", loadgenEnv(url, rf, "VIRTUAL_CLIENTS=200", "DURATION=2s", "REQUEST_TIMEOUT=20s")...)
+			if code := lg.wait(t, 90*time.Second); code != 0 {
+				t.Fatalf("loadgen exit %d\n%s", code, tail(lg.errOut.String(), 4000))
+			}
+			r := readReport(t, rf)
+			checkBalanced(t, r)
+			if r.Scheduled != 800 || r.MatchRate != 1 || r.ResponsesMatched != r.RequestsSent || r.Malformed+r.Unknown+r.Duplicate != 0 {
+				t.Errorf("want all 800 requests answered once by rr-echo respond: %+v", r)
+			}
+			_ = rs.cmd.Process.Signal(syscall.SIGTERM)
+			if code := rs.wait(t, 30*time.Second); code != 0 {
+				t.Fatalf("rr-echo respond exit %d\n%s", code, rs.errOut.String())
+			}
+			var a struct{ Received, Answered, Malformed uint64 }
+			if err := json.Unmarshal([]byte(rs.out.String()), &a); err != nil {
+				t.Fatalf("rr-echo respond output %q: %v", rs.out.String(), err)
+			}
+			if a.Answered != r.RequestsSent || a.Received != a.Answered || a.Malformed != 0 {
+				t.Errorf("rr-echo respond says %+v; the loadgen sent %d", a, r.RequestsSent)
+			}
+		})
 	}
 }

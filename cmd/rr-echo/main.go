@@ -16,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
@@ -25,82 +26,73 @@ import (
 
 func main() { os.Exit(run(os.Args[1:])) }
 
+const exitHelp = "Exit status: 0 ok, 1 runtime error (e.g. broker unreachable), 2 invalid configuration, 130 second signal."
+
 func run(args []string) int {
-	if cliutil.WantsHelp(args) {
-		_ = envconf.Usage(os.Stdout, "rr-echo", "the simplest request/response over a broker: its ceiling on this machine", &echo.Config{})
-		fmt.Println("\nOutput: JSON on stdout (round_trips, throughput_rps = round trips per second, latency_ms, histograms.latency).")
-		fmt.Println("\nSubcommands:\n  respond   the plain paho echo responder for loadgen-v2's requests (rr-echo respond -h)")
-		fmt.Println("Exit status: 0 ok, 1 runtime error (e.g. broker unreachable), 2 invalid configuration, 130 second signal.")
-		return cliutil.ExitOK
-	}
 	if len(args) > 0 && args[0] == "respond" {
-		return respond(args[1:])
-	}
-	if len(args) > 0 {
-		fmt.Fprintf(os.Stderr, "rr-echo: unknown argument %q (configuration is environment variables; -h lists them)\n", args[0])
-		return cliutil.ExitConfig
+		var cfg echo.RespondConfig
+		return command("rr-echo respond", args[1:], &cfg,
+			"plain paho echo responder for loadgen-v2's requests: the handler publishes each response (no queue, no workers)",
+			"\nOutput: JSON on stdout when it stops (received, answered, malformed).",
+			func(ctx context.Context, log *slog.Logger) ([]byte, error) {
+				res, err := echo.Respond(ctx, cfg, func() {
+					log.Info("responder ready", "broker", cfg.Broker, "connections", cfg.Connections)
+				})
+				if err != nil {
+					return nil, err
+				}
+				return json.Marshal(res)
+			})
 	}
 	var cfg echo.Config
-	if err := envconf.Load(&cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "rr-echo:", err)
-		return cliutil.ExitConfig
-	}
-	log := cliutil.Logger(os.Stderr, "info")
-	ctx, stop := cliutil.SignalContext(context.Background(), log, os.Exit)
-	defer stop()
-	res, err := echo.Run(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "rr-echo:", err)
-		return cliutil.ExitError
-	}
-	b, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "rr-echo:", err)
-		return cliutil.ExitError
-	}
-	b = append(b, '\n')
-	if cfg.ReportFile != "" {
-		if err := os.WriteFile(cfg.ReportFile, b, 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "rr-echo:", err)
-			return cliutil.ExitError
-		}
-	}
-	_, _ = os.Stdout.Write(b)
-	return cliutil.ExitOK
+	return command("rr-echo", args, &cfg,
+		"the simplest request/response over a broker: its ceiling on this machine",
+		"\nOutput: JSON on stdout (round_trips, throughput_rps = round trips per second, latency_ms, histograms.latency).\n"+
+			"\nSubcommands:\n  respond   the plain paho echo responder for loadgen-v2's requests (rr-echo respond -h)",
+		func(ctx context.Context, _ *slog.Logger) ([]byte, error) {
+			res, err := echo.Run(ctx, cfg)
+			if err != nil {
+				return nil, err
+			}
+			b, err := json.MarshalIndent(res, "", "  ")
+			if err != nil {
+				return nil, err
+			}
+			if cfg.ReportFile != "" {
+				if err := os.WriteFile(cfg.ReportFile, append(b, '\n'), 0o644); err != nil {
+					return nil, err
+				}
+			}
+			return b, nil
+		})
 }
 
-// respond runs `rr-echo respond`.
-func respond(args []string) int {
+// command runs one subcommand: -h prints the variables of cfg and help;
+// otherwise cfg is loaded from the environment, body runs until a signal,
+// and the JSON it returns is printed. It returns the exit status.
+func command(name string, args []string, cfg any, summary, help string, body func(context.Context, *slog.Logger) ([]byte, error)) int {
 	if cliutil.WantsHelp(args) {
-		_ = envconf.Usage(os.Stdout, "rr-echo respond", "plain paho echo responder for loadgen-v2's requests: the handler publishes each response (no queue, no workers)", &echo.RespondConfig{})
-		fmt.Println("\nOutput: JSON on stdout when it stops (received, answered, malformed).")
-		fmt.Println("Exit status: 0 ok, 1 runtime error (e.g. broker unreachable), 2 invalid configuration, 130 second signal.")
+		_ = envconf.Usage(os.Stdout, name, summary, cfg)
+		fmt.Println(help)
+		fmt.Println(exitHelp)
 		return cliutil.ExitOK
 	}
 	if len(args) > 0 {
-		fmt.Fprintf(os.Stderr, "rr-echo respond: unknown argument %q (configuration is environment variables; -h lists them)\n", args[0])
+		fmt.Fprintf(os.Stderr, "%s: unknown argument %q (configuration is environment variables; -h lists them)\n", name, args[0])
 		return cliutil.ExitConfig
 	}
-	var cfg echo.RespondConfig
-	if err := envconf.Load(&cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "rr-echo respond:", err)
+	if err := envconf.Load(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
 		return cliutil.ExitConfig
 	}
 	log := cliutil.Logger(os.Stderr, "info")
 	ctx, stop := cliutil.SignalContext(context.Background(), log, os.Exit)
 	defer stop()
-	res, err := echo.Respond(ctx, cfg, func() {
-		log.Info("responder ready", "broker", cfg.Broker, "connections", cfg.Connections)
-	})
+	out, err := body(ctx, log)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "rr-echo respond:", err)
+		fmt.Fprintln(os.Stderr, name+":", err)
 		return cliutil.ExitError
 	}
-	b, err := json.Marshal(res)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "rr-echo respond:", err)
-		return cliutil.ExitError
-	}
-	_, _ = os.Stdout.Write(append(b, '\n'))
+	_, _ = os.Stdout.Write(append(out, '\n'))
 	return cliutil.ExitOK
 }
