@@ -12,7 +12,7 @@
 // token, a packet and a timer per message and wakes a writer goroutine):
 // Conn.Publish appends a ready PUBLISH frame to the connection's coalescing
 // buffer, and a flusher writes all that accumulated in one syscall. Inbound
-// QoS 0 PUBLISH packets are parsed in the read path and handed to the Handler
+// QoS 0 PUBLISH packets are parsed in the read path and handed to OnMessage
 // directly (paho's router would allocate a message and pass it through two
 // goroutines). The same holds for MQTT 5, whose PUBLISH properties are
 // written and parsed here too (frame5.go). The client library still owns the
@@ -80,15 +80,12 @@ type Conn interface {
 	Connected() bool
 }
 
-// Handler receives an inbound message. It runs on the connection's single
+// MessageHandler receives a message of connection conn, with its MQTT 5
+// properties. For inbound messages it runs on the connection's single
 // reading goroutine, one message at a time: it must not block (decode, do a
-// non-blocking hand-off, return). topic and payload are valid only until the
+// non-blocking hand-off, return). The message is valid only until the
 // handler returns (QoS 0 messages are parsed in place from the read buffer):
 // copy what must be kept.
-type Handler func(conn int, topic string, payload []byte)
-
-// MessageHandler is Handler for whole messages, with their MQTT 5
-// properties; the same rules apply.
 type MessageHandler func(conn int, m *Message)
 
 // Options configures a Pool. Zero values take the documented defaults.
@@ -113,11 +110,8 @@ type Options struct {
 	// ProtocolVersion is 4 (MQTT 3.1.1, paho.mqtt.golang) or 5 (MQTT 5,
 	// paho.golang). Default 4.
 	ProtocolVersion byte
-	// Handler receives inbound messages (topic and payload). One of Handler
-	// and OnMessage is required when Subscriptions is set.
-	Handler Handler
-	// OnMessage receives inbound messages with their MQTT 5 properties; it
-	// takes precedence over Handler.
+	// OnMessage receives inbound messages with their MQTT 5 properties.
+	// Required when Subscriptions is set.
 	OnMessage MessageHandler
 	// Plain uses paho as it comes: its own connection (no read buffer, no
 	// write coalescing), Publish for every message, its router for every
@@ -130,10 +124,8 @@ type Options struct {
 	// Queue returned nil) but discarded unwritten: the socket failed before
 	// its bytes reached it, or Close could not write it. Optional; must not
 	// block. Not called with Plain (paho drops such messages silently).
-	OnUnsent Handler
-	// OnUnsentMessage is OnUnsent with the whole message (its MQTT 5
-	// properties included); it takes precedence over OnUnsent.
-	OnUnsentMessage MessageHandler
+	// The message has its MQTT 5 properties.
+	OnUnsent MessageHandler
 	// SuspectAfter: a connection that wrote and has read nothing for longer
 	// than this is suspect (Pool.Suspect), e.g. a half-open link that
 	// keepalive has not caught yet. Default KeepAlive.
@@ -168,14 +160,6 @@ type Options struct {
 func (o *Options) setDefaults() {
 	if o.ProtocolVersion == 0 {
 		o.ProtocolVersion = 4
-	}
-	if o.OnMessage == nil && o.Handler != nil {
-		h := o.Handler
-		o.OnMessage = func(c int, m *Message) { h(c, m.Topic, m.Payload) }
-	}
-	if o.OnUnsentMessage == nil && o.OnUnsent != nil {
-		h := o.OnUnsent
-		o.OnUnsentMessage = func(c int, m *Message) { h(c, m.Topic, m.Payload) }
 	}
 	if o.Connections <= 0 {
 		o.Connections = 1

@@ -285,7 +285,7 @@ func (c *connBase) dial(u *url.URL) (*bufConn, error) {
 	if o.OnMessage != nil && o.QoS == 0 {
 		bc.onPublish = c.deliver
 	}
-	if o.OnUnsentMessage != nil {
+	if o.OnUnsent != nil {
 		bc.onUnsent = c.unsent
 	}
 	if old := c.cur.Swap(bc); old != nil {
@@ -308,7 +308,7 @@ func (c *connBase) deliver(m *Message) {
 func (c *connBase) unsent(m *Message) {
 	c.hmu.RLock()
 	if !c.unsentClosed {
-		c.pool.opts.OnUnsentMessage(c.idx, m)
+		c.pool.opts.OnUnsent(c.idx, m)
 	}
 	c.hmu.RUnlock()
 }

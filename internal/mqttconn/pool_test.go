@@ -77,7 +77,8 @@ func newCounter() *counter {
 	return &counter{n: map[string]int{}, last: map[string]int64{}, conns: map[int]map[int]int{}}
 }
 
-func (c *counter) handle(conn int, topic string, payload []byte) {
+func (c *counter) handle(conn int, m *mqttconn.Message) {
+	topic, payload := m.Topic, m.Payload
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	level, _, _ := strings.Cut(topic, "/")
@@ -131,7 +132,7 @@ func TestPoolPublishSubscribe(t *testing.T) {
 	sub := dial(t, mqttconn.Options{
 		Broker: b.URL(), ClientIDPrefix: "sub", Connections: 2,
 		Subscriptions: func(i int) []string { return []string{[]string{"t/+", "u/+"}[i]} },
-		Handler:       got.handle,
+		OnMessage:     got.handle,
 	})
 	pub := dial(t, mqttconn.Options{Broker: b.URL(), ClientIDPrefix: "pub", Connections: 4})
 	if sub.Up() != 2 || pub.Up() != 4 || sub.Len() != 2 || pub.Len() != 4 {
@@ -195,7 +196,7 @@ func TestPoolPublishSubscribe(t *testing.T) {
 		t.Fatalf("Unsubscribe: %v", err)
 	}
 	sentinel := newCounter()
-	dial(t, mqttconn.Options{Broker: b.URL(), ClientIDPrefix: "sentinel", Subscriptions: func(int) []string { return []string{"t/+"} }, Handler: sentinel.handle})
+	dial(t, mqttconn.Options{Broker: b.URL(), ClientIDPrefix: "sentinel", Subscriptions: func(int) []string { return []string{"t/+"} }, OnMessage: sentinel.handle})
 	for i := range 1000 {
 		if err := pub.Conn(0).Publish("t/z", []byte{byte(i)}); err != nil {
 			t.Fatal(err)
@@ -240,7 +241,7 @@ func TestPoolResubscribesAfterReconnect(t *testing.T) {
 	sub := dial(t, mqttconn.Options{
 		Broker: b1.URL(), ClientIDPrefix: "sub", MaxReconnectInterval: 100 * time.Millisecond, ConnectTimeout: time.Second,
 		Subscriptions: func(int) []string { return []string{"t/+"} },
-		Handler:       func(int, string, []byte) { received.Add(1) },
+		OnMessage:     func(int, *mqttconn.Message) { received.Add(1) },
 		OnState: func(i int, up bool) {
 			mu.Lock()
 			states = append(states, up)

@@ -119,7 +119,7 @@ func TestSubscribeRetriedWhenSubackNeverComes(t *testing.T) {
 	p := dial(t, mqttconn.Options{
 		Broker: b.url(), ClientIDPrefix: "retry", ConnectTimeout: 20 * time.Second, SubscribeTimeout: 200 * time.Millisecond,
 		Subscriptions: func(int) []string { return []string{"resp/x"} },
-		Handler:       func(int, string, []byte) {},
+		OnMessage:     func(int, *mqttconn.Message) {},
 		OnState: func(_ int, up bool) {
 			if up {
 				ups.Add(1)
@@ -142,7 +142,7 @@ func TestSubscriptionRefusedFailsDial(t *testing.T) {
 	_, err := mqttconn.Dial(context.Background(), mqttconn.Options{
 		Broker: b.url(), ClientIDPrefix: "refused", ConnectTimeout: 20 * time.Second, Logger: quiet,
 		Subscriptions: func(int) []string { return []string{"resp/forbidden"} },
-		Handler:       func(int, string, []byte) {},
+		OnMessage:     func(int, *mqttconn.Message) {},
 	})
 	if !errors.Is(err, mqttconn.ErrSubscriptionRefused) {
 		t.Fatalf("Dial = %v, want ErrSubscriptionRefused", err)
@@ -161,7 +161,7 @@ func TestPublishNeverBlocksOnAStalledBroker(t *testing.T) {
 	p, err := mqttconn.Dial(context.Background(), mqttconn.Options{
 		Broker: b.url(), ClientIDPrefix: "stall", ConnectTimeout: 5 * time.Second, Logger: quiet,
 		WriteTimeout: time.Hour, MaxPendingBytes: 64 << 10,
-		OnUnsent: func(int, string, []byte) { unsent.Add(1) },
+		OnUnsent: func(int, *mqttconn.Message) { unsent.Add(1) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -215,7 +215,7 @@ func TestWriteTimeoutReportsEachFrameOnce(t *testing.T) {
 	p, err := mqttconn.Dial(context.Background(), mqttconn.Options{
 		Broker: b.url(), ClientIDPrefix: "timeout", ConnectTimeout: 5 * time.Second, Logger: quiet,
 		WriteTimeout: 300 * time.Millisecond, MaxPendingBytes: 64 << 10, MaxReconnectInterval: time.Hour,
-		OnUnsent: func(int, string, []byte) { unsent.Add(1) },
+		OnUnsent: func(int, *mqttconn.Message) { unsent.Add(1) },
 	})
 	if err != nil {
 		t.Fatal(err)

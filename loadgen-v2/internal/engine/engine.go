@@ -205,7 +205,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 			return f
 		},
 		OnMessage:       e.onResponse,
-		OnUnsentMessage: e.onUnsent,
+		OnUnsent:        e.onUnsent,
 		Logger:          e.log,
 		KeepAlive:       cfg.KeepAlive,
 		// Requests went out and nothing came back for a whole request timeout.

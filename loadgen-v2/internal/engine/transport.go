@@ -24,7 +24,7 @@ type Transport interface {
 }
 
 // Dialer connects a Transport with the engine's options: it calls
-// o.Handler for every inbound message and o.OnUnsent for every request it
+// o.OnMessage for every inbound message and o.OnUnsent for every request it
 // accepted but could not write.
 type Dialer func(ctx context.Context, o mqttconn.Options) (Transport, error)
 

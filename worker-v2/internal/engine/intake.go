@@ -65,4 +65,4 @@ func (e *Engine) now() int64 { return int64(time.Since(e.epoch)) }
 // onUnsent is mqttconn's OnUnsent: a reply that was counted processed when
 // it entered the write buffer was discarded unwritten. It runs on the
 // connection's writer; the worker only publishes replies.
-func (e *Engine) onUnsent(conn int, _ string, _ []byte) { e.conns[conn].unsent.Add(1) }
+func (e *Engine) onUnsent(conn int, _ *mqttconn.Message) { e.conns[conn].unsent.Add(1) }
