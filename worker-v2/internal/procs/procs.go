@@ -24,7 +24,10 @@
 //
 // Not used when the GOMAXPROCS environment variable is set (the operator's
 // fixed choice) or in MODE=cpu (CPU-bound workers need every core); see
-// worker-v2's app.
+// worker-v2's app. Setting GOMAXPROCS turns off the runtime's own updates of
+// it to a changed container CPU limit (Go 1.25+): Max is the limit read at
+// start, so a pod whose limit is resized in place keeps the old one until
+// it restarts.
 package procs
 
 import (
