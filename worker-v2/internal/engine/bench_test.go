@@ -90,8 +90,14 @@ func (c *discardConn) Publish(topic string, payload []byte) error {
 	return nil
 }
 func (c *discardConn) Queue(topic string, payload []byte) error { return c.Publish(topic, payload) }
-func (c *discardConn) Flush()                                   {}
-func (c *discardConn) Connected() bool                          { return true }
+func (c *discardConn) QueueMessage(m *mqttconn.Message) error {
+	return c.Publish(m.Topic, m.Payload)
+}
+func (c *discardConn) PublishMessage(m *mqttconn.Message) error {
+	return c.Publish(m.Topic, m.Payload)
+}
+func (c *discardConn) Flush()          {}
+func (c *discardConn) Connected() bool { return true }
 
 // BenchmarkProcessHealthNoNetwork is BenchmarkProcessHealth without the pool:
 // it must report 0 allocs/op.

@@ -27,6 +27,7 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/process"
 )
 
 // --- fixtures -------------------------------------------------------------
@@ -449,6 +450,55 @@ func TestReplyWriteModes(t *testing.T) {
 			req.mu.Unlock()
 			e.stop(t)
 		})
+	}
+}
+
+// batchConn records how many replies each Flush writes.
+type batchConn struct {
+	discardConn
+	queued  int
+	batches []int
+}
+
+func (c *batchConn) QueueMessage(*mqttconn.Message) error { c.queued++; return nil }
+func (c *batchConn) Flush() {
+	c.batches = append(c.batches, c.queued)
+	c.queued = 0
+}
+
+// TestLazyFlushBatches: a MODE=health worker facing a backlog writes its
+// replies every flushBatch while the queue stays non-empty and the rest once
+// it is empty, so a long backlog never holds a reply back until it ends.
+func TestLazyFlushBatches(t *testing.T) {
+	e, err := New(testConfig("tcp://127.0.0.1:1883"), testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, _ := process.New(process.Options{Mode: process.Health}, 1)
+	c := &batchConn{}
+	w := &worker{e: e, conn: c, proc: proc, st: &e.work[0], buf: make([]byte, 0, wire.ResponseSize), lazy: true}
+	const n = 3*flushBatch + 8
+	for i := range n {
+		bp := payloads.get()
+		*bp = append((*bp)[:0], request(t, i)...)
+		e.queue <- item{buf: bp, enqueued: e.now()}
+	}
+	e.live.Add(1) // run's deferred count
+	done := make(chan struct{})
+	go func() { w.run(); close(done) }()
+	e.quit <- struct{}{} // taken once the backlog is done: run then returns
+	<-done
+	want := []int{flushBatch, flushBatch, flushBatch, 8}
+	if len(c.batches) != len(want) {
+		t.Fatalf("flushes wrote %v replies, want %v", c.batches, want)
+	}
+	for i := range want {
+		if c.batches[i] != want[i] {
+			t.Fatalf("flushes wrote %v replies, want %v", c.batches, want)
+		}
+	}
+	if got := e.processed(); got != n {
+		t.Errorf("processed %d, want %d", got, n)
 	}
 }
 

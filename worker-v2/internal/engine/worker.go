@@ -138,15 +138,24 @@ type worker struct {
 	msg  mqttconn.Message // the reply being sent
 	buf  []byte           // its payload
 	// lazy: replies are written when the queue is empty (MODE=health,
-	// WRITE_LINGER=0); unflushed: a reply of this worker may be waiting in
-	// its connection's buffer.
-	lazy, unflushed bool
+	// WRITE_LINGER=0), or every flushBatch replies while it is not;
+	// unflushed: replies of this worker that may be waiting in its
+	// connection's buffer.
+	lazy      bool
+	unflushed int
 }
+
+// flushBatch is how many replies a lazy worker leaves in its connection's
+// buffer at most while the queue stays non-empty: a backlog's replies go out
+// in writes of up to this many (about 3 KB of envelope replies), and a long
+// backlog neither delays the first reply until it ends nor fills the
+// buffer to ErrBackpressure (mqttconn's MaxPendingBytes, 1 MiB).
+const flushBatch = 64
 
 // flush writes what this worker's replies left in its connection's buffer.
 func (w *worker) flush() {
-	if w.unflushed {
-		w.unflushed = false
+	if w.unflushed > 0 {
+		w.unflushed = 0
 		w.conn.Flush()
 	}
 }
@@ -247,18 +256,18 @@ func (e *Engine) warnReplyFailed(err error) {
 //
 // With WRITE_LINGER=0 (the default) the worker writes its replies itself
 // (flush): in MODE=health when it finds the queue empty, so replies taken
-// back to back from a backlog go out in one write; in the other modes after
-// each reply, since the next request takes time to process. The connection's
-// flusher goroutine is then not woken at all (one hand-off less per request:
-// the write is one raw non-blocking system call, and only what the socket
-// does not take is left to the flusher). With WRITE_LINGER > 0 the flusher
+// back to back from a backlog go out in few writes (of flushBatch at most);
+// in the other modes after each reply, since the next request takes time to
+// process. The connection's flusher goroutine is then not woken at all (one
+// hand-off less per request: the write is one raw non-blocking system call,
+// and only what the socket does not take is left to the flusher). With WRITE_LINGER > 0 the flusher
 // writes, after waiting that long for more replies.
 func (w *worker) publish(m *mqttconn.Message) error {
 	var err error
 	if w.e.cfg.WriteLinger == 0 {
 		if err = w.conn.QueueMessage(m); err == nil {
-			w.unflushed = true
-			if !w.lazy {
+			w.unflushed++
+			if !w.lazy || w.unflushed >= flushBatch {
 				w.flush()
 			}
 		}
