@@ -204,10 +204,10 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 			}
 			return f
 		},
-		OnMessage:       e.onResponse,
-		OnUnsent:        e.onUnsent,
-		Logger:          e.log,
-		KeepAlive:       cfg.KeepAlive,
+		OnMessage: e.onResponse,
+		OnUnsent:  e.onUnsent,
+		Logger:    e.log,
+		KeepAlive: cfg.KeepAlive,
 		// Requests went out and nothing came back for a whole request timeout.
 		SuspectAfter: cfg.RequestTimeout,
 		Plain:        cfg.Transport == "paho",
