@@ -25,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cputime"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
@@ -225,7 +226,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	e.shared.Store(pool)
 	defer pool.Close()
 
-	e.cpuStart = cpuTime()
+	e.cpuStart = cputime.Process()
 	e.epoch = time.Now()
 	e.epochMS = e.epoch.UnixMilli()
 	e.started.Store(true)
@@ -238,7 +239,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { e.progress(progCtx) })
 	sendEnd := e.schedulerLoop(ctx)
-	e.cpuSend = cpuTime() // cpu while sending; the drain is excluded
+	e.cpuSend = cputime.Process() // cpu while sending; the drain is excluded
 	stopProg()
 	wg.Wait()
 
@@ -591,15 +592,6 @@ func (e *Engine) finish(sendEnd int64) (*report.Report, error) {
 		e.log.Warn("report: " + w)
 	}
 	return r, err
-}
-
-// cpuTime returns the process's user + system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // processUsage reads this process's CPU time and peak RSS (getrusage);

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
@@ -19,24 +20,20 @@ func (e *Engine) handle(conn int, m *mqttconn.Message) {
 	bp := payloads.get()
 	var ok bool
 	if *bp, ok = e.rules.Pack((*bp)[:0], m); !ok {
-		st.malformed.Add(1)
-		payloads.put(bp)
+		discard(&st.malformed, bp)
 		return
 	}
 	it := item{buf: bp, enqueued: e.now()}
 	if e.cfg.DropOnFull {
 		if !e.reserve(it.size()) {
-			st.dropped.Add(1)
-			payloads.put(bp)
+			discard(&st.dropped, bp)
 			return
 		}
 		e.markEmpty(st, it)
 		select {
 		case e.queue <- it:
 		default:
-			e.queueBytes.Add(-it.size())
-			st.dropped.Add(1)
-			payloads.put(bp)
+			e.unreserve(it, &st.dropped)
 		}
 		return
 	}
@@ -45,18 +42,28 @@ func (e *Engine) handle(conn int, m *mqttconn.Message) {
 	st.blocked.Store(1)
 	defer st.blocked.Store(0)
 	if !e.waitRoom(it.size()) {
-		st.abandoned.Add(1)
-		payloads.put(bp)
+		discard(&st.abandoned, bp)
 		return
 	}
 	e.markEmpty(st, it)
 	select {
 	case e.queue <- it:
 	case <-e.hard:
-		e.queueBytes.Add(-it.size())
-		st.abandoned.Add(1)
-		payloads.put(bp)
+		e.unreserve(it, &st.abandoned)
 	}
+}
+
+// discard ends a message that does not enter the queue: it is counted in c
+// and its buffer goes back to the free list.
+func discard(c *atomic.Uint64, bp *[]byte) {
+	c.Add(1)
+	payloads.put(bp)
+}
+
+// unreserve is discard for a message whose bytes reserve had counted.
+func (e *Engine) unreserve(it item, c *atomic.Uint64) {
+	e.queueBytes.Add(-it.size())
+	discard(c, it.buf)
 }
 
 // now returns nanoseconds since the engine's epoch (monotonic).

@@ -35,8 +35,9 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
-	"syscall"
 	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cputime"
 )
 
 // Policy says when the worker runs on one P.
@@ -90,14 +91,14 @@ func Run(ctx context.Context, p Policy, log *slog.Logger) {
 	defer runtime.GOMAXPROCS(start)
 	t := time.NewTicker(Interval)
 	defer t.Stop()
-	lastCPU, lastAt := cpuTime(), time.Now()
+	lastCPU, lastAt := cputime.Process(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		cpu, now := cpuTime(), time.Now()
+		cpu, now := cputime.Process(), time.Now()
 		used := (cpu - lastCPU).Seconds() / now.Sub(lastAt).Seconds()
 		lastCPU, lastAt = cpu, now
 		next := p.Decide(s, used)
@@ -107,13 +108,4 @@ func Run(ctx context.Context, p Policy, log *slog.Logger) {
 		}
 		s = next
 	}
-}
-
-// cpuTime returns the user and system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -1,0 +1,18 @@
+// Package cputime reads how much CPU this process has used (getrusage), for
+// the loadgen's CPU per request and the worker's GOMAXPROCS policy.
+package cputime
+
+import (
+	"syscall"
+	"time"
+)
+
+// Process returns the user + system CPU time of this process so far, or 0
+// when the kernel does not say.
+func Process() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
