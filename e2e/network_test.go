@@ -441,24 +441,7 @@ func TestNetworkBlackhole(t *testing.T) {
 		}
 
 		px.unblackhole(func() bool { v, err := netLoadgenVars(maddr); return err == nil && v.ConnectionsUp == 0 }, "upstream", "downstream")
-		healAt := time.Now()
-		frozen, _ := netLoadgenVars(maddr)
-		healthyAfter := netWait(t, "loadgen /health 200 after the blackhole", netDeadline, []*proc{lg}, func() (bool, string) {
-			code, body := netHealth("http://" + maddr + "/health")
-			return code == http.StatusOK, fmt.Sprintf("%d %q", code, body)
-		})
-		netSlowReconnect(t, "reconnecting after the blackhole", healthyAfter)
-		waitLoadgen(t, lg, maddr, "a response matched after the blackhole", netDeadline, func(v netVars) bool { return v.ResponsesMatched > frozen.ResponsesMatched })
-		t.Logf("after the blackhole: healthy and matching again after %v", time.Since(healAt).Round(time.Millisecond))
-
-		sigint(t, lg)
-		r := netFinish(t, lg, rf, 0)
-		logReport(t, "across the blackhole", r)
-		checkBalanced(t, r)
-		netCheckScheduled(t, rf, r)
-		if r.Timeouts == 0 {
-			t.Errorf("requests swallowed by the blackhole must time out: %+v", r)
-		}
+		netAfterBlackhole(t, lg, maddr, rf, "loadgen", maddr, []*proc{lg})
 	})
 
 	// The worker's link drops what the broker sends (broker → worker): the
@@ -489,28 +472,37 @@ func TestNetworkBlackhole(t *testing.T) {
 		t.Logf("worker half-open: SUSPECT after %v (KEEPALIVE=1s): /health 503 %q; stats %+v", took.Round(time.Millisecond), health, st)
 
 		px.unblackhole(func() bool { s, err := netWorkerStats(waddr); return err == nil && s.ConnectionsUp == 0 }, "downstream")
-		healAt := time.Now()
-		frozen, _ := netLoadgenVars(maddr)
-		healthyAfter := netWait(t, "worker /health 200 after the blackhole", netDeadline, []*proc{w, lg}, func() (bool, string) {
-			code, body := netHealth("http://" + waddr + "/health")
-			return code == http.StatusOK, fmt.Sprintf("%d %q", code, body)
-		})
-		netSlowReconnect(t, "the worker reconnecting after the blackhole", healthyAfter)
-		waitLoadgen(t, lg, maddr, "a response matched after the worker's blackhole", netDeadline, func(v netVars) bool { return v.ResponsesMatched > frozen.ResponsesMatched })
-		t.Logf("after the blackhole: worker healthy and answering again after %v", time.Since(healAt).Round(time.Millisecond))
-
-		sigint(t, lg)
-		r := netFinish(t, lg, rf, 0)
-		logReport(t, "worker blackholed", r)
-		checkBalanced(t, r)
-		netCheckScheduled(t, rf, r)
-		if r.Timeouts == 0 {
-			t.Errorf("requests swallowed on the way to the worker must time out: %+v", r)
-		}
+		netAfterBlackhole(t, lg, maddr, rf, "worker", waddr, []*proc{w, lg})
 		if code := w.stop(t); code != 0 {
 			t.Errorf("worker exit %d: %s", code, tail(w.errOut.String(), 4000))
 		}
 	})
+}
+
+// netAfterBlackhole follows a lifted blackhole on who's link (its /health
+// at addr): it waits for /health 200 and for a response matched again, then
+// ends the loadgen and checks its books, in which the requests the blackhole
+// swallowed must have timed out.
+func netAfterBlackhole(t *testing.T, lg *proc, maddr, rf, who, addr string, watch []*proc) {
+	t.Helper()
+	healAt := time.Now()
+	frozen, _ := netLoadgenVars(maddr)
+	healthyAfter := netWait(t, who+" /health 200 after the blackhole", netDeadline, watch, func() (bool, string) {
+		code, body := netHealth("http://" + addr + "/health")
+		return code == http.StatusOK, fmt.Sprintf("%d %q", code, body)
+	})
+	netSlowReconnect(t, who+" reconnecting after the blackhole", healthyAfter)
+	waitLoadgen(t, lg, maddr, "a response matched after "+who+"'s blackhole", netDeadline, func(v netVars) bool { return v.ResponsesMatched > frozen.ResponsesMatched })
+	t.Logf("after the blackhole: %s healthy and matching again after %v", who, time.Since(healAt).Round(time.Millisecond))
+
+	sigint(t, lg)
+	r := netFinish(t, lg, rf, 0)
+	logReport(t, who+" blackholed", r)
+	checkBalanced(t, r)
+	netCheckScheduled(t, rf, r)
+	if r.Timeouts == 0 {
+		t.Errorf("requests swallowed by the blackhole on %s's link must time out: %+v", who, r)
+	}
 }
 
 // TestNetworkLatency adds 50 ms to everything the broker sends the loadgen
