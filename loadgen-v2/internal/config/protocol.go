@@ -7,22 +7,12 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
-// Correlation is how the loadgen matches a response to its request.
-type Correlation = wire.Correlation
-
-// The correlation modes.
-const (
-	Envelope   = wire.Envelope
-	Properties = wire.Properties
-	JSON       = wire.JSON
-)
-
 // Protocol is the resolved protocol configuration (valid after Validate).
 type Protocol struct {
-	Version     byte // 4 (3.1.1) or 5
-	Correlation Correlation
-	JSONField   string         // Correlation == JSON: the response member with the id
-	Template    *wire.Template // request payload; nil: envelope, or PAYLOAD_BYTES filler
+	Version     byte             // 4 (3.1.1) or 5
+	Correlation wire.Correlation // how the loadgen matches a response to its request
+	JSONField   string           // Correlation == JSON: the response member with the id
+	Template    *wire.Template   // request payload; nil: envelope, or PAYLOAD_BYTES filler
 	ReqTopic    *wire.Template
 	RespTopic   *wire.Template
 	// PerShard: the response topic names the shard, so responses are routed
@@ -39,7 +29,7 @@ func (c *Config) validateProtocol() []error {
 	p := &c.proto
 	var errs []error
 	p.Version, p.Correlation, p.JSONField, errs = wire.ParseProtocol(c.MQTTVersion, c.Correlate)
-	if c.Transport == "paho" && (p.Version == 5 || p.Correlation != Envelope) {
+	if c.Transport == "paho" && (p.Version == 5 || p.Correlation != wire.Envelope) {
 		errs = append(errs, fmt.Errorf("TRANSPORT=paho is the plain MQTT 3.1.1 baseline with the envelope; it does not combine with MQTT_VERSION=%s CORRELATE=%s", c.MQTTVersion, p.Correlation))
 	}
 
@@ -48,12 +38,12 @@ func (c *Config) validateProtocol() []error {
 	case err != nil:
 		errs = append(errs, err)
 	case t == nil:
-		if p.Correlation == JSON {
+		if p.Correlation == wire.JSON {
 			errs = append(errs, fmt.Errorf("CORRELATE=%s needs REQUEST_TEMPLATE, a payload with {{id}} (e.g. {\"id\":\"{{id}}\",\"reply_to\":\"{{reply}}\"})", c.Correlate))
 		}
-	case p.Correlation == Envelope:
+	case p.Correlation == wire.Envelope:
 		errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE=%q is set but CORRELATE=envelope sends worker-v2's binary envelope: set CORRELATE=properties (MQTT 5) or json:FIELD", clip(c.RequestTmpl)))
-	case p.Correlation == JSON && !t.Uses("id"):
+	case p.Correlation == wire.JSON && !t.Uses("id"):
 		errs = append(errs, fmt.Errorf("REQUEST_TEMPLATE=%q has no {{id}}: with CORRELATE=%s the response must carry the request's id back", clip(c.RequestTmpl), c.Correlate))
 	default:
 		p.Template = t
@@ -66,7 +56,7 @@ func (c *Config) validateProtocol() []error {
 		errs = append(errs, err)
 	} else {
 		p.PerShard = p.RespTopic.Uses("shard")
-		if p.Correlation == Envelope && !(p.PerShard && p.RespTopic.Uses("instance")) {
+		if p.Correlation == wire.Envelope && !(p.PerShard && p.RespTopic.Uses("instance")) {
 			errs = append(errs, fmt.Errorf("RESPONSE_TOPIC=%q must contain {{instance}} and {{shard}} with CORRELATE=envelope", c.ResponseTopic))
 		}
 	}

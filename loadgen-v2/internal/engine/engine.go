@@ -136,7 +136,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, progre
 		e.respStr = append(e.respStr, t)
 		e.respFilter = append(e.respFilter, t)
 	}
-	if e.proto.Template == nil && e.proto.Correlation == config.Properties {
+	if e.proto.Template == nil && e.proto.Correlation == wire.Properties {
 		e.filler = make([]byte, cfg.PayloadBytes)
 		for i := range e.filler {
 			e.filler[i] = 'x'
@@ -354,10 +354,10 @@ func (e *Engine) onUnsent(_ int, m *mqttconn.Message) {
 // requestKey finds the key of one of our own requests.
 func (e *Engine) requestKey(m *mqttconn.Message) (wire.Key, bool) {
 	switch e.proto.Correlation {
-	case config.Properties:
+	case wire.Properties:
 		k, err := wire.DecodeCorrelation(m.CorrelationData)
 		return k, err == nil
-	case config.JSON:
+	case wire.JSON:
 		v, ok := wire.JSONField(m.Payload, e.proto.JSONField)
 		if !ok {
 			return wire.Key{}, false
@@ -390,19 +390,19 @@ func (e *Engine) onResponse(conn int, m *mqttconn.Message) {
 	var r wire.Response // worker timings: the envelope only
 	var k wire.Key
 	switch e.proto.Correlation {
-	case config.Envelope:
+	case wire.Envelope:
 		if err := wire.DecodeResponse(m.Payload, &r); err != nil {
 			e.malformed.Add(1)
 			return
 		}
 		k = wire.Key{RunID: r.RunID, ClientID: r.ClientID, Seq: r.Seq}
-	case config.Properties:
+	case wire.Properties:
 		var err error
 		if k, err = wire.DecodeCorrelation(m.CorrelationData); err != nil {
 			e.malformed.Add(1) // missing, short or foreign Correlation Data
 			return
 		}
-	case config.JSON:
+	case wire.JSON:
 		v, ok := wire.JSONField(m.Payload, e.proto.JSONField)
 		if !ok {
 			e.malformed.Add(1) // not JSON, or no such member
@@ -421,7 +421,7 @@ func (e *Engine) onResponse(conn int, m *mqttconn.Message) {
 	}
 	now := e.now()
 	at := e.sched.TimeOf(client, k.Seq)
-	if e.proto.Correlation == config.Envelope && r.Intended != at {
+	if e.proto.Correlation == wire.Envelope && r.Intended != at {
 		e.unknown.Add(1)
 		return
 	}
@@ -451,7 +451,7 @@ func (e *Engine) onResponse(conn int, m *mqttconn.Message) {
 		if at >= e.warmupNs {
 			d := time.Duration(rtt)
 			e.lat.Record(conn, d)
-			if e.proto.Correlation == config.Envelope {
+			if e.proto.Correlation == wire.Envelope {
 				e.wq.Record(conn, time.Duration(r.QueueUS)*time.Microsecond)
 				e.wp.Record(conn, time.Duration(r.ProcessUS)*time.Microsecond)
 			}
@@ -549,7 +549,7 @@ func (e *Engine) finish(sendEnd int64) (*report.Report, error) {
 		still[e.phaseOf(e.sched.TimeOf(client, seq))]++
 	})
 	r := &report.Report{Instances: []string{e.cfg.InstanceID}, Protocol: mqttconn.VersionName(e.proto.Version), Correlation: e.proto.Correlation.String()}
-	if e.proto.Correlation == config.JSON {
+	if e.proto.Correlation == wire.JSON {
 		r.Correlation = "json:" + e.proto.JSONField
 	}
 	r.Counts = e.snapshot(1)

@@ -6,7 +6,6 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 )
 
 // publishers encode and publish the fires of a tick, by ownership: publisher
@@ -208,7 +207,7 @@ func (w *publisher) encode(client, seq uint32, at int64, shard int) error {
 		w.msg.ResponseTopic, w.msg.ExpirySeconds = e.respStr[shard], e.expiry
 	}
 	switch e.proto.Correlation {
-	case config.Envelope:
+	case wire.Envelope:
 		req := wire.Request{RunID: k.RunID, ClientID: k.ClientID, Seq: seq, Intended: at, Instance: e.instance, ReplyTopic: e.respTopics[shard]}
 		pad := max(e.cfg.PayloadBytes-wire.RequestSize(len(e.instance), len(req.ReplyTopic), 0), 0)
 		var err error
@@ -217,7 +216,7 @@ func (w *publisher) encode(client, seq uint32, at int64, shard int) error {
 		}
 		w.msg.Payload = w.buf
 		return nil
-	case config.Properties:
+	case wire.Properties:
 		w.cbuf = wire.AppendCorrelation(w.cbuf[:0], k)
 		w.msg.CorrelationData = w.cbuf
 	}

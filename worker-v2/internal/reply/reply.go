@@ -32,19 +32,9 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
-// Mode is the correlation mode.
-type Mode = wire.Correlation
-
-// The modes (see the package doc).
-const (
-	Envelope   = wire.Envelope
-	Properties = wire.Properties
-	JSON       = wire.JSON
-)
-
 // Rules say how to answer.
 type Rules struct {
-	Mode Mode
+	Mode wire.Correlation
 	// IDField (JSON) is the request member whose value the reply carries.
 	IDField string
 	// ReplyToField (JSON) is the request member naming the reply topic when
@@ -62,13 +52,13 @@ type Rules struct {
 // ok is false for a malformed request.
 func (r *Rules) Pack(dst []byte, m *mqttconn.Message) ([]byte, bool) {
 	switch r.Mode {
-	case Envelope:
+	case wire.Envelope:
 		var req wire.Request
 		if wire.DecodeRequest(m.Payload, &req) != nil || !wire.ValidReplyTopic(req.ReplyTopic) {
 			return dst, false
 		}
 		return append(dst, m.Payload...), true
-	case Properties:
+	case wire.Properties:
 		rt := aliasBytes(m.ResponseTopic)
 		if !wire.ValidReplyTopic(rt) {
 			return dst, false
@@ -102,7 +92,7 @@ func appendPacked(dst, topic, corr, id, payload []byte) []byte {
 // Request returns the request payload of a packed request (what the
 // processor works on).
 func (r *Rules) Request(packed []byte) []byte {
-	if r.Mode == Envelope {
+	if r.Mode == wire.Envelope {
 		return packed
 	}
 	_, _, _, payload := unpack(packed)
@@ -124,7 +114,7 @@ func unpack(b []byte) (topic, corr, id, payload []byte) {
 // appended to buf (returned for reuse) and m aliases packed and buf. wait
 // and took are the queue wait and the processing time (Envelope only).
 func (r *Rules) Answer(m *mqttconn.Message, buf, packed []byte, wait, took time.Duration) []byte {
-	if r.Mode == Envelope {
+	if r.Mode == wire.Envelope {
 		var req wire.Request
 		_ = wire.DecodeRequest(packed, &req) // checked by Pack
 		resp := wire.Response{RunID: req.RunID, ClientID: req.ClientID, Seq: req.Seq, Intended: req.Intended,

@@ -19,7 +19,7 @@ func mustTemplate(t *testing.T, s string) *wire.Template {
 }
 
 func TestEnvelope(t *testing.T) {
-	r := &Rules{Mode: Envelope}
+	r := &Rules{Mode: wire.Envelope}
 	req := wire.Request{RunID: 1, ClientID: 2, Seq: 3, Intended: 4, Instance: []byte("lg"), ReplyTopic: []byte("resp/lg/3")}
 	payload, _ := wire.AppendRequest(nil, &req, 10)
 	packed, ok := r.Pack(nil, &mqttconn.Message{Topic: "req/3", Payload: payload})
@@ -43,8 +43,8 @@ func TestProperties(t *testing.T) {
 		r    *Rules
 		want string
 	}{
-		{"filler", &Rules{Mode: Properties, Filler: []byte("xxxx")}, "xxxx"},
-		{"template", &Rules{Mode: Properties, Template: mustTemplate(t, `{"ok":true}`)}, `{"ok":true}`},
+		{"filler", &Rules{Mode: wire.Properties, Filler: []byte("xxxx")}, "xxxx"},
+		{"template", &Rules{Mode: wire.Properties, Template: mustTemplate(t, `{"ok":true}`)}, `{"ok":true}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := &mqttconn.Message{Topic: "req/1", Payload: []byte("anything"), ResponseTopic: "back/1", CorrelationData: []byte{1, 2, 3}}
@@ -62,7 +62,7 @@ func TestProperties(t *testing.T) {
 }
 
 func TestJSON(t *testing.T) {
-	r := &Rules{Mode: JSON, IDField: "id", ReplyToField: "reply_to", Template: mustTemplate(t, `{"id":"{{id}}","status":"ok"}`)}
+	r := &Rules{Mode: wire.JSON, IDField: "id", ReplyToField: "reply_to", Template: mustTemplate(t, `{"id":"{{id}}","status":"ok"}`)}
 	// 3.1.1: the reply topic comes from the payload.
 	packed, ok := r.Pack(nil, &mqttconn.Message{Topic: "req/1", Payload: []byte(`{"id":"0000000a-1-2","reply_to":"resp/x/1","n":5}`)})
 	if !ok {
@@ -85,9 +85,9 @@ func TestJSON(t *testing.T) {
 }
 
 func TestMalformed(t *testing.T) {
-	env := &Rules{Mode: Envelope}
-	props := &Rules{Mode: Properties}
-	js := &Rules{Mode: JSON, IDField: "id", ReplyToField: "reply_to"}
+	env := &Rules{Mode: wire.Envelope}
+	props := &Rules{Mode: wire.Properties}
+	js := &Rules{Mode: wire.JSON, IDField: "id", ReplyToField: "reply_to"}
 	for _, tc := range []struct {
 		name string
 		r    *Rules
@@ -111,7 +111,7 @@ func TestMalformed(t *testing.T) {
 }
 
 func TestNoAllocations(t *testing.T) {
-	r := &Rules{Mode: JSON, IDField: "id", ReplyToField: "reply_to", Template: mustTemplate(t, `{"id":"{{id}}"}`)}
+	r := &Rules{Mode: wire.JSON, IDField: "id", ReplyToField: "reply_to", Template: mustTemplate(t, `{"id":"{{id}}"}`)}
 	in := &mqttconn.Message{Payload: []byte(`{"id":"0000000a-1-2","reply_to":"resp/x/1"}`), CorrelationData: []byte("cd")}
 	packed := make([]byte, 0, 256)
 	buf := make([]byte, 0, 256)
@@ -129,7 +129,7 @@ func FuzzPackAnswer(f *testing.F) {
 	f.Add([]byte(`{"id":"1","reply_to":"r"}`), "", []byte{})
 	f.Add([]byte("x"), "back/1", []byte{1})
 	f.Fuzz(func(t *testing.T, payload []byte, rt string, cd []byte) {
-		for _, r := range []*Rules{{Mode: Envelope}, {Mode: Properties}, {Mode: JSON, IDField: "id", ReplyToField: "reply_to"}} {
+		for _, r := range []*Rules{{Mode: wire.Envelope}, {Mode: wire.Properties}, {Mode: wire.JSON, IDField: "id", ReplyToField: "reply_to"}} {
 			packed, ok := r.Pack(nil, &mqttconn.Message{Payload: payload, ResponseTopic: rt, CorrelationData: cd})
 			if !ok {
 				continue
