@@ -359,6 +359,17 @@ func netCheckScheduled(t *testing.T, rf string, r report) {
 	}
 }
 
+// netCheckFullRun is netCheckScheduled for a run that sent for its whole
+// DURATION of secs seconds: every client fired secs × 1000 / INTERVAL_MS
+// times.
+func netCheckFullRun(t *testing.T, rf string, r report, secs int) {
+	t.Helper()
+	netCheckScheduled(t, rf, r)
+	if want := uint64(netClients * secs * 1000 / netIntervalMS); r.Scheduled != want {
+		t.Errorf("scheduled %d, want exactly the %d fires of %d clients in %d s every %d ms", r.Scheduled, want, netClients, secs, netIntervalMS)
+	}
+}
+
 // TestNetworkPartition cuts the loadgen↔broker link (every connection reset,
 // new ones too) once responses flow, holds the cut until two seconds' worth
 // of fires have failed to send, and heals it. The loadgen reconnects and
@@ -520,10 +531,7 @@ func TestNetworkLatency(t *testing.T) {
 	r := netFinish(t, lg, rf, 0)
 	logReport(t, "50 ms downstream latency", r)
 	checkBalanced(t, r)
-	netCheckScheduled(t, rf, r)
-	if want := uint64(netClients * duration * 1000 / netIntervalMS); r.Scheduled != want {
-		t.Errorf("scheduled %d, want exactly the %d fires of %d clients in %d s every %d ms", r.Scheduled, want, netClients, duration, netIntervalMS)
-	}
+	netCheckFullRun(t, rf, r, duration)
 	if r.ResponsesMatched != r.RequestsSent || r.RequestsSent != r.Scheduled || r.MatchRate != 1 || r.SuccessRate != 1 {
 		t.Errorf("want every request answered under 50 ms of latency: scheduled %d sent %d matched %d, match %.6f success %.6f",
 			r.Scheduled, r.RequestsSent, r.ResponsesMatched, r.MatchRate, r.SuccessRate)
@@ -695,10 +703,7 @@ func TestNetworkSLOGate(t *testing.T) {
 	r := netFinish(t, lg, rf, 3)
 	logReport(t, "link down for the run", r)
 	checkBalanced(t, r)
-	netCheckScheduled(t, rf, r)
-	if want := uint64(netClients * duration * 1000 / netIntervalMS); r.Scheduled != want {
-		t.Errorf("scheduled %d, want exactly the %d fires of %d clients in %d s every %d ms", r.Scheduled, want, netClients, duration, netIntervalMS)
-	}
+	netCheckFullRun(t, rf, r, duration)
 	if r.SuccessRate >= 0.99 {
 		t.Errorf("success rate %.6f with the link down for the run", r.SuccessRate)
 	}
