@@ -149,37 +149,49 @@ func TestSubscriptionRefusedFailsDial(t *testing.T) {
 	}
 }
 
+// dialStalled connects a pool of o (with a 64 KiB write buffer) to a
+// scripted broker that has stopped reading, and counts what it reports
+// unsent. The pool is closed at the end of the test.
+func dialStalled(t *testing.T, o mqttconn.Options) (*scriptedBroker, *mqttconn.Pool, *atomic.Int64) {
+	t.Helper()
+	noLeaks(t)
+	b := startScripted(t, func(int) (byte, bool) { return 0, true })
+	unsent := new(atomic.Int64)
+	o.Broker, o.ConnectTimeout, o.Logger, o.MaxPendingBytes = b.url(), 5*time.Second, quiet, 64<<10
+	o.OnUnsent = func(int, *mqttconn.Message) { unsent.Add(1) }
+	p, err := mqttconn.Dial(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	b.read.Store(false)
+	return b, p, unsent
+}
+
+// fillUntilRefused queues and flushes payload on c until c refuses it; it
+// returns how many were accepted and the refusal.
+func fillUntilRefused(c mqttconn.Conn, payload []byte) (int, error) {
+	for accepted := 0; accepted < 1_000_000; accepted++ {
+		if err := c.Queue("req/1", payload); err != nil {
+			return accepted, err
+		}
+		c.Flush()
+	}
+	return 1_000_000, nil
+}
+
 // TestPublishNeverBlocksOnAStalledBroker: the broker stops reading. Queue and
 // Flush keep returning at once (the caller never waits on the socket), the
 // byte bound applies (ErrBackpressure) while the connection stays up, and
 // what was accepted but never written is reported as unsent when the pool
 // closes: accepted == written + unsent (+ one frame cut by the failed write).
 func TestPublishNeverBlocksOnAStalledBroker(t *testing.T) {
-	noLeaks(t)
-	b := startScripted(t, func(int) (byte, bool) { return 0, true })
-	var unsent atomic.Int64
-	p, err := mqttconn.Dial(context.Background(), mqttconn.Options{
-		Broker: b.url(), ClientIDPrefix: "stall", ConnectTimeout: 5 * time.Second, Logger: quiet,
-		WriteTimeout: time.Hour, MaxPendingBytes: 64 << 10,
-		OnUnsent: func(int, *mqttconn.Message) { unsent.Add(1) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	b.read.Store(false)
+	b, p, unsent := dialStalled(t, mqttconn.Options{ClientIDPrefix: "stall", WriteTimeout: time.Hour})
 	c := p.Conn(0)
 	payload := make([]byte, 1000)
-	accepted := 0
-	var refused error
-	for i := 0; i < 1_000_000 && refused == nil; i++ {
-		if err := c.Queue("req/1", payload); err != nil {
-			refused = err
-			break
-		}
-		accepted++
-		c.Flush() // one non-blocking attempt; a blocking write would hang here for the hour
-	}
+	// Flush makes one non-blocking attempt; a blocking write would hang here
+	// for the hour.
+	accepted, refused := fillUntilRefused(c, payload)
 	if !errors.Is(refused, mqttconn.ErrBackpressure) {
 		t.Fatalf("after %d accepted publishes: %v, want ErrBackpressure", accepted, refused)
 	}
@@ -209,29 +221,10 @@ func TestPublishNeverBlocksOnAStalledBroker(t *testing.T) {
 // ends exactly once: written whole, or reported unsent — the carry is not
 // reported twice.
 func TestWriteTimeoutReportsEachFrameOnce(t *testing.T) {
-	noLeaks(t)
-	b := startScripted(t, func(int) (byte, bool) { return 0, true })
-	var unsent atomic.Int64
-	p, err := mqttconn.Dial(context.Background(), mqttconn.Options{
-		Broker: b.url(), ClientIDPrefix: "timeout", ConnectTimeout: 5 * time.Second, Logger: quiet,
-		WriteTimeout: 300 * time.Millisecond, MaxPendingBytes: 64 << 10, MaxReconnectInterval: time.Hour,
-		OnUnsent: func(int, *mqttconn.Message) { unsent.Add(1) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	b.read.Store(false)
+	b, p, unsent := dialStalled(t, mqttconn.Options{ClientIDPrefix: "timeout", WriteTimeout: 300 * time.Millisecond, MaxReconnectInterval: time.Hour})
 	c := p.Conn(0)
 	payload := make([]byte, 1000)
-	accepted := 0
-	for i := 0; i < 1_000_000; i++ {
-		if err := c.Queue("req/1", payload); err != nil {
-			break
-		}
-		accepted++
-		c.Flush()
-	}
+	accepted, _ := fillUntilRefused(c, payload)
 	_ = c.Publish("req/1", payload) // refused or not: wakes the flusher, whose write times out
 	waitFor(t, "the write to time out and the connection to fail", func() bool { return !c.Connected() })
 	b.read.Store(true)
