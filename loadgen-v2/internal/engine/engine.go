@@ -437,7 +437,7 @@ func (e *Engine) onResponse(conn int, m *mqttconn.Message) {
 	// 10^6 under two race-built test suites side by side).
 	if claimed := (int64(r.QueueUS) + int64(r.ProcessUS)) * int64(time.Microsecond); claimed > rtt+int64(implausibleSlack) {
 		c.implausible.Add(1)
-		e.warnImplausible(client, k.Seq, claimed, rtt)
+		e.warnImplausible(client, k.Seq, r.QueueUS, r.ProcessUS, rtt)
 		return
 	}
 	if e.table.Match(client, k.Seq) {
@@ -474,15 +474,16 @@ func (e *Engine) onResponse(conn int, m *mqttconn.Message) {
 const implausibleSlack = 5 * time.Millisecond
 
 // warnImplausible logs an implausible response, at most once a second: what
-// the responder claimed against the round trip measured here.
-func (e *Engine) warnImplausible(client, seq uint32, claimed, rtt int64) {
+// the responder claimed (queue wait and processing, µs) against the round
+// trip measured here (ns).
+func (e *Engine) warnImplausible(client, seq, queueUS, processUS uint32, rtt int64) {
 	now := time.Now().UnixNano()
 	last := e.lastImplausibleLog.Load()
 	if now-last < int64(time.Second) || !e.lastImplausibleLog.CompareAndSwap(last, now) {
 		return
 	}
 	e.log.Warn("implausible response: the responder claims more time than the whole round trip (forged, or a foreign responder; logged at most every 1s, see implausible)",
-		"client", client, "seq", seq, "claimed_ms", float64(claimed)/1e6, "round_trip_ms", float64(rtt)/1e6)
+		"client", client, "seq", seq, "queue_ms", float64(queueUS)/1e3, "process_ms", float64(processUS)/1e3, "round_trip_ms", float64(rtt)/1e6)
 }
 
 // paddedCounter is a counter on its own cache line.
