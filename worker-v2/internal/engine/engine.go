@@ -176,7 +176,8 @@ type Engine struct {
 	procOpts process.Options
 	rules    reply.Rules // what a request needs and what its reply is
 
-	epoch      time.Time // origin of item.enqueued
+	epoch      time.Time    // origin of item.enqueued
+	clock      func() int64 // nanoseconds since epoch (monotonic); a test may step it
 	queue      chan item
 	queueBytes atomic.Int64  // sum of item.size() over the queued items
 	room       chan struct{} // a worker took an item: blocked connections retry
@@ -251,6 +252,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engi
 	if _, err := process.New(e.procOpts, 0); err != nil {
 		return nil, err
 	}
+	e.clock = func() int64 { return int64(time.Since(e.epoch)) }
 	pr := c.Protocol()
 	e.rules = reply.Rules{Mode: pr.Correlation, IDField: pr.IDField, ReplyToField: c.ReplyTo, Template: pr.Template,
 		Filler: bytes.Repeat([]byte{'x'}, c.ResponseBytes)}

@@ -1271,3 +1271,88 @@ func TestObserve(t *testing.T) {
 		t.Errorf("stats of the last sample: need %d, service %v s, demand %v; want 3, 0.02, 0", s.NeedWorkers, s.ServiceSeconds, s.DemandWorkers)
 	}
 }
+
+// capturingConn is an mqttconn.Conn that keeps the replies queued on it and,
+// for each, the engine clock's last reading when it was queued.
+type capturingConn struct {
+	clock   *steppingClock
+	replies []wire.Response
+	at      []int64
+}
+
+func (c *capturingConn) Publish(string, []byte) error { return nil }
+func (c *capturingConn) Queue(string, []byte) error   { return nil }
+func (c *capturingConn) PublishMessage(m *mqttconn.Message) error {
+	return c.QueueMessage(m)
+}
+func (c *capturingConn) QueueMessage(m *mqttconn.Message) error {
+	var r wire.Response
+	if err := wire.DecodeResponse(m.Payload, &r); err != nil {
+		return err
+	}
+	c.replies = append(c.replies, r)
+	c.at = append(c.at, c.clock.last())
+	return nil
+}
+func (c *capturingConn) Flush()          {}
+func (c *capturingConn) Connected() bool { return true }
+
+// steppingClock advances by step on every reading.
+type steppingClock struct {
+	step int64
+	t    atomic.Int64
+}
+
+func (c *steppingClock) now() int64  { return c.t.Add(c.step) }
+func (c *steppingClock) last() int64 { return c.t.Load() }
+
+// TestStampsAreDisjoint: the queue wait and the processing time a reply
+// carries are consecutive intervals of one clock — together exactly the time
+// from the enqueue to the reply — so the requester never sees a worker claim
+// more than the round trip. (They were read from two clocks, and the time
+// between the readings counted in both: a worker descheduled there under load
+// claimed hundreds of ms beyond the round trip, which the loadgen counts
+// implausible.) The engine clock here steps 1 ms on every reading, so any
+// reading between the two intervals would show.
+func TestStampsAreDisjoint(t *testing.T) {
+	for _, mode := range []string{config.ModeHealth, config.ModeSleep} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := testConfig("tcp://127.0.0.1:1883")
+			cfg.Mode, cfg.SleepMS = mode, 2
+			e, err := New(cfg, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk := &steppingClock{step: int64(time.Millisecond)}
+			e.clock = clk.now
+			conn := &capturingConn{clock: clk}
+			proc, err := process.New(e.procOpts, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := &worker{e: e, conn: conn, proc: proc, st: &e.work[0], buf: make([]byte, 0, wire.ResponseSize)}
+			const n = 5
+			var enqueued []int64
+			for i := range n {
+				e.handle(0, &mqttconn.Message{Topic: "req/1", Payload: request(t, i)})
+				enqueued = append(enqueued, clk.last())
+			}
+			for range n {
+				it := <-e.queue
+				w.take(it)
+				w.handle(it)
+			}
+			if len(conn.replies) != n {
+				t.Fatalf("%d replies, want %d", len(conn.replies), n)
+			}
+			for i, r := range conn.replies {
+				span := time.Duration(conn.at[i] - enqueued[i]).Microseconds()
+				claimed := int64(r.QueueUS) + int64(r.ProcessUS)
+				if claimed != span || r.QueueUS == 0 || r.ProcessUS == 0 {
+					t.Errorf("reply %d: queue %d µs + processing %d µs = %d µs, want exactly the %d µs from enqueue to reply",
+						i, r.QueueUS, r.ProcessUS, claimed, span)
+				}
+			}
+		})
+	}
+}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"sync/atomic"
-	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
@@ -67,7 +66,7 @@ func (e *Engine) unreserve(it item, c *atomic.Uint64) {
 }
 
 // now returns nanoseconds since the engine's epoch (monotonic).
-func (e *Engine) now() int64 { return int64(time.Since(e.epoch)) }
+func (e *Engine) now() int64 { return e.clock() }
 
 // onUnsent is mqttconn's OnUnsent: a reply that was counted processed when
 // it entered the write buffer was discarded unwritten. It runs on the

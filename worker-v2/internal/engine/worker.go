@@ -212,15 +212,20 @@ func (w *worker) handle(it item) {
 	// returns.
 	defer payloads.put(it.buf)
 	w.st.busy.Add(1)
-	start := time.Now()
-	wait := time.Duration(w.e.now() - it.enqueued)
+	// One clock reading ends the queue wait and starts the processing, so the
+	// two stamps are disjoint and their sum never exceeds the round trip the
+	// requester measures. (Two readings, one for each, counted the time
+	// between them twice: a worker descheduled there under load claimed
+	// hundreds of ms more than the whole round trip.)
+	start := w.e.now()
+	wait := time.Duration(start - it.enqueued)
 	packed := *it.buf
 	if !w.proc.Process(w.e.rules.Request(packed), w.e.hard) {
 		w.st.abandoned.Add(1)
 		w.st.busy.Add(-1)
 		return
 	}
-	took := time.Since(start)
+	took := time.Duration(w.e.now() - start)
 	// The reply aliases the queued copy, which is not reused before handle
 	// returns.
 	w.buf = w.e.rules.Answer(&w.msg, w.buf, packed, wait, took)
@@ -228,7 +233,7 @@ func (w *worker) handle(it item) {
 	// Occupancy (the service time of the autoscaler's demand) is counted
 	// before the outcome, so a sample never sees a message finished whose
 	// time is missing.
-	w.st.busyNs.Add(uint64(time.Since(start)))
+	w.st.busyNs.Add(uint64(w.e.now() - start))
 	if err != nil {
 		w.st.replyFailed.Add(1)
 		w.e.warnReplyFailed(err)
