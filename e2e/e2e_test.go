@@ -81,16 +81,10 @@ func startArgs(t *testing.T, name string, args []string, env ...string) *proc {
 			<-p.done
 		}
 		if t.Failed() { // what a flake needs to be understood
-			t.Logf("%s %s: last lines of its stderr:\n%s", name, strings.Join(args, " "), lastLines(p.errOut.String(), 30))
+			t.Logf("%s %s: the end of its stderr:\n%s", name, strings.Join(args, " "), tail(p.errOut.String(), 4000))
 		}
 	})
 	return p
-}
-
-// lastLines returns the last n lines of s.
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }
 
 // wait waits for the process to exit and returns its exit code.

@@ -135,9 +135,6 @@ func TestProtocolModesEndToEnd(t *testing.T) {
 				if r.Malformed+r.Unknown+r.Duplicate != 0 {
 					t.Errorf("stray responses: %+v", r)
 				}
-				if t.Failed() {
-					t.Logf("loadgen log:\n%s", tail(lg.errOut.String(), 4000))
-				}
 				if code := w.stop(t); code != 0 {
 					t.Errorf("worker exit %d", code)
 				}

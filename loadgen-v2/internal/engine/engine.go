@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cputime"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
@@ -97,7 +98,7 @@ type Engine struct {
 
 	cpuStart, cpuSend time.Duration // process CPU when sending started and ended
 
-	lastImplausibleLog atomic.Int64 // unix nanoseconds of the last implausible-response log
+	implausibleLog rate.Sometimes // the implausible-response log, at most every 1 s
 }
 
 // New builds an engine from a validated config: the schedule and the pending
@@ -123,6 +124,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, progre
 	if e.stopNs == 0 {
 		e.stopNs = 1<<63 - 1
 	}
+	e.implausibleLog.Interval = time.Second
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	e.runID = binary.BigEndian.Uint32(b[:])
@@ -479,13 +481,10 @@ const implausibleSlack = time.Millisecond
 // the responder claimed (queue wait and processing, µs) against the round
 // trip measured here (ns).
 func (e *Engine) warnImplausible(client, seq, queueUS, processUS uint32, rtt int64) {
-	now := time.Now().UnixNano()
-	last := e.lastImplausibleLog.Load()
-	if now-last < int64(time.Second) || !e.lastImplausibleLog.CompareAndSwap(last, now) {
-		return
-	}
-	e.log.Warn("implausible response: the responder claims more time than the whole round trip (forged, or a foreign responder; logged at most every 1s, see implausible)",
-		"client", client, "seq", seq, "queue_ms", float64(queueUS)/1e3, "process_ms", float64(processUS)/1e3, "round_trip_ms", float64(rtt)/1e6)
+	e.implausibleLog.Do(func() {
+		e.log.Warn("implausible response: the responder claims more time than the whole round trip (forged, or a foreign responder; logged at most every 1s, see implausible)",
+			"client", client, "seq", seq, "queue_ms", float64(queueUS)/1e3, "process_ms", float64(processUS)/1e3, "round_trip_ms", float64(rtt)/1e6)
+	})
 }
 
 // paddedCounter is a counter on its own cache line.

@@ -119,6 +119,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	mx "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
@@ -211,7 +212,7 @@ type Engine struct {
 	rateMu      sync.Mutex
 	rateSamples []rateSample // ring of the last rateWindow+1 samples
 
-	lastReplyWarn atomic.Int64 // unix nanoseconds of the last reply-failure log
+	replyWarn rate.Sometimes // the reply-failure log, at most every 5 s
 }
 
 type rateSample struct {
@@ -242,6 +243,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engi
 		conns:      make([]connStats, c.Connections),
 		connEvents: mx.NewConnEvents(c.Connections),
 		ready:      make(chan struct{}),
+		replyWarn:  rate.Sometimes{Interval: 5 * time.Second},
 		procOpts: process.Options{
 			Mode:       c.Mode,
 			Sleep:      c.SleepDuration(),

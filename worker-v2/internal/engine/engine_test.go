@@ -1275,16 +1275,12 @@ func TestObserve(t *testing.T) {
 // capturingConn is an mqttconn.Conn that keeps the replies queued on it and,
 // for each, the engine clock's last reading when it was queued.
 type capturingConn struct {
+	discardConn
 	clock   *steppingClock
 	replies []wire.Response
 	at      []int64
 }
 
-func (c *capturingConn) Publish(string, []byte) error { return nil }
-func (c *capturingConn) Queue(string, []byte) error   { return nil }
-func (c *capturingConn) PublishMessage(m *mqttconn.Message) error {
-	return c.QueueMessage(m)
-}
 func (c *capturingConn) QueueMessage(m *mqttconn.Message) error {
 	var r wire.Response
 	if err := wire.DecodeResponse(m.Payload, &r); err != nil {
@@ -1294,8 +1290,6 @@ func (c *capturingConn) QueueMessage(m *mqttconn.Message) error {
 	c.at = append(c.at, c.clock.last())
 	return nil
 }
-func (c *capturingConn) Flush()          {}
-func (c *capturingConn) Connected() bool { return true }
 
 // steppingClock advances by step on every reading.
 type steppingClock struct {

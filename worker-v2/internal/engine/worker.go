@@ -247,12 +247,9 @@ func (w *worker) handle(it item) {
 
 // warnReplyFailed logs a failed reply at most every 5 s.
 func (e *Engine) warnReplyFailed(err error) {
-	now := time.Now().UnixNano()
-	last := e.lastReplyWarn.Load()
-	if now-last < int64(5*time.Second) || !e.lastReplyWarn.CompareAndSwap(last, now) {
-		return
-	}
-	e.log.Warn("reply not sent (logged at most every 5s; see reply_failed)", "err", err, "reply_failed", e.replyFailed())
+	e.replyWarn.Do(func() {
+		e.log.Warn("reply not sent (logged at most every 5s; see reply_failed)", "err", err, "reply_failed", e.replyFailed())
+	})
 }
 
 // publish sends a reply on the worker's connection or, while that one is
@@ -265,8 +262,9 @@ func (e *Engine) warnReplyFailed(err error) {
 // in the other modes after each reply, since the next request takes time to
 // process. The connection's flusher goroutine is then not woken at all (one
 // hand-off less per request: the write is one raw non-blocking system call,
-// and only what the socket does not take is left to the flusher). With WRITE_LINGER > 0 the flusher
-// writes, after waiting that long for more replies.
+// and only what the socket does not take is left to the flusher). With
+// WRITE_LINGER > 0 the flusher writes, after waiting that long for more
+// replies.
 func (w *worker) publish(m *mqttconn.Message) error {
 	var err error
 	if w.e.cfg.WriteLinger == 0 {

@@ -16,11 +16,11 @@
 // used less than Light cores for DownAfter intervals in a row, and on Max
 // (the runtime's own choice) again as soon as it uses more than Up cores on
 // that one P. Up is above what a load just under Light costs on one P
-// (Light × about 0.78, the one-P cost ratio), so the count does not flap. One P is only for light load: near
-// the knee, a single thread competing with the broker and the loadgen for 2
-// cores gets less CPU than the worker needs (measured: 32k req/s on one P,
-// p99 175 ms; on two, 42 ms), and the thread wake-ups cost little against
-// the work.
+// (Light × about 0.78, the one-P cost ratio), so the count does not flap.
+// One P is only for light load: near the knee, a single thread competing
+// with the broker and the loadgen for 2 cores gets less CPU than the worker
+// needs (measured: 32k req/s on one P, p99 175 ms; on two, 42 ms), and the
+// thread wake-ups cost little against the work.
 //
 // Not used when the GOMAXPROCS environment variable is set (the operator's
 // fixed choice) or in MODE=cpu (CPU-bound workers need every core); see
