@@ -81,6 +81,15 @@ func (s *Server) JSON(path string, snapshot func() any) {
 	})))
 }
 
+// Stats serves one live-stats snapshot at both of its URLs, the same JSON
+// built once per request: /stats answers snapshot() itself and /debug/vars
+// answers {name: snapshot()} (the expvar shape the web dashboard reads).
+// Both binaries call it, so the two URLs can never disagree.
+func (s *Server) Stats(name string, snapshot func() any) {
+	s.JSON("/stats", snapshot)
+	s.JSON("/debug/vars", func() any { return map[string]any{name: snapshot()} })
+}
+
 // JSONOr404 adds /path answering the JSON encoding of what snapshot returns,
 // or, while it returns an error, 404 with {"error": "..."} (e.g. a final
 // report that does not exist yet). Readable from any origin, like JSON.

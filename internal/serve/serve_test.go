@@ -26,7 +26,7 @@ func start(t *testing.T) (string, *bool) {
 	healthy := true
 	s := New(reg, nil)
 	s.Health("/health", func() (bool, string) { return healthy, "2 of 3 connections up" })
-	s.JSON("/stats", func() any { return map[string]int{"processed": 7} })
+	s.Stats("worker", func() any { return map[string]int{"processed": 7} })
 	l, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +73,9 @@ func TestEndpoints(t *testing.T) {
 		{"metrics", "GET", "/metrics", 200, "mqttrr_test_total 3"},
 		{"health ok", "GET", "/health", 200, "ok"},
 		{"stats json", "GET", "/stats", 200, `"processed": 7`},
+		{"debug vars: the same snapshot under its name", "GET", "/debug/vars", 200, `"worker": {
+    "processed": 7
+  }`},
 		{"index", "GET", "/", 200, "/stats"},
 		{"head", "HEAD", "/stats", 200, ""},
 		{"unknown path", "GET", "/nope", 404, ""},

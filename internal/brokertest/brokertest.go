@@ -1,0 +1,185 @@
+// Package brokertest holds the helpers every test of this module needs once:
+// the embedded broker on a free loopback port, polling for an event
+// (WaitFor), loopback addresses for binaries to bind, and reading a
+// Prometheus scrape or a JSON endpoint. It is imported by tests only.
+package brokertest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+)
+
+// Patience bounds every wait of WaitFor. It only ends a broken test: a
+// passing test waits for an event and never for this long (the machine may
+// be shared and slow, so it is generous).
+const Patience = 60 * time.Second
+
+// Start starts the embedded broker on 127.0.0.1:0 and closes it when the test
+// ends. Read its address back with Addr or URL.
+func Start(t testing.TB, o ...broker.Options) *broker.Broker {
+	t.Helper()
+	opts := broker.Options{}
+	if len(o) > 0 {
+		opts = o[0]
+	}
+	opts.Addr = "127.0.0.1:0"
+	b, err := broker.Start(opts)
+	if err != nil {
+		t.Fatalf("start embedded broker: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// WaitFor polls cond every 5 ms until it holds. It fails the test after
+// Patience, naming what it waited for: the bound ends a broken run, it is not
+// an assertion on timing.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Patience)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", Patience, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// FreeAddr returns a loopback address ("127.0.0.1:port") for a server that a
+// test starts later (a binary's METRICS_ADDR, a broker's listener). The port
+// is free now but bound only later, so it must not be one another process is
+// likely to take meanwhile: not from the kernel's ephemeral range (where every
+// 127.0.0.1:0 bind and outgoing connection lands), and not from another test
+// process's ports. Each test process hands out the ports of its own block of
+// 40 below 32768, chosen by its pid.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	addr, err := FreeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// FreeLoopbackAddr is FreeAddr for code without a testing.TB (a helper
+// command that starts brokers for a script).
+func FreeLoopbackAddr() (string, error) {
+	const base, blocks, size = 20000, 300, 40 // ports 20000..31999
+	block := os.Getpid() % blocks
+	for range size {
+		port := base + block*size + int(nextPort.Add(1)%size)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			addr := l.Addr().String()
+			_ = l.Close()
+			return addr, nil
+		}
+	}
+	return "", fmt.Errorf("no free port in 127.0.0.1:%d..%d", base+block*size, base+block*size+size-1)
+}
+
+// nextPort is the next offset of this process's port block.
+var nextPort atomic.Int64
+
+// Get fetches url and returns the status and body; an error only when no
+// answer came.
+func Get(url string) (int, string, error) {
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// GetJSON fetches url, which must answer 200, and decodes its JSON body into v.
+func GetJSON(t testing.TB, url string, v any) {
+	t.Helper()
+	if err := FetchJSON(url, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FetchJSON is GetJSON returning the error, for polling loops.
+func FetchJSON(url string, v any) error {
+	code, body, err := Get(url)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("%s: status %d: %s", url, code, body)
+	}
+	if err := json.Unmarshal([]byte(body), v); err != nil {
+		return fmt.Errorf("%s: %w: %s", url, err, body)
+	}
+	return nil
+}
+
+// Scrape reads a Prometheus text exposition from url (…/metrics) and
+// returns it by family name.
+func Scrape(t testing.TB, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	code, body, err := Get(url)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("scrape %s: status %d, %v", url, code, err)
+	}
+	mfs, err := ParseMetrics(body)
+	if err != nil {
+		t.Fatalf("parse %s: %v", url, err)
+	}
+	return mfs
+}
+
+// ParseMetrics parses a Prometheus text exposition.
+func ParseMetrics(text string) (map[string]*dto.MetricFamily, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(strings.NewReader(text))
+}
+
+// Sample returns the value of the one series of family name whose labels
+// include the name/value pairs given (a counter, a gauge or an untyped
+// sample). It fails the test unless exactly one series matches.
+func Sample(t testing.TB, mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	t.Helper()
+	var found []*dto.Metric
+next:
+	for _, m := range mfs[name].GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			ok := false
+			for _, lp := range m.GetLabel() {
+				ok = ok || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
+			}
+			if !ok {
+				continue next
+			}
+		}
+		found = append(found, m)
+	}
+	if len(found) != 1 {
+		t.Fatalf("%s%v: %d series, want 1", name, labels, len(found))
+	}
+	switch m := found[0]; {
+	case m.GetCounter() != nil:
+		return m.GetCounter().GetValue()
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue()
+	default:
+		return m.GetUntyped().GetValue()
+	}
+}
