@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 )
 
@@ -23,18 +22,19 @@ const (
 	ExitSignaled = 130
 )
 
-// Logger returns a text slog logger on w at level ("debug", "info", "warn",
-// "error"; anything else means info).
-func Logger(w io.Writer, level string) *slog.Logger {
+// ParseLevel parses a LOG_LEVEL value with slog's own parser: debug, info,
+// warn or error in any case, optionally with an offset ("warn+2").
+func ParseLevel(s string) (slog.Level, error) {
 	var l slog.Level
-	switch strings.ToLower(level) {
-	case "debug":
-		l = slog.LevelDebug
-	case "warn":
-		l = slog.LevelWarn
-	case "error":
-		l = slog.LevelError
-	default:
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+// Logger returns a text slog logger on w at level (ParseLevel; a value it
+// refuses means info: configurations validate LOG_LEVEL before this).
+func Logger(w io.Writer, level string) *slog.Logger {
+	l, err := ParseLevel(level)
+	if err != nil {
 		l = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))

@@ -44,7 +44,7 @@ type Config struct {
 	Duration     time.Duration `envconfig:"DURATION" default:"10s" desc:"how long round trips are counted, after WARMUP (duration)" json:"duration"`
 	Warmup       time.Duration `envconfig:"WARMUP" default:"2s" desc:"round trips in this first stretch are not counted (duration)" json:"warmup"`
 	ReportFile   string        `envconfig:"REPORT_FILE" desc:"also write the JSON result to this file" json:"report_file,omitempty"`
-	mqttconn.Security
+	envconf.Security
 }
 
 // Validate implements envconf.Validator.

@@ -28,7 +28,7 @@ type RespondConfig struct {
 	ShareGroup  string        `envconfig:"SHARE_GROUP" default:"workers" desc:"shared subscription group name" json:"share_group"`
 	QoS         int           `envconfig:"QOS" default:"0" desc:"MQTT QoS of the subscription and the responses (0, 1 or 2)" json:"qos"`
 	Duration    time.Duration `envconfig:"DURATION" default:"0s" desc:"stop after this long (duration; 0: until SIGINT/SIGTERM)" json:"duration"`
-	mqttconn.Security
+	envconf.Security
 }
 
 // Validate implements envconf.Validator.

@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
 // ErrInvalid is wrapped by every configuration error, so callers can map it to
@@ -130,4 +132,27 @@ func quote(v any) string {
 		return fmt.Sprintf("%q", s)
 	}
 	return s
+}
+
+// ParseProtocol parses MQTT_VERSION ("3.1.1" or "4" is protocol version 4,
+// "5" or "5.0" version 5) and CORRELATE (wire.ParseCorrelation), the
+// settings both binaries share. It returns every problem, each naming its
+// variable.
+func ParseProtocol(version, correlate string) (v byte, c wire.Correlation, field string, errs []error) {
+	switch version {
+	case "3.1.1", "4":
+		v = 4
+	case "5", "5.0":
+		v = 5
+	default:
+		errs = append(errs, fmt.Errorf("MQTT_VERSION=%q must be 3.1.1 or 5", version))
+	}
+	c, field, err := wire.ParseCorrelation(correlate, v)
+	switch {
+	case errors.Is(err, wire.ErrPropertiesNeedV5):
+		errs = append(errs, fmt.Errorf("CORRELATE=properties needs MQTT_VERSION=5 (Correlation Data is an MQTT 5 property)"))
+	case err != nil:
+		errs = append(errs, fmt.Errorf("CORRELATE=%w", err))
+	}
+	return v, c, field, errs
 }

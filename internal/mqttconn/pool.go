@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,10 +84,8 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker url %q: %w", o.Broker, err)
 	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts":
-	default:
-		return nil, fmt.Errorf("broker url %q: scheme %q not supported (tcp, ssl, tls, mqtts)", o.Broker, u.Scheme)
+	if err := ValidateBrokerURL(o.Broker); err != nil {
+		return nil, fmt.Errorf("broker url %q %w", o.Broker, err)
 	}
 	if o.QoS > 2 {
 		return nil, fmt.Errorf("qos %d not in 0..2", o.QoS)
@@ -251,17 +250,15 @@ func (c *connBase) dial(u *url.URL) (*bufConn, error) {
 	d := &net.Dialer{Timeout: o.ConnectTimeout}
 	host := u.Host
 	if u.Port() == "" {
-		switch u.Scheme {
-		case "ssl", "tls", "mqtts":
+		host = net.JoinHostPort(u.Hostname(), "1883")
+		if slices.Contains(TLSSchemes, u.Scheme) {
 			host = net.JoinHostPort(u.Hostname(), "8883")
-		default:
-			host = net.JoinHostPort(u.Hostname(), "1883")
 		}
 	}
 	var nc net.Conn
 	var err error
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts":
+	switch {
+	case slices.Contains(TLSSchemes, u.Scheme):
 		cfg := o.TLS
 		if cfg == nil {
 			cfg = &tls.Config{MinVersion: tls.VersionTLS12}

@@ -316,8 +316,8 @@ func TestDialErrors(t *testing.T) {
 		wantErr string
 		is      error
 	}{
-		{name: "http scheme", opts: mqttconn.Options{Broker: "http://127.0.0.1:1883"}, wantErr: `scheme "http" not supported`},
-		{name: "websocket scheme", opts: mqttconn.Options{Broker: "ws://127.0.0.1:1883"}, wantErr: `scheme "ws" not supported`},
+		{name: "http scheme", opts: mqttconn.Options{Broker: "http://127.0.0.1:1883"}, wantErr: `has scheme "http"; allowed: tcp://`},
+		{name: "websocket scheme", opts: mqttconn.Options{Broker: "ws://127.0.0.1:1883"}, wantErr: `has scheme "ws"; allowed: tcp://`},
 		{name: "no scheme", opts: mqttconn.Options{Broker: "127.0.0.1:1883"}, wantErr: "broker url"},
 		{name: "not a url", opts: mqttconn.Options{Broker: "::bad"}, wantErr: "broker url"},
 		{name: "qos 3", opts: mqttconn.Options{Broker: "tcp://127.0.0.1:1883", QoS: 3}, wantErr: "qos 3"},

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 )
@@ -143,11 +144,14 @@ func (c Correlation) String() string {
 // json:FIELD; empty is envelope on MQTT 3.1.1 (version 4) and properties on
 // MQTT 5. It returns the JSON member name for json:FIELD. The errors name the
 // value and what is allowed (the caller adds the variable).
+// ErrPropertiesNeedV5: correlation by MQTT 5 properties on MQTT 3.1.1.
+var ErrPropertiesNeedV5 = errors.New("properties needs MQTT 5 (Correlation Data is an MQTT 5 property)")
+
 func ParseCorrelation(s string, version byte) (Correlation, string, error) {
 	switch {
 	case s == "" && version == 5, s == "properties":
 		if version != 5 {
-			return Properties, "", fmt.Errorf("CORRELATE=properties needs MQTT_VERSION=5 (Correlation Data is an MQTT 5 property)")
+			return Properties, "", ErrPropertiesNeedV5
 		}
 		return Properties, "", nil
 	case s == "" || s == "envelope":
@@ -156,31 +160,12 @@ func ParseCorrelation(s string, version byte) (Correlation, string, error) {
 		f := s[5:]
 		for i := 0; i < len(f); i++ {
 			if f[i] == '"' || f[i] == '\\' {
-				return JSON, "", fmt.Errorf("CORRELATE=%q must name a JSON member: json:FIELD, FIELD without quotes or backslashes", s)
+				return JSON, "", fmt.Errorf("%q must name a JSON member: json:FIELD, FIELD without quotes or backslashes", s)
 			}
 		}
 		return JSON, f, nil
 	case s == "json:":
-		return JSON, "", fmt.Errorf("CORRELATE=%q must name a JSON member: json:FIELD", s)
+		return JSON, "", fmt.Errorf("%q must name a JSON member: json:FIELD", s)
 	}
-	return Envelope, "", fmt.Errorf("CORRELATE=%q must be envelope, properties or json:FIELD", s)
-}
-
-// ParseProtocol parses MQTT_VERSION ("3.1.1" or "4" is protocol version 4,
-// "5" or "5.0" version 5) and CORRELATE (ParseCorrelation), the settings both
-// binaries share. It returns every problem, each naming its variable.
-func ParseProtocol(version, correlate string) (v byte, c Correlation, field string, errs []error) {
-	switch version {
-	case "3.1.1", "4":
-		v = 4
-	case "5", "5.0":
-		v = 5
-	default:
-		errs = append(errs, fmt.Errorf("MQTT_VERSION=%q must be 3.1.1 or 5", version))
-	}
-	c, field, err := ParseCorrelation(correlate, v)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	return v, c, field, errs
+	return Envelope, "", fmt.Errorf("%q must be envelope, properties or json:FIELD", s)
 }

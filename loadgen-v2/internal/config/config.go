@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/pending"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/schedule"
@@ -50,7 +50,7 @@ type Config struct {
 	Transport      string        `envconfig:"TRANSPORT" default:"fast" desc:"fast (buffered reads, coalesced writes, in-place parsing) or paho (plain paho, for comparison)" json:"transport"`
 	CPUProfile     string        `envconfig:"CPU_PROFILE" desc:"write a pprof CPU profile of the run to this file" json:"cpu_profile,omitempty"`
 	LogLevel       string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error" json:"log_level"`
-	mqttconn.Security
+	envconf.Security
 
 	offset uint32
 	proto  Protocol
@@ -199,12 +199,10 @@ func (c *Config) resolveOffset(name string) (uint32, error) {
 	return uint32(off), nil
 }
 
+// validLevel: LOG_LEVEL as slog parses it (cliutil.ParseLevel).
 func validLevel(s string) bool {
-	switch strings.ToLower(s) {
-	case "debug", "info", "warn", "error":
-		return true
-	}
-	return false
+	_, err := cliutil.ParseLevel(s)
+	return err == nil
 }
 
 // sanitize makes a hostname usable inside a topic name.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
@@ -28,7 +29,7 @@ func (c *Config) Protocol() *Protocol { return &c.proto }
 func (c *Config) validateProtocol() []error {
 	p := &c.proto
 	var errs []error
-	p.Version, p.Correlation, p.JSONField, errs = wire.ParseProtocol(c.MQTTVersion, c.Correlate)
+	p.Version, p.Correlation, p.JSONField, errs = envconf.ParseProtocol(c.MQTTVersion, c.Correlate)
 	if c.Transport == "paho" && (p.Version == 5 || p.Correlation != wire.Envelope) {
 		errs = append(errs, fmt.Errorf("TRANSPORT=paho is the plain MQTT 3.1.1 baseline with the envelope; it does not combine with MQTT_VERSION=%s CORRELATE=%s", c.MQTTVersion, p.Correlation))
 	}

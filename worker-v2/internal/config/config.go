@@ -5,14 +5,13 @@ package config
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
@@ -68,7 +67,7 @@ type Config struct {
 	ReplyTo         string        `envconfig:"REPLY_TO" default:"reply_to" desc:"CORRELATE=json:FIELD: the request's JSON member naming the reply topic when the request has no MQTT 5 Response Topic" json:"reply_to"`
 	ResponseTmpl    string        `envconfig:"RESPONSE_TEMPLATE" desc:"reply payload for properties and json:FIELD; {{id}} is the request's id (json); @path reads a file (default: {\"id\":\"{{id}}\",\"status\":\"ok\"} for json, RESPONSE_BYTES bytes for properties)" json:"response_template,omitempty"`
 	ResponseBytes   int           `envconfig:"RESPONSE_BYTES" default:"16" desc:"CORRELATE=properties without RESPONSE_TEMPLATE: reply payload size (bytes, 0..1048576); the envelope's reply is always 30 bytes" json:"response_bytes"`
-	mqttconn.Security
+	envconf.Security
 
 	proto Protocol
 }
@@ -189,15 +188,6 @@ func (c *Config) SleepJitter() time.Duration {
 	return time.Duration(c.SleepJitterMS) * time.Millisecond
 }
 
-// Level returns LOG_LEVEL as a slog level (info when invalid).
-func (c *Config) Level() slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return slog.LevelInfo
-	}
-	return l
-}
-
 // DefaultClientIDPrefix returns "wk-{hostname}-{pid}".
 func DefaultClientIDPrefix() string {
 	h, err := os.Hostname()
@@ -215,12 +205,10 @@ func validMode(m string) bool {
 	return false
 }
 
+// validLevel: LOG_LEVEL as slog parses it (cliutil.ParseLevel).
 func validLevel(s string) bool {
-	switch strings.ToLower(s) {
-	case "debug", "info", "warn", "error":
-		return true
-	}
-	return false
+	_, err := cliutil.ParseLevel(s)
+	return err == nil
 }
 
 // validFilter reports whether f is an MQTT topic filter: non-empty, no NUL,

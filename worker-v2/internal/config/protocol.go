@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
@@ -26,7 +27,7 @@ func (c *Config) Protocol() *Protocol { return &c.proto }
 func (c *Config) validateProtocol() []error {
 	p := &c.proto
 	var errs []error
-	p.Version, p.Correlation, p.IDField, errs = wire.ParseProtocol(c.MQTTVersion, c.Correlate)
+	p.Version, p.Correlation, p.IDField, errs = envconf.ParseProtocol(c.MQTTVersion, c.Correlate)
 	if c.ResponseBytes < 0 || c.ResponseBytes > 1<<20 {
 		errs = append(errs, fmt.Errorf("RESPONSE_BYTES=%d must be between 0 and 1048576", c.ResponseBytes))
 	}

@@ -1,18 +1,18 @@
-package mqttconn
+package envconf
 
 import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
 // Security is the broker authentication and TLS configuration shared by both
-// binaries, read from the environment. Secrets are never printed: the
+// binaries and the helper commands, read from the environment; Apply turns
+// it into mqttconn.Options fields (mqttconn itself knows no variable names). Secrets are never printed: the
 // password fields are excluded from JSON and String.
 type Security struct {
 	Username     string `envconfig:"MQTT_USERNAME" desc:"broker username (optional)" json:"username,omitempty"`
@@ -48,73 +48,45 @@ func (s *Security) Validate(brokerVar, broker string) []error {
 			errs = append(errs, fmt.Errorf("%s=%s cannot be read: %v", f.name, f.path, err))
 		}
 	}
-	if err := ValidateBrokerURL(broker); err != nil {
+	if err := mqttconn.ValidateBrokerURL(broker); err != nil {
 		errs = append(errs, fmt.Errorf("%s=%s %v", brokerVar, broker, err))
-	} else if (s.CAFile != "" || s.CertFile != "" || s.Insecure) && !IsTLS(broker) {
+	} else if (s.CAFile != "" || s.CertFile != "" || s.Insecure) && !mqttconn.IsTLS(broker) {
 		errs = append(errs, fmt.Errorf("%s=%s is not a TLS URL (ssl://, tls://, mqtts://) but TLS settings are given", brokerVar, broker))
 	}
 	return errs
 }
 
-// ValidateBrokerURL checks that broker is tcp://, mqtt://, ssl://, tls:// or
-// mqtts:// with a host.
-func ValidateBrokerURL(broker string) error {
-	u, err := url.Parse(broker)
-	if err != nil {
-		return fmt.Errorf("is not a URL: %v", err)
-	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts":
-	default:
-		return fmt.Errorf("has scheme %q; allowed: tcp://, mqtt://, ssl://, tls://, mqtts://", u.Scheme)
-	}
-	if u.Hostname() == "" {
-		return fmt.Errorf("has no host (want e.g. tcp://localhost:1883)")
-	}
-	return nil
-}
-
-// IsTLS reports whether broker is a TLS URL.
-func IsTLS(broker string) bool {
-	for _, p := range []string{"ssl://", "tls://", "mqtts://"} {
-		if strings.HasPrefix(broker, p) {
-			return true
-		}
-	}
-	return false
-}
-
 // Apply fills the authentication and TLS fields of o from s, reading the
 // password and certificate files.
-func (s *Security) Apply(o *Options) error {
+func (s *Security) Apply(o *mqttconn.Options) error {
 	o.Username = s.Username
 	o.Password = s.Password
 	if s.PasswordFile != "" {
 		b, err := os.ReadFile(s.PasswordFile)
 		if err != nil {
-			return fmt.Errorf("%w: MQTT_PASSWORD_FILE: %v", envconf.ErrInvalid, err)
+			return fmt.Errorf("%w: MQTT_PASSWORD_FILE: %v", ErrInvalid, err)
 		}
 		o.Password = strings.TrimRight(string(b), "\r\n")
 	}
-	if !IsTLS(o.Broker) {
+	if !mqttconn.IsTLS(o.Broker) {
 		return nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.ServerName, InsecureSkipVerify: s.Insecure} //nolint:gosec // only when TLS_INSECURE is asked for
 	if s.CAFile != "" {
 		pem, err := os.ReadFile(s.CAFile)
 		if err != nil {
-			return fmt.Errorf("%w: TLS_CA_FILE: %v", envconf.ErrInvalid, err)
+			return fmt.Errorf("%w: TLS_CA_FILE: %v", ErrInvalid, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("%w: TLS_CA_FILE=%s holds no PEM certificate", envconf.ErrInvalid, s.CAFile)
+			return fmt.Errorf("%w: TLS_CA_FILE=%s holds no PEM certificate", ErrInvalid, s.CAFile)
 		}
 		cfg.RootCAs = pool
 	}
 	if s.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
 		if err != nil {
-			return fmt.Errorf("%w: TLS_CERT_FILE/TLS_KEY_FILE: %v", envconf.ErrInvalid, err)
+			return fmt.Errorf("%w: TLS_CERT_FILE/TLS_KEY_FILE: %v", ErrInvalid, err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
