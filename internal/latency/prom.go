@@ -9,6 +9,48 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
+// Collector exposes an HDR histogram (a Recorder's Total) as one Prometheus
+// histogram with classic buckets and native buckets (Metric). It is how both
+// binaries export latency: the hot path records into a per-goroutine HDR
+// Recorder (no Observe, no shared atomic per sample) and a scrape converts.
+type Collector struct {
+	desc   *prometheus.Desc
+	hist   func() *hdrhistogram.Histogram
+	bounds []float64
+}
+
+// NewCollector returns a Collector for desc (no variable labels) reading
+// hist at every scrape, with classic buckets bounds (seconds; nil means
+// DefaultBuckets).
+func NewCollector(desc *prometheus.Desc, hist func() *hdrhistogram.Histogram, bounds []float64) *Collector {
+	if bounds == nil {
+		bounds = DefaultBuckets
+	}
+	return &Collector{desc: desc, hist: hist, bounds: bounds}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	m, err := Metric(c.desc, c.hist(), c.bounds)
+	if err != nil {
+		m = prometheus.NewInvalidMetric(c.desc, err)
+	}
+	ch <- m
+}
+
+// DefaultBuckets are the classic buckets, seconds: 100 µs .. 30 s, about
+// 25% apart between 1 and 100 ms where request/response latencies live.
+// Native buckets (9% apart at any magnitude) come with them.
+var DefaultBuckets = []float64{
+	0.0001, 0.00025, 0.0005, 0.00075,
+	0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0065, 0.008,
+	0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.065, 0.08,
+	0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+}
+
 // NativeSchema is the schema of the native histograms Metric exposes: 3,
 // bucket boundaries 2^(k/8) seconds, each bucket 9.05% wider than the one
 // below (the schema client_golang picks for NativeHistogramBucketFactor 1.1).

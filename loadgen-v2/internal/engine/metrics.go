@@ -3,7 +3,6 @@ package engine
 import (
 	"strconv"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
@@ -30,33 +29,6 @@ type Metrics struct {
 	collectors []prometheus.Collector
 }
 
-// hdrCollector exposes an HDR recorder as a Prometheus histogram with both
-// classic buckets (latencyBuckets) and native buckets (latency.Metric).
-type hdrCollector struct {
-	desc *prometheus.Desc
-	rec  func() *hdrhistogram.Histogram
-}
-
-func (c hdrCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c hdrCollector) Collect(ch chan<- prometheus.Metric) {
-	m, err := latency.Metric(c.desc, c.rec(), latencyBuckets)
-	if err != nil {
-		m = prometheus.NewInvalidMetric(c.desc, err)
-	}
-	ch <- m
-}
-
-// latencyBuckets are the classic buckets, seconds: 100 µs .. 30 s, about
-// 25% apart between 1 and 100 ms where request/response latencies live.
-// Native buckets (9% apart at any magnitude) come with them.
-var latencyBuckets = []float64{
-	0.0001, 0.00025, 0.0005, 0.00075,
-	0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0065, 0.008,
-	0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.065, 0.08,
-	0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30,
-}
-
 // newMetrics builds the metrics of e. It also puts a connWatch between e and
 // its Dialer, which counts connection state changes and tells Phase when the
 // run has finished.
@@ -64,10 +36,7 @@ func newMetrics(e *Engine) *Metrics {
 	m := &Metrics{runID: e.RunID(), conns: newConnWatch(e.cfg.Connections)}
 	e.dial = m.conns.dialer(e.dial)
 	hist := func(name, help string, rec *latency.Recorder) prometheus.Collector {
-		return hdrCollector{
-			desc: prometheus.NewDesc(prometheus.BuildFQName(Namespace, subsystem, name), help, nil, nil),
-			rec:  rec.Total,
-		}
+		return latency.NewCollector(prometheus.NewDesc(prometheus.BuildFQName(Namespace, subsystem, name), help, nil, nil), rec.Total, nil)
 	}
 	counter := func(name, help string, f func() uint64) prometheus.Collector {
 		return metrics.Counter(subsystem, name, help, nil, f)

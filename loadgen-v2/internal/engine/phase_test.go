@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
@@ -205,7 +206,7 @@ func TestMetricsCarryRunID(t *testing.T) {
 			}
 		case "mqttrr_loadgen_latency_seconds":
 			h := mf.Metric[0].GetHistogram()
-			if h.GetSampleCount() != 1 || h.GetSchema() != 3 || len(h.PositiveDelta) != 1 || len(h.Bucket) != len(latencyBuckets) {
+			if h.GetSampleCount() != 1 || h.GetSchema() != 3 || len(h.PositiveDelta) != 1 || len(h.Bucket) != len(latency.DefaultBuckets) {
 				t.Errorf("latency histogram: count %d schema %d native buckets %d classic %d", h.GetSampleCount(), h.GetSchema(), len(h.PositiveDelta), len(h.Bucket))
 			}
 		case "mqttrr_loadgen_connections":
