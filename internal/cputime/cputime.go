@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// Process returns the user + system CPU time of this process so far, or 0
-// when the kernel does not say.
-func Process() time.Duration {
+// Self returns the CPU time this process has used so far, user + system
+// (all its threads; getrusage RUSAGE_SELF), or 0 when the kernel does not
+// say.
+func Self() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0

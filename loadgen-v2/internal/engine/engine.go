@@ -228,7 +228,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	e.shared.Store(pool)
 	defer pool.Close()
 
-	e.cpuStart = cputime.Process()
+	e.cpuStart = cputime.Self()
 	e.epoch = time.Now()
 	e.epochMS = e.epoch.UnixMilli()
 	e.started.Store(true)
@@ -241,7 +241,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { e.progress(progCtx) })
 	sendEnd := e.schedulerLoop(ctx)
-	e.cpuSend = cputime.Process() // cpu while sending; the drain is excluded
+	e.cpuSend = cputime.Self() // cpu while sending; the drain is excluded
 	stopProg()
 	wg.Wait()
 

@@ -91,14 +91,14 @@ func Run(ctx context.Context, p Policy, log *slog.Logger) {
 	defer runtime.GOMAXPROCS(start)
 	t := time.NewTicker(Interval)
 	defer t.Stop()
-	lastCPU, lastAt := cputime.Process(), time.Now()
+	lastCPU, lastAt := cputime.Self(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		cpu, now := cputime.Process(), time.Now()
+		cpu, now := cputime.Self(), time.Now()
 		used := (cpu - lastCPU).Seconds() / now.Sub(lastAt).Seconds()
 		lastCPU, lastAt = cpu, now
 		next := p.Decide(s, used)
