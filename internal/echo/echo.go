@@ -48,7 +48,7 @@ type Config struct {
 }
 
 // Validate implements envconf.Validator.
-func (c *Config) Validate() []error {
+func (c *Config) Validate() error {
 	errs := []error{
 		envconf.Check(c.Requesters >= 1 && c.Requesters <= 1000, "ECHO_REQUESTERS", c.Requesters, "must be 1..1000"),
 		envconf.Check(c.Outstanding >= 1 && c.Outstanding <= 65535, "ECHO_OUTSTANDING", c.Outstanding, "must be 1..65535"),
@@ -59,7 +59,7 @@ func (c *Config) Validate() []error {
 		envconf.Check(c.Warmup >= 0, "WARMUP", c.Warmup, "must not be negative"),
 	}
 	errs = append(errs, c.Security.Validate("BROKER", c.Broker)...)
-	return envconf.Failed(errs)
+	return errors.Join(errs...)
 }
 
 // Result is the outcome of a run, written as JSON. Field names follow

@@ -2,6 +2,7 @@ package echo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -32,7 +33,7 @@ type RespondConfig struct {
 }
 
 // Validate implements envconf.Validator.
-func (c *RespondConfig) Validate() []error {
+func (c *RespondConfig) Validate() error {
 	errs := []error{
 		envconf.Check(c.Connections >= 1 && c.Connections <= 1000, "CONNECTIONS", c.Connections, "must be 1..1000"),
 		envconf.Check(c.Sub != "", "MQTT_SUB", c.Sub, "must not be empty"),
@@ -41,7 +42,7 @@ func (c *RespondConfig) Validate() []error {
 		envconf.Check(c.Duration >= 0, "DURATION", c.Duration, "must not be negative"),
 	}
 	errs = append(errs, c.Security.Validate("BROKER", c.Broker)...)
-	return envconf.Failed(errs)
+	return errors.Join(errs...)
 }
 
 // Answered counts what a responder did; it is written as JSON when it stops.

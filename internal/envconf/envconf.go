@@ -1,6 +1,9 @@
-// Package envconf loads a binary's configuration from environment variables
-// with envconfig, joins every validation problem into one error, and prints
-// the table of variables for -h.
+// Package envconf owns how the binaries and helper commands read their
+// configuration: environment variables parsed with envconfig, every
+// validation problem reported at once (wrapping ErrInvalid, for exit status
+// 2), the table of variables for -h, and the settings several binaries share
+// (Security: broker authentication and TLS; ParseProtocol: MQTT_VERSION and
+// CORRELATE).
 //
 // A Config struct declares each variable with the tags `envconfig:"NAME"`,
 // `default:"..."` and `desc:"... (unit)"`.
@@ -26,9 +29,10 @@ var ErrInvalid = errors.New("invalid configuration")
 
 // Validator is implemented by configs that check their values after parsing.
 type Validator interface {
-	// Validate returns every problem found, each naming the variable, the
-	// value and the rule, e.g. "MIN_WORKERS=50 is greater than MAX_WORKERS=10".
-	Validate() []error
+	// Validate returns every problem found joined with errors.Join (nil when
+	// there is none), each naming the variable, the value and the rule, e.g.
+	// "MIN_WORKERS=50 is greater than MAX_WORKERS=10".
+	Validate() error
 }
 
 // Load parses the environment into spec (a pointer to a struct) and, if spec
@@ -42,13 +46,27 @@ func Load(spec any) error {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if v, ok := spec.(Validator); ok {
-		if errs := v.Validate(); len(errs) > 0 {
-			return fmt.Errorf("%w:\n  %w", ErrInvalid, errors.Join(indent(errs)...))
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("%w:\n  %w", ErrInvalid, errors.Join(indent(Problems(err))...))
 		}
 	}
 	return nil
 }
 
+// Problems returns the problems a Validate error joins, one per rule broken:
+// the errors given to errors.Join, or err itself when it joins nothing; nil
+// for nil.
+func Problems(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// indent puts every problem after the first on its own indented line.
 func indent(errs []error) []error {
 	out := make([]error, len(errs))
 	for i, e := range errs {
@@ -92,24 +110,13 @@ func Usage(w io.Writer, binary, summary string, spec any) error {
 }
 
 // Check returns a validation error "NAME=value rule" when !ok, else nil.
-// It keeps Validate methods to one line a rule.
+// It keeps Validate methods to one line a rule: list the Checks and return
+// errors.Join of them (which drops the nils of the rules that hold).
 func Check(ok bool, name string, value any, rule string) error {
 	if ok {
 		return nil
 	}
 	return fmt.Errorf("%s=%s %s", name, quote(value), rule)
-}
-
-// Failed returns the errors of errs that are not nil (Check's passes), for
-// a Validate method that lists one Check a rule.
-func Failed(errs []error) []error {
-	var out []error
-	for _, e := range errs {
-		if e != nil {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // printable reports whether s is valid UTF-8 without control characters, so

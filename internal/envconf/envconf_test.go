@@ -26,7 +26,7 @@ type testConfig struct {
 	Limits map[string]int `envconfig:"ECT_LIMITS" desc:"limits, k:v comma separated"`
 }
 
-func (c *testConfig) Validate() []error {
+func (c *testConfig) Validate() error {
 	errs := []error{
 		envconf.Check(c.Count >= 1, "ECT_COUNT", c.Count, "must be at least 1"),
 		envconf.Check(c.Ratio >= 0 && c.Ratio <= 1, "ECT_RATIO", c.Ratio, "must be between 0 and 1"),
@@ -35,13 +35,7 @@ func (c *testConfig) Validate() []error {
 	if c.Size > uint(max(c.Count, 0)) {
 		errs = append(errs, fmt.Errorf("ECT_SIZE=%d is greater than ECT_COUNT=%d: %w", c.Size, c.Count, errTooBig))
 	}
-	var out []error
-	for _, e := range errs {
-		if e != nil {
-			out = append(out, e)
-		}
-	}
-	return out
+	return errors.Join(errs...)
 }
 
 var testVars = []string{"ECT_COUNT", "ECT_SIZE", "ECT_RATIO", "ECT_WAIT", "ECT_ON", "ECT_NAME", "ECT_PORTS", "ECT_LIMITS"}
@@ -277,13 +271,17 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
-func TestFailed(t *testing.T) {
+// TestProblems: the problems of a joined error are the errors joined; a
+// plain error is one problem; nil is none.
+func TestProblems(t *testing.T) {
 	a, b := errors.New("a"), errors.New("b")
-	got := envconf.Failed([]error{nil, a, nil, b, nil})
-	if len(got) != 2 || got[0] != a || got[1] != b {
-		t.Errorf("Failed = %v, want [a b]", got)
+	if got := envconf.Problems(errors.Join(nil, a, nil, b, nil)); len(got) != 2 || got[0] != a || got[1] != b {
+		t.Errorf("Problems(Join(nil, a, nil, b, nil)) = %v, want [a b]", got)
 	}
-	if got := envconf.Failed([]error{nil, nil}); got != nil {
-		t.Errorf("Failed of passes = %v, want nil", got)
+	if got := envconf.Problems(a); len(got) != 1 || got[0] != a {
+		t.Errorf("Problems(a) = %v, want [a]", got)
+	}
+	if got := envconf.Problems(errors.Join(nil, nil)); got != nil {
+		t.Errorf("Problems of passes = %v, want nil", got)
 	}
 }

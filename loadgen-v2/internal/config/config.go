@@ -3,6 +3,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -82,7 +83,7 @@ func Load() (*Config, error) {
 
 // Validate implements envconf.Validator. It fills defaults that depend on the
 // machine (INSTANCE_ID) and resolves CLIENT_ID_OFFSET.
-func (c *Config) Validate() []error {
+func (c *Config) Validate() error {
 	ordinalFrom := c.InstanceID
 	if c.InstanceID == "" {
 		h, _ := os.Hostname()
@@ -129,7 +130,7 @@ func (c *Config) Validate() []error {
 	}
 	errs = append(errs, c.Security.Validate("BROKER", c.Broker)...)
 	errs = append(errs, c.validateProtocol()...)
-	return envconf.Failed(errs)
+	return errors.Join(errs...)
 }
 
 // StateBytes returns the memory the virtual clients' state needs, bytes:

@@ -355,7 +355,7 @@ func FuzzValidate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, instance, offset, broker, level string, clients int) {
 		c := defaults()
 		c.InstanceID, c.ClientIDOffset, c.Broker, c.LogLevel, c.VirtualClients = instance, offset, broker, level, clients
-		errs := c.Validate()
+		errs := envconf.Problems(c.Validate())
 		for _, e := range errs {
 			if e == nil {
 				t.Fatal("Validate returned a nil error in its list")

@@ -123,8 +123,8 @@ func Load() (*Config, error) {
 // Check validates c and returns every problem joined in one error wrapping
 // envconf.ErrInvalid, or nil.
 func (c *Config) Check() error {
-	if errs := c.Validate(); len(errs) > 0 {
-		return fmt.Errorf("%w: %w", envconf.ErrInvalid, errors.Join(errs...))
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", envconf.ErrInvalid, err)
 	}
 	return nil
 }
@@ -132,7 +132,7 @@ func (c *Config) Check() error {
 // Validate implements envconf.Validator: it returns every problem, each
 // naming the variable, its value and the rule. It fills CLIENT_ID_PREFIX when
 // it is empty.
-func (c *Config) Validate() []error {
+func (c *Config) Validate() error {
 	if c.ClientIDPrefix == "" {
 		c.ClientIDPrefix = DefaultClientIDPrefix()
 	}
@@ -177,7 +177,7 @@ func (c *Config) Validate() []error {
 	}
 	errs = append(errs, c.Security.Validate("MQTT_BROKER", c.Broker)...)
 	errs = append(errs, c.validateProtocol()...)
-	return envconf.Failed(errs)
+	return errors.Join(errs...)
 }
 
 // SleepDuration returns SLEEP_MS as a duration.

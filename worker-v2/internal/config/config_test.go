@@ -208,7 +208,7 @@ func TestValidateAutoscaleMessages(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Defaults()
 			tc.set(c)
-			errs := c.Validate()
+			errs := envconf.Problems(c.Validate())
 			if len(errs) != 1 || errs[0].Error() != tc.want {
 				t.Errorf("Validate() = %q, want exactly [%q]", errs, tc.want)
 			}
@@ -217,11 +217,11 @@ func TestValidateAutoscaleMessages(t *testing.T) {
 	// The limits themselves are valid.
 	c := Defaults()
 	c.QueueMaxBytes, c.ScaleTarget, c.ScaleMaxWait, c.ScaleDownWindow = MinQueueBytes, 1, 10*time.Millisecond, 0
-	if errs := c.Validate(); len(errs) != 0 {
+	if errs := envconf.Problems(c.Validate()); len(errs) != 0 {
 		t.Errorf("lower limits: %v", errs)
 	}
 	c.QueueMaxBytes, c.ScaleMaxWait, c.ScaleDownWindow = MaxQueueBytes, time.Hour, 24*time.Hour
-	if errs := c.Validate(); len(errs) != 0 {
+	if errs := envconf.Problems(c.Validate()); len(errs) != 0 {
 		t.Errorf("upper limits: %v", errs)
 	}
 }
