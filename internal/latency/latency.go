@@ -1,8 +1,11 @@
 // Package latency owns latency histograms: HDR histograms recorded by
-// several goroutines without contention, merged exactly for reports, and
-// exported in the standard compressed HdrHistogram encoding (as in hlog files)
-// so that reports of several loadgen instances can be merged exactly.
-// Percentiles are always read from a (merged) histogram, never averaged.
+// several goroutines without contention (Recorder), merged exactly for
+// reports, summarized as percentiles and spectra, exported in the standard
+// compressed HdrHistogram encoding (as in hlog files) so that reports of
+// several loadgen instances can be merged exactly, and exposed to Prometheus
+// converted at scrape time (Collector, prom.go), so no hot path observes a
+// Prometheus histogram. Percentiles are always read from a (merged)
+// histogram, never averaged.
 //
 // Values are recorded in microseconds, from 1 µs to 1 hour, at 3 significant
 // digits (relative error ≤ 0.1%); larger values are clamped to 1 hour.
@@ -114,19 +117,6 @@ func (r *Recorder) Interval() *hdrhistogram.Histogram {
 		s.mu.Unlock()
 	}
 	return h
-}
-
-// Reset clears everything recorded.
-func (r *Recorder) Reset() {
-	for i := range r.stripes {
-		s := &r.stripes[i]
-		s.mu.Lock()
-		s.total.Reset()
-		if s.interval != nil {
-			s.interval.Reset()
-		}
-		s.mu.Unlock()
-	}
 }
 
 // Summary is the percentiles of a histogram, in milliseconds.
