@@ -8,11 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/freeport"
 )
 
 // Patience bounds every wait of WaitFor. It only ends a broken test: a
@@ -60,40 +58,16 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 }
 
 // FreeAddr returns a loopback address ("127.0.0.1:port") for a server that a
-// test starts later (a binary's METRICS_ADDR, a broker's listener). The port
-// is free now but bound only later, so it must not be one another process is
-// likely to take meanwhile: not from the kernel's ephemeral range (where every
-// 127.0.0.1:0 bind and outgoing connection lands), and not from another test
-// process's ports. Each test process hands out the ports of its own block of
-// 40 below 32768, chosen by its pid.
+// test starts later (a binary's METRICS_ADDR, a broker's listener): a port
+// of this process's own block below the ephemeral range (freeport.Loopback).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	addr, err := FreeLoopbackAddr()
+	addr, err := freeport.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return addr
 }
-
-// FreeLoopbackAddr is FreeAddr for code without a testing.TB (a helper
-// command that starts brokers for a script).
-func FreeLoopbackAddr() (string, error) {
-	const base, blocks, size = 20000, 300, 40 // ports 20000..31999
-	block := os.Getpid() % blocks
-	for range size {
-		port := base + block*size + int(nextPort.Add(1)%size)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			addr := l.Addr().String()
-			_ = l.Close()
-			return addr, nil
-		}
-	}
-	return "", fmt.Errorf("no free port in 127.0.0.1:%d..%d", base+block*size, base+block*size+size-1)
-}
-
-// nextPort is the next offset of this process's port block.
-var nextPort atomic.Int64
 
 // Get fetches url and returns the status and body; an error only when no
 // answer came.

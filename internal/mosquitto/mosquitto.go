@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/freeport"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/syncbuf"
 )
 
@@ -177,11 +178,16 @@ func (b *Broker) Log() string {
 	return b.log.String()
 }
 
+// freePort returns a loopback port for the broker to listen on
+// (freeport.Loopback: free now, bound by Mosquitto a moment later).
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Loopback()
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(port)
 }
