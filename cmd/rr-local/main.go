@@ -17,8 +17,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/cmd/rr-local/internal/localrun"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/localrun"
 )
 
 func main() {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/freeport"
 )
 
 // Main runs the benchmark and returns the exit status.
@@ -172,21 +173,14 @@ func waitReady(ctx context.Context, url string, exited chan error, sig chan os.S
 	}
 }
 
-// preferredAddr returns addr when its port is free a moment ago, else a free
-// loopback address.
+// preferredAddr returns addr when its port was free a moment ago, else a
+// free loopback address (freeport.Loopback), else "127.0.0.1:0".
 func preferredAddr(addr string) string {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return freeAddr()
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+		if free, err := freeport.Loopback(); err == nil {
+			return free
+		}
 		return "127.0.0.1:0"
 	}
 	defer l.Close()
