@@ -19,8 +19,9 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/cmd/rr-echo/internal/ceiling"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/cmd/rr-echo/internal/respond"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/echo"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
 )
 
@@ -30,12 +31,12 @@ const exitHelp = "Exit status: 0 ok, 1 runtime error (e.g. broker unreachable), 
 
 func run(args []string) int {
 	if len(args) > 0 && args[0] == "respond" {
-		var cfg echo.RespondConfig
+		var cfg respond.Config
 		return command("rr-echo respond", args[1:], &cfg,
 			"plain paho echo responder for loadgen-v2's requests: the handler publishes each response (no queue, no workers)",
 			"\nOutput: JSON on stdout when it stops (received, answered, malformed).",
 			func(ctx context.Context, log *slog.Logger) ([]byte, error) {
-				res, err := echo.Respond(ctx, cfg, func() {
+				res, err := respond.Run(ctx, cfg, func() {
 					log.Info("responder ready", "broker", cfg.Broker, "connections", cfg.Connections)
 				})
 				if err != nil {
@@ -44,13 +45,13 @@ func run(args []string) int {
 				return json.Marshal(res)
 			})
 	}
-	var cfg echo.Config
+	var cfg ceiling.Config
 	return command("rr-echo", args, &cfg,
 		"the simplest request/response over a broker: its ceiling on this machine",
 		"\nOutput: JSON on stdout (round_trips, throughput_rps = round trips per second, latency_ms, histograms.latency).\n"+
 			"\nSubcommands:\n  respond   the plain paho echo responder for loadgen-v2's requests (rr-echo respond -h)",
 		func(ctx context.Context, _ *slog.Logger) ([]byte, error) {
-			res, err := echo.Run(ctx, cfg)
+			res, err := ceiling.Run(ctx, cfg)
 			if err != nil {
 				return nil, err
 			}

@@ -6,6 +6,7 @@ package brokertest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/freeport"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mosquitto"
 )
 
 // Patience bounds every wait of WaitFor. It only ends a broken test: a
@@ -41,6 +43,23 @@ func Start(t testing.TB, o ...broker.Options) *broker.Broker {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	return b
+}
+
+// StartMosquitto starts a real Mosquitto for the test (internal/mosquitto:
+// BenchConfig plus the extra configuration lines, on a free loopback port)
+// and stops it when the test ends. It skips the test when Mosquitto is not
+// installed (CI installs it, so CI never skips).
+func StartMosquitto(t testing.TB, extra string) *mosquitto.Broker {
+	t.Helper()
+	m, err := mosquitto.Start(t.TempDir(), extra)
+	if errors.Is(err, mosquitto.ErrNotInstalled) {
+		t.Skip("mosquitto not installed: apt-get install -y mosquitto (CI installs it)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
 }
 
 // WaitFor polls cond every 5 ms until it holds. It fails the test after

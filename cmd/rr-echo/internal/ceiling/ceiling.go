@@ -1,7 +1,7 @@
-// Package echo owns the ceiling measurement: the simplest request/response
-// that can run over a broker, so that the knee of the real pipeline
-// (loadgen-v2 → broker → worker-v2) can be read as a fraction of what the
-// broker and the machine allow.
+// Package ceiling owns rr-echo's ceiling measurement: the simplest
+// request/response that can run over a broker, so that the knee of the real
+// pipeline (loadgen-v2 → broker → worker-v2) can be read as a fraction of
+// what the broker and the machine allow.
 //
 // Responders are plain paho clients on one shared subscription whose message
 // handler publishes each request back, unchanged, on the requester's response
@@ -12,7 +12,7 @@
 // Being closed loop, the latencies are those of a saturated broker (queueing
 // of Requesters × Outstanding requests), not of an offered rate: the
 // headline is the round-trip rate.
-package echo
+package ceiling
 
 import (
 	"context"
@@ -28,12 +28,12 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/cmd/rr-echo/internal/pahoclient"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
-// Config is rr-echo's configuration.
+// Config is the configuration of rr-echo's ceiling measurement.
 type Config struct {
 	Broker       string        `envconfig:"BROKER" default:"tcp://localhost:1883" desc:"MQTT broker URL (tcp://, mqtt://, ssl://, tls://, mqtts://)" json:"broker"`
 	Requesters   int           `envconfig:"ECHO_REQUESTERS" default:"8" desc:"requester connections (1..1000)" json:"requesters"`
@@ -83,9 +83,6 @@ type Result struct {
 // drainTimeout bounds the wait for the last responses after the window.
 const drainTimeout = 5 * time.Second
 
-// connectTimeout bounds connecting and subscribing.
-const connectTimeout = 10 * time.Second
-
 type requester struct {
 	c        paho.Client
 	reqTopic string
@@ -97,9 +94,8 @@ type requester struct {
 // returns the result. ctx cancels the run early (the window then ends at
 // once and the result covers what was measured).
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	var sec mqttconn.Options
-	sec.Broker = cfg.Broker
-	if err := cfg.Security.Apply(&sec); err != nil {
+	d, err := pahoclient.NewDialer(cfg.Broker, cfg.Security)
+	if err != nil {
 		return nil, err
 	}
 	id := make([]byte, 4)
@@ -108,15 +104,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	base := "echo/" + run
 	qos := byte(cfg.QoS)
 	dial := func(name string, onConnect func(paho.Client) error) (paho.Client, error) {
-		o := paho.NewClientOptions().AddBroker(cfg.Broker).SetClientID("echo-" + run + "-" + name).
-			SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(connectTimeout).
-			SetKeepAlive(30 * time.Second).SetUsername(sec.Username).SetPassword(sec.Password).
-			SetDefaultPublishHandler(func(paho.Client, paho.Message) {})
-		if sec.TLS != nil {
-			o.SetTLSConfig(sec.TLS)
-		}
-		c := paho.NewClient(o)
-		if err := wait(c.Connect()); err != nil {
+		c, err := d.Connect("echo-" + run + "-" + name)
+		if err != nil {
 			return nil, fmt.Errorf("connect %s to %s: %w", name, cfg.Broker, err)
 		}
 		if err := onConnect(c); err != nil {
@@ -137,7 +126,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	share := "$share/echo-" + run + "/" + base + "/req/+"
 	for i := range cfg.Responders {
 		c, err := dial("s"+strconv.Itoa(i), func(c paho.Client) error {
-			return wait(c.Subscribe(share, qos, func(c paho.Client, m paho.Message) {
+			return pahoclient.Wait(c.Subscribe(share, qos, func(c paho.Client, m paho.Message) {
 				if k := strings.LastIndexByte(m.Topic(), '/'); k >= 0 {
 					c.Publish(base+"/resp/"+m.Topic()[k+1:], qos, false, m.Payload())
 				}
@@ -157,7 +146,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		r := &requester{reqTopic: base + "/req/" + strconv.Itoa(i)}
 		reqs[i] = r
 		c, err := dial("r"+strconv.Itoa(i), func(c paho.Client) error {
-			return wait(c.Subscribe(base+"/resp/"+strconv.Itoa(i), qos, func(c paho.Client, m paho.Message) {
+			return pahoclient.Wait(c.Subscribe(base+"/resp/"+strconv.Itoa(i), qos, func(c paho.Client, m paho.Message) {
 				now := time.Now().UnixNano()
 				r.received.Add(1)
 				if p := m.Payload(); len(p) >= 8 && measuring.Load() {
@@ -209,7 +198,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.RoundTrips = uint64(h.TotalCount())
 	res.ThroughputRPS = float64(res.RoundTrips) / elapsed.Seconds()
 	res.Latency = latency.Summarize(h)
-	var err error
 	if res.Histograms.Latency, err = latency.Encode(h); err != nil {
 		return nil, err
 	}
@@ -233,24 +221,6 @@ func outstanding(reqs []*requester) uint64 {
 		}
 	}
 	return n
-}
-
-// errTimeout is returned when the broker does not answer a CONNECT or
-// SUBSCRIBE in time.
-var errTimeout = errors.New("no answer from the broker")
-
-func wait(t paho.Token) error {
-	if !t.WaitTimeout(connectTimeout) {
-		return fmt.Errorf("%w within %v", errTimeout, connectTimeout)
-	}
-	if st, ok := t.(*paho.SubscribeToken); ok {
-		for topic, code := range st.Result() {
-			if code >= 0x80 {
-				return fmt.Errorf("subscription to %s refused (code %#x)", topic, code)
-			}
-		}
-	}
-	return t.Error()
 }
 
 // sleep waits d or until ctx is done; it reports whether d elapsed.

@@ -1,4 +1,11 @@
-package echo
+// Package respond owns `rr-echo respond`: the plain paho echo responder that
+// CPU figures of worker-v2 are read against. It answers loadgen-v2's requests
+// (the binary envelope, MQTT 3.1.1) the simplest way paho allows: one client
+// per connection on the workers' shared subscription, whose message handler
+// decodes the request and publishes the response on its reply topic — no
+// queue, no worker goroutines, no processing (the queue wait and processing
+// time it reports are 0).
+package respond
 
 import (
 	"context"
@@ -10,19 +17,13 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/cmd/rr-echo/internal/pahoclient"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
-// RespondConfig is the configuration of `rr-echo respond`: the plain paho
-// echo responder that CPU figures of worker-v2 are read against. It answers
-// loadgen-v2's requests (the binary envelope, MQTT 3.1.1) the simplest way
-// paho allows: one client per connection on the workers' shared
-// subscription, whose message handler decodes the request and publishes the
-// response on its reply topic — no queue, no worker goroutines, no
-// processing (the queue wait and processing time it reports are 0).
-type RespondConfig struct {
+// Config is the configuration of `rr-echo respond`.
+type Config struct {
 	Broker      string        `envconfig:"BROKER" default:"tcp://localhost:1883" desc:"MQTT broker URL (tcp://, mqtt://, ssl://, tls://, mqtts://)" json:"broker"`
 	Connections int           `envconfig:"CONNECTIONS" default:"10" desc:"responder connections, each a paho client on the shared subscription (1..1000; worker-v2's default)" json:"connections"`
 	Sub         string        `envconfig:"MQTT_SUB" default:"req/+" desc:"topic filter the requests arrive on" json:"sub"`
@@ -33,7 +34,7 @@ type RespondConfig struct {
 }
 
 // Validate implements envconf.Validator.
-func (c *RespondConfig) Validate() error {
+func (c *Config) Validate() error {
 	errs := []error{
 		envconf.Check(c.Connections >= 1 && c.Connections <= 1000, "CONNECTIONS", c.Connections, "must be 1..1000"),
 		envconf.Check(c.Sub != "", "MQTT_SUB", c.Sub, "must not be empty"),
@@ -53,12 +54,11 @@ type Answered struct {
 	Malformed uint64 `json:"malformed"` // requests that were no envelope (dropped)
 }
 
-// Respond runs the responder until ctx ends or DURATION passes. ready, when
-// not nil, is called once every connection is subscribed.
-func Respond(ctx context.Context, cfg RespondConfig, ready func()) (*Answered, error) {
-	var sec mqttconn.Options
-	sec.Broker = cfg.Broker
-	if err := cfg.Security.Apply(&sec); err != nil {
+// Run runs the responder until ctx ends or DURATION passes. ready, when not
+// nil, is called once every connection is subscribed.
+func Run(ctx context.Context, cfg Config, ready func()) (*Answered, error) {
+	d, err := pahoclient.NewDialer(cfg.Broker, cfg.Security)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Duration > 0 {
@@ -89,18 +89,12 @@ func Respond(ctx context.Context, cfg RespondConfig, ready func()) (*Answered, e
 		}
 	}()
 	for i := range cfg.Connections {
-		o := paho.NewClientOptions().AddBroker(cfg.Broker).SetClientID("echo-responder-" + run + "-" + strconv.Itoa(i)).
-			SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(connectTimeout).
-			SetKeepAlive(30 * time.Second).SetUsername(sec.Username).SetPassword(sec.Password)
-		if sec.TLS != nil {
-			o.SetTLSConfig(sec.TLS)
-		}
-		c := paho.NewClient(o)
-		if err := wait(c.Connect()); err != nil {
+		c, err := d.Connect("echo-responder-" + run + "-" + strconv.Itoa(i))
+		if err != nil {
 			return nil, fmt.Errorf("connect responder %d to %s: %w", i, cfg.Broker, err)
 		}
 		clients = append(clients, c)
-		if err := wait(c.Subscribe(filter, qos, handler)); err != nil {
+		if err := pahoclient.Wait(c.Subscribe(filter, qos, handler)); err != nil {
 			return nil, fmt.Errorf("responder %d: subscribe %s: %w", i, filter, err)
 		}
 	}
@@ -109,7 +103,7 @@ func Respond(ctx context.Context, cfg RespondConfig, ready func()) (*Answered, e
 	}
 	<-ctx.Done()
 	for _, c := range clients {
-		c.Unsubscribe(filter).WaitTimeout(connectTimeout)
+		c.Unsubscribe(filter).WaitTimeout(pahoclient.Timeout)
 		c.Disconnect(250) // waits for the handler in progress
 	}
 	clients = nil
