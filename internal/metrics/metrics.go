@@ -1,7 +1,9 @@
 // Package metrics holds what the Prometheus metrics of both binaries share:
-// the namespace, collectors that read an engine's own counters when scraped
-// (so no hot path touches Prometheus), and the connection event counters
-// both pools feed from mqttconn's OnState.
+// the namespace, the build_info gauge, collectors that read an engine's own
+// counters when scraped (so no hot path touches Prometheus), and the
+// connection event counters both pools feed from mqttconn's OnState.
+// Latency histograms are exported by latency.Collector; the HTTP side is
+// package serve.
 package metrics
 
 import (

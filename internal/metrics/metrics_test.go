@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 
@@ -33,5 +34,27 @@ mqttrr_worker_connections 2
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "mqttrr_worker_connection_losses_total", "mqttrr_worker_connections"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestBuildInfo: one series of value 1 with version, revision and Go
+// version, named after the binary.
+func TestBuildInfo(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(BuildInfo("loadgen"))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mfs) != 1 || mfs[0].GetName() != "mqttrr_loadgen_build_info" || len(mfs[0].Metric) != 1 {
+		t.Fatalf("gathered %v", mfs)
+	}
+	m := mfs[0].Metric[0]
+	labels := map[string]string{}
+	for _, l := range m.Label {
+		labels[l.GetName()] = l.GetValue()
+	}
+	if m.GetGauge().GetValue() != 1 || labels["version"] == "" || labels["revision"] == "" || labels["go_version"] != runtime.Version() {
+		t.Errorf("build info %v = %v", labels, m.GetGauge().GetValue())
 	}
 }

@@ -1,6 +1,8 @@
 // Package serve owns the HTTP side of both binaries: /metrics from a
-// Prometheus registry, /health, and JSON endpoints, with GET-only handlers,
-// 404 for unknown paths, and a graceful shutdown tied to a context.
+// Prometheus registry, health endpoints, the live stats at /stats and
+// /debug/vars (Stats) and other JSON endpoints, with GET-only handlers, 404
+// for unknown paths, and a graceful shutdown tied to a context. What the
+// metrics are is package metrics' concern.
 package serve
 
 import (

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -151,25 +150,3 @@ func TestJSONOr404(t *testing.T) {
 }
 
 var errNotYet = errors.New("not yet")
-
-// TestBuildInfo: one series of value 1 with version, revision and Go
-// version, named after the binary.
-func TestBuildInfo(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(BuildInfo("mqttrr", "loadgen"))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(mfs) != 1 || mfs[0].GetName() != "mqttrr_loadgen_build_info" || len(mfs[0].Metric) != 1 {
-		t.Fatalf("gathered %v", mfs)
-	}
-	m := mfs[0].Metric[0]
-	labels := map[string]string{}
-	for _, l := range m.Label {
-		labels[l.GetName()] = l.GetValue()
-	}
-	if m.GetGauge().GetValue() != 1 || labels["version"] == "" || labels["revision"] == "" || labels["go_version"] != runtime.Version() {
-		t.Errorf("build info %v = %v", labels, m.GetGauge().GetValue())
-	}
-}

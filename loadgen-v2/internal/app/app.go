@@ -19,6 +19,7 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/engine"
@@ -36,7 +37,7 @@ import (
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer) (int, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		serve.BuildInfo(engine.Namespace, "loadgen"))
+		metrics.BuildInfo("loadgen"))
 	eng, err := engine.New(cfg, log, reg, stderr)
 	if err != nil {
 		return cliutil.ExitError, err

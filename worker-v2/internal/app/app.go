@@ -67,7 +67,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		serve.BuildInfo(metrics.Namespace, "worker"))
+		metrics.BuildInfo("worker"))
 	eng, err := engine.New(cfg, log, reg)
 	if err != nil {
 		if errors.Is(err, envconf.ErrInvalid) {

@@ -1,4 +1,4 @@
-package serve
+package metrics
 
 import (
 	"runtime"
@@ -9,20 +9,19 @@ import (
 )
 
 // Version is the version the build_info metric reports. Set it at build
-// time with -ldflags "-X github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve.Version=0.1.0";
+// time with -ldflags "-X github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics.Version=0.1.0";
 // unset, it is the main module's version from the build information
 // ("devel" for a build from a work tree).
 var Version string
 
-// BuildInfo returns the gauge {namespace}_{subsystem}_build_info (value 1)
-// whose labels say which build serves the metrics: version (Version),
-// revision (the VCS commit the binary was built from, with "-dirty" for
-// uncommitted changes; "unknown" when the build recorded none) and
-// go_version.
-func BuildInfo(namespace, subsystem string) prometheus.Collector {
+// BuildInfo returns the gauge mqttrr_{subsystem}_build_info (value 1) whose
+// labels say which build serves the metrics: version (Version), revision (the
+// VCS commit the binary was built from, with "-dirty" for uncommitted
+// changes; "unknown" when the build recorded none) and go_version.
+func BuildInfo(subsystem string) prometheus.Collector {
 	version, revision := buildVersion()
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: namespace, Subsystem: subsystem, Name: "build_info",
+		Namespace: Namespace, Subsystem: subsystem, Name: "build_info",
 		Help:        "The build serving these metrics: version, VCS revision and Go version (value 1).",
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "go_version": runtime.Version()},
 	}, func() float64 { return 1 })
