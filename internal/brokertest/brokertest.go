@@ -1,7 +1,10 @@
 // Package brokertest holds the helpers every test of this module needs once:
-// the embedded broker on a free loopback port, polling for an event
-// (WaitFor), loopback addresses for binaries to bind, and reading a
-// Prometheus scrape or a JSON endpoint. It is imported by tests only.
+// the embedded broker on a free loopback port (Start), a real Mosquitto
+// (StartMosquitto, skipping when it is not installed), waiting for an event
+// (WaitFor, Await, WaitOK), loopback addresses for binaries to bind
+// (FreeAddr), and reading an HTTP endpoint, a JSON document or a Prometheus
+// scrape (Get, GetJSON, FetchJSON, Scrape, Sample). It is imported by tests
+// only.
 package brokertest
 
 import (
@@ -23,7 +26,8 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mosquitto"
 )
 
-// Patience bounds every wait of WaitFor. It only ends a broken test: a
+// Patience bounds every wait of WaitFor, Await and WaitOK. It only ends a
+// broken test: a
 // passing test waits for an event and never for this long (the machine may
 // be shared and slow, so it is generous).
 const Patience = 60 * time.Second
@@ -67,13 +71,42 @@ func StartMosquitto(t testing.TB, extra string) *mosquitto.Broker {
 // an assertion on timing.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(Patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", Patience, what)
+	Await(t, what, 5*time.Millisecond, func() (bool, string) { return cond(), "" })
+}
+
+// Await polls cond every `every` until it holds and returns how long that
+// took. It fails the test after Patience, naming what it waited for and the
+// state cond reported last ("" says nothing). Poll a process over HTTP
+// every 20 ms or more: polling must not load what it watches.
+func Await(t testing.TB, what string, every time.Duration, cond func() (ok bool, state string)) time.Duration {
+	t.Helper()
+	began := time.Now()
+	for {
+		ok, state := cond()
+		if ok {
+			return time.Since(began)
 		}
-		time.Sleep(5 * time.Millisecond)
+		if time.Since(began) > Patience {
+			if state != "" {
+				state = " (last: " + state + ")"
+			}
+			t.Fatalf("timed out after %v waiting for %s%s", Patience, what, state)
+		}
+		time.Sleep(every)
 	}
+}
+
+// WaitOK waits until GET url answers 200 (a server's /health or /ready),
+// polling every 50 ms.
+func WaitOK(t testing.TB, url string) {
+	t.Helper()
+	Await(t, url+" answering 200", 50*time.Millisecond, func() (bool, string) {
+		code, body, err := Get(url)
+		if err != nil {
+			return false, err.Error()
+		}
+		return code == http.StatusOK, fmt.Sprintf("%d %s", code, strings.TrimSpace(body))
+	})
 }
 
 // FreeAddr returns a loopback address ("127.0.0.1:port") for a server that a

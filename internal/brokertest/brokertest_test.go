@@ -4,7 +4,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
@@ -65,4 +68,39 @@ func TestScrapeAndSample(t *testing.T) {
 	}
 	n := 0
 	WaitFor(t, "three polls", func() bool { n++; return n == 3 })
+	WaitOK(t, srv.URL+"/stats")
+}
+
+// TestAwaitReturnsWhenTheConditionHolds: Await polls until cond holds and
+// says how long that took; WaitOK waits for a 200 after other answers.
+func TestAwaitReturnsWhenTheConditionHolds(t *testing.T) {
+	n := 0
+	took := Await(t, "the fourth poll", time.Millisecond, func() (bool, string) { n++; return n == 4, "poll " + strconv.Itoa(n) })
+	if n != 4 || took < 3*time.Millisecond {
+		t.Errorf("Await returned after %d polls and %v, want 4 polls, three 1 ms pauses", n, took)
+	}
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) < 3 {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	WaitOK(t, srv.URL+"/ready")
+	if calls.Load() != 3 {
+		t.Errorf("WaitOK returned after %d requests, want 3 (two 503s, then 200)", calls.Load())
+	}
+}
+
+// TestStartMosquitto: the Mosquitto StartMosquitto returns takes an MQTT
+// connection (the test skips where Mosquitto is not installed).
+func TestStartMosquitto(t *testing.T) {
+	m := StartMosquitto(t, "")
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(m.URL()).SetClientID("brokertest-mosquitto"))
+	tok := c.Connect()
+	tok.Wait()
+	if err := tok.Error(); err != nil {
+		t.Fatalf("connect to %s: %v", m.URL(), err)
+	}
+	c.Disconnect(0)
 }
