@@ -11,6 +11,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
@@ -65,7 +66,7 @@ func TestBrokerACLKeepsForgersOff(t *testing.T) {
 		{"with brokers/mosquitto.acl", auth + "acl_file " + acl + "\n", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := startMosquitto(t, tc.conf)
+			m := brokertest.StartMosquitto(t, tc.conf)
 			forged := startForger(t, m.URL(), "observer", "secret-observer")
 			startWorker(t, m.URL(), "MQTT_USERNAME=worker", "MQTT_PASSWORD_FILE="+pwFile)
 			rf := filepath.Join(t.TempDir(), "report.json")

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 )
 
 // A broker that disconnects clients at random: an intruder connects again and
@@ -14,7 +16,7 @@ import (
 // reconnects and resubscribes; the loadgen's books stay exact and requests
 // lost with the kicked connection end as timeouts.
 func TestFaultRandomDisconnects(t *testing.T) {
-	m := startMosquitto(t, "")
+	m := brokertest.StartMosquitto(t, "")
 	w, _ := startWorker(t, m.URL(), "CLIENT_ID_PREFIX=wk-kick")
 	rf := filepath.Join(t.TempDir(), "r.json")
 	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=6s", "REQUEST_TIMEOUT=1s")...)

@@ -1,6 +1,8 @@
-// Package e2e runs the real binaries (worker-v2, loadgen-v2, rr-local) as
-// processes against real brokers: the embedded one and a Mosquitto started by
-// the test on a free port with its own configuration.
+// Package e2e runs the real binaries (worker-v2, loadgen-v2, rr-local,
+// rr-echo) as processes against real brokers: the embedded one and a
+// Mosquitto started by the test on a free port with its own configuration
+// (both from internal/brokertest). Every wait is for an event (waitEvent,
+// waitLoadgen, brokertest.WaitOK), bounded by brokertest.Patience.
 package e2e
 
 import (
@@ -8,21 +10,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mosquitto"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/syncbuf"
 )
 
@@ -106,59 +103,97 @@ func (p *proc) stop(t *testing.T) int {
 	return p.wait(t, 40*time.Second)
 }
 
-// freeAddr returns a loopback address for a binary to listen on. The port
-// is free now but only bound later by the binary, so it must not be one
-// another process is likely to take meanwhile: not from the kernel's
-// ephemeral range (where every 127.0.0.1:0 bind and outgoing connection
-// lands), and not from another test process's ports. Each test process
-// hands out the ports of its own block below 32768, chosen by its pid.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	const base, blocks, size = 20000, 300, 40 // ports 20000..31999
-	block := os.Getpid() % blocks
-	for range size {
-		port := base + block*size + int(nextPort.Add(1)%size)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			addr := l.Addr().String()
-			_ = l.Close()
-			return addr
-		}
+// alive reports whether the process still runs.
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
 	}
-	t.Fatalf("no free port in 127.0.0.1:%d..%d", base+block*size, base+block*size+size-1)
-	return ""
 }
 
-// nextPort is the next offset of this process's port block.
-var nextPort atomic.Int64
+// tail returns the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
 
-func waitHTTP(t *testing.T, url string, limit time.Duration) {
+// waitEvent polls cond every 20 ms until it holds and returns how long that
+// took. It fails the test after brokertest.Patience, or as soon as a watched
+// process has exited (then the event can no longer happen; every process's
+// stderr is logged when a test fails). state describes what was seen last,
+// for the failure message.
+func waitEvent(t *testing.T, what string, watch []*proc, cond func() (ok bool, state string)) time.Duration {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
+	return brokertest.Await(t, what, 20*time.Millisecond, func() (bool, string) {
+		ok, state := cond()
+		if ok {
+			return true, state
+		}
+		for _, p := range watch {
+			if !p.alive() {
+				t.Fatalf("%s: not seen before %s exited (last: %s)\nstdout:\n%s", what, filepath.Base(p.cmd.Path), state, tail(p.out.String(), 3000))
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready within %v", url, limit)
+		return false, state
+	})
 }
 
-func getJSON(t *testing.T, url string, v any) {
+// lgVars is the "loadgen" object of loadgen-v2's /debug/vars: the part the
+// tests read.
+type lgVars struct {
+	RunID              string  `json:"run_id"`
+	Phase              string  `json:"phase"`
+	ElapsedSeconds     float64 `json:"elapsed_s"`
+	Connections        int     `json:"connections"`
+	ConnectionsUp      int     `json:"connections_up"`
+	ConnectionsSuspect int     `json:"connections_suspect"`
+	Connects           uint64  `json:"connects"`
+	Reconnects         uint64  `json:"reconnects"`
+	Scheduled          uint64  `json:"scheduled"`
+	RequestsSent       uint64  `json:"requests_sent"`
+	ResponsesMatched   uint64  `json:"responses_matched"`
+	Timeouts           uint64  `json:"timeouts"`
+	Skipped            uint64  `json:"skipped"`
+	SendFailed         uint64  `json:"send_failed"`
+	Pending            int64   `json:"pending"`
+	Unknown            uint64  `json:"unknown"`
+	Malformed          uint64  `json:"malformed"`
+}
+
+func (v lgVars) String() string {
+	return fmt.Sprintf("run %s phase %s, conns %d/%d suspect %d (connects %d, reconnects %d), scheduled %d sent %d matched %d timed_out %d skipped %d send_failed %d pending %d unknown %d malformed %d",
+		v.RunID, v.Phase, v.ConnectionsUp, v.Connections, v.ConnectionsSuspect, v.Connects, v.Reconnects,
+		v.Scheduled, v.RequestsSent, v.ResponsesMatched, v.Timeouts, v.Skipped, v.SendFailed, v.Pending, v.Unknown, v.Malformed)
+}
+
+// loadgenVars reads the loadgen's live counters at addr (METRICS_ADDR). It
+// does not fail the test, so it can poll a process that may be exiting.
+func loadgenVars(addr string) (lgVars, error) {
+	var v struct {
+		L lgVars `json:"loadgen"`
+	}
+	err := brokertest.FetchJSON("http://"+addr+"/debug/vars", &v)
+	return v.L, err
+}
+
+// waitLoadgen polls the loadgen's /debug/vars at addr until ok holds and
+// returns what it read then; it fails the test when lg exits first.
+func waitLoadgen(t *testing.T, lg *proc, addr, what string, ok func(lgVars) bool) lgVars {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v: %s", url, err, b)
-	}
+	var last lgVars
+	waitEvent(t, what, []*proc{lg}, func() (bool, string) {
+		v, err := loadgenVars(addr)
+		if err != nil {
+			return false, err.Error()
+		}
+		last = v
+		return ok(v), v.String()
+	})
+	return last
 }
 
 // report is the part of the JSON report the tests read.
@@ -207,9 +242,9 @@ func readReport(t *testing.T, path string) report {
 // startWorker starts worker-v2 on brokerURL and waits until it is ready.
 func startWorker(t *testing.T, brokerURL string, env ...string) (*proc, string) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := brokertest.FreeAddr(t)
 	w := start(t, "worker-v2", append([]string{"MQTT_BROKER=" + brokerURL, "HTTP_ADDR=" + addr, "CONNECTIONS=4", "MIN_WORKERS=4"}, env...)...)
-	waitHTTP(t, "http://"+addr+"/ready", 20*time.Second)
+	brokertest.WaitOK(t, "http://"+addr+"/ready")
 	return w, addr
 }
 
@@ -265,7 +300,7 @@ func runPair(t *testing.T, brokerURL string, env ...string) {
 		t.Errorf("report table or progress missing:\n%s\n%s", lg.out.String(), lg.errOut.String())
 	}
 	var st map[string]any
-	getJSON(t, "http://"+waddr+"/stats", &st)
+	brokertest.GetJSON(t, "http://"+waddr+"/stats", &st)
 	if st["processed"].(float64) < float64(r.ResponsesMatched) {
 		t.Errorf("worker processed %v < matched %d", st["processed"], r.ResponsesMatched)
 	}
@@ -275,31 +310,11 @@ func runPair(t *testing.T, brokerURL string, env ...string) {
 }
 
 func TestEmbeddedBroker(t *testing.T) {
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	runPair(t, b.URL())
-}
-
-// startMosquitto starts a Mosquitto for the test, or skips when the binary
-// is absent (CI installs it, so CI never skips).
-func startMosquitto(t *testing.T, extra string) *mosquitto.Broker {
-	t.Helper()
-	m, err := mosquitto.Start(t.TempDir(), extra)
-	if err == mosquitto.ErrNotInstalled {
-		t.Skip("mosquitto not installed: apt-get install -y mosquitto (CI installs it)")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Stop)
-	return m
+	runPair(t, brokertest.Start(t).URL())
 }
 
 func TestMosquitto(t *testing.T) {
-	m := startMosquitto(t, "")
+	m := brokertest.StartMosquitto(t, "")
 	runPair(t, m.URL())
 }
 
@@ -307,14 +322,14 @@ func TestMosquitto(t *testing.T) {
 // and a goroutine hand-off per message: at a quarter of the other tests' rate,
 // so that race-built binaries on a busy 2-core machine keep up).
 func TestMosquittoQoS1(t *testing.T) {
-	m := startMosquitto(t, "")
+	m := brokertest.StartMosquitto(t, "")
 	runPair(t, m.URL(), "QOS=1", "VIRTUAL_CLIENTS=500")
 }
 
 // Two loadgen instances with disjoint client ranges share one worker pool;
 // each sees only its own responses.
 func TestTwoLoadgensNoCrossTalk(t *testing.T) {
-	m := startMosquitto(t, "")
+	m := brokertest.StartMosquitto(t, "")
 	w, _ := startWorker(t, m.URL())
 	dir := t.TempDir()
 	var lgs []*proc
@@ -355,11 +370,7 @@ func TestTwoLoadgensNoCrossTalk(t *testing.T) {
 }
 
 func TestSLOExitStatus(t *testing.T) {
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := brokertest.Start(t)
 	w, _ := startWorker(t, b.URL())
 	defer w.stop(t)
 	rf := filepath.Join(t.TempDir(), "report.json")
@@ -418,7 +429,7 @@ func TestLocalRun(t *testing.T) {
 	// Ports of its own: make run's fixed defaults may be taken by another
 	// run on this machine.
 	cmd.Env = append(os.Environ(), "VIRTUAL_CLIENTS=1000", "INTERVAL_MS=500", "DURATION=2s", "CONNECTIONS=10", "PROGRESS_INTERVAL=1s", "BIN_DIR="+binDir,
-		"METRICS_ADDR="+freeAddr(t), "HTTP_ADDR="+freeAddr(t), "RR_LOCAL_STATE="+filepath.Join(t.TempDir(), "state.env"))
+		"METRICS_ADDR="+brokertest.FreeAddr(t), "HTTP_ADDR="+brokertest.FreeAddr(t), "RR_LOCAL_STATE="+filepath.Join(t.TempDir(), "state.env"))
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
@@ -443,20 +454,16 @@ func TestLocalRun(t *testing.T) {
 // SIGINT stops sending, drains and prints the report (exit 0); a second
 // signal during the drain exits at once with 130.
 func TestLoadgenSignals(t *testing.T) {
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := brokertest.Start(t)
 	w, _ := startWorker(t, b.URL())
 	defer w.stop(t)
 
 	t.Run("first signal drains and reports", func(t *testing.T) {
 		rf := filepath.Join(t.TempDir(), "r.json")
-		maddr := freeAddr(t)
+		maddr := brokertest.FreeAddr(t)
 		lg := start(t, "loadgen-v2", loadgenEnv(b.URL(), rf, "DURATION=0", "METRICS_ADDR="+maddr)...)
-		waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
-		time.Sleep(1500 * time.Millisecond)
+		brokertest.WaitOK(t, "http://"+maddr+"/health")
+		waitLoadgen(t, lg, maddr, "a second of responses", func(v lgVars) bool { return v.ResponsesMatched >= 2000/0.5 })
 		_ = lg.cmd.Process.Signal(syscall.SIGINT)
 		if code := lg.wait(t, 30*time.Second); code != 0 {
 			t.Fatalf("exit %d after SIGINT\n%s", code, lg.errOut.String())
@@ -469,20 +476,16 @@ func TestLoadgenSignals(t *testing.T) {
 	t.Run("second signal exits at once", func(t *testing.T) {
 		// A broker with no worker: nothing is answered, so the drain would
 		// last REQUEST_TIMEOUT.
-		b2, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b2.Close()
+		b2 := brokertest.Start(t)
 		rf := filepath.Join(t.TempDir(), "r.json")
-		maddr := freeAddr(t)
+		maddr := brokertest.FreeAddr(t)
 		// The drain would last 300 s: an exit within the wait below can
 		// only come from the second signal.
 		lg := start(t, "loadgen-v2", loadgenEnv(b2.URL(), rf, "DURATION=0", "REQUEST_TIMEOUT=300s", "METRICS_ADDR="+maddr)...)
-		waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
-		time.Sleep(500 * time.Millisecond)
+		brokertest.WaitOK(t, "http://"+maddr+"/health")
+		waitLoadgen(t, lg, maddr, "requests sent", func(v lgVars) bool { return v.RequestsSent > 0 })
 		_ = lg.cmd.Process.Signal(syscall.SIGINT)
-		time.Sleep(500 * time.Millisecond) // draining: up to 300 s
+		waitLoadgen(t, lg, maddr, "the drain (up to 300 s)", func(v lgVars) bool { return v.Phase == "draining" })
 		_ = lg.cmd.Process.Signal(syscall.SIGINT)
 		if code := lg.wait(t, 60*time.Second); code != 130 {
 			t.Fatalf("exit %d after the second SIGINT, want 130", code)

@@ -9,10 +9,7 @@ package e2e
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,63 +20,9 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
-
-// lgVars is the "loadgen" object of loadgen-v2's /debug/vars.
-type lgVars struct {
-	ElapsedSeconds   float64 `json:"elapsed_s"`
-	Connections      int     `json:"connections"`
-	ConnectionsUp    int     `json:"connections_up"`
-	RequestsSent     uint64  `json:"requests_sent"`
-	ResponsesMatched uint64  `json:"responses_matched"`
-	Timeouts         uint64  `json:"timeouts"`
-	Skipped          uint64  `json:"skipped"`
-	SendFailed       uint64  `json:"send_failed"`
-	Pending          int64   `json:"pending"`
-	Unknown          uint64  `json:"unknown"`
-	Malformed        uint64  `json:"malformed"`
-}
-
-// fetch GETs url into v; unlike getJSON it does not fail the test, so it can
-// poll a process that may be exiting.
-func fetch(url string, v any) error {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: status %d: %s", url, resp.StatusCode, b)
-	}
-	return json.Unmarshal(b, v)
-}
-
-// pollVars returns the loadgen's live counters at addr (METRICS_ADDR).
-func pollVars(addr string) (lgVars, error) {
-	var v struct {
-		L lgVars `json:"loadgen"`
-	}
-	err := fetch("http://"+addr+"/debug/vars", &v)
-	return v.L, err
-}
-
-// healthCode returns the status of GET url, or 0 when it cannot be reached.
-func healthCode(url string) int {
-	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
 
 // workerStats reads worker-v2's /stats as numbers.
 type workerStats map[string]any
@@ -87,7 +30,7 @@ type workerStats map[string]any
 func readWorkerStats(t *testing.T, addr string) workerStats {
 	t.Helper()
 	var st workerStats
-	getJSON(t, "http://"+addr+"/stats", &st)
+	brokertest.GetJSON(t, "http://"+addr+"/stats", &st)
 	return st
 }
 
@@ -125,15 +68,6 @@ func rssMB(pid int) float64 {
 		}
 	}
 	return -1
-}
-
-func (p *proc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
 }
 
 // checkBalanced asserts both accounting identities and a full drain.
@@ -175,39 +109,24 @@ func sleepUntil(at time.Time) { time.Sleep(time.Until(at)) }
 // second run afterwards is answered in full. Every step waits for an event
 // (a count in /debug/vars), never for a time.
 func TestFaultBrokerRestart(t *testing.T) {
-	m := startMosquitto(t, "")
+	m := brokertest.StartMosquitto(t, "")
 	w, waddr := startWorker(t, m.URL())
 	rf := filepath.Join(t.TempDir(), "report.json")
-	maddr := freeAddr(t)
+	maddr := brokertest.FreeAddr(t)
 	const rate = 2000 / 0.5 // req/s
 	// DURATION=0: the run lasts until SIGINT, sent once recovery has been
 	// seen, so no assertion depends on how long anything took.
 	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=0", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr)...)
-	waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
+	brokertest.WaitOK(t, "http://"+maddr+"/health")
 
-	// waitVars polls /debug/vars until ok holds; it fails the test after limit.
-	waitVars := func(what string, limit time.Duration, ok func(lgVars) bool) lgVars {
-		t.Helper()
-		deadline := time.Now().Add(limit)
-		for {
-			v, err := pollVars(maddr)
-			if err == nil && ok(v) {
-				return v
-			}
-			if time.Now().After(deadline) || !lg.alive() {
-				t.Fatalf("%s: not seen within %v (last %+v, %v)\n%s", what, limit, v, err, tail(lg.errOut.String(), 4000))
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	pre := waitVars("responses before the crash", 30*time.Second, func(v lgVars) bool { return v.ResponsesMatched >= 2*rate })
+	pre := waitLoadgen(t, lg, maddr, "responses before the crash", func(v lgVars) bool { return v.ResponsesMatched >= 2*rate })
 	m.Kill()
 	killedAt := time.Now()
-	down := waitVars("all loadgen connections down", 30*time.Second, func(v lgVars) bool { return v.ConnectionsUp == 0 })
+	down := waitLoadgen(t, lg, maddr, "all loadgen connections down", func(v lgVars) bool { return v.ConnectionsUp == 0 })
 	t.Logf("all loadgen connections down %v after the kill (matched %d before it)", time.Since(killedAt).Round(time.Millisecond), pre.ResponsesMatched)
 	// The schedule keeps time while the broker is away: fires fail to send.
-	waitVars("sends failing while the broker is down", 30*time.Second, func(v lgVars) bool { return v.SendFailed > down.SendFailed+rate/2 })
-	frozen, err := pollVars(maddr)
+	waitLoadgen(t, lg, maddr, "sends failing while the broker is down", func(v lgVars) bool { return v.SendFailed > down.SendFailed+rate/2 })
+	frozen, err := loadgenVars(maddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,14 +134,14 @@ func TestFaultBrokerRestart(t *testing.T) {
 		t.Fatalf("restart: %v", err)
 	}
 	restartAt := time.Now()
-	waitVars("loadgen connections up again", 60*time.Second, func(v lgVars) bool { return v.ConnectionsUp == v.Connections })
+	waitLoadgen(t, lg, maddr, "loadgen connections up again", func(v lgVars) bool { return v.ConnectionsUp == v.Connections })
 	upAfter := time.Since(restartAt)
-	first := waitVars("a response matched after the restart", 60*time.Second, func(v lgVars) bool { return v.ResponsesMatched > frozen.ResponsesMatched })
+	first := waitLoadgen(t, lg, maddr, "a response matched after the restart", func(v lgVars) bool { return v.ResponsesMatched > frozen.ResponsesMatched })
 	t.Logf("after the restart: loadgen connections up after %v, RECOVERY (first matched response) after %v",
 		upAfter.Round(time.Millisecond), time.Since(restartAt).Round(time.Millisecond))
 	// Recovered means answered at the full rate again: two seconds' worth of
 	// requests matched after the first one, with failures no longer growing.
-	rec := waitVars("two seconds of traffic matched after recovery", 60*time.Second, func(v lgVars) bool {
+	rec := waitLoadgen(t, lg, maddr, "two seconds of traffic matched after recovery", func(v lgVars) bool {
 		return v.ResponsesMatched >= first.ResponsesMatched+2*rate
 	})
 	if rec.SendFailed > first.SendFailed+rate/10 {
@@ -243,7 +162,7 @@ func TestFaultBrokerRestart(t *testing.T) {
 		r.SendFailed, r.Timeouts, r.Skipped, lost, float64(lost)/rate, rate)
 
 	// A fresh run after the recovery is answered in full.
-	waitHTTP(t, "http://"+waddr+"/health", 30*time.Second)
+	brokertest.WaitOK(t, "http://"+waddr+"/health")
 	rf2 := filepath.Join(t.TempDir(), "report2.json")
 	lg2 := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf2, "DURATION=2s", "REQUEST_TIMEOUT=5s")...)
 	if code := lg2.wait(t, 30*time.Second); code != 0 {
@@ -263,16 +182,16 @@ func TestFaultBrokerRestart(t *testing.T) {
 }
 
 func TestFaultWorkerKilled(t *testing.T) {
-	m := startMosquitto(t, "")
+	m := brokertest.StartMosquitto(t, "")
 	w1, w1addr := startWorker(t, m.URL())
 	w2, w2addr := startWorker(t, m.URL())
 	rf := filepath.Join(t.TempDir(), "report.json")
-	maddr := freeAddr(t)
+	maddr := brokertest.FreeAddr(t)
 	const rate = 2000 / 0.5
 	// REQUEST_TIMEOUT well above any round trip of a busy machine: what times
 	// out is what the dead worker took with it.
 	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=6s", "REQUEST_TIMEOUT=5s", "METRICS_ADDR="+maddr)...)
-	waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
+	brokertest.WaitOK(t, "http://"+maddr+"/health")
 	began := time.Now()
 
 	sleepUntil(began.Add(2 * time.Second))
@@ -286,7 +205,7 @@ func TestFaultWorkerKilled(t *testing.T) {
 	}
 	<-w1.done
 	t.Logf("killed worker 1 at %.2f s, having processed %v", time.Since(began).Seconds(), s1["processed"])
-	atKill, _ := pollVars(maddr)
+	atKill, _ := loadgenVars(maddr)
 
 	if code := lg.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("loadgen exit %d\n%s\n%s", code, lg.out.String(), lg.errOut.String())
@@ -314,7 +233,7 @@ func TestFaultWorkerKilled(t *testing.T) {
 	if s2.n(t, "processed")+s1.n(t, "processed") < float64(r.ResponsesMatched)-bound {
 		t.Errorf("survivor processed %v + dead %v, but %d matched", s2["processed"], s1["processed"], r.ResponsesMatched)
 	}
-	if healthCode("http://"+w2addr+"/health") != 200 || !w2.alive() {
+	if code, _, _ := brokertest.Get("http://" + w2addr + "/health"); code != 200 || !w2.alive() {
 		t.Errorf("survivor unhealthy or dead")
 	}
 	if code := w2.stop(t); code != 0 {
@@ -331,15 +250,15 @@ func TestFaultWorkerKilled(t *testing.T) {
 func TestFaultSlowWorker(t *testing.T) {
 	for _, drop := range []bool{true, false} {
 		t.Run(fmt.Sprintf("DROP_ON_FULL=%v", drop), func(t *testing.T) {
-			m := startMosquitto(t, "")
+			m := brokertest.StartMosquitto(t, "")
 			const workers, conns = 1, 2
 			w, waddr := startWorker(t, m.URL(), "MODE=sleep", "SLEEP_MS=300", "MIN_WORKERS=1", "MAX_WORKERS=1",
 				"QUEUE_CAP=50", fmt.Sprintf("DROP_ON_FULL=%v", drop), fmt.Sprintf("CONNECTIONS=%d", conns), "SHUTDOWN_TIMEOUT=2s")
 			wRSS0 := rssMB(w.cmd.Process.Pid)
 			rf := filepath.Join(t.TempDir(), "report.json")
-			maddr := freeAddr(t)
+			maddr := brokertest.FreeAddr(t)
 			lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "VIRTUAL_CLIENTS=200", "DURATION=4s", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr)...)
-			waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
+			brokertest.WaitOK(t, "http://"+maddr+"/health")
 			lgRSS0, lgRSSMax := rssMB(lg.cmd.Process.Pid), 0.0
 			wRSSMax := wRSS0
 			for lg.alive() {
@@ -466,7 +385,7 @@ func testClient(t *testing.T, brokerURL, id string) mqtt.Client {
 func TestFaultBrokerDrops(t *testing.T) {
 	// A later line overrides BenchConfig's max_queued_messages 1000000 (checked:
 	// with both lines in that order Mosquitto 2.0.11 drops past 10).
-	m := startMosquitto(t, "max_queued_messages 10\nsys_interval 1\n")
+	m := brokertest.StartMosquitto(t, "max_queued_messages 10\nsys_interval 1\n")
 	w, waddr := startWorker(t, m.URL(), "MODE=sleep", "SLEEP_MS=100", "MIN_WORKERS=1", "MAX_WORKERS=1",
 		"QUEUE_CAP=10", "DROP_ON_FULL=false", "CONNECTIONS=1")
 	rf := filepath.Join(t.TempDir(), "report.json")
@@ -517,13 +436,13 @@ func garbage(n int) []byte {
 // count them (worker: malformed; loadgen: malformed or unknown), keep running,
 // and every real request is still answered.
 func TestFaultWireGarbage(t *testing.T) {
-	m := startMosquitto(t, "")
+	m := brokertest.StartMosquitto(t, "")
 	w, waddr := startWorker(t, m.URL())
 	const inst = "garb-1"
 	rf := filepath.Join(t.TempDir(), "report.json")
-	maddr := freeAddr(t)
+	maddr := brokertest.FreeAddr(t)
 	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=4s", "REQUEST_TIMEOUT=20s", "INSTANCE_ID="+inst, "METRICS_ADDR="+maddr)...)
-	waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
+	brokertest.WaitOK(t, "http://"+maddr+"/health")
 
 	req, err := wire.AppendRequest(nil, &wire.Request{RunID: 1, ClientID: 7, Seq: 3, Intended: 42, Instance: []byte("evil"), ReplyTopic: []byte("resp/evil/1")}, 0)
 	if err != nil {
@@ -558,7 +477,7 @@ func TestFaultWireGarbage(t *testing.T) {
 			t.Errorf("publish %s: %v", topic, tok.Error())
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitLoadgen(t, lg, maddr, "real traffic answered", func(v lgVars) bool { return v.ResponsesMatched > 0 })
 	for _, p := range badReqs {
 		pub("req/1", p)
 		pub("req/x/y", p) // matches no subscription: nobody may see it
@@ -590,7 +509,7 @@ func TestFaultWireGarbage(t *testing.T) {
 	if st.n(t, "processed") < float64(r.ResponsesMatched) {
 		t.Errorf("worker processed %v < matched %d", st["processed"], r.ResponsesMatched)
 	}
-	if !w.alive() || healthCode("http://"+waddr+"/health") != 200 {
+	if code, _, _ := brokertest.Get("http://" + waddr + "/health"); !w.alive() || code != 200 {
 		t.Errorf("worker not alive and healthy after the garbage")
 	}
 	if code := w.stop(t); code != 0 {
@@ -609,15 +528,15 @@ func TestFaultWireGarbage(t *testing.T) {
 // losing every reply buffered with it; the worker must refuse such a request
 // (count it, not reply) and keep serving real traffic at full match rate.
 func TestFaultHostileReplyTopic(t *testing.T) {
-	m := startMosquitto(t, "")
+	m := brokertest.StartMosquitto(t, "")
 	w, waddr := startWorker(t, m.URL())
 	rf := filepath.Join(t.TempDir(), "report.json")
-	maddr := freeAddr(t)
+	maddr := brokertest.FreeAddr(t)
 	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=4s", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr)...)
-	waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
+	brokertest.WaitOK(t, "http://"+maddr+"/health")
 
 	c := testClient(t, m.URL(), "e2e-hostile")
-	time.Sleep(500 * time.Millisecond)
+	waitLoadgen(t, lg, maddr, "real traffic answered", func(v lgVars) bool { return v.ResponsesMatched > 0 })
 	topics := []string{"resp/+/1", "resp/#", "resp/a\x00b", "resp/\xff\xfe", "+"}
 	for i, topic := range topics {
 		req, err := wire.AppendRequest(nil, &wire.Request{RunID: 1, ClientID: uint32(i), Seq: 1, Intended: 1, Instance: []byte("evil"), ReplyTopic: []byte(topic)}, 0)
@@ -668,28 +587,20 @@ func TestFaultHostileReplyTopic(t *testing.T) {
 	}
 }
 
-// tail returns the last n bytes of s.
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
-}
-
 // TestFaultDrainEndsWhenAnswered: after DURATION the loadgen drains "up to
 // REQUEST_TIMEOUT" — it must stop as soon as nothing is pending, not sleep
 // out the timeout. A worker taking 200 ms per request keeps ~20 requests
 // outstanding when sending stops; they are answered 200 ms later, so a 1 s
 // run with REQUEST_TIMEOUT=10s must end within a couple of seconds.
 func TestFaultDrainEndsWhenAnswered(t *testing.T) {
-	m := startMosquitto(t, "")
+	m := brokertest.StartMosquitto(t, "")
 	startWorker(t, m.URL(), "MODE=sleep", "SLEEP_MS=200", "MIN_WORKERS=100", "MAX_WORKERS=100")
 	rf := filepath.Join(t.TempDir(), "report.json")
-	maddr := freeAddr(t)
+	maddr := brokertest.FreeAddr(t)
 	// Every request is answered ~0.2 s after it is sent; a drain that waited
 	// for REQUEST_TIMEOUT would last 300 s.
 	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "VIRTUAL_CLIENTS=50", "DURATION=1s", "REQUEST_TIMEOUT=300s", "METRICS_ADDR="+maddr)...)
-	waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
+	brokertest.WaitOK(t, "http://"+maddr+"/health")
 	began := time.Now()
 	code := lg.wait(t, 120*time.Second)
 	took := time.Since(began)
@@ -717,33 +628,16 @@ func TestFaultDrainEndsWhenAnswered(t *testing.T) {
 func TestFaultLoadgenStopped(t *testing.T) {
 	for _, inflight := range []string{"1", "4"} {
 		t.Run("MAX_INFLIGHT_PER_CLIENT="+inflight, func(t *testing.T) {
-			b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
+			b := brokertest.Start(t)
 			w, _ := startWorker(t, b.URL())
 			defer w.stop(t)
 			rf := filepath.Join(t.TempDir(), "report.json")
-			maddr := freeAddr(t)
+			maddr := brokertest.FreeAddr(t)
 			const rate = 300 / 0.1 // req/s
 			lg := start(t, "loadgen-v2", loadgenEnv(b.URL(), rf, "VIRTUAL_CLIENTS=300", "INTERVAL_MS=100", "DURATION=0",
 				"REQUEST_TIMEOUT=5s", "PUBLISH_WORKERS=4", "BATCH_SIZE=50", "MAX_INFLIGHT_PER_CLIENT="+inflight, "METRICS_ADDR="+maddr)...)
-			waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
-			waitFor := func(what string, ok func(lgVars) bool) lgVars {
-				t.Helper()
-				deadline := time.Now().Add(60 * time.Second)
-				for {
-					if v, err := pollVars(maddr); err == nil && ok(v) {
-						return v
-					}
-					if time.Now().After(deadline) || !lg.alive() {
-						t.Fatalf("%s: not seen within 60 s\n%s", what, tail(lg.errOut.String(), 4000))
-					}
-					time.Sleep(20 * time.Millisecond)
-				}
-			}
-			waitFor("responses flowing", func(v lgVars) bool { return v.ResponsesMatched >= rate })
+			brokertest.WaitOK(t, "http://"+maddr+"/health")
+			waitLoadgen(t, lg, maddr, "responses flowing", func(v lgVars) bool { return v.ResponsesMatched >= rate })
 			if err := lg.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
@@ -751,8 +645,8 @@ func TestFaultLoadgenStopped(t *testing.T) {
 			if err := lg.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 				t.Fatal(err)
 			}
-			after := waitFor("the catch-up sent", func(v lgVars) bool { return v.RequestsSent > 0 })
-			waitFor("a second of traffic after the stall", func(v lgVars) bool { return v.ResponsesMatched >= after.ResponsesMatched+rate })
+			after := waitLoadgen(t, lg, maddr, "the catch-up sent", func(v lgVars) bool { return v.RequestsSent > 0 })
+			waitLoadgen(t, lg, maddr, "a second of traffic after the stall", func(v lgVars) bool { return v.ResponsesMatched >= after.ResponsesMatched+rate })
 			_ = lg.cmd.Process.Signal(syscall.SIGINT)
 			if code := lg.wait(t, 60*time.Second); code != 0 {
 				t.Fatalf("loadgen exit %d\n%s\n%s", code, lg.out.String(), tail(lg.errOut.String(), 4000))
@@ -780,9 +674,9 @@ func TestFaultLoadgenStopped(t *testing.T) {
 // binaries exit 66 on a data race). This reproduces deterministically a race
 // once found in loadgen-v2 (engine.Run wrote e.pool while /health read it).
 func TestFaultPolledWhileConnecting(t *testing.T) {
-	m := startMosquitto(t, "")
+	m := brokertest.StartMosquitto(t, "")
 	m.Kill()
-	maddr, waddr := freeAddr(t), freeAddr(t)
+	maddr, waddr := brokertest.FreeAddr(t), brokertest.FreeAddr(t)
 	w := start(t, "worker-v2", "MQTT_BROKER="+m.URL(), "HTTP_ADDR="+waddr, "CONNECTIONS=2", "MIN_WORKERS=2")
 	rf := filepath.Join(t.TempDir(), "report.json")
 	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "VIRTUAL_CLIENTS=100", "DURATION=1s", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr)...)
@@ -790,7 +684,8 @@ func TestFaultPolledWhileConnecting(t *testing.T) {
 		"http://" + waddr + "/health", "http://" + waddr + "/ready", "http://" + waddr + "/stats", "http://" + waddr + "/metrics"}
 	poll := func() (codes []int) {
 		for _, u := range urls {
-			codes = append(codes, healthCode(u))
+			code, _, _ := brokertest.Get(u)
+			codes = append(codes, code)
 		}
 		return codes
 	}
@@ -821,7 +716,7 @@ func TestFaultPolledWhileConnecting(t *testing.T) {
 	if r.ResponsesMatched == 0 {
 		t.Errorf("nothing matched once connected")
 	}
-	waitHTTP(t, "http://"+waddr+"/health", 10*time.Second)
+	brokertest.WaitOK(t, "http://"+waddr+"/health")
 	if code := w.stop(t); code != 0 || strings.Contains(w.errOut.String(), "DATA RACE") {
 		t.Errorf("worker exit %d (66 = data race)\n%s", code, tail(w.errOut.String(), 4000))
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 )
 
 // startPahoPython runs examples/responders/paho_echo.py (Eclipse Paho for
@@ -63,14 +63,9 @@ func startPahoPython(t *testing.T, brokerURL, mode string) {
 func startBrokerKind(t *testing.T, kind string) string {
 	t.Helper()
 	if kind == "mosquitto" {
-		return startMosquitto(t, "").URL()
+		return brokertest.StartMosquitto(t, "").URL()
 	}
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b.URL()
+	return brokertest.Start(t).URL()
 }
 
 // TestLoadgenLoadsAThirdPartyResponder: loadgen-v2 against services written
@@ -151,7 +146,7 @@ func TestMosquittoRRAsksWorker(t *testing.T) {
 	if err != nil {
 		t.Skip("mosquitto_rr not installed (apt-get install mosquitto-clients; CI installs it)")
 	}
-	m := startMosquitto(t, "")
+	m := brokertest.StartMosquitto(t, "")
 	startWorker(t, m.URL(), "MQTT_VERSION=5", `RESPONSE_TEMPLATE={"status":"ok","from":"worker-v2"}`)
 	out, err := exec.Command(rr, "-V", "5", "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port),
 		"-t", "req/7", "-e", "resp/rr/7", "-m", "ping", "-W", "20").CombinedOutput()
@@ -172,18 +167,9 @@ func TestPahoResponderAnswersLoadgen(t *testing.T) {
 		t.Run(bk, func(t *testing.T) {
 			url := startBrokerKind(t, bk)
 			rs := startArgs(t, "rr-echo", []string{"respond"}, "BROKER="+url, "CONNECTIONS=4")
-			deadline := time.Now().Add(30 * time.Second)
-			for !strings.Contains(rs.errOut.String(), "responder ready") {
-				select {
-				case <-rs.done:
-					t.Fatalf("rr-echo respond exited before ready:\n%s", rs.errOut.String())
-				default:
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("rr-echo respond not ready after 30s:\n%s", rs.errOut.String())
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitEvent(t, "rr-echo respond ready", []*proc{rs}, func() (bool, string) {
+				return strings.Contains(rs.errOut.String(), "responder ready"), ""
+			})
 			rf := filepath.Join(t.TempDir(), "report.json")
 			lg := start(t, "loadgen-v2", loadgenEnv(url, rf, "VIRTUAL_CLIENTS=200", "DURATION=2s", "REQUEST_TIMEOUT=20s")...)
 			if code := lg.wait(t, 90*time.Second); code != 0 {

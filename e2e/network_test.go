@@ -30,7 +30,7 @@ import (
 	"github.com/Shopify/toxiproxy/v2/toxics"
 	"github.com/rs/zerolog"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mosquitto"
 )
 
@@ -40,10 +40,6 @@ const (
 	netClients    = 500
 	netIntervalMS = 500
 	netRate       = netClients * 1000 / netIntervalMS // req/s
-
-	// netDeadline bounds every wait for an event: generous, since an event
-	// that happens at all happens within seconds here.
-	netDeadline = 60 * time.Second
 )
 
 // netSlowReconnect is the fallback that bounds every recovery while the
@@ -51,7 +47,7 @@ const (
 // connection whose write fails before its read sees the reset is reconnected
 // only when a keepalive ping times out, KEEPALIVE + up to 5 s + 10 s later.
 // The cases that reset links set KEEPALIVE so that this stays well inside
-// netDeadline, and say so when a recovery took that path.
+// brokertest.Patience, and say so when a recovery took that path.
 func netSlowReconnect(t *testing.T, what string, took time.Duration) {
 	t.Helper()
 	if took > 8*time.Second {
@@ -64,15 +60,10 @@ func netSlowReconnect(t *testing.T, what string, took time.Duration) {
 func netBroker(t *testing.T) string {
 	t.Helper()
 	if _, err := mosquitto.Binary(); err == nil {
-		return startMosquitto(t, "").URL()
+		return brokertest.StartMosquitto(t, "").URL()
 	}
 	t.Log("mosquitto not installed: using the embedded broker")
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b.URL()
+	return brokertest.Start(t).URL()
 }
 
 // cutToxic closes its end of the link at once and then discards whatever
@@ -180,83 +171,13 @@ func (n *netProxy) blackhole(streams ...string) {
 func (n *netProxy) unblackhole(down func() bool, streams ...string) {
 	n.t.Helper()
 	n.cut()
-	netWait(n.t, "connections closed by the cut that ends the blackhole", netDeadline, nil, func() (bool, string) {
+	waitEvent(n.t, "connections closed by the cut that ends the blackhole", nil, func() (bool, string) {
 		return down(), ""
 	})
 	for _, s := range streams {
 		n.remove("blackhole_" + s)
 	}
 	n.heal()
-}
-
-// netWait polls cond every 20 ms until it holds and returns how long that
-// took. It fails the test after limit, or as soon as a watched process has
-// exited (then the event can no longer happen). state describes what was seen
-// last, for the failure message.
-func netWait(t *testing.T, what string, limit time.Duration, watch []*proc, cond func() (ok bool, state string)) time.Duration {
-	t.Helper()
-	began := time.Now()
-	for {
-		ok, state := cond()
-		if ok {
-			return time.Since(began)
-		}
-		for _, p := range watch {
-			if !p.alive() {
-				t.Fatalf("%s: not seen before %s exited (last: %s)\nstdout:\n%s\nstderr:\n%s", what, filepath.Base(p.cmd.Path), state,
-					tail(p.out.String(), 3000), tail(p.errOut.String(), 4000))
-			}
-		}
-		if time.Since(began) > limit {
-			var logs strings.Builder
-			for _, p := range watch {
-				fmt.Fprintf(&logs, "\n%s stderr:\n%s", filepath.Base(p.cmd.Path), tail(p.errOut.String(), 4000))
-			}
-			t.Fatalf("%s: not seen within %v (last: %s)%s", what, limit, state, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// netVars is the part of the loadgen's /debug/vars the network cases read.
-type netVars struct {
-	Connections        int    `json:"connections"`
-	ConnectionsUp      int    `json:"connections_up"`
-	ConnectionsSuspect int    `json:"connections_suspect"`
-	Scheduled          uint64 `json:"scheduled"`
-	RequestsSent       uint64 `json:"requests_sent"`
-	ResponsesMatched   uint64 `json:"responses_matched"`
-	Timeouts           uint64 `json:"timeouts"`
-	Skipped            uint64 `json:"skipped"`
-	SendFailed         uint64 `json:"send_failed"`
-}
-
-func (v netVars) String() string {
-	return fmt.Sprintf("conns %d/%d suspect %d, scheduled %d sent %d matched %d timed_out %d skipped %d send_failed %d",
-		v.ConnectionsUp, v.Connections, v.ConnectionsSuspect, v.Scheduled, v.RequestsSent, v.ResponsesMatched, v.Timeouts, v.Skipped, v.SendFailed)
-}
-
-func netLoadgenVars(addr string) (netVars, error) {
-	var v struct {
-		L netVars `json:"loadgen"`
-	}
-	err := fetch("http://"+addr+"/debug/vars", &v)
-	return v.L, err
-}
-
-// waitLoadgen polls the loadgen's /debug/vars at addr until ok holds.
-func waitLoadgen(t *testing.T, lg *proc, addr, what string, limit time.Duration, ok func(netVars) bool) netVars {
-	t.Helper()
-	var last netVars
-	netWait(t, what, limit, []*proc{lg}, func() (bool, string) {
-		v, err := netLoadgenVars(addr)
-		if err != nil {
-			return false, err.Error()
-		}
-		last = v
-		return ok(v), v.String()
-	})
-	return last
 }
 
 // netWorkerVars is the part of the worker's /stats the network cases read.
@@ -270,21 +191,8 @@ type netWorkerVars struct {
 
 func netWorkerStats(addr string) (netWorkerVars, error) {
 	var v netWorkerVars
-	err := fetch("http://"+addr+"/stats", &v)
+	err := brokertest.FetchJSON("http://"+addr+"/stats", &v)
 	return v, err
-}
-
-// netHealth returns the status and body of GET url (0 when unreachable).
-func netHealth(url string) (int, string) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, _ = b.ReadFrom(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(b.String())
 }
 
 // netLoadgen starts loadgen-v2 on brokerURL with the cases' load and returns
@@ -293,11 +201,11 @@ func netHealth(url string) (int, string) {
 func netLoadgen(t *testing.T, brokerURL string, env ...string) (lg *proc, maddr, rf string) {
 	t.Helper()
 	rf = filepath.Join(t.TempDir(), "report.json")
-	maddr = freeAddr(t)
+	maddr = brokertest.FreeAddr(t)
 	base := []string{fmt.Sprintf("VIRTUAL_CLIENTS=%d", netClients), fmt.Sprintf("INTERVAL_MS=%d", netIntervalMS),
 		"CONNECTIONS=4", "METRICS_ADDR=" + maddr}
 	lg = start(t, "loadgen-v2", loadgenEnv(brokerURL, rf, append(base, env...)...)...)
-	waitHTTP(t, "http://"+maddr+"/health", 30*time.Second)
+	brokertest.WaitOK(t, "http://"+maddr+"/health")
 	return lg, maddr, rf
 }
 
@@ -384,22 +292,22 @@ func TestNetworkPartition(t *testing.T) {
 	// KEEPALIVE=10s bounds the stalled-write fallback (netSlowReconnect).
 	lg, maddr, rf := netLoadgen(t, px.URL(), "DURATION=60s", "REQUEST_TIMEOUT=1s", "KEEPALIVE=10s")
 
-	waitLoadgen(t, lg, maddr, "responses before the partition", netDeadline, func(v netVars) bool { return v.ResponsesMatched >= netRate/2 })
+	waitLoadgen(t, lg, maddr, "responses before the partition", func(v lgVars) bool { return v.ResponsesMatched >= netRate/2 })
 	px.cut()
 	cutAt := time.Now()
-	down := waitLoadgen(t, lg, maddr, "all loadgen connections down", netDeadline, func(v netVars) bool { return v.ConnectionsUp == 0 })
+	down := waitLoadgen(t, lg, maddr, "all loadgen connections down", func(v lgVars) bool { return v.ConnectionsUp == 0 })
 	downAfter := time.Since(cutAt)
-	frozen := waitLoadgen(t, lg, maddr, "two seconds of fires failing to send", netDeadline, func(v netVars) bool {
+	frozen := waitLoadgen(t, lg, maddr, "two seconds of fires failing to send", func(v lgVars) bool {
 		return v.SendFailed >= down.SendFailed+2*netRate
 	})
 	px.heal()
 	healAt := time.Now()
 	t.Logf("cut: all connections down after %v; healed after %v (%s)", downAfter.Round(time.Millisecond), healAt.Sub(cutAt).Round(time.Millisecond), frozen)
 
-	waitLoadgen(t, lg, maddr, "all loadgen connections up after the heal", netDeadline, func(v netVars) bool { return v.ConnectionsUp == v.Connections })
+	waitLoadgen(t, lg, maddr, "all loadgen connections up after the heal", func(v lgVars) bool { return v.ConnectionsUp == v.Connections })
 	upAfter := time.Since(healAt)
 	netSlowReconnect(t, "reconnecting after the heal", upAfter)
-	waitLoadgen(t, lg, maddr, "a response matched after the heal", netDeadline, func(v netVars) bool { return v.ResponsesMatched > frozen.ResponsesMatched })
+	waitLoadgen(t, lg, maddr, "a response matched after the heal", func(v lgVars) bool { return v.ResponsesMatched > frozen.ResponsesMatched })
 	t.Logf("after the heal: connections up after %v, RECOVERY (first matched response) after %v",
 		upAfter.Round(time.Millisecond), time.Since(healAt).Round(time.Millisecond))
 
@@ -432,16 +340,16 @@ func TestNetworkBlackhole(t *testing.T) {
 		startWorker(t, brokerURL)
 		px := startNetProxy(t, "blackhole-loadgen", brokerURL)
 		lg, maddr, rf := netLoadgen(t, px.URL(), "DURATION=60s", "REQUEST_TIMEOUT=1s", "KEEPALIVE=10s")
-		waitLoadgen(t, lg, maddr, "responses before the blackhole", netDeadline, func(v netVars) bool { return v.ResponsesMatched >= netRate/2 })
+		waitLoadgen(t, lg, maddr, "responses before the blackhole", func(v lgVars) bool { return v.ResponsesMatched >= netRate/2 })
 
 		px.blackhole("upstream", "downstream")
 		var health string
-		var vars netVars
-		took := netWait(t, "loadgen /health 503 naming suspect connections, and connections_suspect > 0", netDeadline, []*proc{lg}, func() (bool, string) {
-			if code, body := netHealth("http://" + maddr + "/health"); code == http.StatusServiceUnavailable && strings.Contains(body, "suspect") {
-				health = body
+		var vars lgVars
+		took := waitEvent(t, "loadgen /health 503 naming suspect connections, and connections_suspect > 0", []*proc{lg}, func() (bool, string) {
+			if code, body, _ := brokertest.Get("http://" + maddr + "/health"); code == http.StatusServiceUnavailable && strings.Contains(body, "suspect") {
+				health = strings.TrimSpace(body)
 			}
-			if v, err := netLoadgenVars(maddr); err == nil && v.ConnectionsSuspect > 0 {
+			if v, err := loadgenVars(maddr); err == nil && v.ConnectionsSuspect > 0 {
 				vars = v
 			}
 			return health != "" && vars.ConnectionsSuspect > 0, fmt.Sprintf("health %q, vars %s", health, vars)
@@ -451,7 +359,7 @@ func TestNetworkBlackhole(t *testing.T) {
 			t.Logf("note: %d of %d connections up while suspect", vars.ConnectionsUp, vars.Connections)
 		}
 
-		px.unblackhole(func() bool { v, err := netLoadgenVars(maddr); return err == nil && v.ConnectionsUp == 0 }, "upstream", "downstream")
+		px.unblackhole(func() bool { v, err := loadgenVars(maddr); return err == nil && v.ConnectionsUp == 0 }, "upstream", "downstream")
 		netAfterBlackhole(t, lg, maddr, rf, "loadgen", maddr, []*proc{lg})
 	})
 
@@ -465,15 +373,15 @@ func TestNetworkBlackhole(t *testing.T) {
 		px := startNetProxy(t, "blackhole-worker", brokerURL)
 		w, waddr := startWorker(t, px.URL(), "KEEPALIVE=1s")
 		lg, maddr, rf := netLoadgen(t, brokerURL, "DURATION=60s", "REQUEST_TIMEOUT=1s")
-		waitLoadgen(t, lg, maddr, "responses before the blackhole", netDeadline, func(v netVars) bool { return v.ResponsesMatched >= netRate/2 })
+		waitLoadgen(t, lg, maddr, "responses before the blackhole", func(v lgVars) bool { return v.ResponsesMatched >= netRate/2 })
 
 		px.blackhole("downstream")
 		var health string
 		var st netWorkerVars
-		took := netWait(t, "worker /health 503 naming suspect connections, and /stats connections_suspect > 0", netDeadline, []*proc{w, lg}, func() (bool, string) {
-			code, body := netHealth("http://" + waddr + "/health")
+		took := waitEvent(t, "worker /health 503 naming suspect connections, and /stats connections_suspect > 0", []*proc{w, lg}, func() (bool, string) {
+			code, body, _ := brokertest.Get("http://" + waddr + "/health")
 			if code == http.StatusServiceUnavailable && strings.Contains(body, "suspect") {
-				health = body
+				health = strings.TrimSpace(body)
 			}
 			if s, err := netWorkerStats(waddr); err == nil && s.ConnectionsSuspect > 0 {
 				st = s
@@ -497,13 +405,13 @@ func TestNetworkBlackhole(t *testing.T) {
 func netAfterBlackhole(t *testing.T, lg *proc, maddr, rf, who, addr string, watch []*proc) {
 	t.Helper()
 	healAt := time.Now()
-	frozen, _ := netLoadgenVars(maddr)
-	healthyAfter := netWait(t, who+" /health 200 after the blackhole", netDeadline, watch, func() (bool, string) {
-		code, body := netHealth("http://" + addr + "/health")
+	frozen, _ := loadgenVars(maddr)
+	healthyAfter := waitEvent(t, who+" /health 200 after the blackhole", watch, func() (bool, string) {
+		code, body, _ := brokertest.Get("http://" + addr + "/health")
 		return code == http.StatusOK, fmt.Sprintf("%d %q", code, body)
 	})
 	netSlowReconnect(t, who+" reconnecting after the blackhole", healthyAfter)
-	waitLoadgen(t, lg, maddr, "a response matched after "+who+"'s blackhole", netDeadline, func(v netVars) bool { return v.ResponsesMatched > frozen.ResponsesMatched })
+	waitLoadgen(t, lg, maddr, "a response matched after "+who+"'s blackhole", func(v lgVars) bool { return v.ResponsesMatched > frozen.ResponsesMatched })
 	t.Logf("after the blackhole: %s healthy and matching again after %v", who, time.Since(healAt).Round(time.Millisecond))
 
 	sigint(t, lg)
@@ -560,13 +468,13 @@ func TestNetworkBandwidthReconnect(t *testing.T) {
 	// fallback after the cut (netSlowReconnect).
 	lg, maddr, rf := netLoadgen(t, px.URL(), "DURATION=60s", "REQUEST_TIMEOUT=1s", "KEEPALIVE=20s",
 		fmt.Sprintf("CONNECTIONS=%d", conns), "SHARDS=4096", "INSTANCE_ID=netbw")
-	waitLoadgen(t, lg, maddr, "responses before the starvation", netDeadline, func(v netVars) bool { return v.ResponsesMatched >= netRate/2 })
+	waitLoadgen(t, lg, maddr, "responses before the starvation", func(v lgVars) bool { return v.ResponsesMatched >= netRate/2 })
 
 	// Every session ends (and is being re-made) before the starvation begins.
 	px.cut()
 	cutAt := time.Now()
-	waitLoadgen(t, lg, maddr, "all loadgen connections down", netDeadline, func(v netVars) bool { return v.ConnectionsUp == 0 })
-	netWait(t, "every connection's loss noticed by paho", netDeadline, []*proc{lg}, func() (bool, string) {
+	waitLoadgen(t, lg, maddr, "all loadgen connections down", func(v lgVars) bool { return v.ConnectionsUp == 0 })
+	waitEvent(t, "every connection's loss noticed by paho", []*proc{lg}, func() (bool, string) {
 		lost := netConnsLogged(lg.errOut.String(), "mqtt connection lost", conns)
 		return len(lost) == conns, fmt.Sprintf("lost logged for connections %v", lost)
 	})
@@ -578,13 +486,13 @@ func TestNetworkBandwidthReconnect(t *testing.T) {
 	// The subscribe timeout fires on every connection, and the subscription
 	// is retried on the same session (mqttconn: onConnect).
 	var lost int
-	retryAfter := netWait(t, "a SUBACK timeout and retry logged for every connection", netDeadline, []*proc{lg}, func() (bool, string) {
+	retryAfter := waitEvent(t, "a SUBACK timeout and retry logged for every connection", []*proc{lg}, func() (bool, string) {
 		log := lg.errOut.String()
 		retried := netConnsLogged(log, "no SUBACK within", conns)
 		lost = strings.Count(log, "mqtt connection lost")
 		return len(retried) == conns, fmt.Sprintf("retried on connections %v", retried)
 	})
-	frozen, err := netLoadgenVars(maddr)
+	frozen, err := loadgenVars(maddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -595,9 +503,9 @@ func TestNetworkBandwidthReconnect(t *testing.T) {
 	restoreAt := time.Now()
 	t.Logf("starved: SUBACK timeout and retry on every connection after %v; restored (%s)", retryAfter.Round(time.Millisecond), frozen)
 
-	waitLoadgen(t, lg, maddr, "every connection up and subscribed after the restore", netDeadline, func(v netVars) bool { return v.ConnectionsUp == v.Connections })
+	waitLoadgen(t, lg, maddr, "every connection up and subscribed after the restore", func(v lgVars) bool { return v.ConnectionsUp == v.Connections })
 	upAfter := time.Since(restoreAt)
-	waitLoadgen(t, lg, maddr, "a response matched after the restore", netDeadline, func(v netVars) bool { return v.ResponsesMatched > frozen.ResponsesMatched })
+	waitLoadgen(t, lg, maddr, "a response matched after the restore", func(v lgVars) bool { return v.ResponsesMatched > frozen.ResponsesMatched })
 	t.Logf("after the restore: all %d connections up after %v, first matched response after %v (starved %v in all)",
 		conns, upAfter.Round(time.Millisecond), time.Since(restoreAt).Round(time.Millisecond), restoreAt.Sub(starveAt).Round(time.Millisecond))
 	if n := strings.Count(lg.errOut.String(), "mqtt connection lost"); n != lost {
@@ -647,11 +555,11 @@ func TestNetworkStalledWriteReconnects(t *testing.T) {
 	startWorker(t, brokerURL)
 	px := startNetProxy(t, "stalled-write", brokerURL)
 	lg, maddr, rf := netLoadgen(t, px.URL(), "DURATION=60s", "REQUEST_TIMEOUT=1s", "KEEPALIVE=60s", "CONNECTIONS=2", "PAYLOAD_BYTES=8192")
-	waitLoadgen(t, lg, maddr, "responses before the stall", netDeadline, func(v netVars) bool { return v.ResponsesMatched >= netRate/2 })
+	waitLoadgen(t, lg, maddr, "responses before the stall", func(v lgVars) bool { return v.ResponsesMatched >= netRate/2 })
 
 	px.add("stall_up", "bandwidth", "upstream", map[string]any{"rate": 1}) // KB/s
 	stallAt := time.Now()
-	failed := waitLoadgen(t, lg, maddr, "a connection failed by the write timeout", netDeadline, func(v netVars) bool { return v.ConnectionsUp < v.Connections })
+	failed := waitLoadgen(t, lg, maddr, "a connection failed by the write timeout", func(v lgVars) bool { return v.ConnectionsUp < v.Connections })
 	failedAfter := time.Since(stallAt)
 	lostAtFail := strings.Count(lg.errOut.String(), "mqtt connection lost")
 	px.remove("stall_up")
@@ -659,10 +567,10 @@ func TestNetworkStalledWriteReconnects(t *testing.T) {
 	t.Logf("stalled: a connection failed %v into the stall (%s); restored", failedAfter.Round(time.Millisecond), failed)
 
 	const promptly = 30 * time.Second // a reconnect takes ~1 s; keepalive would take 70
-	var last netVars
+	var last lgVars
 	ok := false
 	for time.Since(restoreAt) < promptly && lg.alive() {
-		if v, err := netLoadgenVars(maddr); err == nil {
+		if v, err := loadgenVars(maddr); err == nil {
 			last = v
 			if v.ConnectionsUp == v.Connections {
 				ok = true
@@ -680,7 +588,7 @@ func TestNetworkStalledWriteReconnects(t *testing.T) {
 			last.Connections-last.ConnectionsUp, last.Connections, promptly, last, lostAtFail, strings.Count(lg.errOut.String(), "mqtt connection lost"), tail(lg.errOut.String(), 3000))
 	}
 	t.Logf("after the restore: every connection up again after %v", time.Since(restoreAt).Round(time.Millisecond))
-	waitLoadgen(t, lg, maddr, "a response matched after the restore", netDeadline, func(v netVars) bool { return v.ResponsesMatched > last.ResponsesMatched })
+	waitLoadgen(t, lg, maddr, "a response matched after the restore", func(v lgVars) bool { return v.ResponsesMatched > last.ResponsesMatched })
 
 	sigint(t, lg)
 	r := netFinish(t, lg, rf, 0)

@@ -14,9 +14,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -29,25 +27,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 )
 
-// waitUntil polls cond every 100 ms until it holds; the deadline only bounds
-// a broken run. what names the event in the failure.
-func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool, seen ...func() string) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			last := ""
-			for _, f := range seen {
-				last += "\n" + f()
-			}
-			t.Fatalf("timed out after %v waiting for %s%s", limit, what, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
+// obsPace is how often the test polls: Prometheus, the browser and tmux are
+// slow to ask.
+const obsPace = 100 * time.Millisecond
 
 // artifactDir is test-artifacts/observability at the repository root
 // (gitignored), emptied for this run.
@@ -97,7 +82,7 @@ scrape_configs:
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := brokertest.FreeAddr(t)
 	p := &prom{name: name, url: "http://" + addr}
 	args := append([]string{"--config.file=" + cf, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
 		"--web.listen-address=" + addr, "--log.level=warn"}, flags...)
@@ -118,14 +103,7 @@ scrape_configs:
 			<-p.proc.done
 		}
 	})
-	waitUntil(t, name+" Prometheus ready", 60*time.Second, func() bool {
-		resp, err := http.Get(p.url + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	brokertest.WaitOK(t, p.url+"/-/ready")
 	return p
 }
 
@@ -138,17 +116,16 @@ type promSeries struct {
 
 func (p *prom) api(t *testing.T, path string, q url.Values) json.RawMessage {
 	t.Helper()
-	resp, err := http.Get(p.url + path + "?" + q.Encode())
+	_, body, err := brokertest.Get(p.url + path + "?" + q.Encode())
 	if err != nil {
 		t.Fatalf("%s: %v", p.name, err)
 	}
-	defer resp.Body.Close()
 	var r struct {
 		Status string          `json:"status"`
 		Data   json.RawMessage `json:"data"`
 		Error  string          `json:"error"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || r.Status != "success" {
+	if err := json.Unmarshal([]byte(body), &r); err != nil || r.Status != "success" {
 		t.Fatalf("%s %s %v: %s %v", p.name, path, q, r.Error, err)
 	}
 	return r.Data
@@ -328,17 +305,12 @@ var metricName = regexp.MustCompile(`\bmqttrr_[a-z0-9_]+`)
 // (histogram families under their base name).
 func exportedNames(t *testing.T, metricsURL string) map[string]bool {
 	t.Helper()
-	resp, err := http.Get(metricsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	_, body, err := brokertest.Get(metricsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	names := map[string]bool{}
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(body, "\n") {
 		if f := strings.Fields(line); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
 			names[f[2]] = true
 			for _, s := range []string{"_bucket", "_sum", "_count"} {
@@ -377,32 +349,6 @@ type dashState struct {
 	} `json:"summary"`
 }
 
-// obsVars is the part of /debug/vars TestObservability reads.
-type obsVars struct {
-	RunID        string `json:"run_id"`
-	Phase        string `json:"phase"`
-	RequestsSent uint64 `json:"requests_sent"`
-	Matched      uint64 `json:"responses_matched"`
-	Connects     uint64 `json:"connects"`
-	Reconnects   uint64 `json:"reconnects"`
-}
-
-func obsLoadgenVars(t *testing.T, base string) (obsVars, bool) {
-	t.Helper()
-	resp, err := http.Get(base + "/debug/vars")
-	if err != nil {
-		return obsVars{}, false
-	}
-	defer resp.Body.Close()
-	var v struct {
-		Loadgen obsVars `json:"loadgen"`
-	}
-	if json.NewDecoder(resp.Body).Decode(&v) != nil {
-		return obsVars{}, false
-	}
-	return v.Loadgen, true
-}
-
 // TestObservability runs a worker and a loadgen (1000 req/s for 20 s, its
 // final state served until the test ends it with SIGTERM) and checks what
 // Prometheus, Grafana's queries, the web dashboard and the terminal
@@ -412,13 +358,9 @@ func TestObservability(t *testing.T) {
 		t.Skip("prometheus not installed: apt-get install -y prometheus (.ci/run installs it)")
 	}
 	art := artifactDir(t)
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := brokertest.Start(t)
 	w, waddr := startWorker(t, b.URL())
-	laddr := freeAddr(t)
+	laddr := brokertest.FreeAddr(t)
 	lgURL, wkURL := "http://"+laddr, "http://"+waddr
 
 	// Both Prometheus servers scrape from before the loadgen starts, so
@@ -432,10 +374,11 @@ func TestObservability(t *testing.T) {
 	// "not reachable" until then), so they see all of it.
 	chromium := chromiumBinary()
 	var page *browser
+	var pageText string // what readState read last
 	readState := func(s *dashState) bool {
-		var text string
-		return page.eval(`document.getElementById("state").textContent`, &text) == nil && text != "" &&
-			json.Unmarshal([]byte(text), s) == nil
+		pageText = ""
+		return page.eval(`document.getElementById("state").textContent`, &pageText) == nil && pageText != "" &&
+			json.Unmarshal([]byte(pageText), s) == nil
 	}
 	if chromium == "" {
 		t.Log("SKIP web dashboard: chromium not installed (apt-get install -y chromium; .ci/run installs it)")
@@ -477,12 +420,7 @@ func TestObservability(t *testing.T) {
 	lg := start(t, "loadgen-v2", "BROKER="+b.URL(), "METRICS_ADDR="+laddr, "VIRTUAL_CLIENTS=1000", "INTERVAL_MS=1000",
 		"DURATION=20s", "CONNECTIONS=8", "SHARDS=64", "PROGRESS_INTERVAL=1s", "METRICS_LINGER=10m", "REPORT_FILE="+rf,
 		"INSTANCE_ID=obs-lg-0")
-	var steady obsVars
-	waitUntil(t, "the loadgen in phase steady", 60*time.Second, func() bool {
-		v, ok := obsLoadgenVars(t, lgURL)
-		steady = v
-		return ok && v.Phase == "steady"
-	})
+	steady := waitLoadgen(t, lg, laddr, "the loadgen in phase steady", func(v lgVars) bool { return v.Phase == "steady" })
 	runID := steady.RunID
 	t.Logf("run %s steady: %d sent", runID, steady.RequestsSent)
 
@@ -494,7 +432,8 @@ func TestObservability(t *testing.T) {
 	)
 	pageDone := func() bool { return page == nil || pageMoved != nil }
 	termDone := func() bool { return tmux == "" || termMoved != "" }
-	waitUntil(t, "both dashboards showing the steady run with numbers moving and charts filling", 120*time.Second, func() bool {
+	var screen string // what the terminal showed last
+	brokertest.Await(t, "both dashboards showing the steady run with numbers moving and charts filling", obsPace, func() (bool, string) {
 		if !pageDone() {
 			var st dashState
 			switch {
@@ -504,8 +443,8 @@ func TestObservability(t *testing.T) {
 			case st.Loadgen.RequestsSent > pageFirst.Loadgen.RequestsSent && st.Points["rate"] >= 12 && st.Points["latency"] >= 18 &&
 				st.Points["workers"] >= 3 && st.Points["spectrum"] > 0:
 				pageMoved = &st
-				now, _ := obsLoadgenVars(t, lgURL)
-				if st.Loadgen.RunID != runID || st.Loadgen.RequestsSent > now.RequestsSent || st.Loadgen.ResponsesMatched > now.Matched ||
+				now, _ := loadgenVars(laddr)
+				if st.Loadgen.RunID != runID || st.Loadgen.RequestsSent > now.RequestsSent || st.Loadgen.ResponsesMatched > now.ResponsesMatched ||
 					st.Loadgen.MatchRate == nil || *st.Loadgen.MatchRate > 1 {
 					t.Errorf("web dashboard %+v, /debug/vars then %+v: the page does not show the endpoint's run", *st.Loadgen, now)
 				}
@@ -521,31 +460,25 @@ func TestObservability(t *testing.T) {
 			}
 		}
 		if !termDone() {
-			screen := capture()
+			screen = capture()
 			switch {
 			case !strings.Contains(screen, "phase steady") || screenSent(screen) <= 0:
 			case termFirst == "":
 				termFirst = screen
 			case screenSent(screen) > screenSent(termFirst):
 				termMoved = screen
-				now, _ := obsLoadgenVars(t, lgURL)
+				now, _ := loadgenVars(laddr)
 				if n := screenSent(screen); n > int64(now.RequestsSent) {
 					t.Errorf("terminal shows %d sent, the endpoint %d afterwards", n, now.RequestsSent)
 				}
 				writeArtifact(t, filepath.Join(art, "terminal-running.txt"), screen)
 			}
 		}
-		return pageDone() && termDone()
-	}, func() string {
-		var text string
-		if page != nil {
-			_ = page.eval(`document.getElementById("state").textContent`, &text)
-		}
 		var ex []string
 		if page != nil {
 			ex = page.uncaught()
 		}
-		return "page state: " + text + "\nexceptions: " + strings.Join(ex, "; ") + "\nterminal:\n" + capture()
+		return pageDone() && termDone(), "page state: " + pageText + "\nexceptions: " + strings.Join(ex, "; ") + "\nterminal:\n" + screen
 	})
 	if termMoved != "" {
 		for _, want := range []*regexp.Regexp{regexp.MustCompile(`run ` + runID + `  phase steady`),
@@ -561,12 +494,9 @@ func TestObservability(t *testing.T) {
 	}
 
 	// --- the run finishes; its final state is served (METRICS_LINGER) --------
-	waitUntil(t, "the loadgen in phase finished", 120*time.Second, func() bool {
-		v, ok := obsLoadgenVars(t, lgURL)
-		return ok && v.Phase == "finished"
-	})
+	waitLoadgen(t, lg, laddr, "the loadgen in phase finished", func(v lgVars) bool { return v.Phase == "finished" })
 	var r report
-	waitUntil(t, "the report file", 30*time.Second, func() bool {
+	brokertest.WaitFor(t, "the report file", func() bool {
 		if _, err := os.Stat(rf); err != nil {
 			return false
 		}
@@ -577,8 +507,8 @@ func TestObservability(t *testing.T) {
 	if !r.Balanced || r.StillPending != 0 || r.RequestsSent == 0 {
 		t.Fatalf("report: %+v", r)
 	}
-	final, _ := obsLoadgenVars(t, lgURL)
-	if final.RequestsSent != r.RequestsSent || final.Matched != r.ResponsesMatched || final.Connects != 8+final.Reconnects {
+	final, _ := loadgenVars(laddr)
+	if final.RequestsSent != r.RequestsSent || final.ResponsesMatched != r.ResponsesMatched || final.Connects != 8+final.Reconnects {
 		t.Errorf("/debug/vars when finished %+v, report sent %d matched %d: the final state is not the report's", final, r.RequestsSent, r.ResponsesMatched)
 	}
 
@@ -588,13 +518,13 @@ func TestObservability(t *testing.T) {
 	var end time.Time
 	for _, p := range proms {
 		var scraped float64
-		waitUntil(t, p.name+" Prometheus scraping phase finished", 60*time.Second, func() bool {
+		brokertest.Await(t, p.name+" Prometheus scraping phase finished", obsPace, func() (bool, string) {
 			v, ok := p.value(t, fmt.Sprintf(`timestamp(mqttrr_loadgen_phase{run_id=%q,phase="finished"} == 1)`, runID), time.Now())
 			scraped = v
-			return ok
+			return ok, ""
 		})
-		waitUntil(t, p.name+" Prometheus evaluating the rules after that scrape", 60*time.Second, func() bool {
-			return p.lastRuleEvaluation(t, "mqttrr-loadgen.rules").After(time.Unix(0, int64(scraped*1e9)))
+		brokertest.Await(t, p.name+" Prometheus evaluating the rules after that scrape", obsPace, func() (bool, string) {
+			return p.lastRuleEvaluation(t, "mqttrr-loadgen.rules").After(time.Unix(0, int64(scraped*1e9))), ""
 		})
 	}
 	end = time.Now()
@@ -674,10 +604,10 @@ func TestObservability(t *testing.T) {
 	// --- the dashboards after the run ------------------------------------------
 	if page != nil {
 		var st dashState
-		waitUntil(t, "the web dashboard showing the final report", 60*time.Second, func() bool {
+		brokertest.Await(t, "the web dashboard showing the final report", obsPace, func() (bool, string) {
 			var text string
 			return page.eval(`document.getElementById("state").textContent`, &text) == nil &&
-				json.Unmarshal([]byte(text), &st) == nil && st.Summary != nil && st.Loadgen != nil && st.Loadgen.Phase == "finished"
+				json.Unmarshal([]byte(text), &st) == nil && st.Summary != nil && st.Loadgen != nil && st.Loadgen.Phase == "finished", text
 		})
 		if s := st.Summary; s.RunID != runID || s.RequestsSent != r.RequestsSent || s.ResponsesMatched != r.ResponsesMatched ||
 			s.MatchRate != r.MatchRate || s.P99MS != r.Latency.P99 {
@@ -694,9 +624,9 @@ func TestObservability(t *testing.T) {
 	}
 	if tmux != "" {
 		var screen string
-		waitUntil(t, "the terminal dashboard showing the finished run", 60*time.Second, func() bool {
+		brokertest.Await(t, "the terminal dashboard showing the finished run", obsPace, func() (bool, string) {
 			screen = capture()
-			return strings.Contains(screen, "FINISHED") && screenSent(screen) == int64(r.RequestsSent)
+			return strings.Contains(screen, "FINISHED") && screenSent(screen) == int64(r.RequestsSent), ""
 		})
 		writeArtifact(t, filepath.Join(art, "terminal-finished.txt"), screen)
 	}
@@ -708,19 +638,19 @@ func TestObservability(t *testing.T) {
 	}
 	for _, p := range proms {
 		var down time.Time
-		waitUntil(t, p.name+" Prometheus seeing the loadgen target down", 60*time.Second, func() bool {
+		brokertest.Await(t, p.name+" Prometheus seeing the loadgen target down", obsPace, func() (bool, string) {
 			res := p.query(t, `up{job="loadgen"} == 0`, time.Time{}, time.Now())
 			if len(res) == 1 {
 				down = time.Now()
-				return true
+				return true, ""
 			}
-			return false
+			return false, ""
 		})
 		var states map[string]string
-		waitUntil(t, p.name+" Prometheus evaluating the alerts after the target went down", 60*time.Second, func() bool {
+		brokertest.Await(t, p.name+" Prometheus evaluating the alerts after the target went down", obsPace, func() (bool, string) {
 			var last time.Time
 			states, last = p.alertStates(t)
-			return last.After(down)
+			return last.After(down), ""
 		})
 		for _, a := range []string{"MqttRrTargetDown", "MqttRrConnectionsDown", "MqttRrMatchRateLow"} {
 			if states[a] != "inactive" {
@@ -729,11 +659,11 @@ func TestObservability(t *testing.T) {
 		}
 	}
 	if page != nil {
-		waitUntil(t, "the web dashboard noticing the loadgen has gone", 60*time.Second, func() bool {
+		brokertest.Await(t, "the web dashboard noticing the loadgen has gone", obsPace, func() (bool, string) {
 			var st dashState
 			var text string
 			return page.eval(`document.getElementById("state").textContent`, &text) == nil &&
-				json.Unmarshal([]byte(text), &st) == nil && !st.LoadgenUp && st.Summary != nil
+				json.Unmarshal([]byte(text), &st) == nil && !st.LoadgenUp && st.Summary != nil, text
 		})
 		page.screenshot(t, filepath.Join(art, "dashboard-after-exit.png"))
 		if ex := page.uncaught(); len(ex) > 0 {

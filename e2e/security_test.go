@@ -15,10 +15,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mosquitto"
 )
 
@@ -131,7 +130,7 @@ func (s secret) requirePasswd(t *testing.T) {
 // client certificates required when mtls.
 func startTLSBroker(t *testing.T, p pki, s secret, mtls bool) int {
 	t.Helper()
-	_, ps, err := net.SplitHostPort(freeAddr(t))
+	_, ps, err := net.SplitHostPort(brokertest.FreeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,18 +157,6 @@ func startTLSBroker(t *testing.T, p pki, s secret, mtls bool) int {
 	}
 	t.Cleanup(m.Stop)
 	return port
-}
-
-// scrape returns the body of GET url ("" on error).
-func scrape(url string) string {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 // refusal is a process that must be refused by the broker: it must exit 1
@@ -280,15 +267,15 @@ func TestSecurityTLSPassword(t *testing.T) {
 		w, waddr := startWorker(t, fmt.Sprintf("mqtts://localhost:%d", port),
 			append(creds(true), "TLS_CA_FILE="+p.CA, "LOG_LEVEL=debug")...)
 		rf := filepath.Join(t.TempDir(), "report.json")
-		maddr := freeAddr(t)
+		maddr := brokertest.FreeAddr(t)
 		lg := start(t, "loadgen-v2", loadgenEnv(fmt.Sprintf("ssl://127.0.0.1:%d", port), rf,
 			append(creds(false), "TLS_CA_FILE="+p.CA, "TLS_SERVER_NAME=localhost", "LOG_LEVEL=debug",
 				"VIRTUAL_CLIENTS=500", "INTERVAL_MS=1000", "DURATION=2s", "REQUEST_TIMEOUT=2s", "METRICS_ADDR="+maddr)...)...)
-		waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
-		time.Sleep(time.Second)
+		brokertest.WaitOK(t, "http://"+maddr+"/health")
+		waitLoadgen(t, lg, maddr, "responses flowing", func(v lgVars) bool { return v.ResponsesMatched > 0 })
 		endpoints := map[string]string{}
 		for _, path := range []string{"/debug/vars", "/metrics", "/health"} {
-			endpoints["loadgen "+path] = scrape("http://" + maddr + path)
+			_, endpoints["loadgen "+path], _ = brokertest.Get("http://" + maddr + path)
 		}
 		if code := lg.wait(t, 30*time.Second); code != 0 {
 			t.Fatalf("loadgen exit %d\n%s\n%s", code, lg.out.String(), lg.errOut.String())
@@ -297,7 +284,7 @@ func TestSecurityTLSPassword(t *testing.T) {
 		logReport(t, "TLS + password", r)
 		checkAllAnswered(t, r, 500*2/1.0)
 		for _, path := range []string{"/stats", "/metrics", "/health", "/ready", "/"} {
-			endpoints["worker "+path] = scrape("http://" + waddr + path)
+			_, endpoints["worker "+path], _ = brokertest.Get("http://" + waddr + path)
 		}
 		if code := w.stop(t); code != 0 {
 			t.Errorf("worker exit %d: %s", code, w.errOut.String())

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 )
 
 // statsDoc is the part of worker-v2's /stats the tests below read.
@@ -69,7 +71,7 @@ func pollStats(addr string, began time.Time, period time.Duration) *statsPoller 
 		defer tick.Stop()
 		for {
 			var s statsDoc
-			if err := fetch("http://"+addr+"/stats", &s); err == nil {
+			if err := brokertest.FetchJSON("http://"+addr+"/stats", &s); err == nil {
 				p.mu.Lock()
 				p.samples = append(p.samples, statsSample{time.Since(began), s})
 				p.mu.Unlock()
@@ -184,12 +186,12 @@ var drainedDroppedRE = regexp.MustCompile(`msg=drained .*abandoned=([0-9]+) .*dr
 // run (make run, not race-built) is where the 100 ms bound is measured.
 func TestWorkerMakeRunSleep(t *testing.T) {
 	rf := filepath.Join(t.TempDir(), "report.json")
-	waddr := freeAddr(t)
+	waddr := brokertest.FreeAddr(t)
 	began := time.Now()
 	rr := start(t, "rr-local", "VIRTUAL_CLIENTS=1000", "INTERVAL_MS=1000", "DURATION=10s", "WARMUP=5s",
 		"MODE=sleep", "SLEEP_MS=50", "MAX_INFLIGHT_PER_CLIENT=16", "REPORT_FILE="+rf, "HTTP_ADDR="+waddr, "PROGRESS_INTERVAL=1s", "BIN_DIR="+binDir,
-		"METRICS_ADDR="+freeAddr(t), "RR_LOCAL_STATE="+filepath.Join(t.TempDir(), "state.env"))
-	waitHTTP(t, "http://"+waddr+"/ready", 20*time.Second)
+		"METRICS_ADDR="+brokertest.FreeAddr(t), "RR_LOCAL_STATE="+filepath.Join(t.TempDir(), "state.env"))
+	brokertest.WaitOK(t, "http://"+waddr+"/ready")
 	poller := pollStats(waddr, began, 250*time.Millisecond)
 	code := rr.wait(t, 90*time.Second)
 	ss := poller.Stop()
@@ -250,11 +252,11 @@ func TestWorkerAutoscaleLoadStep(t *testing.T) {
 		sleepMS  = 25
 		baseNeed = 16 // ⌈500 × 0.025 / 0.8⌉
 	)
-	m := startMosquitto(t, "")
+	m := brokertest.StartMosquitto(t, "")
 	w, waddr := startWorker(t, m.URL(), "MODE=sleep", fmt.Sprintf("SLEEP_MS=%d", sleepMS), "MIN_WORKERS=2", "SCALE_DOWN_WINDOW=2s")
 	dir := t.TempDir()
 	baseRF, stepRF := filepath.Join(dir, "base.json"), filepath.Join(dir, "step.json")
-	baseAddr, stepAddr := freeAddr(t), freeAddr(t)
+	baseAddr, stepAddr := brokertest.FreeAddr(t), brokertest.FreeAddr(t)
 	// Open loop: more inflight slots per client than REQUEST_TIMEOUT /
 	// INTERVAL_MS, so a slow answer never makes a client skip sends.
 	lgExtra := []string{"MAX_INFLIGHT_PER_CLIENT=32", "REQUEST_TIMEOUT=5s"}
@@ -263,12 +265,12 @@ func TestWorkerAutoscaleLoadStep(t *testing.T) {
 	poller := pollStats(waddr, began, 250*time.Millisecond)
 	base := start(t, "loadgen-v2", loadgenEnv(m.URL(), baseRF, append([]string{"INSTANCE_ID=as-base", "CLIENT_ID_OFFSET=0",
 		fmt.Sprintf("VIRTUAL_CLIENTS=%d", baseRate/2), "DURATION=0", "METRICS_ADDR=" + baseAddr}, lgExtra...)...)...)
-	waitHTTP(t, "http://"+baseAddr+"/health", 20*time.Second)
+	brokertest.WaitOK(t, "http://"+baseAddr+"/health")
 	time.Sleep(3 * time.Second) // the base load settles
 
 	step := start(t, "loadgen-v2", loadgenEnv(m.URL(), stepRF, append([]string{"INSTANCE_ID=as-step", "CLIENT_ID_OFFSET=1000000",
 		fmt.Sprintf("VIRTUAL_CLIENTS=%d", stepRate/2), fmt.Sprintf("DURATION=%ds", stepSecs), "METRICS_ADDR=" + stepAddr}, lgExtra...)...)...)
-	waitHTTP(t, "http://"+stepAddr+"/health", 20*time.Second)
+	brokertest.WaitOK(t, "http://"+stepAddr+"/health")
 	stepFrom := time.Since(began)
 	stepEnd := stepFrom + stepSecs*time.Second // the step's last send; its drain may last longer
 
@@ -277,7 +279,7 @@ func TestWorkerAutoscaleLoadStep(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for down == nil && time.Now().Before(deadline) {
 		var st statsDoc
-		if err := fetch("http://"+waddr+"/stats", &st); err == nil {
+		if err := brokertest.FetchJSON("http://"+waddr+"/stats", &st); err == nil {
 			for i, e := range st.ScalingEvents {
 				if e.Trigger == "down" && e.Time.Sub(began) > stepEnd && e.To <= 2*baseNeed &&
 					e.ArrivalRPS > baseRate/2 && e.ArrivalRPS < 2*baseRate {
@@ -297,7 +299,7 @@ func TestWorkerAutoscaleLoadStep(t *testing.T) {
 	}
 	ss := poller.Stop()
 	var final statsDoc
-	getJSON(t, "http://"+waddr+"/stats", &final)
+	brokertest.GetJSON(t, "http://"+waddr+"/stats", &final)
 
 	t.Logf("step %.1fs..%.1fs; workers over time (t:workers[max queue_depth]): %s", stepFrom.Seconds(), stepEnd.Seconds(), workerTimeline(ss))
 	t.Logf("scaling events: %s", eventLine(final.ScalingEvents, began))
@@ -349,14 +351,14 @@ var drainedRE = regexp.MustCompile(`msg=drained .*received=([0-9]+).*`)
 // must see (almost) no loss: match rate ≥ 0.999, balanced report.
 func TestWorkerRollingStop(t *testing.T) {
 	const rate = 3000 // req/s: 1500 clients every 500 ms
-	m := startMosquitto(t, "")
+	m := brokertest.StartMosquitto(t, "")
 	w1, w1addr := startWorker(t, m.URL(), "CLIENT_ID_PREFIX=wk-roll-a")
 	w2, w2addr := startWorker(t, m.URL(), "CLIENT_ID_PREFIX=wk-roll-b")
 	rf := filepath.Join(t.TempDir(), "report.json")
-	maddr := freeAddr(t)
+	maddr := brokertest.FreeAddr(t)
 	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "VIRTUAL_CLIENTS=1500", "DURATION=8s",
 		"REQUEST_TIMEOUT=2s", "METRICS_ADDR="+maddr)...)
-	waitHTTP(t, "http://"+maddr+"/health", 20*time.Second)
+	brokertest.WaitOK(t, "http://"+maddr+"/health")
 	began := time.Now()
 
 	sleepUntil(began.Add(4 * time.Second))
@@ -365,7 +367,7 @@ func TestWorkerRollingStop(t *testing.T) {
 	if s1.n(t, "processed") == 0 || s2.n(t, "processed") == 0 {
 		t.Errorf("both workers should share the load before the stop: w1 %v; w2 %v", s1, s2)
 	}
-	atStop, _ := pollVars(maddr)
+	atStop, _ := loadgenVars(maddr)
 	if err := w1.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +408,7 @@ func TestWorkerRollingStop(t *testing.T) {
 	if r.MatchRate < 0.999 {
 		t.Errorf("match_rate %.6f, want ≥ 0.999: a graceful stop should lose (almost) nothing", r.MatchRate)
 	}
-	if healthCode("http://"+w2addr+"/health") != 200 || !w2.alive() {
+	if code, _, _ := brokertest.Get("http://" + w2addr + "/health"); code != 200 || !w2.alive() {
 		t.Errorf("survivor unhealthy or dead")
 	}
 	if code := w2.stop(t); code != 0 {
