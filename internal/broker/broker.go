@@ -1,5 +1,6 @@
 // Package broker owns the embedded MQTT broker (mochi-mqtt/server/v2) used by
-// `make run` and by the tests, so a benchmark runs with nothing installed but Go.
+// `make run` and by the tests (through brokertest.Start), so a benchmark runs
+// with nothing installed but Go.
 //
 // Start fails loudly when the address is taken: there is never a silent
 // fallback to another port or to a broker already running on the machine.
@@ -7,7 +8,6 @@
 package broker
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net"
@@ -28,7 +28,7 @@ type Options struct {
 	// MaximumClientWritesPending); beyond it messages to that client are dropped
 	// and counted in Dropped. Default 65536.
 	WritesPending int
-	// Logger for broker events; default discards info-level chatter.
+	// Logger for broker events; nil discards them.
 	Logger *slog.Logger
 }
 
@@ -48,7 +48,7 @@ func Start(o Options) (*Broker, error) {
 	}
 	log := o.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(discard{}, &slog.HandlerOptions{Level: slog.LevelError}))
+		log = slog.New(slog.DiscardHandler)
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = int32(o.WritesPending)
@@ -197,12 +197,6 @@ type dropHook struct {
 
 func (h *dropHook) ID() string { return "drop-counter" }
 
-func (h *dropHook) Provides(x byte) bool {
-	return bytes.Contains([]byte{mqtt.OnPublishDropped}, []byte{x})
-}
+func (h *dropHook) Provides(x byte) bool { return x == mqtt.OnPublishDropped }
 
 func (h *dropHook) OnPublishDropped(_ *mqtt.Client, _ packets.Packet) { h.b.dropped.Add(1) }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }

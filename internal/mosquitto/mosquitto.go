@@ -1,8 +1,9 @@
-// Package mosquitto starts a real Mosquitto broker for tests and benchmark
-// scripts: on a free loopback port, with its own temporary configuration
-// (benchmark settings: set_tcp_nodelay, raised max_queued_messages), and
-// stops it again. It can kill and restart the broker on the same port to
-// inject faults.
+// Package mosquitto owns a real Mosquitto broker run for tests (most through
+// brokertest.StartMosquitto): on a free loopback port, with its own temporary
+// configuration (the benchmark settings of BenchConfig, which
+// scripts/benchmark.sh writes for its own Mosquitto too), stopped again at
+// the end. It can kill and restart the broker on the same port to inject
+// faults.
 package mosquitto
 
 import (
@@ -38,7 +39,6 @@ persistence false
 // Broker is a running Mosquitto process.
 type Broker struct {
 	Port int
-	dir  string
 	conf string
 	bin  string
 
@@ -65,20 +65,11 @@ func Binary() (string, error) {
 // configuration lines (e.g. "max_queued_messages 10"), in dir (a temporary
 // directory the caller removes). Listener lines are added by Start.
 func Start(dir, extra string) (*Broker, error) {
-	bin, err := Binary()
-	if err != nil {
-		return nil, err
-	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{Port: port, dir: dir, bin: bin, conf: filepath.Join(dir, "mosquitto.conf")}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\n%s%s\n", port, BenchConfig, extra)
-	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
-		return nil, err
-	}
-	return b, b.start()
+	return StartWithConfig(dir, fmt.Sprintf("listener %d 127.0.0.1\n%s%s\n", port, BenchConfig, extra), port)
 }
 
 // StartWithConfig starts Mosquitto with exactly conf (the caller writes the
@@ -88,7 +79,7 @@ func StartWithConfig(dir, conf string, port int) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{Port: port, dir: dir, bin: bin, conf: filepath.Join(dir, "mosquitto.conf")}
+	b := &Broker{Port: port, bin: bin, conf: filepath.Join(dir, "mosquitto.conf")}
 	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}

@@ -33,21 +33,19 @@ func New(g prometheus.Gatherer, log *slog.Logger) *Server {
 	}
 	s := &Server{mux: http.NewServeMux(), log: log}
 	s.mux.Handle("/metrics", getOnly(promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})))
+	index := getOnly(http.HandlerFunc(s.index))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
 			return
 		}
-		s.index(w, r)
+		index.ServeHTTP(w, r)
 	})
 	return s
 }
 
-func (s *Server) index(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		methodNotAllowed(w)
-		return
-	}
+// index lists the endpoints.
+func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintln(w, "endpoints: /metrics", s.paths)
 }
@@ -72,15 +70,7 @@ func (s *Server) Health(path string, ok func() (bool, string)) {
 // JSON adds /path answering the JSON encoding of snapshot(), readable from
 // any origin (for the web dashboard).
 func (s *Server) JSON(path string, snapshot func() any) {
-	s.paths = append(s.paths, path)
-	s.mux.Handle(path, getOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		w.Header().Set("Cache-Control", "no-store")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(snapshot())
-	})))
+	s.JSONOr404(path, func() (any, error) { return snapshot(), nil })
 }
 
 // Stats serves one live-stats snapshot at both of its URLs, the same JSON
