@@ -1,6 +1,7 @@
-// Package cliutil holds what both binaries' main functions share: logger
-// construction, signal handling with a second signal exiting at once, and the
-// exit status convention.
+// Package cliutil holds what the main functions of both binaries and the
+// helper commands share: the exit status convention, LOG_LEVEL parsing and
+// logger construction, signal handling with a second signal exiting at once,
+// and recognising a request for help (-h).
 package cliutil
 
 import (
