@@ -30,12 +30,17 @@ import (
 
 const usage = `rr-knee: the decisions of the knee search of scripts/benchmark.sh knee
 
-  rr-knee start DIR   a new search with the settings below; prints its first run
+  rr-knee start DIR   a new search with the settings below (replacing one in DIR); prints its first run
   rr-knee next DIR    takes the result of the run it asked for last (DIR/NAME.json's SLO
                       verdict, its cpu_steal in DIR/summary.csv); prints the next run
 
 Each prints one line: "run RATE NAME" (run NAME at RATE req/s; its report is DIR/NAME.json)
 or "done KNEE LOWEST_FAILING" (req/s, 0 for none). The state is DIR/logs/knee-search.json.
+
+The search doubles the rate from KNEE_START while the rates pass, then bisects between the
+highest passing and the lowest failing rate. A rate passes when one of its runs passes (the
+loadgen's SLO verdict); it fails after two missed runs, one of them clean (CPU steal at most
+KNEE_MAX_STEAL; unknown counts as 0), or when KNEE_TRIES runs missed.
 
 ` + variables + `
 

@@ -101,6 +101,22 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 }
 
+// TestVariablesTable: the defaults the usage lists are knee.Default's.
+func TestVariablesTable(t *testing.T) {
+	vars := map[string]string{}
+	for _, line := range strings.Split(variables, "\n") {
+		f := strings.Fields(line)
+		vars[f[0]] = f[1]
+	}
+	if len(vars) != 6 {
+		t.Fatalf("the table lists %d variables: %v", len(vars), vars)
+	}
+	c, err := configFromEnv(env(vars))
+	if err != nil || c != knee.Default() {
+		t.Errorf("the listed defaults give %+v, %v; knee.Default is %+v", c, err, knee.Default())
+	}
+}
+
 // copyFile copies testdata/from to dir/to, replacing old with new in it.
 func copyFile(t *testing.T, dir, from, to, old, new string) {
 	t.Helper()

@@ -49,7 +49,8 @@ package knee
 
 import "fmt"
 
-// Config sets the search; Default has the script's defaults.
+// Config sets the search; Default has the script's defaults. Its JSON form
+// is part of rr-knee's state file.
 type Config struct {
 	// Start is the first offered rate, req/s (default 5000).
 	Start int `json:"start"`
