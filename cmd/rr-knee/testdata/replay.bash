@@ -9,7 +9,7 @@
 #                    0.000 to 0.060) and which leave no report (1 in 25).
 set -euo pipefail
 OUT=$1 KIND=fake KNEE_SECS=1 SLO_ENV=()
-# shellcheck source=knee-before-go.bash
+# shellcheck source=SCRIPTDIR/knee-before-go.bash
 . "$(dirname "$0")/knee-before-go.bash"
 die_usage() { echo "$1" >&2; exit 2; }
 warmup_for() { echo 0s; }
