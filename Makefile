@@ -9,7 +9,7 @@ RUN_INTERVAL_MS     := $(or $(INTERVAL_MS),1000)
 RUN_DURATION        := $(or $(DURATION),30s)
 
 # The binaries `make build` puts in bin/.
-COMMANDS := loadgen-v2 worker-v2 cmd/rr-local cmd/rr-chart cmd/rr-echo
+COMMANDS := loadgen-v2 worker-v2 cmd/rr-local cmd/rr-chart cmd/rr-echo cmd/rr-knee
 
 .DEFAULT_GOAL := help
 

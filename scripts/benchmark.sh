@@ -44,10 +44,10 @@
 # passing one. A rate passes if one of its runs did; it fails after two
 # failed runs, one of them with CPU steal (the hypervisor's, per run in
 # summary.csv) ≤ KNEE_MAX_STEAL (0.03), within KNEE_TRIES (4) runs;
-# KNEE_CONFIRM=0 fails it at the first clean miss. KNEE_HALF=0 skips the run
-# at half the knee, CEILING=0 the ceiling. Every run starts a fresh broker
-# and worker. baseline, rate and
-# sweep report against the same SLO.
+# KNEE_CONFIRM=0 fails it at the first clean miss (bin/rr-knee decides, and
+# keeps the search in logs/knee-search.json). KNEE_HALF=0 skips the run at
+# half the knee, CEILING=0 the ceiling. Every run starts a fresh broker and
+# worker. baseline, rate and sweep report against the same SLO.
 # ceiling: ECHO_REQUESTERS (8 connections), ECHO_OUTSTANDING (64 each),
 # ECHO_RESPONDERS (4), PAYLOAD_BYTES (16), QOS (0): see bin/rr-echo -h.
 #
@@ -109,7 +109,9 @@ case $KIND in
   *) die_usage "BROKER_KIND=$KIND: want mosquitto, embedded or a broker URL (tcp://host:port, ssl://host:port)" ;;
 esac
 
-for b in loadgen-v2 worker-v2 rr-local rr-chart rr-echo; do
+BINS=(loadgen-v2 worker-v2 rr-local rr-chart rr-echo)
+case $SUITE in knee | all) BINS+=(rr-knee) ;; esac
+for b in "${BINS[@]}"; do
   [ -x "$BIN/$b" ] || { echo "$BIN/$b is missing: build first (make build)" >&2; exit 1; }
 done
 for t in jq curl python3; do command -v "$t" >/dev/null || { echo "$t is required (apt-get install $t)" >&2; exit 1; }; done
@@ -509,64 +511,27 @@ finish() {
   done
 }
 
-# knee_step RATE: runs at RATE, each on a fresh broker and worker; succeeds
-# when one run's SLO verdict (the loadgen's) is "passed". On a shared machine
-# a burst of someone else's work, or the hypervisor taking the CPU for other
-# guests (steal), can fail a run, while nothing makes a run pass that the
-# system cannot carry. So a rate fails only after two failed runs of which at
-# least one ran with steal ≤ KNEE_MAX_STEAL (default 0.03 of the CPU time),
-# within KNEE_TRIES runs (default 4); KNEE_CONFIRM=0: after the first clean
-# failure. The runs are knee-RATE, knee-RATE-try2, ...
-knee_step() {
-  local r=$1 iv=${INTERVAL_MS:-2000} name try=1 fails=0 clean=0 steal
-  local tries=${KNEE_TRIES:-4} max_steal=${KNEE_MAX_STEAL:-0.03} need=2
-  if [ "${KNEE_CONFIRM:-1}" = 0 ]; then need=1; fi
-  while [ "$try" -le "$tries" ]; do
-    name=knee-$r
-    if [ "$try" -gt 1 ]; then name=knee-$r-try$try; fi
-    if [ ! -f "$OUT/$name.json" ]; then
-      STEP_TAG=$name with_stack "$KIND" run "$name" $(((r * iv + 999) / 1000)) "$iv" "$KNEE_SECS" "WARMUP=$(warmup_for "$KNEE_SECS")" "${SLO_ENV[@]}"
-    fi
-    if jq -e '.slo.passed' "$OUT/$name.json" >/dev/null 2>&1; then return 0; fi
-    fails=$((fails + 1))
-    steal=$(awk -F, -v n="\"$name\"" '$1 == n { print $19 }' "$OUT/summary.csv" 2>/dev/null)
-    if awk -v s="${steal:-0}" -v m="$max_steal" 'BEGIN { exit !(s <= m) }'; then clean=$((clean + 1)); fi
-    if [ "$fails" -ge "$need" ] && [ "$clean" -ge 1 ]; then return 1; fi
-    try=$((try + 1))
-  done
-  return 1
-}
-
-# knee: doubling from KNEE_START while the SLO holds, then bisection between
-# the highest passing and the lowest failing rate.
+# knee: the search for the highest rate that meets the SLO, as bin/rr-knee
+# decides it (doubling from KNEE_START, then bisection; a rate passes when one
+# of its runs does and fails after two failed runs, one of them with steal ≤
+# KNEE_MAX_STEAL, within KNEE_TRIES: rr-knee -h). It asks for one run at a
+# time, knee-RATE, knee-RATE-try2, ..., each on a fresh broker and worker (a
+# report already in OUT is kept), and reads its result from OUT: the report's
+# SLO verdict and the run's steal in summary.csv. Its state is
+# logs/knee-search.json.
 knee() {
-  local r=${KNEE_START:-5000} cap=${KNEE_MAX:-320000} prec=${KNEE_PRECISION:-0.05} lo=0 hi=0 mid
-  if ! is_uint "$r" || [ "$r" -lt 100 ]; then die_usage "KNEE_START=$r: want a rate of at least 100 req/s"; fi
-  echo "knee: offered rate from $r req/s, doubling then bisection; a step passes with p99 ≤ ${SLO_P99_MS:-50} ms and match (and success) ≥ ${SLO_MATCH_RATE:-0.999}; $KNEE_SECS s per step" >&2
-  while :; do
-    if knee_step "$r"; then
-      lo=$r
-      [ $((r * 2)) -le "$cap" ] || break
-      r=$((r * 2))
-    else
-      hi=$r
-      break
+  local cap=${KNEE_MAX:-320000} prec=${KNEE_PRECISION:-0.05} iv=${INTERVAL_MS:-2000} next rc=0 verb r name lo hi
+  next=$("$BIN/rr-knee" start "$OUT" 2>&1) || rc=$?
+  if [ "$rc" = 2 ]; then die_usage "${next#rr-knee: }"; elif [ "$rc" != 0 ]; then echo "$next" >&2; exit 1; fi
+  echo "knee: offered rate from ${KNEE_START:-5000} req/s, doubling then bisection; a step passes with p99 ≤ ${SLO_P99_MS:-50} ms and match (and success) ≥ ${SLO_MATCH_RATE:-0.999}; $KNEE_SECS s per step" >&2
+  while read -r verb r name <<<"$next" && [ "$verb" = run ]; do
+    if [ ! -f "$OUT/$name.json" ]; then
+      # || true: a step whose worker does not get ready runs on and misses
+      STEP_TAG=$name with_stack "$KIND" run "$name" $(((r * iv + 999) / 1000)) "$iv" "$KNEE_SECS" "WARMUP=$(warmup_for "$KNEE_SECS")" "${SLO_ENV[@]}" || true
     fi
+    next=$("$BIN/rr-knee" next "$OUT")
   done
-  if [ "$lo" = 0 ]; then # the first rate already missed: halve down
-    while [ "$r" -ge 200 ]; do
-      r=$((r / 2))
-      if knee_step "$r"; then lo=$r; break; fi
-      hi=$r
-    done
-  fi
-  if [ "$lo" -gt 0 ] && [ "$hi" -gt 0 ]; then
-    while awk -v lo="$lo" -v hi="$hi" -v p="$prec" 'BEGIN { exit !((hi - lo) > lo * p) }'; do
-      mid=$((((lo + hi) / 2 + 50) / 100 * 100))
-      if [ "$mid" -le "$lo" ] || [ "$mid" -ge "$hi" ]; then break; fi
-      if knee_step "$mid"; then lo=$mid; else hi=$mid; fi
-    done
-  fi
+  read -r verb lo hi <<<"$next"
   KNEE_RPS=$lo
   echo
   echo "curve (every step, by offered rate):"
@@ -584,7 +549,7 @@ knee() {
   manifest_set knee "$(jq -n --argjson lo "$lo" --argjson hi "$hi" --argjson prec "$prec" \
     '{knee_rps: $lo, lowest_failing_rps: (if $hi > 0 then $hi else null end), precision: $prec}')"
   if [ "$lo" -ge 200 ] && [ "${KNEE_HALF:-1}" != 0 ]; then
-    local half=$((lo / 2)) iv=${INTERVAL_MS:-2000}
+    local half=$((lo / 2))
     echo "half the knee:"
     STEP_TAG=knee-half-$half with_stack "$KIND" run "knee-half-$half" $(((half * iv + 999) / 1000)) "$iv" "$KNEE_SECS" "WARMUP=$(warmup_for "$KNEE_SECS")" "${SLO_ENV[@]}"
     manifest_set half_knee "$(jq '{rate_rps: .target_rps, p50_ms: .latency_ms.p50, p90_ms: .latency_ms.p90, p99_ms: .latency_ms.p99, p999_ms: .latency_ms.p999, max_ms: .latency_ms.max, match_rate, loadgen_cpu_us_per_request: .process.sending_cpu_us_per_request}' "$OUT/knee-half-$half.json" 2>/dev/null || echo null)"

@@ -17,7 +17,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/chart"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/cmd/rr-chart/internal/chart"
 )
 
 const usage = `rr-chart: SVG charts of benchmark results
