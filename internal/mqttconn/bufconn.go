@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttpkt"
 )
 
 // bufConn wraps a broker connection for throughput on small packets, and is
@@ -257,82 +260,85 @@ func (b *bufConn) read(p []byte) (int, error) {
 			b.stageOff += n
 			return n, nil
 		}
-		hdr, err := b.r.ReadByte()
+		hdr, err := b.r.Peek(2) // the shortest packet: first byte and a remaining length of one byte
 		if err != nil {
 			return 0, err
 		}
-		rl, enc, err := readRemainingLength(b.r)
+		rl, hl, err := mqttpkt.Header(hdr)
+		for err == mqttpkt.ErrShort { // the remaining length continues
+			if hdr, err = b.r.Peek(len(hdr) + 1); err != nil {
+				return 0, err
+			}
+			rl, hl, err = mqttpkt.Header(hdr)
+		}
 		if err != nil {
-			return 0, err
+			return 0, errMalformedPacket
 		}
 		if rl > maxInboundPacket {
 			return 0, fmt.Errorf("%w: inbound packet of %d bytes exceeds %d", errMalformedPacket, rl, maxInboundPacket)
 		}
-		if hdr>>4 == 3 && hdr&0x06 == 0 { // PUBLISH, QoS 0 (DUP and RETAIN ignored)
-			if cap(b.pkt) < rl {
-				b.pkt = make([]byte, rl)
-			}
-			body := b.pkt[:rl]
-			if _, err := io.ReadFull(b.r, body); err != nil {
+		first := hdr[0]
+		if mqttpkt.Type(first) == mqttpkt.PUBLISH && mqttpkt.QoS(first) == 0 { // DUP and RETAIN ignored
+			if err := b.deliver(first, hl, rl); err != nil {
 				return 0, err
-			}
-			if b.v5 {
-				if err := parsePublish5(body, false, &b.msg, aliasString); err != nil {
-					return 0, err
-				}
-			} else {
-				if rl < 2 {
-					return 0, errMalformedPacket
-				}
-				tl := int(body[0])<<8 | int(body[1])
-				if 2+tl > rl {
-					return 0, errMalformedPacket
-				}
-				b.msg = Message{Topic: aliasString(body[2 : 2+tl]), Payload: body[2+tl:]}
-			}
-			b.onPublish(&b.msg)
-			b.msg = Message{}
-			if cap(b.pkt) > 1<<20 {
-				b.pkt = nil // do not keep a huge buffer after one oversized message
 			}
 			continue
 		}
-		b.stage = append(append(append(b.stage[:0], hdr), enc...), make([]byte, rl)...)
-		if _, err := io.ReadFull(b.r, b.stage[len(b.stage)-rl:]); err != nil {
+		b.stage = append(append(b.stage[:0], hdr[:hl]...), make([]byte, rl)...)
+		_, _ = b.r.Discard(hl)
+		if _, err := io.ReadFull(b.r, b.stage[hl:]); err != nil {
 			return 0, err
 		}
 		b.stageOff = 0
 	}
 }
 
-var errMalformedPacket = errors.New("malformed MQTT packet from broker")
-
-// aliasString returns b as a string without copying: valid while b is.
-func aliasString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+// deliver parses the QoS 0 PUBLISH packet at the head of the read buffer
+// (first byte first, header of hl bytes, remaining length rl) and hands it
+// to onPublish. A packet that fits the read buffer is parsed where it lies;
+// a larger one is copied out first.
+func (b *bufConn) deliver(first byte, hl, rl int) error {
+	size := hl + rl
+	inPlace := size <= b.r.Size()
+	var body []byte
+	if inPlace {
+		frame, err := b.r.Peek(size)
+		if err != nil {
+			return err
+		}
+		body = frame[hl:]
+	} else {
+		_, _ = b.r.Discard(hl)
+		if cap(b.pkt) < rl {
+			b.pkt = make([]byte, rl)
+		}
+		body = b.pkt[:rl]
+		if _, err := io.ReadFull(b.r, body); err != nil {
+			return err
+		}
+	}
+	var err error
+	if b.v5 {
+		err = mqttpkt.ParsePublish5(first, body, &b.msg)
+	} else {
+		err = mqttpkt.ParsePublish(first, body, &b.msg)
+	}
+	if err != nil {
+		return errMalformedPacket
+	}
+	b.onPublish(&b.msg)
+	b.msg = Message{}
+	if inPlace {
+		_, _ = b.r.Discard(size)
+	} else if cap(b.pkt) > 1<<20 {
+		b.pkt = nil // do not keep a huge buffer after one oversized message
+	}
+	return nil
+}
 
 // maxInboundPacket bounds what one inbound packet may make us allocate
 // (bytes); a larger one closes the connection, which then reconnects.
 const maxInboundPacket = 16 << 20
-
-// readRemainingLength reads the MQTT variable-length remaining length and
-// returns it with its encoding.
-func readRemainingLength(r *bufio.Reader) (int, []byte, error) {
-	var enc [4]byte
-	n, mult := 0, 1
-	for i := range 4 {
-		d, err := r.ReadByte()
-		if err != nil {
-			return 0, nil, err
-		}
-		enc[i] = d
-		n += int(d&0x7f) * mult
-		if d&0x80 == 0 {
-			return n, enc[:i+1], nil
-		}
-		mult *= 128
-	}
-	return 0, nil, errMalformedPacket
-}
 
 // Write queues p (one whole MQTT packet from paho) for the flusher. Packets
 // of paho itself (CONNECT, SUBSCRIBE, PINGREQ, acks) are never refused for
@@ -391,9 +397,9 @@ func (b *bufConn) appendMessage(m *Message, kick bool) error {
 	}
 	wasEmpty := len(b.pending) == 0
 	if b.v5 {
-		b.pending = appendPublishFrame5(b.pending, m)
+		b.pending = mqttpkt.AppendPublish5(b.pending, m)
 	} else {
-		b.pending = appendPublishFrame(b.pending, m.Topic, m.Payload)
+		b.pending = mqttpkt.AppendPublish(b.pending, m)
 	}
 	b.mu.Unlock()
 	if wasEmpty && kick {
@@ -413,17 +419,6 @@ func (b *bufConn) signal() {
 	case b.kick <- struct{}{}:
 	default:
 	}
-}
-
-// appendPublishFrame appends an MQTT 3.1.1 PUBLISH packet, QoS 0, no retain:
-// fixed header 0x30, remaining length (variable-length integer), topic
-// (2-byte length + bytes), payload.
-func appendPublishFrame(dst []byte, topic string, payload []byte) []byte {
-	dst = append(dst, 0x30)
-	dst = appendVarInt(dst, 2+len(topic)+len(payload))
-	dst = append(dst, byte(len(topic)>>8), byte(len(topic)))
-	dst = append(dst, topic...)
-	return append(dst, payload...)
 }
 
 func (b *bufConn) flusher() {
@@ -687,7 +682,7 @@ func unwrittenFrom(buf []byte, skip, n int) int {
 func frameStart(buf []byte, n int) int {
 	off := 0
 	for off < n && off < len(buf) {
-		size, ok := frameLen(buf[off:])
+		size, ok := mqttpkt.FrameLen(buf[off:])
 		if !ok {
 			return len(buf)
 		}
@@ -696,68 +691,32 @@ func frameStart(buf []byte, n int) int {
 	return min(off, len(buf))
 }
 
-// frameLen returns the length of the MQTT packet at the start of buf.
-func frameLen(buf []byte) (int, bool) {
-	rl, mult := 0, 1
-	for i := 1; i <= 4 && i < len(buf); i++ {
-		d := buf[i]
-		rl += int(d&0x7f) * mult
-		if d&0x80 == 0 {
-			return 1 + i + rl, true
-		}
-		mult *= 128
-	}
-	return 0, false
-}
-
-// reportUnsent hands every PUBLISH frame of buf (which starts on a packet) to
-// onUnsent.
+// reportUnsent hands every PUBLISH packet of buf (which starts on a packet)
+// to onUnsent, its strings copied and its byte slices aliasing buf.
 func (b *bufConn) reportUnsent(buf []byte) {
 	if b.onUnsent == nil {
 		return
 	}
 	for len(buf) > 0 {
-		size, ok := frameLen(buf)
-		if !ok || size > len(buf) {
+		rl, hl, err := mqttpkt.Header(buf)
+		if err != nil || hl+rl > len(buf) {
 			return
 		}
-		pkt := buf[:size]
-		buf = buf[size:]
-		if pkt[0]>>4 != 3 {
-			continue // not a PUBLISH
-		}
-		hl := size - frameBodyLen(pkt)
-		body := pkt[hl:]
-		if len(body) < 2 {
+		pkt := buf[:hl+rl]
+		buf = buf[hl+rl:]
+		if mqttpkt.Type(pkt[0]) != mqttpkt.PUBLISH {
 			continue
 		}
 		var m Message
-		withID := pkt[0]&0x06 != 0 // QoS > 0: a packet identifier follows the topic
 		if b.v5 {
-			if parsePublish5(body, withID, &m, func(p []byte) string { return string(p) }) != nil {
-				continue
-			}
+			err = mqttpkt.ParsePublish5(pkt[0], pkt[hl:], &m)
 		} else {
-			tl := int(body[0])<<8 | int(body[1])
-			off := 2 + tl
-			if withID {
-				off += 2
-			}
-			if off > len(body) {
-				continue
-			}
-			m = Message{Topic: string(body[2 : 2+tl]), Payload: body[off:]}
+			err = mqttpkt.ParsePublish(pkt[0], pkt[hl:], &m)
 		}
+		if err != nil {
+			continue
+		}
+		m.Topic, m.ResponseTopic = strings.Clone(m.Topic), strings.Clone(m.ResponseTopic)
 		b.onUnsent(&m)
 	}
-}
-
-// frameBodyLen returns the remaining length of a whole packet.
-func frameBodyLen(pkt []byte) int {
-	size, _ := frameLen(pkt)
-	hl := 2
-	for i := 1; i < 4 && pkt[i]&0x80 != 0; i++ {
-		hl++
-	}
-	return size - hl
 }

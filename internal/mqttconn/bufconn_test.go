@@ -1,92 +1,19 @@
 package mqttconn
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"go.uber.org/goleak"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttpkt"
 )
-
-// TestAppendPublishFrameMatchesPaho decodes our hand-made PUBLISH frames with
-// paho's own packet reader.
-func TestAppendPublishFrameMatchesPaho(t *testing.T) {
-	const topic = "req/17"
-	overhead := 2 + len(topic) // remaining length = overhead + payload
-	tests := []struct {
-		name        string
-		topic       string
-		payloadSize int
-		rlBytes     int // bytes of the remaining-length field
-	}{
-		{name: "empty payload", topic: topic, payloadSize: 0, rlBytes: 1},
-		{name: "100 bytes", topic: topic, payloadSize: 100, rlBytes: 1},
-		{name: "remaining length 127", topic: topic, payloadSize: 127 - overhead, rlBytes: 1},
-		{name: "remaining length 128", topic: topic, payloadSize: 128 - overhead, rlBytes: 2},
-		{name: "200 bytes", topic: topic, payloadSize: 200, rlBytes: 2},
-		{name: "remaining length 16383", topic: topic, payloadSize: 16383 - overhead, rlBytes: 2},
-		{name: "remaining length 16384", topic: topic, payloadSize: 16384 - overhead, rlBytes: 3},
-		{name: "20000 bytes", topic: topic, payloadSize: 20000, rlBytes: 3},
-		{name: "remaining length 2097151", topic: topic, payloadSize: 2097151 - overhead, rlBytes: 3},
-		{name: "remaining length 2097152", topic: topic, payloadSize: 2097152 - overhead, rlBytes: 4},
-		{name: "2.1 MB", topic: topic, payloadSize: 2_100_000, rlBytes: 4},
-		{name: "long topic", topic: strings.Repeat("a/", 200) + "z", payloadSize: 30, rlBytes: 2},
-		{name: "one-byte topic", topic: "t", payloadSize: 1, rlBytes: 1},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			payload := make([]byte, tc.payloadSize)
-			for i := range payload {
-				payload[i] = byte(i*7 + 3)
-			}
-			prefix := []byte{0xAA, 0xBB}
-			frame := appendPublishFrame(append([]byte(nil), prefix...), tc.topic, payload)
-			if !bytes.HasPrefix(frame, prefix) {
-				t.Fatal("appendPublishFrame overwrote dst")
-			}
-			frame = frame[len(prefix):]
-			if want := 1 + tc.rlBytes + 2 + len(tc.topic) + tc.payloadSize; len(frame) != want {
-				t.Fatalf("frame of %d bytes, want %d (remaining length in %d bytes)", len(frame), want, tc.rlBytes)
-			}
-			r := bytes.NewReader(frame)
-			cp, err := packets.ReadPacket(r)
-			if err != nil {
-				t.Fatalf("paho ReadPacket: %v", err)
-			}
-			if r.Len() != 0 {
-				t.Errorf("paho left %d bytes unread", r.Len())
-			}
-			pp, ok := cp.(*packets.PublishPacket)
-			if !ok {
-				t.Fatalf("paho decoded %T, want *packets.PublishPacket", cp)
-			}
-			if pp.Qos != 0 || pp.Retain || pp.Dup {
-				t.Errorf("flags: qos %d retain %v dup %v, want 0 false false", pp.Qos, pp.Retain, pp.Dup)
-			}
-			if pp.TopicName != tc.topic {
-				t.Errorf("topic %.40q, want %.40q", pp.TopicName, tc.topic)
-			}
-			if !bytes.Equal(pp.Payload, payload) {
-				t.Errorf("payload differs: %d bytes, want %d", len(pp.Payload), len(payload))
-			}
-		})
-	}
-}
-
-func TestAppendPublishFrameAllocs(t *testing.T) {
-	buf := make([]byte, 0, 1024)
-	payload := make([]byte, 60)
-	if n := testing.AllocsPerRun(1000, func() { buf = appendPublishFrame(buf[:0], "req/17", payload) }); n != 0 {
-		t.Errorf("appendPublishFrame: %v allocs/op with capacity, want 0", n)
-	}
-}
 
 // tcpPair returns the two ends of a loopback TCP connection.
 func tcpPair(t testing.TB) (client, server net.Conn) {
@@ -279,7 +206,7 @@ func TestBufConnWriteErrorIsSticky(t *testing.T) {
 
 func TestBufConnBackpressure(t *testing.T) {
 	payload := make([]byte, 50)
-	frameLen := len(appendPublishFrame(nil, "t/1", payload))
+	frameLen := len(mqttpkt.AppendPublish(nil, &Message{Topic: "t/1", Payload: payload}))
 	const limit = 1000
 	t.Run("queued without kick", func(t *testing.T) {
 		defer goleak.VerifyNone(t)
@@ -349,7 +276,7 @@ func BenchmarkQueue(b *testing.B) {
 	defer bc.Close()
 	payload := make([]byte, 50)
 	refused := 0
-	b.SetBytes(int64(len(appendPublishFrame(nil, "req/17", payload))))
+	b.SetBytes(int64(len(mqttpkt.AppendPublish(nil, &Message{Topic: "req/17", Payload: payload}))))
 	b.ReportAllocs()
 	for b.Loop() {
 		for {

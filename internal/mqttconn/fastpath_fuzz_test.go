@@ -6,9 +6,12 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttpkt"
 )
 
 // readerConn is a net.Conn whose reads come from a byte slice.
@@ -23,7 +26,7 @@ func (c readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // delivered and the bytes it passed on to paho.
 func parse(stream []byte) (pubs [][2]string, passed []byte, err error) {
 	b := &bufConn{r: bufio.NewReaderSize(readerConn{r: bytes.NewReader(stream)}, 64)}
-	b.onPublish = func(m *Message) { pubs = append(pubs, [2]string{m.Topic, string(m.Payload)}) }
+	b.onPublish = func(m *Message) { pubs = append(pubs, [2]string{strings.Clone(m.Topic), string(m.Payload)}) }
 	passed, err = readAll(b)
 	return pubs, passed, err
 }
@@ -45,10 +48,10 @@ func readAll(b *bufConn) (passed []byte, err error) {
 
 func TestFastPathSplitsTheStream(t *testing.T) {
 	var stream bytes.Buffer
-	stream.Write(appendPublishFrame(nil, "resp/a/1", []byte("one")))
+	stream.Write(mqttpkt.AppendPublish(nil, &Message{Topic: "resp/a/1", Payload: []byte("one")}))
 	ping := packets.NewControlPacket(packets.Pingresp)
 	_ = ping.Write(&stream)
-	stream.Write(appendPublishFrame(nil, "resp/a/2", bytes.Repeat([]byte("x"), 300))) // larger than the read buffer
+	stream.Write(mqttpkt.AppendPublish(nil, &Message{Topic: "resp/a/2", Payload: bytes.Repeat([]byte("x"), 300)})) // larger than the read buffer
 	q1 := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
 	q1.Qos, q1.TopicName, q1.MessageID, q1.Payload = 1, "t", 7, []byte("qos1")
 	_ = q1.Write(&stream)
@@ -86,7 +89,7 @@ func TestFastPathRejectsBadTopicLength(t *testing.T) {
 
 // The parser never panics on whatever the broker sends.
 func FuzzFastPath(f *testing.F) {
-	f.Add(appendPublishFrame(nil, "a/b", []byte("payload")))
+	f.Add(mqttpkt.AppendPublish(nil, &Message{Topic: "a/b", Payload: []byte("payload")}))
 	f.Add([]byte{0x30, 4, 0, 6, 'a', 'b'})
 	f.Add([]byte{0xd0, 0x00, 0x30, 0x02, 0x00, 0x00})
 	f.Fuzz(func(t *testing.T, stream []byte) {

@@ -15,7 +15,7 @@
 // QoS 0 PUBLISH packets are parsed in the read path and handed to OnMessage
 // directly (paho's router would allocate a message and pass it through two
 // goroutines). The same holds for MQTT 5, whose PUBLISH properties are
-// written and parsed here too (frame5.go). The client library still owns the
+// written and parsed here too (package mqttpkt). The client library still owns the
 // session: CONNECT, SUBSCRIBE, keepalive, acknowledgements, QoS 1/2 messages,
 // reconnecting.
 package mqttconn
@@ -39,21 +39,6 @@ var (
 	// Correlation Data, Message Expiry) on an MQTT 3.1.1 connection.
 	ErrNeedsV5 = errors.New("mqtt 5 properties on an mqtt 3.1.1 connection")
 )
-
-// Message is an MQTT application message. Inbound, every field aliases the
-// read buffer and is valid only until the handler returns; outbound, the
-// connection copies what it needs before Send returns.
-type Message struct {
-	Topic   string
-	Payload []byte
-	// ResponseTopic and CorrelationData are the MQTT 5 request/response
-	// properties (MQTT 5.0 §4.10): empty on 3.1.1, or when absent.
-	ResponseTopic   string
-	CorrelationData []byte
-	// ExpirySeconds is the Message Expiry Interval (MQTT 5): the broker drops
-	// the message once it has waited this long for a subscriber. 0 = none.
-	ExpirySeconds uint32
-}
 
 // Conn is one MQTT connection as the engines use it. Publish never blocks on
 // the network for QoS 0: it fails fast with ErrNotConnected or ErrBackpressure.
