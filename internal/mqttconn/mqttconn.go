@@ -1,23 +1,29 @@
-// Package mqttconn owns the MQTT connections of both engines: a pool of N
-// connections with unique client ids, subscriptions re-made on every
-// (re)connect, bounded reconnect backoff, and a buffered, write-coalescing
-// transport under the client library.
+// Package mqttconn owns the MQTT connections and sessions of both engines:
+// the Conn and Transport interfaces they use, a pool of N connections with
+// unique client ids (Pool, Dial), subscriptions re-made on every
+// (re)connect, bounded reconnect backoff, the delivery of inbound messages
+// to the MessageHandler, and the report of messages accepted but never
+// written (Options.OnUnsent).
 //
-// The engines see only the Conn interface and the Pool; the client library
-// stays behind them: paho.mqtt.golang for MQTT 3.1.1, paho.golang (autopaho)
-// for MQTT 5 (Options.ProtocolVersion), whose PUBLISH packets carry Response
-// Topic, Correlation Data and Message Expiry Interval (Message).
+// The engines see only Conn and Transport; the client library stays behind
+// them: paho.mqtt.golang for MQTT 3.1.1, paho.golang (autopaho) for MQTT 5
+// (Options.ProtocolVersion), whose PUBLISH packets carry Response Topic,
+// Correlation Data and Message Expiry Interval (Message). The client library
+// owns the session: CONNECT, SUBSCRIBE, keepalive, acknowledgements, QoS 1/2
+// messages, reconnecting. Every session's socket is this package's session
+// (session.go): the client library dials through it.
 //
-// Hot path. QoS 0 publishes do not go through paho's Publish (which allocates a
-// token, a packet and a timer per message and wakes a writer goroutine):
-// Conn.Publish appends a ready PUBLISH frame to the connection's coalescing
-// buffer, and a flusher writes all that accumulated in one syscall. Inbound
-// QoS 0 PUBLISH packets are parsed in the read path and handed to OnMessage
-// directly (paho's router would allocate a message and pass it through two
-// goroutines). The same holds for MQTT 5, whose PUBLISH properties are
-// written and parsed here too (package mqttpkt). The client library still owns the
-// session: CONNECT, SUBSCRIBE, keepalive, acknowledgements, QoS 1/2 messages,
-// reconnecting.
+// Hot path. QoS 0 messages bypass the client library both ways. paho's
+// Publish allocates a token, a packet and a timer per message and wakes a
+// writer goroutine; here QueueMessage and PublishMessage encode the PUBLISH
+// packet (package mqttpkt) straight into the write buffer of the session's
+// socket (package sockio), which coalesces: one write carries every message
+// that accumulated, made by Flush on the caller's goroutine or by the
+// socket's flusher. Inbound, paho's router would allocate a message and pass
+// it through two goroutines; here the session's reader parses QoS 0 PUBLISH
+// packets in the read buffer and hands them to the MessageHandler on the
+// reading goroutine, and passes every other packet on to the client
+// library. Neither way allocates or hands the message to another goroutine.
 package mqttconn
 
 import (
@@ -26,6 +32,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/sockio"
 )
 
 // Sentinel errors.
@@ -168,10 +176,10 @@ func (o *Options) setDefaults() {
 		o.MaxReconnectInterval = 2 * time.Second
 	}
 	if o.ReadBufferBytes <= 0 {
-		o.ReadBufferBytes = 64 << 10
+		o.ReadBufferBytes = sockio.DefaultReadBufferBytes
 	}
 	if o.MaxPendingBytes <= 0 {
-		o.MaxPendingBytes = 1 << 20
+		o.MaxPendingBytes = sockio.DefaultMaxPendingBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -41,7 +41,7 @@ type member interface {
 
 // connBase is the state both kinds of connection keep.
 //
-// Session state lives on the session's transport (bufConn): a reconnect
+// Session state lives on the session's transport (session): a reconnect
 // makes a new one, which accepts publishes only once its subscriptions are
 // made, and a late connection-lost notification of an old session cannot
 // mark the new one down.
@@ -49,7 +49,7 @@ type connBase struct {
 	idx     int
 	pool    *Pool
 	self    member                  // the connection this is the base of
-	cur     atomic.Pointer[bufConn] // transport of the current session
+	cur     atomic.Pointer[session] // transport of the current session
 	up      atomic.Bool             // last state passed to OnState
 	stateMu sync.Mutex              // serialises refresh
 	err     atomic.Pointer[error]   // last connect or subscribe failure
@@ -240,12 +240,12 @@ func (p *Pool) clientOptions(c *pahoConn) *mqtt.ClientOptions {
 	return co
 }
 
-// open dials the broker and wraps the socket in a bufConn.
+// open dials the broker and wraps the socket in a session.
 func (c *pahoConn) open(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) { return c.dial(u) }
 
-// dial connects to the broker (TCP or TLS) and makes the session's bufConn
-// the current one.
-func (c *connBase) dial(u *url.URL) (*bufConn, error) {
+// dial connects to the broker (TCP or TLS) and makes the new session the
+// current one.
+func (c *connBase) dial(u *url.URL) (*session, error) {
 	o := c.pool.opts
 	d := &net.Dialer{Timeout: o.ConnectTimeout}
 	host := u.Host
@@ -277,19 +277,19 @@ func (c *connBase) dial(u *url.URL) (*bufConn, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	bc := newBufConn(nc, o.ReadBufferBytes, o.Linger, o.WriteTimeout, o.MaxPendingBytes)
-	bc.v5 = o.ProtocolVersion == 5
+	var onPublish, onUnsent func(*Message)
 	if o.OnMessage != nil && o.QoS == 0 {
-		bc.onPublish = c.deliver
+		onPublish = c.deliver
 	}
 	if o.OnUnsent != nil {
-		bc.onUnsent = c.unsent
+		onUnsent = c.unsent
 	}
-	if old := c.cur.Swap(bc); old != nil {
+	s := newSession(nc, &o, onPublish, onUnsent)
+	if old := c.cur.Swap(s); old != nil {
 		_ = old.Close()
 	}
 	c.refresh()
-	return bc, nil
+	return s, nil
 }
 
 // deliver passes an inbound message to the handler unless the pool is closing.
@@ -315,15 +315,15 @@ func (c *connBase) unsent(m *Message) {
 // is late or refused must not leave the connection open and down for the
 // rest of the run), then marks the session up.
 func (c *pahoConn) onConnect(cl mqtt.Client) {
-	bc := c.cur.Load() // this session's transport (nil with Plain)
+	s := c.cur.Load() // this session's transport (nil with Plain)
 	over := func() bool {
-		return bc != nil && (bc.dead.Load() || c.cur.Load() != bc) || bc == nil && !cl.IsConnectionOpen()
+		return s != nil && (s.Dead() || c.cur.Load() != s) || s == nil && !cl.IsConnectionOpen()
 	}
 	if !c.subscribeSession(func(f []string) error { return c.subscribe(cl, f) }, over) {
 		return
 	}
-	if bc != nil {
-		bc.ready.Store(true)
+	if s != nil {
+		s.ready.Store(true)
 	} else {
 		c.plainUp.Store(true)
 	}
@@ -399,29 +399,12 @@ func (c *connBase) refresh() {
 
 // Publish implements Conn.
 func (c *pahoConn) Publish(topic string, payload []byte) error {
-	return c.publish(topic, payload, true)
+	return c.sendMessage(&Message{Topic: topic, Payload: payload}, true)
 }
 
 // Queue implements Conn.
-func (c *pahoConn) Queue(topic string, payload []byte) error { return c.publish(topic, payload, false) }
-
-func (c *pahoConn) publish(topic string, payload []byte, kick bool) error {
-	if q := c.pool.opts.QoS; q > 0 || c.pool.opts.Plain {
-		if !c.Connected() {
-			return ErrNotConnected
-		}
-		// paho keeps topic and payload until its writer goroutine has sent
-		// them (and, at QoS > 0, until acknowledged): give it copies.
-		tok := c.client.Publish(strings.Clone(topic), q, false, bytes.Clone(payload))
-		select {
-		case <-tok.Done():
-			return tok.Error()
-		default:
-			return nil
-		}
-	}
-	m := Message{Topic: topic, Payload: payload}
-	return c.appendFast(&m, kick)
+func (c *pahoConn) Queue(topic string, payload []byte) error {
+	return c.sendMessage(&Message{Topic: topic, Payload: payload}, false)
 }
 
 // QueueMessage implements Conn.
@@ -434,30 +417,39 @@ func (c *pahoConn) sendMessage(m *Message, kick bool) error {
 	if err := checkMessage(m, false); err != nil {
 		return err
 	}
-	return c.publish(m.Topic, m.Payload, kick)
+	if q := c.pool.opts.QoS; q > 0 || c.pool.opts.Plain {
+		if !c.Connected() {
+			return ErrNotConnected
+		}
+		// paho keeps topic and payload until its writer goroutine has sent
+		// them (and, at QoS > 0, until acknowledged): give it copies.
+		tok := c.client.Publish(strings.Clone(m.Topic), q, false, bytes.Clone(m.Payload))
+		select {
+		case <-tok.Done():
+			return tok.Error()
+		default:
+			return nil
+		}
+	}
+	return c.appendFast(m, kick)
 }
 
-// appendFast appends m to the current session's write buffer.
+// appendFast appends m, which checkMessage accepted, to the current
+// session's write buffer.
 func (c *connBase) appendFast(m *Message, kick bool) error {
-	bc := c.cur.Load()
-	if bc == nil || !bc.ready.Load() || bc.dead.Load() {
+	s := c.cur.Load()
+	if s == nil || !s.ready.Load() || s.Dead() {
 		return ErrNotConnected
 	}
-	if err := bc.appendMessage(m, kick); err != nil {
-		if errors.Is(err, ErrBackpressure) || errors.Is(err, ErrNeedsV5) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", ErrNotConnected, err)
-	}
-	return nil
+	return s.publish(m, kick)
 }
 
 // Flush implements Conn: one non-blocking write of what Queue buffered, from
 // the caller's goroutine (no wake-up of the flusher when the socket takes it
 // all); the rest is left to the flusher.
 func (c *connBase) Flush() {
-	if bc := c.cur.Load(); bc != nil {
-		bc.flushSync()
+	if s := c.cur.Load(); s != nil {
+		s.Flush()
 	}
 }
 
@@ -466,8 +458,8 @@ func (c *pahoConn) Connected() bool {
 	if c.pool.opts.Plain {
 		return c.plainUp.Load()
 	}
-	bc := c.cur.Load()
-	return bc != nil && bc.ready.Load() && !bc.dead.Load()
+	s := c.cur.Load()
+	return s != nil && s.ready.Load() && !s.Dead()
 }
 
 // Len returns the number of connections.
@@ -493,7 +485,7 @@ func (p *Pool) Up() int {
 func (p *Pool) Suspect() int {
 	n := 0
 	for _, c := range p.conns {
-		if bc := c.base().cur.Load(); bc != nil && c.Connected() && bc.suspect(p.opts.SuspectAfter) {
+		if s := c.base().cur.Load(); s != nil && c.Connected() && s.Suspect(p.opts.SuspectAfter) {
 			n++
 		}
 	}
@@ -538,8 +530,8 @@ func (c *pahoConn) unsubscribe(ctx context.Context, filters []string) error {
 
 func (c *pahoConn) disconnect() {
 	c.client.Disconnect(250)
-	if bc := c.cur.Load(); bc != nil {
-		_ = bc.Close()
+	if s := c.cur.Load(); s != nil {
+		_ = s.Close()
 	}
 	c.plainUp.Store(false)
 	c.refresh()
