@@ -26,15 +26,7 @@
 // library. Neither way allocates or hands the message to another goroutine.
 package mqttconn
 
-import (
-	"context"
-	"crypto/tls"
-	"errors"
-	"log/slog"
-	"time"
-
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/sockio"
-)
+import "errors"
 
 // Sentinel errors.
 var (
@@ -46,22 +38,23 @@ var (
 	// ErrNeedsV5: a message with MQTT 5 properties (Response Topic,
 	// Correlation Data, Message Expiry) on an MQTT 3.1.1 connection.
 	ErrNeedsV5 = errors.New("mqtt 5 properties on an mqtt 3.1.1 connection")
+	// ErrSubscriptionRefused: the broker refused a subscription (SUBACK
+	// 0x80), typically an ACL; retrying cannot cure it.
+	ErrSubscriptionRefused = errors.New("subscription refused by broker")
 )
 
-// Conn is one MQTT connection as the engines use it. Publish never blocks on
-// the network for QoS 0: it fails fast with ErrNotConnected or ErrBackpressure.
+// Conn is one MQTT connection as the engines use it. At QoS 0 its publishes
+// never block on the network: they fail fast with ErrNotConnected or
+// ErrBackpressure. At QoS 1 and 2 they hand the message to the client
+// library at once.
 type Conn interface {
-	// Publish queues payload for topic and wakes the connection's flusher,
-	// which writes after Options.Linger. The payload is copied before Publish
-	// returns, so the caller may reuse it.
-	Publish(topic string, payload []byte) error
-	// Queue is Publish without waking the flusher: the frame is written by
-	// the next Flush (or with a later Publish). Use it for a burst of
-	// messages, then call Flush once.
-	Queue(topic string, payload []byte) error
-	// QueueMessage and PublishMessage are Queue and Publish for a Message,
-	// with its MQTT 5 properties (ErrNeedsV5 on a 3.1.1 connection).
+	// QueueMessage queues m, with its MQTT 5 properties (ErrNeedsV5 on a
+	// 3.1.1 connection), to be written by the next Flush (or with a later
+	// PublishMessage): use it for a burst of messages, then call Flush once.
+	// m is copied before it returns, so the caller may reuse it.
 	QueueMessage(m *Message) error
+	// PublishMessage is QueueMessage, and wakes the connection's flusher,
+	// which writes after Options.Linger.
 	PublishMessage(m *Message) error
 	// Flush writes everything queued with one non-blocking attempt from the
 	// caller's goroutine and leaves what would block to the flusher: it never
@@ -80,124 +73,6 @@ type Conn interface {
 // handler returns (QoS 0 messages are parsed in place from the read buffer):
 // copy what must be kept.
 type MessageHandler func(conn int, m *Message)
-
-// Options configures a Pool. Zero values take the documented defaults.
-type Options struct {
-	// Broker is the broker URL: tcp://host:port, or ssl://, tls:// or mqtts://
-	// for TLS. Required.
-	Broker string
-	// ClientIDPrefix: connection i uses client id "{prefix}-{i}". Must be unique
-	// per process across the broker. Required.
-	ClientIDPrefix string
-	// Connections is the number of connections. Default 1.
-	Connections int
-	// QoS for publishes and subscriptions, 0..2. Default 0.
-	QoS byte
-	// Username and Password for the broker, optional.
-	Username, Password string
-	// TLS is used for TLS broker URLs; nil means the system roots.
-	TLS *tls.Config
-	// Subscriptions returns the topic filters connection i subscribes to on
-	// every (re)connect. Nil means none.
-	Subscriptions func(i int) []string
-	// ProtocolVersion is 4 (MQTT 3.1.1, paho.mqtt.golang) or 5 (MQTT 5,
-	// paho.golang). Default 4.
-	ProtocolVersion byte
-	// OnMessage receives inbound messages with their MQTT 5 properties.
-	// Required when Subscriptions is set.
-	OnMessage MessageHandler
-	// Plain uses paho as it comes: its own connection (no read buffer, no
-	// write coalescing), Publish for every message, its router for every
-	// inbound message. It exists to measure what the fast paths save.
-	Plain bool
-	// OnState is called when connection i goes up (connected and subscribed)
-	// or down. Optional; must not block.
-	OnState func(i int, up bool)
-	// OnUnsent receives every PUBLISH that connection i accepted (Publish or
-	// Queue returned nil) but discarded unwritten: the socket failed before
-	// its bytes reached it, or Close could not write it. Optional; must not
-	// block. Not called with Plain (paho drops such messages silently).
-	// The message has its MQTT 5 properties.
-	OnUnsent MessageHandler
-	// SuspectAfter: a connection that wrote and has read nothing for longer
-	// than this is suspect (Pool.Suspect), e.g. a half-open link that
-	// keepalive has not caught yet. Default KeepAlive.
-	SuspectAfter time.Duration
-
-	// KeepAlive interval. Default 30s.
-	KeepAlive time.Duration
-	// ConnectTimeout bounds one connection attempt and Dial's wait for all
-	// connections. Default 10s.
-	ConnectTimeout time.Duration
-	// SubscribeTimeout bounds the wait for one SUBACK; a subscription not
-	// acknowledged in time is made again on the same session. Default
-	// ConnectTimeout.
-	SubscribeTimeout time.Duration
-	// WriteTimeout bounds one socket write. Default 5s.
-	WriteTimeout time.Duration
-	// MaxReconnectInterval caps the reconnect backoff. Default 2s.
-	MaxReconnectInterval time.Duration
-	// Linger is how long the flusher waits after the first buffered frame for
-	// more before writing. Default 0 (write as soon as the flusher runs).
-	Linger time.Duration
-	// ReadBufferBytes is the size of the read buffer. Default 64 KiB.
-	ReadBufferBytes int
-	// MaxPendingBytes bounds the write buffer of one connection, so a stalled
-	// broker cannot grow memory without limit. Default 1 MiB (about 15,000
-	// requests).
-	MaxPendingBytes int
-	// Logger for connection events. Default slog.Default().
-	Logger *slog.Logger
-}
-
-func (o *Options) setDefaults() {
-	if o.ProtocolVersion == 0 {
-		o.ProtocolVersion = 4
-	}
-	if o.Connections <= 0 {
-		o.Connections = 1
-	}
-	if o.KeepAlive <= 0 {
-		o.KeepAlive = 30 * time.Second
-	}
-	if o.SuspectAfter <= 0 {
-		o.SuspectAfter = o.KeepAlive
-	}
-	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = 10 * time.Second
-	}
-	if o.SubscribeTimeout <= 0 {
-		o.SubscribeTimeout = o.ConnectTimeout
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 5 * time.Second
-	}
-	if o.MaxReconnectInterval <= 0 {
-		o.MaxReconnectInterval = 2 * time.Second
-	}
-	if o.ReadBufferBytes <= 0 {
-		o.ReadBufferBytes = sockio.DefaultReadBufferBytes
-	}
-	if o.MaxPendingBytes <= 0 {
-		o.MaxPendingBytes = sockio.DefaultMaxPendingBytes
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-}
-
-// waitUntil polls cond every 10 ms until it holds, d passes or ctx ends;
-// it reports whether cond held.
-func waitUntil(ctx context.Context, d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
-}
 
 // VersionName returns "3.1.1" or "5" for a protocol version.
 func VersionName(v byte) string {

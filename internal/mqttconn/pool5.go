@@ -19,10 +19,10 @@ import (
 // method).
 var errRefused5 = errors.New("connection refused by broker")
 
-// conn5 is one autopaho connection manager (MQTT 5) plus the transport under
-// it. autopaho owns the session: CONNECT, keepalive, acknowledgements, QoS
-// 1/2 and reconnecting (it dials through dial, so every session's socket is
-// a session with the same fast paths as 3.1.1).
+// conn5 is one autopaho connection manager (MQTT 5) and its current
+// session. autopaho owns the MQTT session: CONNECT, keepalive,
+// acknowledgements, QoS 1/2 and reconnecting. It dials through
+// connBase.dial, so every session has the same fast paths as on 3.1.1.
 type conn5 struct {
 	connBase
 	cm     *autopaho.ConnectionManager
@@ -145,16 +145,6 @@ func (c *conn5) subscribe(cm *autopaho.ConnectionManager, filters []string) erro
 	return nil
 }
 
-// Publish implements Conn.
-func (c *conn5) Publish(topic string, payload []byte) error {
-	return c.send(&Message{Topic: topic, Payload: payload}, true)
-}
-
-// Queue implements Conn.
-func (c *conn5) Queue(topic string, payload []byte) error {
-	return c.send(&Message{Topic: topic, Payload: payload}, false)
-}
-
 // QueueMessage implements Conn.
 func (c *conn5) QueueMessage(m *Message) error { return c.send(m, false) }
 
@@ -197,10 +187,7 @@ func (c *conn5) send(m *Message, kick bool) error {
 }
 
 // Connected implements Conn.
-func (c *conn5) Connected() bool {
-	s := c.cur.Load()
-	return s != nil && s.ready.Load() && !s.Dead()
-}
+func (c *conn5) Connected() bool { return c.sessionUp() }
 
 func (c *conn5) unsubscribe(ctx context.Context, filters []string) error {
 	if !c.Connected() {
