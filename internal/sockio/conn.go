@@ -94,10 +94,9 @@ type Options struct {
 	OnUnsent func(frames []byte)
 }
 
-// Conn is a net.Conn with a read buffer, coalesced writes and liveness. Its
-// Read, Write, Lock and Unlock are for the client library's goroutines;
-// BeginAppend, EndAppend and Flush for any goroutine; Read and Reader for
-// one reading goroutine at a time.
+// Conn is a net.Conn with a read buffer, coalesced writes and liveness.
+// Read and Reader are for one reading goroutine at a time; the other methods
+// are safe for concurrent use.
 type Conn struct {
 	net.Conn
 	r   *bufio.Reader
