@@ -19,10 +19,10 @@ import (
 // method).
 var errRefused5 = errors.New("connection refused by broker")
 
-// conn5 is one autopaho connection manager (MQTT 5) plus the transport under
-// it. autopaho owns the session: CONNECT, keepalive, acknowledgements, QoS
-// 1/2 and reconnecting (it dials through dial, so every session's socket is
-// a bufConn with the same fast paths as 3.1.1).
+// conn5 is one autopaho connection manager (MQTT 5) and its current
+// session. autopaho owns the MQTT session: CONNECT, keepalive,
+// acknowledgements, QoS 1/2 and reconnecting. It dials through
+// connBase.dial, so every session has the same fast paths as on 3.1.1.
 type conn5 struct {
 	connBase
 	cm     *autopaho.ConnectionManager
@@ -54,8 +54,7 @@ func newConn5(p *Pool, i int, u *url.URL) (*conn5, error) {
 		},
 		// Both must not block: subscribing waits for a SUBACK.
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
-			bc := c.cur.Load()
-			go c.onUp(cm, bc)
+			go c.onUp(cm, c.cur.Load())
 		},
 		OnConnectionDown: func() bool {
 			c.refresh()
@@ -106,15 +105,15 @@ func newConn5(p *Pool, i int, u *url.URL) (*conn5, error) {
 	return c, nil
 }
 
-// onUp subscribes on the session whose transport is bc, retrying with
-// backoff while the session lasts, then marks it up (see pahoConn.onConnect).
-func (c *conn5) onUp(cm *autopaho.ConnectionManager, bc *bufConn) {
-	over := func() bool { return bc == nil || bc.dead.Load() || c.cur.Load() != bc }
+// onUp subscribes on session s, retrying with backoff while the session
+// lasts, then marks it up (see pahoConn.onConnect).
+func (c *conn5) onUp(cm *autopaho.ConnectionManager, s *session) {
+	over := func() bool { return s == nil || s.Dead() || c.cur.Load() != s }
 	if !c.subscribeSession(func(f []string) error { return c.subscribe(cm, f) }, over) {
 		return
 	}
-	if bc != nil {
-		bc.ready.Store(true)
+	if s != nil {
+		s.ready.Store(true)
 	}
 	c.refresh()
 }
@@ -146,16 +145,6 @@ func (c *conn5) subscribe(cm *autopaho.ConnectionManager, filters []string) erro
 	return nil
 }
 
-// Publish implements Conn.
-func (c *conn5) Publish(topic string, payload []byte) error {
-	return c.send(&Message{Topic: topic, Payload: payload}, true)
-}
-
-// Queue implements Conn.
-func (c *conn5) Queue(topic string, payload []byte) error {
-	return c.send(&Message{Topic: topic, Payload: payload}, false)
-}
-
 // QueueMessage implements Conn.
 func (c *conn5) QueueMessage(m *Message) error { return c.send(m, false) }
 
@@ -163,12 +152,12 @@ func (c *conn5) QueueMessage(m *Message) error { return c.send(m, false) }
 func (c *conn5) PublishMessage(m *Message) error { return c.send(m, true) }
 
 func (c *conn5) send(m *Message, kick bool) error {
+	if err := checkMessage(m, true); err != nil {
+		return err
+	}
 	q := c.pool.opts.QoS
 	if q == 0 {
 		return c.appendFast(m, kick)
-	}
-	if err := checkMessage(m, true); err != nil {
-		return err
 	}
 	if !c.Connected() {
 		return ErrNotConnected
@@ -198,10 +187,7 @@ func (c *conn5) send(m *Message, kick bool) error {
 }
 
 // Connected implements Conn.
-func (c *conn5) Connected() bool {
-	bc := c.cur.Load()
-	return bc != nil && bc.ready.Load() && !bc.dead.Load()
-}
+func (c *conn5) Connected() bool { return c.sessionUp() }
 
 func (c *conn5) unsubscribe(ctx context.Context, filters []string) error {
 	if !c.Connected() {
@@ -216,8 +202,8 @@ func (c *conn5) disconnect() {
 	_ = c.cm.Disconnect(ctx) // sends DISCONNECT when connected; stops reconnecting
 	cancel()
 	c.cancel()
-	if bc := c.cur.Load(); bc != nil {
-		_ = bc.Close()
+	if s := c.cur.Load(); s != nil {
+		_ = s.Close()
 	}
 	select {
 	case <-c.cm.Done():

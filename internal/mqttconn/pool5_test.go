@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mosquitto"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
@@ -81,7 +82,7 @@ func echo5(t *testing.T, brokerURL string, qos byte, n int) {
 		cd[0] = 0xff // Send copied it
 	}
 	c.Flush()
-	waitFor(t, fmt.Sprintf("%d answers", n), func() bool {
+	brokertest.WaitFor(t, fmt.Sprintf("%d answers", n), func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got)+bad >= n
@@ -100,7 +101,7 @@ func echo5(t *testing.T, brokerURL string, qos byte, n int) {
 
 func TestPool5RoundTripEmbedded(t *testing.T) {
 	noLeaks(t)
-	b := startBroker(t, "127.0.0.1:0")
+	b := brokertest.Start(t)
 	t.Run("QoS 0", func(t *testing.T) { echo5(t, b.URL(), 0, 2000) })
 	t.Run("QoS 1", func(t *testing.T) { echo5(t, b.URL(), 1, 200) })
 }
@@ -119,7 +120,7 @@ func TestPool5RoundTripMosquitto(t *testing.T) {
 }
 
 func TestPool5RefusesV5PropertiesOn311(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0")
+	b := brokertest.Start(t)
 	p, err := mqttconn.Dial(context.Background(), mqttconn.Options{Broker: b.URL(), ClientIDPrefix: "v4", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

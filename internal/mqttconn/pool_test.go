@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
@@ -40,27 +41,6 @@ func noLeaks(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
-}
-
-func startBroker(t *testing.T, addr string) *broker.Broker {
-	t.Helper()
-	b, err := broker.Start(broker.Options{Addr: addr})
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // counter is a Handler that counts messages per topic prefix and checks that
@@ -127,7 +107,7 @@ func dial(t *testing.T, o mqttconn.Options) *mqttconn.Pool {
 
 func TestPoolPublishSubscribe(t *testing.T) {
 	noLeaks(t)
-	b := startBroker(t, "127.0.0.1:0")
+	b := brokertest.Start(t)
 	got := newCounter()
 	sub := dial(t, mqttconn.Options{
 		Broker: b.URL(), ClientIDPrefix: "sub", Connections: 2,
@@ -144,8 +124,9 @@ func TestPoolPublishSubscribe(t *testing.T) {
 		}
 	}
 
-	// 10k messages with Queue + Flush in bursts, 10k with Publish, spread
-	// over the publisher's connections; each payload carries (conn, seq).
+	// 10k messages with QueueMessage + Flush in bursts, 10k with
+	// PublishMessage, spread over the publisher's connections; each payload
+	// carries (conn, seq).
 	const n = 10000
 	payload := make([]byte, 40)
 	send := func(level string, queue bool) {
@@ -156,14 +137,14 @@ func TestPoolPublishSubscribe(t *testing.T) {
 			conn := pub.Conn(c)
 			var err error
 			if queue {
-				err = conn.Queue(level+"/x", payload)
+				err = conn.QueueMessage(&mqttconn.Message{Topic: level + "/x", Payload: payload})
 				if i%100 == 99 {
 					for j := range pub.Len() {
 						pub.Conn(j).Flush()
 					}
 				}
 			} else {
-				err = conn.Publish(level+"/y", payload)
+				err = conn.PublishMessage(&mqttconn.Message{Topic: level + "/y", Payload: payload})
 			}
 			if err != nil {
 				t.Fatalf("message %d: %v", i, err)
@@ -174,9 +155,9 @@ func TestPoolPublishSubscribe(t *testing.T) {
 		}
 	}
 	send("t", true)
-	waitFor(t, "10k queued messages", func() bool { return got.count("t") >= n })
+	brokertest.WaitFor(t, "10k queued messages", func() bool { return got.count("t") >= n })
 	send("u", false)
-	waitFor(t, "10k published messages", func() bool { return got.count("u") >= n })
+	brokertest.WaitFor(t, "10k published messages", func() bool { return got.count("u") >= n })
 	if got.count("t") != n || got.count("u") != n {
 		t.Errorf("received t=%d u=%d, want %d each", got.count("t"), got.count("u"), n)
 	}
@@ -198,11 +179,11 @@ func TestPoolPublishSubscribe(t *testing.T) {
 	sentinel := newCounter()
 	dial(t, mqttconn.Options{Broker: b.URL(), ClientIDPrefix: "sentinel", Subscriptions: func(int) []string { return []string{"t/+"} }, OnMessage: sentinel.handle})
 	for i := range 1000 {
-		if err := pub.Conn(0).Publish("t/z", []byte{byte(i)}); err != nil {
+		if err := pub.Conn(0).PublishMessage(&mqttconn.Message{Topic: "t/z", Payload: []byte{byte(i)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the sentinel to receive 1000 messages", func() bool { return sentinel.count("t") == 1000 })
+	brokertest.WaitFor(t, "the sentinel to receive 1000 messages", func() bool { return sentinel.count("t") == 1000 })
 	if got.count("t") != n {
 		t.Errorf("after Unsubscribe the pool received %d more messages", got.count("t")-n)
 	}
@@ -216,8 +197,8 @@ func TestPoolPublishSubscribe(t *testing.T) {
 	if pub.Up() != 0 {
 		t.Errorf("Up after Close = %d, want 0", pub.Up())
 	}
-	if err := pub.Conn(0).Publish("t/x", payload); !errors.Is(err, mqttconn.ErrNotConnected) {
-		t.Errorf("Publish after Close = %v, want ErrNotConnected", err)
+	if err := pub.Conn(0).PublishMessage(&mqttconn.Message{Topic: "t/x", Payload: payload}); !errors.Is(err, mqttconn.ErrNotConnected) {
+		t.Errorf("PublishMessage after Close = %v, want ErrNotConnected", err)
 	}
 	sub.Close()
 	_ = b.Close()
@@ -232,7 +213,7 @@ func TestPoolPublishSubscribe(t *testing.T) {
 // never answered, and waits out one ConnectTimeout.
 func TestPoolResubscribesAfterReconnect(t *testing.T) {
 	noLeaks(t)
-	b1 := startBroker(t, "127.0.0.1:0")
+	b1 := brokertest.Start(t)
 	addr := b1.Addr()
 
 	var mu sync.Mutex
@@ -253,9 +234,8 @@ func TestPoolResubscribesAfterReconnect(t *testing.T) {
 	publishUntilReceived := func(what string) {
 		t.Helper()
 		before := received.Load()
-		waitFor(t, what, func() bool {
-			_ = pub.Conn(0).Publish("t/1", []byte("hello"))
-			time.Sleep(20 * time.Millisecond)
+		brokertest.WaitFor(t, what, func() bool {
+			_ = pub.Conn(0).PublishMessage(&mqttconn.Message{Topic: "t/1", Payload: []byte("hello")})
 			return received.Load() > before
 		})
 	}
@@ -264,13 +244,17 @@ func TestPoolResubscribesAfterReconnect(t *testing.T) {
 	if err := b1.Close(); err != nil {
 		t.Fatalf("close broker: %v", err)
 	}
-	waitFor(t, "both pools to notice the broker is gone", func() bool { return sub.Up() == 0 && pub.Up() == 0 })
-	if err := pub.Conn(0).Publish("t/1", []byte("x")); !errors.Is(err, mqttconn.ErrNotConnected) {
-		t.Errorf("Publish while down = %v, want ErrNotConnected", err)
+	brokertest.WaitFor(t, "both pools to notice the broker is gone", func() bool { return sub.Up() == 0 && pub.Up() == 0 })
+	if err := pub.Conn(0).PublishMessage(&mqttconn.Message{Topic: "t/1", Payload: []byte("x")}); !errors.Is(err, mqttconn.ErrNotConnected) {
+		t.Errorf("PublishMessage while down = %v, want ErrNotConnected", err)
 	}
 
-	b2 := startBroker(t, addr)
-	waitFor(t, "both pools to reconnect", func() bool { return sub.Up() == 1 && pub.Up() == 1 })
+	b2, err := broker.Start(broker.Options{Addr: addr}) // the same address (brokertest.Start takes a new one)
+	if err != nil {
+		t.Fatalf("restart broker: %v", err)
+	}
+	t.Cleanup(func() { _ = b2.Close() })
+	brokertest.WaitFor(t, "both pools to reconnect", func() bool { return sub.Up() == 1 && pub.Up() == 1 })
 	publishUntilReceived("a message after the restart (subscription re-made)")
 
 	mu.Lock()

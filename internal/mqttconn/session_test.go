@@ -1,239 +1,276 @@
-package mqttconn_test
+package mqttconn
 
 import (
-	"context"
+	"bytes"
 	"errors"
+	"io"
 	"net"
-	"sync"
-	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
+	paho5 "github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"go.uber.org/goleak"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttpkt"
 )
 
-// scriptedBroker is a minimal MQTT 3.1.1 server for session tests: it
-// answers CONNECT, PINGREQ and SUBSCRIBE as told, and records what it got.
-type scriptedBroker struct {
-	l net.Listener
-	// suback decides the answer to the n-th SUBSCRIBE (1-based) of the whole
-	// run: send a SUBACK with this return code, or ignore it (ok false).
-	suback func(n int) (code byte, ok bool)
-	// read, when false, makes the broker stop reading from its clients
-	// (a broker that stalls): bytes pile up in the sockets.
-	read atomic.Bool
-
-	subscribes atomic.Int32
-	publishes  atomic.Int32
-	mu         sync.Mutex
-	conns      []net.Conn
-	wg         sync.WaitGroup
+// streamConn is a net.Conn whose reads come from r and whose writes are
+// discarded.
+type streamConn struct {
+	net.Conn
+	r io.Reader
 }
 
-func startScripted(t *testing.T, suback func(n int) (byte, bool)) *scriptedBroker {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func (c streamConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
+func (c streamConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c streamConn) Close() error                     { return nil }
+func (c streamConn) SetWriteDeadline(time.Time) error { return nil }
+
+// parse runs the demultiplexer of a session of protocol version v (4 or 5)
+// with a 64-byte read buffer over stream and returns the messages it
+// delivered (copied) and the bytes it passed on to the client library.
+func parse(stream []byte, v byte) (msgs []Message, passed []byte, err error) {
+	onPublish := func(m *Message) {
+		msgs = append(msgs, Message{Topic: strings.Clone(m.Topic), Payload: bytes.Clone(m.Payload), ResponseTopic: strings.Clone(m.ResponseTopic),
+			CorrelationData: bytes.Clone(m.CorrelationData), ExpirySeconds: m.ExpirySeconds})
+	}
+	s := newSession(streamConn{r: bytes.NewReader(stream)}, &Options{ProtocolVersion: v, ReadBufferBytes: 64}, onPublish, nil)
+	defer s.Close()
+	buf := make([]byte, 7) // paho reads in small pieces
+	for {
+		n, e := s.Read(buf)
+		passed = append(passed, buf[:n]...)
+		if e != nil {
+			if errors.Is(e, io.EOF) {
+				e = nil
+			}
+			return msgs, passed, e
+		}
+	}
+}
+
+func TestDemuxSplitsTheStream(t *testing.T) {
+	var stream bytes.Buffer
+	stream.Write(mqttpkt.AppendPublish(nil, &Message{Topic: "resp/a/1", Payload: []byte("one")}))
+	ping := packets.NewControlPacket(packets.Pingresp)
+	_ = ping.Write(&stream)
+	stream.Write(mqttpkt.AppendPublish(nil, &Message{Topic: "resp/a/2", Payload: bytes.Repeat([]byte("x"), 300)})) // larger than the read buffer
+	q1 := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	q1.Qos, q1.TopicName, q1.MessageID, q1.Payload = 1, "t", 7, []byte("qos1")
+	_ = q1.Write(&stream)
+	msgs, passed, err := parse(stream.Bytes(), 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &scriptedBroker{l: l, suback: suback}
-	b.read.Store(true)
-	b.wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.conns = append(b.conns, c)
-			b.mu.Unlock()
-			b.wg.Go(func() { b.serve(c) })
-		}
-	})
-	t.Cleanup(func() {
-		_ = l.Close()
-		b.mu.Lock()
-		for _, c := range b.conns {
-			_ = c.Close()
-		}
-		b.mu.Unlock()
-		b.read.Store(true)
-		b.wg.Wait()
-	})
-	return b
+	if len(msgs) != 2 || msgs[0].Topic != "resp/a/1" || string(msgs[0].Payload) != "one" || msgs[1].Topic != "resp/a/2" || len(msgs[1].Payload) != 300 {
+		t.Fatalf("publishes: %+v", msgs)
+	}
+	// paho sees exactly the PINGRESP and the QoS 1 PUBLISH, intact.
+	r := bytes.NewReader(passed)
+	p1, err := packets.ReadPacket(r)
+	if _, ok := p1.(*packets.PingrespPacket); err != nil || !ok {
+		t.Fatalf("first passed packet: %v %v", p1, err)
+	}
+	p2, err := packets.ReadPacket(r)
+	if pp, ok := p2.(*packets.PublishPacket); err != nil || !ok || pp.Qos != 1 || string(pp.Payload) != "qos1" {
+		t.Fatalf("second passed packet: %v %v", p2, err)
+	}
+	if r.Len() != 0 {
+		t.Errorf("%d stray bytes passed", r.Len())
+	}
 }
 
-func (b *scriptedBroker) url() string { return "tcp://" + b.l.Addr().String() }
+// pahoPublish5 encodes a QoS 0 PUBLISH with paho.golang's own encoder.
+func pahoPublish5(t testing.TB, topic string, payload []byte, props *paho5.Properties) []byte {
+	t.Helper()
+	cp := paho5.NewControlPacket(paho5.PUBLISH)
+	pub := cp.Content.(*paho5.Publish)
+	pub.Topic, pub.Payload = topic, payload
+	if props != nil {
+		pub.Properties = props
+	}
+	var w bytes.Buffer
+	if _, err := cp.WriteTo(&w); err != nil {
+		t.Fatal(err)
+	}
+	return w.Bytes()
+}
 
-func (b *scriptedBroker) serve(c net.Conn) {
-	defer c.Close()
-	for {
-		for !b.read.Load() {
-			time.Sleep(time.Millisecond)
+func TestDemux5ReadsPahosFrames(t *testing.T) {
+	format, exp := byte(1), uint32(30)
+	var stream bytes.Buffer
+	stream.Write(pahoPublish5(t, "resp/a/1", []byte("one"), &paho5.Properties{ResponseTopic: "back/1", CorrelationData: []byte{9, 8, 7}}))
+	// Every other property a PUBLISH may carry is skipped.
+	stream.Write(pahoPublish5(t, "resp/a/2", []byte("two"), &paho5.Properties{
+		PayloadFormat: &format, MessageExpiry: &exp, ContentType: "application/json", CorrelationData: []byte("id-2"),
+		User: []paho5.User{{Key: "k", Value: "v"}, {Key: "", Value: ""}}, ResponseTopic: "back/2",
+	}))
+	ping := paho5.NewControlPacket(paho5.PINGRESP)
+	_, _ = ping.WriteTo(&stream)
+	stream.Write(pahoPublish5(t, "resp/a/3", bytes.Repeat([]byte("x"), 300), nil))
+	msgs, passed, err := parse(stream.Bytes(), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages: %+v", len(msgs), msgs)
+	}
+	if m := msgs[0]; m.Topic != "resp/a/1" || string(m.Payload) != "one" || m.ResponseTopic != "back/1" || !bytes.Equal(m.CorrelationData, []byte{9, 8, 7}) {
+		t.Errorf("first: %+v", m)
+	}
+	if m := msgs[1]; m.Topic != "resp/a/2" || string(m.Payload) != "two" || m.ResponseTopic != "back/2" || string(m.CorrelationData) != "id-2" || m.ExpirySeconds != 30 {
+		t.Errorf("second: %+v", m)
+	}
+	if m := msgs[2]; m.Topic != "resp/a/3" || len(m.Payload) != 300 || m.CorrelationData != nil || m.ResponseTopic != "" {
+		t.Errorf("third: %+v", m)
+	}
+	if cp, err := paho5.ReadPacket(bytes.NewReader(passed)); err != nil || cp.Type != paho5.PINGRESP {
+		t.Errorf("passed on: %v %v", cp, err)
+	}
+}
+
+// TestDemuxRefusesMalformed: a packet the demultiplexer cannot take fails
+// the read (the client library then closes the connection and reconnects).
+func TestDemuxRefusesMalformed(t *testing.T) {
+	alias := uint16(3)
+	tooLong := append([]byte{0x30}, mqttpkt.AppendVarInt(nil, maxInboundPacket+1)...)
+	for _, tc := range []struct {
+		name   string
+		v      byte
+		stream []byte
+	}{
+		{"topic past the end", 4, []byte{0x30, 4, 0, 6, 'a', 'b'}},
+		{"5-byte remaining length", 4, []byte{0x30, 0xff, 0xff, 0xff, 0xff}},
+		{"packet larger than the bound", 4, tooLong},
+		{"property past the end", 5, []byte{0x30, 4, 0, 1, 't', 9}},
+		{"topic alias", 5, pahoPublish5(t, "t", nil, &paho5.Properties{TopicAlias: &alias})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, err := parse(tc.stream, tc.v); !errors.Is(err, errMalformedPacket) || !errors.Is(err, mqttpkt.ErrMalformed) {
+				t.Errorf("err %v, want errMalformedPacket", err)
+			}
+		})
+	}
+}
+
+func TestCheckMessage(t *testing.T) {
+	if err := checkMessage(&Message{Topic: "t", CorrelationData: []byte{1}}, false); !errors.Is(err, ErrNeedsV5) {
+		t.Errorf("v5 property on 3.1.1: %v", err)
+	}
+	if err := checkMessage(&Message{Topic: "t", ResponseTopic: string(make([]byte, 70000))}, true); err == nil {
+		t.Error("a 70,000-byte response topic was accepted")
+	}
+	if err := checkMessage(&Message{Topic: "t", ResponseTopic: "r", CorrelationData: []byte{1}, ExpirySeconds: 5}, true); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestReportUnsent: of the frames the socket discarded, every PUBLISH (at
+// any QoS) reaches onUnsent with its properties, and nothing else does.
+func TestReportUnsent(t *testing.T) {
+	q1 := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	q1.Qos, q1.TopicName, q1.MessageID, q1.Payload = 1, "req/q1", 7, []byte("qos1")
+	var q1b bytes.Buffer
+	_ = q1.Write(&q1b)
+	m5 := &Message{Topic: "req/5", Payload: []byte("p"), ResponseTopic: "resp/5", CorrelationData: []byte{1, 2}, ExpirySeconds: 9}
+	for _, tc := range []struct {
+		name   string
+		v      byte
+		frames [][]byte
+		want   []Message
+	}{
+		{"3.1.1", 4, [][]byte{
+			mqttpkt.AppendPublish(nil, &Message{Topic: "req/1", Payload: []byte("a")}),
+			{0xC0, 0x00}, // PINGREQ
+			q1b.Bytes(),
+		}, []Message{{Topic: "req/1", Payload: []byte("a")}, {Topic: "req/q1", Payload: []byte("qos1")}}},
+		{"5", 5, [][]byte{mqttpkt.AppendPublish5(nil, m5), {0xC0, 0x00}}, []Message{*m5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []Message
+			s := &session{v5: tc.v == 5, onUnsent: func(m *Message) { got = append(got, *m) }}
+			s.reportUnsent(bytes.Join(tc.frames, nil))
+			if len(got) != len(tc.want) {
+				t.Fatalf("reported %d messages, want %d: %+v", len(got), len(tc.want), got)
+			}
+			for i, w := range tc.want {
+				m := got[i]
+				if m.Topic != w.Topic || !bytes.Equal(m.Payload, w.Payload) || m.ResponseTopic != w.ResponseTopic ||
+					!bytes.Equal(m.CorrelationData, w.CorrelationData) || m.ExpirySeconds != w.ExpirySeconds {
+					t.Errorf("message %d: %+v, want %+v", i, m, w)
+				}
+			}
+		})
+	}
+}
+
+// TestReadReportsTheWriteError: once a write failed (and closed the socket),
+// Read fails with the write's error, not with "use of closed network
+// connection", which paho.mqtt.golang would take for its own Disconnect.
+func TestReadReportsTheWriteError(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = peer.(*net.TCPConn).SetLinger(0) // close with a reset: the next writes fail
+	peer.Close()
+	s := newSession(nc, &Options{ProtocolVersion: 4}, nil, nil)
+	defer s.Close()
+	brokertest.WaitFor(t, "a write to fail", func() bool {
+		_, _ = s.Write([]byte{0xC0, 0x00})
+		return s.Err() != nil
+	})
+	// A read may still see the reset before the failed write has closed
+	// the socket; once it has, every read reports the write's error.
+	want := "mqtt connection failed on write: " + s.Err().Error()
+	brokertest.WaitFor(t, "Read to report the write error", func() bool {
+		_, err = s.Read(make([]byte, 1))
+		return err != nil && err.Error() == want
+	})
+	if errors.Is(err, net.ErrClosed) || !s.Dead() {
+		t.Errorf("Read: %v (dead %v), want the write's error, not wrapping net.ErrClosed", err, s.Dead())
+	}
+}
+
+// The demultiplexer never panics on whatever the broker sends, and passes
+// on whole packets only.
+func FuzzDemux(f *testing.F) {
+	f.Add(mqttpkt.AppendPublish(nil, &Message{Topic: "a/b", Payload: []byte("payload")}), false)
+	f.Add([]byte{0x30, 4, 0, 6, 'a', 'b'}, false)
+	f.Add([]byte{0xd0, 0x00, 0x30, 0x02, 0x00, 0x00}, false)
+	f.Add(mqttpkt.AppendPublish5(nil, &Message{Topic: "a/b", Payload: []byte("p"), ResponseTopic: "r", CorrelationData: []byte{1, 2}, ExpirySeconds: 3}), true)
+	f.Add([]byte{0x30, 9, 0, 1, 't', 5, 0x26, 0, 0, 0, 5}, true)
+	f.Fuzz(func(t *testing.T, stream []byte, v5 bool) {
+		if len(stream) > 1<<16 {
+			return
 		}
-		cp, err := packets.ReadPacket(c)
+		v := byte(4)
+		if v5 {
+			v = 5
+		}
+		_, passed, err := parse(stream, v)
 		if err != nil {
 			return
 		}
-		var reply packets.ControlPacket
-		switch p := cp.(type) {
-		case *packets.ConnectPacket:
-			reply = packets.NewControlPacket(packets.Connack)
-		case *packets.PingreqPacket:
-			reply = packets.NewControlPacket(packets.Pingresp)
-		case *packets.SubscribePacket:
-			n := int(b.subscribes.Add(1))
-			code, ok := b.suback(n)
-			if !ok {
-				continue
+		for len(passed) > 0 {
+			size, ok := mqttpkt.FrameLen(passed)
+			if !ok || size > len(passed) {
+				t.Fatalf("passed on a cut packet: % x", passed)
 			}
-			sa := packets.NewControlPacket(packets.Suback).(*packets.SubackPacket)
-			sa.MessageID = p.MessageID
-			for range p.Topics {
-				sa.ReturnCodes = append(sa.ReturnCodes, code)
-			}
-			reply = sa
-		case *packets.PublishPacket:
-			b.publishes.Add(1)
-			continue
-		case *packets.DisconnectPacket:
-			return
-		default:
-			continue
+			passed = passed[size:]
 		}
-		if err := reply.Write(c); err != nil {
-			return
-		}
-	}
-}
-
-// TestSubscribeRetriedWhenSubackNeverComes: the broker ignores the first
-// SUBSCRIBE. The pool must not leave the connection open and down for good:
-// it subscribes again on the same session and comes up.
-func TestSubscribeRetriedWhenSubackNeverComes(t *testing.T) {
-	noLeaks(t)
-	b := startScripted(t, func(n int) (byte, bool) { return 0, n > 1 })
-	var ups atomic.Int32
-	p := dial(t, mqttconn.Options{
-		Broker: b.url(), ClientIDPrefix: "retry", ConnectTimeout: 20 * time.Second, SubscribeTimeout: 200 * time.Millisecond,
-		Subscriptions: func(int) []string { return []string{"resp/x"} },
-		OnMessage:     func(int, *mqttconn.Message) {},
-		OnState: func(_ int, up bool) {
-			if up {
-				ups.Add(1)
-			}
-		},
 	})
-	if p.Up() != 1 || ups.Load() != 1 {
-		t.Fatalf("up %d (OnState up %d times), want 1", p.Up(), ups.Load())
-	}
-	if n := b.subscribes.Load(); n < 2 {
-		t.Fatalf("broker saw %d SUBSCRIBE, want a retry after the unanswered one", n)
-	}
-}
-
-// TestSubscriptionRefusedFailsDial: a refused subscription (SUBACK 0x80,
-// typically an ACL) is reported at once with its reason.
-func TestSubscriptionRefusedFailsDial(t *testing.T) {
-	noLeaks(t)
-	b := startScripted(t, func(int) (byte, bool) { return 0x80, true })
-	_, err := mqttconn.Dial(context.Background(), mqttconn.Options{
-		Broker: b.url(), ClientIDPrefix: "refused", ConnectTimeout: 20 * time.Second, Logger: quiet,
-		Subscriptions: func(int) []string { return []string{"resp/forbidden"} },
-		OnMessage:     func(int, *mqttconn.Message) {},
-	})
-	if !errors.Is(err, mqttconn.ErrSubscriptionRefused) {
-		t.Fatalf("Dial = %v, want ErrSubscriptionRefused", err)
-	}
-}
-
-// dialStalled connects a pool of o (with a 64 KiB write buffer) to a
-// scripted broker that has stopped reading, and counts what it reports
-// unsent. The pool is closed at the end of the test.
-func dialStalled(t *testing.T, o mqttconn.Options) (*scriptedBroker, *mqttconn.Pool, *atomic.Int64) {
-	t.Helper()
-	noLeaks(t)
-	b := startScripted(t, func(int) (byte, bool) { return 0, true })
-	unsent := new(atomic.Int64)
-	o.Broker, o.ConnectTimeout, o.Logger, o.MaxPendingBytes = b.url(), 5*time.Second, quiet, 64<<10
-	o.OnUnsent = func(int, *mqttconn.Message) { unsent.Add(1) }
-	p, err := mqttconn.Dial(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	b.read.Store(false)
-	return b, p, unsent
-}
-
-// fillUntilRefused queues and flushes payload on c until c refuses it; it
-// returns how many were accepted and the refusal.
-func fillUntilRefused(c mqttconn.Conn, payload []byte) (int, error) {
-	for accepted := 0; accepted < 1_000_000; accepted++ {
-		if err := c.Queue("req/1", payload); err != nil {
-			return accepted, err
-		}
-		c.Flush()
-	}
-	return 1_000_000, nil
-}
-
-// TestPublishNeverBlocksOnAStalledBroker: the broker stops reading. Queue and
-// Flush keep returning at once (the caller never waits on the socket), the
-// byte bound applies (ErrBackpressure) while the connection stays up, and
-// what was accepted but never written is reported as unsent when the pool
-// closes: accepted == written + unsent (+ one frame cut by the failed write).
-func TestPublishNeverBlocksOnAStalledBroker(t *testing.T) {
-	b, p, unsent := dialStalled(t, mqttconn.Options{ClientIDPrefix: "stall", WriteTimeout: time.Hour})
-	c := p.Conn(0)
-	payload := make([]byte, 1000)
-	// Flush makes one non-blocking attempt; a blocking write would hang here
-	// for the hour.
-	accepted, refused := fillUntilRefused(c, payload)
-	if !errors.Is(refused, mqttconn.ErrBackpressure) {
-		t.Fatalf("after %d accepted publishes: %v, want ErrBackpressure", accepted, refused)
-	}
-	if !c.Connected() {
-		t.Fatalf("the connection went down; it should stay up and refuse for backpressure")
-	}
-	p.Close() // cannot write to the stalled broker: reports the rest as unsent
-	b.read.Store(true)
-	// At most one frame was cut by the failed write: its bytes reached the
-	// socket (it counts as sent) but the broker cannot parse it.
-	waitFor(t, "the broker to read what reached it", func() bool {
-		return int(b.publishes.Load())+int(unsent.Load()) >= accepted-1
-	})
-	t.Logf("accepted %d = %d written whole + %d unsent (+ at most one cut)", accepted, b.publishes.Load(), unsent.Load())
-	if got := int(b.publishes.Load()) + int(unsent.Load()); got != accepted && got != accepted-1 {
-		t.Errorf("accepted %d, written %d + unsent %d = %d: the books of the connection do not balance",
-			accepted, b.publishes.Load(), unsent.Load(), got)
-	}
-	if unsent.Load() == 0 {
-		t.Errorf("nothing reported unsent although the broker never read the last %d bytes", 64<<10)
-	}
-}
-
-// TestWriteTimeoutReportsEachFrameOnce: the broker stops reading, the socket
-// takes part of the buffer (the rest is carried to the flusher), and the
-// flusher's blocking write of the carry times out. Every accepted frame then
-// ends exactly once: written whole, or reported unsent — the carry is not
-// reported twice.
-func TestWriteTimeoutReportsEachFrameOnce(t *testing.T) {
-	b, p, unsent := dialStalled(t, mqttconn.Options{ClientIDPrefix: "timeout", WriteTimeout: 300 * time.Millisecond, MaxReconnectInterval: time.Hour})
-	c := p.Conn(0)
-	payload := make([]byte, 1000)
-	accepted, _ := fillUntilRefused(c, payload)
-	_ = c.Publish("req/1", payload) // refused or not: wakes the flusher, whose write times out
-	waitFor(t, "the write to time out and the connection to fail", func() bool { return !c.Connected() })
-	b.read.Store(true)
-	waitFor(t, "the broker to read what reached it", func() bool {
-		return int(b.publishes.Load())+int(unsent.Load()) >= accepted-1
-	})
-	got := int(b.publishes.Load()) + int(unsent.Load())
-	t.Logf("accepted %d = %d written whole + %d unsent", accepted, b.publishes.Load(), unsent.Load())
-	if got > accepted+1 || got < accepted-1 {
-		t.Errorf("accepted %d (+1 refused or not), written %d + unsent %d = %d: frames counted twice or lost", accepted, b.publishes.Load(), unsent.Load(), got)
-	}
 }

@@ -1,0 +1,132 @@
+package mqttconn
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// member is one connection of the pool, of either protocol version.
+type member interface {
+	Conn
+	base() *connBase
+	// unsubscribe removes filters on the current session, if it is open.
+	unsubscribe(ctx context.Context, filters []string) error
+	// disconnect ends the client (no reconnect) and closes its session.
+	disconnect()
+}
+
+// connBase is the state and behaviour both kinds of member share: the
+// current session, delivery to the handlers, subscribe-on-connect with
+// retries, the up/down state reported to OnState, and the QoS 0 publish.
+//
+// Session state lives on the session (session.go): a reconnect makes a new
+// one, which accepts publishes only once its subscriptions are made, and a
+// late connection-lost notification of an old session cannot mark the new
+// one down.
+type connBase struct {
+	idx     int
+	pool    *Pool
+	self    member                  // the connection this is the base of
+	cur     atomic.Pointer[session] // the current session
+	up      atomic.Bool             // last state passed to OnState
+	stateMu sync.Mutex              // serialises refresh
+	err     atomic.Pointer[error]   // last connect or subscribe failure
+
+	// hmu guards delivery: handlers run under its read lock, and Close
+	// takes the write lock, so no handler runs once Close has begun.
+	hmu          sync.RWMutex
+	closed       bool // no more inbound messages
+	unsentClosed bool // no more unsent reports
+}
+
+func (c *connBase) base() *connBase { return c }
+
+// deliver passes an inbound message to the handler unless the pool is closing.
+func (c *connBase) deliver(m *Message) {
+	c.hmu.RLock()
+	if !c.closed {
+		c.pool.opts.OnMessage(c.idx, m)
+	}
+	c.hmu.RUnlock()
+}
+
+// unsent passes a message discarded unwritten to OnUnsent until the pool
+// has closed.
+func (c *connBase) unsent(m *Message) {
+	c.hmu.RLock()
+	if !c.unsentClosed {
+		c.pool.opts.OnUnsent(c.idx, m)
+	}
+	c.hmu.RUnlock()
+}
+
+// subscribeSession makes the connection's subscriptions on a new session
+// with subscribe, retrying with backoff (a SUBACK that is late or refused
+// must not leave the connection open and down for the rest of the run). It
+// returns false when the session ended first (over) or the pool closed: the
+// next session subscribes.
+func (c *connBase) subscribeSession(subscribe func([]string) error, over func() bool) bool {
+	o := c.pool.opts
+	var filters []string
+	if o.Subscriptions != nil {
+		filters = o.Subscriptions(c.idx)
+	}
+	backoff := 500 * time.Millisecond
+	for len(filters) > 0 {
+		err := subscribe(filters)
+		if err == nil {
+			break
+		}
+		c.err.Store(&err)
+		o.Logger.Error("mqtt subscribe failed; retrying", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", backoff.Seconds())
+		if over() {
+			return false
+		}
+		select {
+		case <-c.pool.done:
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, o.MaxReconnectInterval)
+	}
+	c.err.Store(nil)
+	return true
+}
+
+// refresh recomputes the connection's state and reports a change to OnState.
+func (c *connBase) refresh() {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	up := c.self.Connected()
+	if c.up.Swap(up) != up && c.pool.opts.OnState != nil {
+		c.pool.opts.OnState(c.idx, up)
+	}
+}
+
+// sessionUp reports whether the current session is subscribed and its
+// socket alive.
+func (c *connBase) sessionUp() bool {
+	s := c.cur.Load()
+	return s != nil && s.ready.Load() && !s.Dead()
+}
+
+// appendFast appends m, which checkMessage accepted, to the current
+// session's write buffer.
+func (c *connBase) appendFast(m *Message, kick bool) error {
+	s := c.cur.Load()
+	if s == nil || !s.ready.Load() || s.Dead() {
+		return ErrNotConnected
+	}
+	return s.publish(m, kick)
+}
+
+// Flush implements Conn: one non-blocking write of what QueueMessage buffered, from
+// the caller's goroutine (no wake-up of the flusher when the socket takes it
+// all); the rest is left to the flusher.
+func (c *connBase) Flush() {
+	if s := c.cur.Load(); s != nil {
+		s.Flush()
+	}
+}
