@@ -21,7 +21,7 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/engine"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/procs"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/gomaxprocs"
 )
 
 // Option adjusts Run; main passes none.
@@ -106,7 +106,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 		// before wg.Wait, since defers run last in, first out.
 		procsCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopProcs()
-		wg.Go(func() { procs.Run(procsCtx, procs.Default(runtime.GOMAXPROCS(0)), log) })
+		wg.Go(func() { gomaxprocs.Run(procsCtx, gomaxprocs.Default(runtime.GOMAXPROCS(0)), log) })
 	}
 	if err := eng.Run(ctx); err != nil {
 		return cliutil.ExitError, err
@@ -114,7 +114,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 	return cliutil.ExitOK, nil
 }
 
-// adaptProcs reports whether GOMAXPROCS follows the load (package procs):
+// adaptProcs reports whether GOMAXPROCS follows the load (package gomaxprocs):
 // not when the GOMAXPROCS variable fixes it, not in MODE=cpu (CPU-bound
 // workers need every core), not on one processor.
 func adaptProcs(cfg *config.Config) bool {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/process"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/modes"
 )
 
 // BenchmarkHandle measures the connection side per message: decode, count,
@@ -54,7 +54,7 @@ func BenchmarkProcessHealth(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer pool.Close()
-	proc, _ := process.New(process.Options{Mode: process.Health}, 1)
+	proc, _ := modes.New(modes.Options{Mode: modes.Health}, 1)
 	w := &worker{e: e, conn: pool.Conn(0), proc: proc, st: &e.work[0], buf: make([]byte, 0, wire.ResponseSize)}
 	payload := request(b, 42)
 	b.ReportAllocs()
@@ -106,7 +106,7 @@ func BenchmarkProcessHealthNoNetwork(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	proc, _ := process.New(process.Options{Mode: process.Health}, 1)
+	proc, _ := modes.New(modes.Options{Mode: modes.Health}, 1)
 	w := &worker{e: e, conn: &discardConn{}, proc: proc, st: &e.work[0], buf: make([]byte, 0, wire.ResponseSize)}
 	payload := request(b, 42)
 	b.ReportAllocs()

@@ -24,7 +24,7 @@
 // other modes after each reply — and no flusher goroutine is woken; with
 // WRITE_LINGER > 0 the connection's flusher writes after that long. The
 // drain is in drain.go, health and readiness in health.go. GOMAXPROCS
-// follows the load (package procs, started by package app).
+// follows the load (package gomaxprocs, started by package app).
 //
 // Queue memory. A slot is 16 bytes (a buffer pointer and the enqueue time in
 // nanoseconds), allocated up front: 1.6 MB for the default QUEUE_CAP of
@@ -126,7 +126,7 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/autoscale"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/process"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/modes"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/reply"
 )
 
@@ -174,7 +174,7 @@ type Engine struct {
 	log      *slog.Logger
 	met      *metrics
 	popts    mqttconn.Options
-	procOpts process.Options
+	procOpts modes.Options
 	rules    reply.Rules // what a request needs and what its reply is
 
 	epoch      time.Time    // origin of item.enqueued
@@ -244,14 +244,14 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engi
 		connEvents: mx.NewConnEvents(c.Connections),
 		ready:      make(chan struct{}),
 		replyWarn:  rate.Sometimes{Interval: 5 * time.Second},
-		procOpts: process.Options{
+		procOpts: modes.Options{
 			Mode:       c.Mode,
 			Sleep:      c.SleepDuration(),
 			Jitter:     c.SleepJitter(),
 			Iterations: c.CPUIterations,
 		},
 	}
-	if _, err := process.New(e.procOpts, 0); err != nil {
+	if _, err := modes.New(e.procOpts, 0); err != nil {
 		return nil, err
 	}
 	e.clock = func() int64 { return int64(time.Since(e.epoch)) }

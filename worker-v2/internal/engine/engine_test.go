@@ -27,7 +27,7 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/process"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/modes"
 )
 
 // --- fixtures -------------------------------------------------------------
@@ -474,7 +474,7 @@ func TestLazyFlushBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, _ := process.New(process.Options{Mode: process.Health}, 1)
+	proc, _ := modes.New(modes.Options{Mode: modes.Health}, 1)
 	c := &batchConn{}
 	w := &worker{e: e, conn: c, proc: proc, st: &e.work[0], buf: make([]byte, 0, wire.ResponseSize), lazy: true}
 	const n = 3*flushBatch + 8
@@ -1320,7 +1320,7 @@ func TestStampsAreDisjoint(t *testing.T) {
 			clk := &steppingClock{step: int64(time.Millisecond)}
 			e.clock = clk.now
 			conn := &capturingConn{clock: clk}
-			proc, err := process.New(e.procOpts, 1)
+			proc, err := modes.New(e.procOpts, 1)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,7 +14,7 @@ type Stats struct {
 	MinWorkers int `json:"min_workers"`
 	MaxWorkers int `json:"max_workers"` // MAX_WORKERS; in MODE=cpu at most max(MIN_WORKERS, GOMAXPROCS)
 	// GOMAXPROCS is the Go runtime's current P count (it follows the load
-	// unless the GOMAXPROCS variable is set or MODE=cpu: package procs).
+	// unless the GOMAXPROCS variable is set or MODE=cpu: package gomaxprocs).
 	GOMAXPROCS int `json:"gomaxprocs"`
 	QueueDepth int `json:"queue_depth"` // messages waiting
 	QueueCap   int `json:"queue_cap"`

@@ -9,7 +9,7 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/autoscale"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/process"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/modes"
 )
 
 // scaleTo sets the number of workers to n: it spawns workers (first taking
@@ -40,7 +40,7 @@ func (e *Engine) spawn() {
 	id := e.nextID
 	e.nextID++
 	pool := e.pool.Load()
-	proc, _ := process.New(e.procOpts, rand.Uint64()) // mode checked in New
+	proc, _ := modes.New(e.procOpts, rand.Uint64()) // mode checked in New
 	w := &worker{
 		e:    e,
 		conn: pool.Conn(id % pool.Len()),
@@ -133,7 +133,7 @@ type worker struct {
 	conn mqttconn.Conn // the worker's own connection for replies
 	pool *mqttconn.Pool
 	home int // index of conn in pool
-	proc process.Processor
+	proc modes.Processor
 	st   *workStats
 	msg  mqttconn.Message // the reply being sent
 	buf  []byte           // its payload
