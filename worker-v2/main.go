@@ -31,7 +31,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "worker-v2: unknown argument %q (configuration is environment variables; -h lists them)\n", args[0])
 		return cliutil.ExitConfig
 	}
-	cfg, err := config.Load()
+	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker-v2:", err)
 		return cliutil.ExitConfig
@@ -44,4 +44,16 @@ func run(args []string) int {
 		log.Error("worker failed", "err", err)
 	}
 	return code
+}
+
+// load reads, validates and resolves the configuration.
+func load() (*config.Resolved, error) {
+	cfg, err := config.Load()
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg.Resolve()
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -19,7 +18,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
@@ -93,6 +92,8 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestInvalidConfigExits2: a configuration main refuses exits 2 with the
+// problem named, before anything listens or connects.
 func TestInvalidConfigExits2(t *testing.T) {
 	cases := []struct {
 		name string
@@ -120,6 +121,9 @@ func TestInvalidConfigExits2(t *testing.T) {
 				if !strings.Contains(stderr.String(), w) {
 					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
 				}
+			}
+			if strings.Contains(stderr.String(), "listening") {
+				t.Errorf("listened with an invalid configuration:\n%s", stderr.String())
 			}
 		})
 	}
@@ -199,27 +203,13 @@ func (p *proc) wait(t *testing.T) int {
 
 var addrRE = regexp.MustCompile(`http_addr=(\S+)`)
 
-func startBroker(t *testing.T) *broker.Broker {
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
-}
-
 func TestSIGTERMDrainsAndExits0(t *testing.T) {
-	b := startBroker(t)
+	b := brokertest.Start(t)
 	p := startProc(t, "MQTT_BROKER="+b.URL(), "CONNECTIONS=2", "MIN_WORKERS=2")
 	addr := addrRE.FindStringSubmatch(p.waitLine(t, "http listening"))[1]
 	p.waitLine(t, "worker running")
-	resp, err := http.Get("http://" + addr + "/health")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("/health = %d", resp.StatusCode)
+	if code, body, err := brokertest.Get("http://" + addr + "/health"); err != nil || code != http.StatusOK {
+		t.Errorf("/health = %d %q %v", code, body, err)
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -233,7 +223,7 @@ func TestSIGTERMDrainsAndExits0(t *testing.T) {
 // TestSecondSignalExits130: a drain stuck on a long sleep is cut short by a
 // second SIGINT.
 func TestSecondSignalExits130(t *testing.T) {
-	b := startBroker(t)
+	b := brokertest.Start(t)
 	p := startProc(t, "MQTT_BROKER="+b.URL(), "CONNECTIONS=1", "MIN_WORKERS=1", "MAX_WORKERS=1",
 		"MODE=sleep", "SLEEP_MS=60000", "SHUTDOWN_TIMEOUT=60s")
 	addr := addrRE.FindStringSubmatch(p.waitLine(t, "http listening"))[1]
@@ -248,24 +238,12 @@ func TestSecondSignalExits130(t *testing.T) {
 	if tok := c.Publish("req/0", 0, false, req); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("publish: %v", tok.Error())
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	brokertest.WaitFor(t, "the request to reach a worker", func() bool {
 		var s struct {
 			InFlight int `json:"in_flight"`
 		}
-		resp, err := http.Get("http://" + addr + "/stats")
-		if err == nil {
-			_ = json.NewDecoder(resp.Body).Decode(&s)
-			resp.Body.Close()
-		}
-		if s.InFlight == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the request never reached a worker")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return brokertest.FetchJSON("http://"+addr+"/stats", &s) == nil && s.InFlight == 1
+	})
 
 	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)

@@ -1,27 +1,28 @@
-// Package app ties worker-v2 together for main: HTTP endpoints, the engine
-// run and the exit status. It exists so main stays wiring and so the whole
+// Package app ties worker-v2 together for main: the engine, its metrics,
+// the HTTP endpoints (with health and readiness), GOMAXPROCS following the
+// load, and the exit status. It exists so main stays wiring and so the whole
 // binary can be run in-process by tests.
 package app
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
+	sharedmetrics "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/engine"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/procs"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/gomaxprocs"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/metrics"
 )
 
 // Option adjusts Run; main passes none.
@@ -35,44 +36,40 @@ type options struct {
 // "127.0.0.1:41234", the port chosen when HTTP_ADDR ends in :0) once the
 // endpoints are served and before the engine connects, so /ready answers
 // "starting" until the engine is ready. f is not called when HTTP_ADDR is
-// empty or the configuration is invalid.
+// empty.
 func Listening(f func(addr string)) Option {
 	return func(o *options) { o.listening = f }
 }
 
-// Run runs one worker: it checks cfg, serves HTTP_ADDR (empty: no HTTP),
-// runs the engine until ctx ends and its drain is done, and returns the exit
-// status with the error behind it: cliutil.ExitOK after a clean shutdown,
-// ExitConfig when cfg is invalid (the error wraps envconf.ErrInvalid; nothing
-// has listened or connected), ExitError when it cannot listen or connect.
+// Run runs one worker for cfg (resolved from a valid configuration): it
+// serves HTTP_ADDR (empty: no HTTP), runs the engine until ctx ends and its
+// drain is done, and returns the exit status with the error behind it:
+// cliutil.ExitOK after a clean shutdown, cliutil.ExitError when it cannot
+// listen or connect.
 //
 // Endpoints, served from before the engine connects until its drain has
 // ended:
 //
-//   - /metrics: the engine's metrics, the Go and process collectors and
-//     mqttrr_worker_build_info;
-//   - /health: 200 "ok", else 503 with the reason ("connecting", "N of M
-//     connections up", suspect connections, "draining"; engine.Health);
+//   - /metrics: the engine's metrics (package metrics), the Go and process
+//     collectors and mqttrr_worker_build_info;
+//   - /health: 200 "ok", else 503 with the reason (health);
 //   - /ready: 200 once the engine is connected, subscribed and its workers
-//     run, 503 "starting" before and "draining" once ctx has ended
-//     (engine.Readiness);
-//   - /stats: engine.Stats as JSON.
+//     run, else 503 (readiness);
+//   - /stats and /debug/vars: engine.Stats as JSON (/debug/vars as
+//     {"worker": Stats}).
 //
 // The worker writes nothing but its log: stdout and stderr are taken for the
 // shape main shares with loadgen-v2 and are not written to.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer, opts ...Option) (int, error) {
+func Run(ctx context.Context, cfg *config.Resolved, log *slog.Logger, stdout, stderr io.Writer, opts ...Option) (int, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
+	eng := engine.New(cfg, nil, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		metrics.BuildInfo("worker"))
-	eng, err := engine.New(cfg, log, reg)
-	if err != nil {
-		if errors.Is(err, envconf.ErrInvalid) {
-			return cliutil.ExitConfig, err
-		}
+		sharedmetrics.BuildInfo("worker"))
+	if err := metrics.New(eng).Register(reg); err != nil {
 		return cliutil.ExitError, err
 	}
 	// The endpoints outlive ctx: they answer /ready and /health with 503
@@ -87,9 +84,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 			return cliutil.ExitError, err
 		}
 		srv := serve.New(reg, log)
-		srv.Health("/health", eng.Health)
-		srv.Health("/ready", eng.Readiness)
-		srv.JSON("/stats", func() any { return eng.Stats() })
+		srv.Health("/health", health(eng, cfg.KeepAlive))
+		srv.Health("/ready", readiness(eng))
+		srv.Stats("worker", func() any { return eng.Stats() })
 		addr := l.Addr().String()
 		log.Info("http listening", "http_addr", addr)
 		wg.Go(func() {
@@ -101,12 +98,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 			o.listening(addr)
 		}
 	}
-	if adaptProcs(cfg) {
+	if cfg.AdaptGOMAXPROCS {
 		// Until the engine has drained (the drain is load too); stopped
 		// before wg.Wait, since defers run last in, first out.
 		procsCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopProcs()
-		wg.Go(func() { procs.Run(procsCtx, procs.Default(runtime.GOMAXPROCS(0)), log) })
+		wg.Go(func() { gomaxprocs.Run(procsCtx, gomaxprocs.Default(runtime.GOMAXPROCS(0)), log) })
 	}
 	if err := eng.Run(ctx); err != nil {
 		return cliutil.ExitError, err
@@ -114,10 +111,41 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 	return cliutil.ExitOK, nil
 }
 
-// adaptProcs reports whether GOMAXPROCS follows the load (package procs):
-// not when the GOMAXPROCS variable fixes it, not in MODE=cpu (CPU-bound
-// workers need every core), not on one processor.
-func adaptProcs(cfg *config.Config) bool {
-	_, fixed := os.LookupEnv("GOMAXPROCS")
-	return !fixed && cfg.Mode != config.ModeCPU && runtime.GOMAXPROCS(0) > 1
+// health is /health: false with "draining" once Run's context has ended,
+// "connecting" before the engine has connected, or the connections that are
+// down or suspect (up, but wrote and heard nothing back for keepAlive).
+func health(eng *engine.Engine, keepAlive time.Duration) func() (bool, string) {
+	return func() (bool, string) {
+		switch eng.Phase() {
+		case engine.Draining, engine.Finished:
+			return false, "draining"
+		case engine.Connecting:
+			return false, "connecting"
+		}
+		n, up, suspect := eng.Connections()
+		if up != n {
+			return false, fmt.Sprintf("%d of %d connections up", up, n)
+		}
+		if suspect > 0 {
+			return false, fmt.Sprintf("%d of %d connections suspect: wrote and heard nothing back for KEEPALIVE=%v", suspect, n, keepAlive)
+		}
+		return true, ""
+	}
+}
+
+// readiness is /ready: true once the engine is ready (engine.Ready), false
+// with "starting" before and "draining" once Run's context has ended.
+func readiness(eng *engine.Engine) func() (bool, string) {
+	return func() (bool, string) {
+		switch eng.Phase() {
+		case engine.Draining, engine.Finished:
+			return false, "draining"
+		}
+		select {
+		case <-eng.Ready():
+			return true, ""
+		default:
+			return false, "starting"
+		}
+	}
 }

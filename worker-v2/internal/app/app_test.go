@@ -2,31 +2,24 @@ package app
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/syncbuf"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/engine"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/workertest"
 )
 
 // testLogger logs into a buffer that is printed when the test fails.
@@ -40,30 +33,22 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// load sets the environment and loads the configuration as main does.
-func load(t *testing.T, env map[string]string) *config.Config {
+// load sets the environment and loads, validates and resolves the
+// configuration as main does.
+func load(t *testing.T, env map[string]string) *config.Resolved {
 	t.Helper()
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	cfg, err := config.Load()
+	c, err := config.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cfg
+	return workertest.Resolve(t, c)
 }
 
 // refusedBroker returns a broker URL nobody listens on.
-func refusedBroker(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "tcp://" + addr
-}
+func refusedBroker(t *testing.T) string { return "tcp://" + brokertest.FreeAddr(t) }
 
 type result struct {
 	code int
@@ -78,7 +63,7 @@ type running struct {
 }
 
 // start runs Run for cfg and returns once it listens.
-func start(t *testing.T, cfg *config.Config) *running {
+func start(t *testing.T, cfg *config.Resolved) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan result, 1)}
@@ -92,122 +77,35 @@ func start(t *testing.T, cfg *config.Config) *running {
 		r.base = "http://" + a
 	case res := <-r.done:
 		t.Fatalf("Run returned before listening: %d %v", res.code, res.err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("not listening after 30s")
 	}
 	t.Cleanup(cancel)
 	return r
 }
 
-// wait returns what Run returned.
-func (r *running) wait(t *testing.T) result {
-	t.Helper()
-	select {
-	case res := <-r.done:
-		return res
-	case <-time.After(60 * time.Second):
-		t.Fatal("Run did not return 60s after the cancel")
-	}
-	return result{}
-}
-
-var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-
-func get(url string) (int, string, error) {
-	resp, err := httpClient.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
-// mustGet is get that fails the test on a transport error.
+// mustGet fetches url, failing the test on a transport error.
 func mustGet(t *testing.T, url string) (int, string) {
 	t.Helper()
-	code, body, err := get(url)
+	code, body, err := brokertest.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	return code, body
+	return code, strings.TrimSpace(body)
 }
 
-// waitFor polls until cond holds; the deadline only bounds a broken run.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// stats reads /stats and checks that /debug/vars serves the same document
+// under "worker".
+func stats(t *testing.T, base string) engine.Stats {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var s engine.Stats
+	brokertest.GetJSON(t, base+"/stats", &s)
+	var vars struct {
+		Worker *engine.Stats `json:"worker"`
 	}
-}
-
-// stats is the part of /stats the tests read.
-type stats struct {
-	Received      uint64 `json:"received"`
-	Processed     uint64 `json:"processed"`
-	Abandoned     uint64 `json:"abandoned"`
-	ConnectionsUp int    `json:"connections_up"`
-	Connections   int    `json:"connections"`
-	Workers       int    `json:"workers"`
-	Mode          string `json:"mode"`
-	Draining      bool   `json:"draining"`
-}
-
-func getStats(t *testing.T, base string) stats {
-	t.Helper()
-	code, body := mustGet(t, base+"/stats")
-	var s stats
-	if err := json.Unmarshal([]byte(body), &s); code != http.StatusOK || err != nil {
-		t.Fatalf("/stats: %d %v %s", code, err, body)
+	brokertest.GetJSON(t, base+"/debug/vars", &vars)
+	if vars.Worker == nil || vars.Worker.Mode != s.Mode || vars.Worker.Connections != s.Connections {
+		t.Errorf("/debug/vars %+v does not hold the /stats document under \"worker\"", vars.Worker)
 	}
 	return s
-}
-
-// scrape reads /metrics and parses the text exposition.
-func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
-	t.Helper()
-	code, body := mustGet(t, base+"/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d", code)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	return mfs
-}
-
-// sample returns the value of the one series of family name whose labels
-// include the name/value pairs given (a counter or a gauge).
-func sample(t *testing.T, mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-	t.Helper()
-	var found []*dto.Metric
-next:
-	for _, m := range mfs[name].GetMetric() {
-		for i := 0; i+1 < len(labels); i += 2 {
-			ok := false
-			for _, lp := range m.GetLabel() {
-				ok = ok || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
-			}
-			if !ok {
-				continue next
-			}
-		}
-		found = append(found, m)
-	}
-	if len(found) != 1 {
-		t.Fatalf("%s%v: %d series, want 1", name, labels, len(found))
-	}
-	if c := found[0].GetCounter(); c != nil {
-		return c.GetValue()
-	}
-	return found[0].GetGauge().GetValue()
 }
 
 // checkBuildInfo: mqttrr_worker_build_info is exported once, value 1, with
@@ -232,40 +130,22 @@ func checkBuildInfo(t *testing.T, mfs map[string]*dto.MetricFamily) {
 	}
 }
 
-// publish sends n requests through a fresh client.
-func publish(t *testing.T, brokerURL string, first, n int) {
-	t.Helper()
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(brokerURL).
-		SetClientID("app-test-requester-" + strconv.Itoa(first)).SetAutoReconnect(false))
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("requester connect: %v", tok.Error())
-	}
-	defer c.Disconnect(100)
-	for i := first; i < first+n; i++ {
-		req, err := wire.AppendRequest(nil, &wire.Request{RunID: 7, ClientID: uint32(i), Seq: uint32(i),
-			Instance: []byte("t"), ReplyTopic: []byte("resp/t/0")}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tok := c.Publish(wire.RequestTopic(i%16), 0, false, req); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("publish: %v", tok.Error())
-		}
-	}
-}
-
-// checkLeaks fails the test when goroutines it started outlive it. The
-// deadline is generous: paho ends a client that never connected in the
+// checkLeaks fails the test when goroutines it started outlive it. It waits
+// for them to end: paho ends a client that never connected in the
 // background, up to its retry interval after Disconnect returned.
 func checkLeaks(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
+	var leak error
 	t.Cleanup(func() {
-		deadline := time.Now().Add(30 * time.Second)
-		for goleak.Find(ignore) != nil && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
+		if leak != nil {
+			t.Log(leak)
 		}
-		if err := goleak.Find(ignore); err != nil {
-			t.Error(err)
-		}
+	})
+	t.Cleanup(func() {
+		brokertest.WaitFor(t, "the test's goroutines to end", func() bool {
+			leak = goleak.Find(ignore)
+			return leak == nil
+		})
 	})
 }
 
@@ -278,23 +158,23 @@ func TestEndpointsWhileConnecting(t *testing.T) {
 	cfg := load(t, map[string]string{"MQTT_BROKER": refusedBroker(t), "HTTP_ADDR": "127.0.0.1:0", "CONNECTIONS": "1"})
 	r := start(t, cfg)
 	for _, c := range []struct{ path, body string }{{"/ready", "starting"}, {"/health", "connecting"}} {
-		if code, body := mustGet(t, r.base+c.path); code != http.StatusServiceUnavailable || strings.TrimSpace(body) != c.body {
+		if code, body := mustGet(t, r.base+c.path); code != http.StatusServiceUnavailable || body != c.body {
 			t.Errorf("%s while connecting: %d %q, want 503 %q", c.path, code, body, c.body)
 		}
 	}
-	if s := getStats(t, r.base); s.ConnectionsUp != 0 || s.Connections != 1 || s.Draining {
+	if s := stats(t, r.base); s.ConnectionsUp != 0 || s.Connections != 1 || s.Draining {
 		t.Errorf("/stats while connecting: %+v", s)
 	}
-	mfs := scrape(t, r.base)
+	mfs := brokertest.Scrape(t, r.base+"/metrics")
 	checkBuildInfo(t, mfs)
-	if got := sample(t, mfs, "mqttrr_worker_phase", "phase", "connecting"); got != 1 {
+	if got := brokertest.Sample(t, mfs, "mqttrr_worker_phase", "phase", "connecting"); got != 1 {
 		t.Errorf("phase connecting = %v, want 1", got)
 	}
 	r.cancel()
-	if res := r.wait(t); res.code != cliutil.ExitOK || res.err != nil {
+	if res := <-r.done; res.code != cliutil.ExitOK || res.err != nil {
 		t.Errorf("Run cancelled while connecting: %d %v, want 0 nil", res.code, res.err)
 	}
-	if _, _, err := get(r.base + "/health"); err == nil {
+	if _, _, err := brokertest.Get(r.base + "/health"); err == nil {
 		t.Error("endpoints still served after Run returned")
 	}
 }
@@ -306,31 +186,31 @@ func TestEndpointsWhileConnecting(t *testing.T) {
 // Run returns 0 and nothing is served.
 func TestEndpointsRunAndDrain(t *testing.T) {
 	checkLeaks(t)
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := brokertest.Start(t)
 	// One worker at 50 ms a request and no drops: a backlog of 60 keeps the
 	// drain busy for about 3 s, long enough to watch it over HTTP.
 	cfg := load(t, map[string]string{
 		"MQTT_BROKER": b.URL(), "HTTP_ADDR": "127.0.0.1:0", "CONNECTIONS": "2",
 		"MIN_WORKERS": "1", "MAX_WORKERS": "1", "MODE": "sleep", "SLEEP_MS": "50", "DROP_ON_FULL": "false",
-		"SHUTDOWN_TIMEOUT": "60s", "CLIENT_ID_PREFIX": "app-test",
+		"SHUTDOWN_TIMEOUT": "60s", "CLIENT_ID_PREFIX": workertest.ClientID("app-test"),
 	})
 	r := start(t, cfg)
-	waitFor(t, "/ready 200", func() bool { code, _, err := get(r.base + "/ready"); return err == nil && code == http.StatusOK })
-	if code, body := mustGet(t, r.base+"/health"); code != http.StatusOK || strings.TrimSpace(body) != "ok" {
+	brokertest.WaitFor(t, "/ready 200", func() bool {
+		code, _, err := brokertest.Get(r.base + "/ready")
+		return err == nil && code == http.StatusOK
+	})
+	if code, body := mustGet(t, r.base+"/health"); code != http.StatusOK || body != "ok" {
 		t.Errorf("/health when ready: %d %q", code, body)
 	}
-	if s := getStats(t, r.base); s.ConnectionsUp != 2 || s.Connections != 2 || s.Workers != 1 || s.Mode != "sleep" || s.Draining {
+	if s := stats(t, r.base); s.ConnectionsUp != 2 || s.Connections != 2 || s.Workers != 1 || s.Mode != "sleep" || s.Draining {
 		t.Errorf("/stats when ready: %+v", s)
 	}
 
+	req := workertest.NewRequester(t, b.URL())
 	const first = 10
-	publish(t, b.URL(), 0, first)
-	waitFor(t, "the first requests processed", func() bool { return getStats(t, r.base).Processed == first })
-	mfs := scrape(t, r.base)
+	req.SendRequests(t, 0, first)
+	brokertest.WaitFor(t, "the first requests processed", func() bool { return stats(t, r.base).Processed == first })
+	mfs := brokertest.Scrape(t, r.base+"/metrics")
 	checkBuildInfo(t, mfs)
 	for _, c := range []struct {
 		name   string
@@ -344,83 +224,167 @@ func TestEndpointsRunAndDrain(t *testing.T) {
 		{"mqttrr_worker_connections_up", nil, 2},
 		{"mqttrr_worker_phase", []string{"phase", "steady"}, 1},
 	} {
-		if got := sample(t, mfs, c.name, c.labels...); got != c.want {
+		if got := brokertest.Sample(t, mfs, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
 
 	const backlog = 60
-	publish(t, b.URL(), first, backlog)
-	waitFor(t, "the backlog received", func() bool { return getStats(t, r.base).Received == first+backlog })
+	req.SendRequests(t, first, backlog)
+	brokertest.WaitFor(t, "the backlog received", func() bool { return stats(t, r.base).Received == first+backlog })
 	r.cancel()
-	waitFor(t, "/ready 503 draining", func() bool {
+	brokertest.WaitFor(t, "/ready 503 draining", func() bool {
 		select {
 		case res := <-r.done:
 			t.Fatalf("Run returned (%d %v) before /ready was seen draining", res.code, res.err)
 		default:
 		}
-		code, body, err := get(r.base + "/ready")
+		code, body, err := brokertest.Get(r.base + "/ready")
 		return err == nil && code == http.StatusServiceUnavailable && strings.TrimSpace(body) == "draining"
 	})
-	if code, body := mustGet(t, r.base+"/health"); code != http.StatusServiceUnavailable || strings.TrimSpace(body) != "draining" {
+	if code, body := mustGet(t, r.base+"/health"); code != http.StatusServiceUnavailable || body != "draining" {
 		t.Errorf("/health while draining: %d %q, want 503 \"draining\"", code, body)
 	}
-	if s := getStats(t, r.base); !s.Draining {
+	if s := stats(t, r.base); !s.Draining {
 		t.Errorf("/stats while draining: %+v", s)
 	}
-	if got := sample(t, scrape(t, r.base), "mqttrr_worker_phase", "phase", "draining"); got != 1 {
+	if got := brokertest.Sample(t, brokertest.Scrape(t, r.base+"/metrics"), "mqttrr_worker_phase", "phase", "draining"); got != 1 {
 		t.Errorf("phase draining = %v, want 1", got)
 	}
 	// The drain processes the backlog; the endpoints report it as it goes.
-	waitFor(t, "/stats to count the drained backlog", func() bool {
-		code, body, err := get(r.base + "/stats")
-		if err != nil || code != http.StatusOK {
+	brokertest.WaitFor(t, "/stats to count the drained backlog", func() bool {
+		var s engine.Stats
+		if err := brokertest.FetchJSON(r.base+"/stats", &s); err != nil {
 			return true // the drain ended and Run stopped serving
 		}
-		var s stats
-		return json.Unmarshal([]byte(body), &s) == nil && s.Processed == first+backlog
+		return s.Processed == first+backlog
 	})
-	if res := r.wait(t); res.code != cliutil.ExitOK || res.err != nil {
+	if res := <-r.done; res.code != cliutil.ExitOK || res.err != nil {
 		t.Errorf("Run after the drain: %d %v, want 0 nil", res.code, res.err)
 	}
-	if _, _, err := get(r.base + "/health"); err == nil {
+	if _, _, err := brokertest.Get(r.base + "/health"); err == nil {
 		t.Error("endpoints still served after Run returned")
 	}
+	brokertest.WaitFor(t, "every reply", func() bool { return req.Count() == first+backlog })
+	req.CheckAnswered(t, first+backlog)
 }
 
-// TestInvalidConfigExits2: a configuration the engine refuses exits 2 with
-// the problem named, before anything listens or connects.
-func TestInvalidConfigExits2(t *testing.T) {
-	cases := []struct {
+// TestRoundTrip is the test as requester through the whole binary: every
+// valid request gets exactly one response echoing its fields, garbage
+// (including well-formed requests whose reply topic is not publishable) is
+// counted as malformed, and /stats, /metrics, /health and /ready agree.
+func TestRoundTrip(t *testing.T) {
+	checkLeaks(t)
+	b := brokertest.Start(t)
+	req := workertest.NewRequester(t, b.URL())
+	c := workertest.Config(b.URL())
+	c.HTTPAddr = "127.0.0.1:0"
+	cfg := workertest.Resolve(t, c)
+	r := start(t, cfg)
+	brokertest.WaitFor(t, "/ready 200", func() bool {
+		code, _, err := brokertest.Get(r.base + "/ready")
+		return err == nil && code == http.StatusOK
+	})
+
+	const n = 300
+	req.SendRequests(t, 0, n)
+	request1 := workertest.Request(t, 1, 0)
+	garbage := [][]byte{
+		{},
+		[]byte("hello, worker"),
+		wire.AppendResponse(nil, &wire.Response{RunID: 1}),
+		request1[:24],
+		append([]byte{2}, request1[1:]...), // unknown version
+	}
+	for _, topic := range []string{"resp/+/1", "resp/#", "resp/a\x00b", "resp/\xff"} { // hostile reply topics
+		g, err := wire.AppendRequest(nil, &wire.Request{RunID: 7, ClientID: 9999, Seq: 9999, ReplyTopic: []byte(topic)}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		garbage = append(garbage, g)
+	}
+	for _, g := range garbage {
+		req.Publish(t, "req/3", g)
+	}
+	brokertest.WaitFor(t, "all responses and malformed counts", func() bool {
+		s := stats(t, r.base)
+		return req.Count() >= n && s.Malformed == uint64(len(garbage)) && s.InFlight == 0
+	})
+
+	s := stats(t, r.base)
+	if s.Received != n+uint64(len(garbage)) || s.Processed != n || s.DroppedFull != 0 || s.ReplyFailed != 0 || s.Received != s.Accounted() {
+		t.Errorf("stats %+v", s)
+	}
+	if s.ConnectionsUp != 2 || s.Connections != 2 || s.Workers != c.MinWorkers || s.QueueCap != c.QueueCap ||
+		s.Mode != "health" || s.Draining || s.MinWorkers != 2 || s.MaxWorkers != 4 || s.ScalingEvents == nil {
+		t.Errorf("stats %+v", s)
+	}
+	var raw map[string]any
+	brokertest.GetJSON(t, r.base+"/stats", &raw)
+	for _, k := range []string{"workers", "min_workers", "max_workers", "queue_depth", "queue_cap", "received", "processed",
+		"dropped_full", "malformed", "reply_failed", "rate_rps", "connections_up", "connections", "mode", "draining", "scaling_events",
+		"queue_bytes", "queue_max_bytes", "queue_oldest_seconds", "blocked", "arrival_rps", "service_seconds", "demand_workers",
+		"need_workers", "utilization"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("stats JSON lacks %q", k)
+		}
+	}
+	// rate_rps counts from one-second samples: wait for the first one.
+	brokertest.WaitFor(t, "rate_rps above 0", func() bool { return stats(t, r.base).RateRPS > 0 })
+
+	mfs := brokertest.Scrape(t, r.base+"/metrics")
+	for _, m := range []struct {
 		name   string
-		modify func(*config.Config)
-		want   []string
+		labels []string
+		want   float64
 	}{
-		{"min above max", func(c *config.Config) { c.MinWorkers, c.MaxWorkers = 50, 10 }, []string{"MIN_WORKERS=50", "MAX_WORKERS=10"}},
-		{"unknown mode", func(c *config.Config) { c.Mode = "turbo" }, []string{"MODE=turbo"}},
+		{"mqttrr_worker_messages_received_total", nil, float64(n + len(garbage))},
+		{"mqttrr_worker_messages_total", []string{"outcome", "processed"}, n},
+		{"mqttrr_worker_messages_total", []string{"outcome", "malformed"}, float64(len(garbage))},
+		{"mqttrr_worker_messages_total", []string{"outcome", "dropped_full"}, 0},
+		{"mqttrr_worker_messages_total", []string{"outcome", "reply_failed"}, 0},
+		{"mqttrr_worker_queue_depth", nil, 0},
+		{"mqttrr_worker_queue_capacity", nil, float64(c.QueueCap)},
+		{"mqttrr_worker_queue_bytes", nil, 0},
+		{"mqttrr_worker_queue_capacity_bytes", nil, float64(c.QueueMaxBytes)},
+		{"mqttrr_worker_queue_oldest_seconds", nil, 0},
+		{"mqttrr_worker_blocked", nil, 0},
+		{"mqttrr_worker_max_workers", nil, float64(c.MaxWorkers)},
+		{"mqttrr_worker_workers", nil, float64(c.MinWorkers)},
+		{"mqttrr_worker_connections_up", nil, 2},
+		{"mqttrr_worker_scaling_events_total", []string{"direction", "up"}, 0},
+	} {
+		if got := brokertest.Sample(t, mfs, m.name, m.labels...); got != m.want {
+			t.Errorf("%s%v = %v, want %v", m.name, m.labels, got, m.want)
+		}
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			checkLeaks(t)
-			cfg := config.Defaults()
-			cfg.Broker = "tcp://127.0.0.1:1"
-			cfg.HTTPAddr = "127.0.0.1:0"
-			tc.modify(cfg)
-			listened := false
-			code, err := Run(context.Background(), cfg, testLogger(t), io.Discard, io.Discard, Listening(func(string) { listened = true }))
-			if code != cliutil.ExitConfig || !errors.Is(err, envconf.ErrInvalid) {
-				t.Fatalf("Run: %d %v, want %d and an error wrapping envconf.ErrInvalid", code, err, cliutil.ExitConfig)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error lacks %q: %v", w, err)
-				}
-			}
-			if listened {
-				t.Error("listened with an invalid configuration")
-			}
-		})
+	for _, name := range []string{"mqttrr_worker_queue_wait_seconds", "mqttrr_worker_processing_seconds"} {
+		if ms := mfs[name].GetMetric(); len(ms) != 1 || ms[0].GetHistogram().GetSampleCount() != n {
+			t.Errorf("%s: %v, want one histogram counting %d", name, ms, n)
+		}
 	}
+	for _, name := range []string{"mqttrr_worker_demand_workers", "mqttrr_worker_utilization_ratio"} {
+		if got := brokertest.Sample(t, mfs, name); got < 0 || got > 1 {
+			t.Errorf("%s = %v at light load, want 0..1", name, got)
+		}
+	}
+	for _, path := range []string{"/health", "/ready"} {
+		if code, body := mustGet(t, r.base+path); code != http.StatusOK || body != "ok" {
+			t.Errorf("%s = %d %q, want 200 ok", path, code, body)
+		}
+	}
+
+	r.cancel()
+	if res := <-r.done; res.code != cliutil.ExitOK || res.err != nil {
+		t.Fatalf("Run: %d %v", res.code, res.err)
+	}
+	// Run has returned: the worker has written every reply it will; a late
+	// duplicate would be in by the barrier.
+	req.Barrier(t)
+	if got := req.Count(); got != n {
+		t.Errorf("%d responses in total, want %d", got, n)
+	}
+	req.CheckAnswered(t, n)
 }
 
 // TestListenErrorExits1: an HTTP_ADDR that is taken is a runtime error
@@ -439,22 +403,40 @@ func TestListenErrorExits1(t *testing.T) {
 	}
 }
 
-// TestAdaptProcs: GOMAXPROCS follows the load unless the operator fixed it
-// or the workers are CPU-bound.
-func TestAdaptProcs(t *testing.T) {
-	cfg := config.Defaults()
-	t.Setenv("GOMAXPROCS", "2") // restored after the test
-	if adaptProcs(cfg) {
-		t.Error("GOMAXPROCS set: must stay fixed")
+// TestHealthAndReadiness: what /health and /ready answer through an
+// engine's life, over an in-memory transport.
+func TestHealthAndReadiness(t *testing.T) {
+	c := workertest.Config("tcp://in-memory:1883")
+	c.KeepAlive = 30 * time.Second
+	cfg := workertest.Resolve(t, c)
+	d := new(workertest.Dialer)
+	eng := engine.New(cfg, d.Dial, testLogger(t))
+	h, ready := health(eng, cfg.KeepAlive), readiness(eng)
+	check := func(when string, f func() (bool, string), ok bool, why string) {
+		t.Helper()
+		if gotOK, gotWhy := f(); gotOK != ok || gotWhy != why {
+			t.Errorf("%s: %v %q, want %v %q", when, gotOK, gotWhy, ok, why)
+		}
 	}
-	if err := os.Unsetenv("GOMAXPROCS"); err != nil {
+	check("health before Run", h, false, "connecting")
+	check("readiness before Run", ready, false, "starting")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	<-eng.Ready()
+	check("health when ready", h, true, "")
+	check("readiness when ready", ready, true, "")
+	mem := d.Transport()
+	mem.C(1).SetDown(true)
+	check("health with a connection down", h, false, "1 of 2 connections up")
+	mem.C(1).SetDown(false)
+	mem.C(0).SetSuspect(true)
+	check("health with a suspect connection", h, false, "1 of 2 connections suspect: wrote and heard nothing back for KEEPALIVE=30s")
+	check("readiness with a suspect connection", ready, true, "")
+	cancel()
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if got, want := adaptProcs(cfg), runtime.GOMAXPROCS(0) > 1; got != want {
-		t.Errorf("MODE=health, GOMAXPROCS unset, %d processors: adapt %v, want %v", runtime.GOMAXPROCS(0), got, want)
-	}
-	cfg.Mode = config.ModeCPU
-	if adaptProcs(cfg) {
-		t.Error("MODE=cpu: CPU-bound workers need every core, must stay fixed")
-	}
+	check("health after Run", h, false, "draining")
+	check("readiness after Run", ready, false, "draining")
 }

@@ -1,25 +1,22 @@
-// Package config holds worker-v2's configuration: every environment
-// variable, its default, its unit and its rule.
+// Package config owns worker-v2's configuration: every environment variable,
+// its default, its unit and its rule. It is the only package of the worker
+// that reads the environment. Three steps, as main runs them:
+//
+//   - Load parses the environment into a Config (a value that does not parse
+//     is an error naming the variable);
+//   - Validate checks every rule and reports every problem at once; it
+//     changes nothing;
+//   - Resolve derives what the engine packages need from a valid Config:
+//     the client id prefix, the protocol settings, the reply rules, the
+//     processing mode, the autoscaler's policy, the connection options with
+//     the broker credentials and TLS files read.
 package config
 
 import (
-	"errors"
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
-)
-
-// Processing modes (MODE).
-const (
-	ModeHealth = "health" // reply at once
-	ModeSleep  = "sleep"  // wait SLEEP_MS ± SLEEP_JITTER_MS, then reply
-	ModeCPU    = "cpu"    // run CPU_ITERATIONS of hashing over the payload, then reply
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/modes"
 )
 
 // Bounds of the numeric variables.
@@ -32,8 +29,8 @@ const (
 	MaxQueueBytes = 64 << 30
 )
 
-// Config is worker-v2's configuration. The zero value is not useful: use
-// Load (environment) or Defaults (tests).
+// Config is worker-v2's configuration as the environment gives it. The zero
+// value is not useful: use Load (environment) or Defaults (tests).
 type Config struct {
 	Broker          string        `envconfig:"MQTT_BROKER" default:"tcp://localhost:1883" desc:"MQTT broker URL (tcp://, mqtt://, ssl://, tls://, mqtts://)" json:"broker"`
 	Sub             string        `envconfig:"MQTT_SUB" default:"req/+" desc:"topic filter the requests arrive on" json:"sub"`
@@ -55,7 +52,7 @@ type Config struct {
 	SleepJitterMS   int           `envconfig:"SLEEP_JITTER_MS" default:"0" desc:"MODE=sleep: uniform jitter added to SLEEP_MS, ± this much, never below 0 (ms)" json:"sleep_jitter_ms"`
 	CPUIterations   int           `envconfig:"CPU_ITERATIONS" default:"10000" desc:"MODE=cpu: hash rounds over the payload per request (about 2-3 ns each)" json:"cpu_iterations"`
 	DropOnFull      bool          `envconfig:"DROP_ON_FULL" default:"true" desc:"when the queue is full: true = drop and count the request, false = stop reading the connection (the broker then queues or drops)" json:"drop_on_full"`
-	HTTPAddr        string        `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address for /metrics, /stats, /health, /ready (empty = off)" json:"http_addr"`
+	HTTPAddr        string        `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address for /metrics, /stats (also /debug/vars), /health, /ready (empty = off)" json:"http_addr"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s" desc:"on SIGTERM, how long workers may take to empty the queue (duration)" json:"shutdown_timeout"`
 	QoS             int           `envconfig:"QOS" default:"0" desc:"MQTT QoS of the subscription and the replies (0, 1 or 2)" json:"qos"`
 	KeepAlive       time.Duration `envconfig:"KEEPALIVE" default:"30s" desc:"MQTT keepalive; a connection whose broker stays silent for 1.5 × KEEPALIVE is dropped and reconnected, and one that wrote and heard nothing for KEEPALIVE is reported suspect (/health 503) (1s..18h12m15s)" json:"keepalive"`
@@ -68,15 +65,12 @@ type Config struct {
 	ResponseTmpl    string        `envconfig:"RESPONSE_TEMPLATE" desc:"reply payload for properties and json:FIELD; {{id}} is the request's id (json); @path reads a file (default: {\"id\":\"{{id}}\",\"status\":\"ok\"} for json, RESPONSE_BYTES bytes for properties)" json:"response_template,omitempty"`
 	ResponseBytes   int           `envconfig:"RESPONSE_BYTES" default:"16" desc:"CORRELATE=properties without RESPONSE_TEMPLATE: reply payload size (bytes, 0..1048576); the envelope's reply is always 30 bytes" json:"response_bytes"`
 	envconf.Security
-
-	proto Protocol
 }
 
 // Defaults returns the configuration with every default applied, as Load
-// returns it with an empty environment (before Validate fills
-// CLIENT_ID_PREFIX).
+// returns it with an empty environment.
 func Defaults() *Config {
-	c := &Config{
+	return &Config{
 		Broker:          "tcp://localhost:1883",
 		Sub:             "req/+",
 		Shared:          true,
@@ -92,7 +86,7 @@ func Defaults() *Config {
 		ScaleTarget:     0.8,
 		ScaleMaxWait:    time.Second,
 		ScaleDownWindow: 30 * time.Second,
-		Mode:            ModeHealth,
+		Mode:            modes.Health,
 		SleepMS:         10,
 		SleepJitterMS:   0,
 		CPUIterations:   10000,
@@ -107,124 +101,15 @@ func Defaults() *Config {
 		ReplyTo:         "reply_to",
 		ResponseBytes:   16,
 	}
-	c.validateProtocol() // resolves the protocol settings; the defaults are valid
-	return c
 }
 
-// Load reads the environment and validates it. Errors wrap envconf.ErrInvalid.
+// Load parses the environment into a Config. It does not validate (see
+// Validate): an error is a value that does not parse as its type, and wraps
+// envconf.ErrInvalid.
 func Load() (*Config, error) {
 	c := &Config{}
 	if err := envconf.Load(c); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-// Check validates c and returns every problem joined in one error wrapping
-// envconf.ErrInvalid, or nil.
-func (c *Config) Check() error {
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", envconf.ErrInvalid, err)
-	}
-	return nil
-}
-
-// Validate implements envconf.Validator: it returns every problem, each
-// naming the variable, its value and the rule. It fills CLIENT_ID_PREFIX when
-// it is empty.
-func (c *Config) Validate() error {
-	if c.ClientIDPrefix == "" {
-		c.ClientIDPrefix = DefaultClientIDPrefix()
-	}
-	chk := envconf.Check
-	errs := []error{
-		chk(validFilter(c.Sub), "MQTT_SUB", c.Sub, "must be a topic filter ('+' and '#' alone in a level, '#' last)"),
-		chk(!strings.HasPrefix(c.Sub, "$share/"), "MQTT_SUB", c.Sub, "must not start with $share/ (set SHARE_GROUP and SHARED_SUBSCRIPTION instead)"),
-		chk(c.Connections >= 1 && c.Connections <= MaxConnections, "CONNECTIONS", c.Connections, fmt.Sprintf("must be between 1 and %d", MaxConnections)),
-		chk(c.MinWorkers >= 1, "MIN_WORKERS", c.MinWorkers, "must be at least 1"),
-		chk(c.MaxWorkers >= 1 && c.MaxWorkers <= MaxWorkersCap, "MAX_WORKERS", c.MaxWorkers, fmt.Sprintf("must be between 1 and %d", MaxWorkersCap)),
-		chk(c.QueueCap >= 1 && c.QueueCap <= MaxQueueCap, "QUEUE_CAP", c.QueueCap, fmt.Sprintf("must be between 1 and %d", MaxQueueCap)),
-		chk(c.ScaleUp > 0 && c.ScaleUp < 1, "SCALE_UP_THRESHOLD", c.ScaleUp, "must be between 0 and 1 (exclusive)"),
-		chk(c.ScaleDown > 0 && c.ScaleDown < 1, "SCALE_DOWN_THRESHOLD", c.ScaleDown, "must be between 0 and 1 (exclusive)"),
-		chk(c.QueueMaxBytes >= MinQueueBytes && c.QueueMaxBytes <= MaxQueueBytes, "QUEUE_MAX_BYTES", c.QueueMaxBytes, fmt.Sprintf("must be between %d (64 KiB) and %d (64 GiB)", MinQueueBytes, MaxQueueBytes)),
-		chk(c.ScaleInterval >= 10*time.Millisecond, "SCALE_INTERVAL", c.ScaleInterval, "must be at least 10ms"),
-		chk(c.ScaleTarget > 0 && c.ScaleTarget <= 1, "SCALE_TARGET_UTILIZATION", c.ScaleTarget, "must be above 0 and at most 1"),
-		chk(c.ScaleMaxWait >= 10*time.Millisecond && c.ScaleMaxWait <= time.Hour, "SCALE_MAX_WAIT", c.ScaleMaxWait, "must be between 10ms and 1h"),
-		chk(c.ScaleDownWindow >= 0 && c.ScaleDownWindow <= 24*time.Hour, "SCALE_DOWN_WINDOW", c.ScaleDownWindow, "must be between 0s and 24h"),
-		chk(validMode(c.Mode), "MODE", c.Mode, "must be health, sleep or cpu"),
-		chk(c.SleepMS >= 0 && c.SleepMS <= 3_600_000, "SLEEP_MS", c.SleepMS, "must be between 0 and 3600000"),
-		chk(c.SleepJitterMS >= 0 && c.SleepJitterMS <= 3_600_000, "SLEEP_JITTER_MS", c.SleepJitterMS, "must be between 0 and 3600000"),
-		chk(c.CPUIterations >= 0 && c.CPUIterations <= 1_000_000_000, "CPU_ITERATIONS", c.CPUIterations, "must be between 0 and 1000000000"),
-		chk(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", c.ShutdownTimeout, "must be positive"),
-		chk(c.QoS >= 0 && c.QoS <= 2, "QOS", c.QoS, "must be 0, 1 or 2"),
-		chk(c.WriteLinger >= 0 && c.WriteLinger <= time.Second, "WRITE_LINGER", c.WriteLinger, "must be between 0 and 1s"),
-		chk(c.KeepAlive >= time.Second && c.KeepAlive <= 65535*time.Second, "KEEPALIVE", c.KeepAlive, "must be between 1s and 18h12m15s (MQTT's 65535 s)"),
-		chk(len(c.ClientIDPrefix) <= 200, "CLIENT_ID_PREFIX", c.ClientIDPrefix, "must be at most 200 bytes"),
-		chk(validLevel(c.LogLevel), "LOG_LEVEL", c.LogLevel, "must be debug, info, warn or error"),
-	}
-	if c.Shared {
-		errs = append(errs, chk(c.ShareGroup != "", "SHARE_GROUP", c.ShareGroup,
-			"must not be empty while SHARED_SUBSCRIPTION=true (set SHARED_SUBSCRIPTION=false for a plain subscription)"))
-		if c.ShareGroup != "" {
-			errs = append(errs, chk(wire.ValidTopicName(c.ShareGroup), "SHARE_GROUP", c.ShareGroup, "must be 1-255 bytes without '/', '+', '#'"))
-		}
-	}
-	if c.MinWorkers > c.MaxWorkers {
-		errs = append(errs, fmt.Errorf("MIN_WORKERS=%d is greater than MAX_WORKERS=%d", c.MinWorkers, c.MaxWorkers))
-	}
-	if c.ScaleDown >= c.ScaleUp {
-		errs = append(errs, fmt.Errorf("SCALE_DOWN_THRESHOLD=%v must be below SCALE_UP_THRESHOLD=%v", c.ScaleDown, c.ScaleUp))
-	}
-	errs = append(errs, c.Security.Validate("MQTT_BROKER", c.Broker)...)
-	errs = append(errs, c.validateProtocol()...)
-	return errors.Join(errs...)
-}
-
-// SleepDuration returns SLEEP_MS as a duration.
-func (c *Config) SleepDuration() time.Duration { return time.Duration(c.SleepMS) * time.Millisecond }
-
-// SleepJitter returns SLEEP_JITTER_MS as a duration.
-func (c *Config) SleepJitter() time.Duration {
-	return time.Duration(c.SleepJitterMS) * time.Millisecond
-}
-
-// DefaultClientIDPrefix returns "wk-{hostname}-{pid}".
-func DefaultClientIDPrefix() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		h = "worker"
-	}
-	return "wk-" + h + "-" + strconv.Itoa(os.Getpid())
-}
-
-func validMode(m string) bool {
-	switch m {
-	case ModeHealth, ModeSleep, ModeCPU:
-		return true
-	}
-	return false
-}
-
-// validLevel: LOG_LEVEL as slog parses it (cliutil.ParseLevel).
-func validLevel(s string) bool {
-	_, err := cliutil.ParseLevel(s)
-	return err == nil
-}
-
-// validFilter reports whether f is an MQTT topic filter: non-empty, no NUL,
-// '+' and '#' only as a whole level, '#' only as the last level.
-func validFilter(f string) bool {
-	if f == "" || len(f) > wire.MaxTopicLen || strings.IndexByte(f, 0) >= 0 {
-		return false
-	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		if strings.ContainsAny(l, "+#") && l != "+" && l != "#" {
-			return false
-		}
-		if l == "#" && i != len(levels)-1 {
-			return false
-		}
-	}
-	return true
 }

@@ -37,17 +37,21 @@ func TestDefaultsMatchLoad(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load with an empty environment: %v", err)
 	}
-	want := Defaults()
-	want.ClientIDPrefix = got.ClientIDPrefix // filled by Validate
-	if !reflect.DeepEqual(got, want) {
+	if want := Defaults(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Load() = %+v\nDefaults() = %+v", got, want)
 	}
-	if !strings.HasPrefix(got.ClientIDPrefix, "wk-") {
-		t.Errorf("default CLIENT_ID_PREFIX = %q, want wk-{hostname}-{pid}", got.ClientIDPrefix)
+	if err := Defaults().Validate(); err != nil {
+		t.Errorf("Defaults().Validate() = %v", err)
 	}
-	if err := Defaults().Check(); err != nil {
-		t.Errorf("Defaults().Check() = %v", err)
+}
+
+// load loads the environment and validates it, as main does.
+func load() (*Config, error) {
+	c, err := Load()
+	if err != nil {
+		return nil, err
 	}
+	return c, c.Validate()
 }
 
 func TestLoadValid(t *testing.T) {
@@ -62,7 +66,7 @@ func TestLoadValid(t *testing.T) {
 	t.Setenv("MAX_WORKERS", "1")
 	t.Setenv("MQTT_SUB", "a/+/b/#")
 	t.Setenv("MQTT_BROKER", "mqtts://broker.example:8883")
-	c, err := Load()
+	c, err := load()
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -166,9 +170,9 @@ func TestLoadInvalid(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			_, err := Load()
+			_, err := load()
 			if err == nil {
-				t.Fatalf("Load() with %v = nil error", tc.env)
+				t.Fatalf("Load and Validate with %v = nil error", tc.env)
 			}
 			if !errors.Is(err, envconf.ErrInvalid) {
 				t.Errorf("error does not wrap envconf.ErrInvalid: %v", err)
@@ -208,7 +212,7 @@ func TestValidateAutoscaleMessages(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Defaults()
 			tc.set(c)
-			errs := envconf.Problems(c.Validate())
+			errs := c.problems()
 			if len(errs) != 1 || errs[0].Error() != tc.want {
 				t.Errorf("Validate() = %q, want exactly [%q]", errs, tc.want)
 			}
@@ -217,29 +221,38 @@ func TestValidateAutoscaleMessages(t *testing.T) {
 	// The limits themselves are valid.
 	c := Defaults()
 	c.QueueMaxBytes, c.ScaleTarget, c.ScaleMaxWait, c.ScaleDownWindow = MinQueueBytes, 1, 10*time.Millisecond, 0
-	if errs := envconf.Problems(c.Validate()); len(errs) != 0 {
-		t.Errorf("lower limits: %v", errs)
+	if err := c.Validate(); err != nil {
+		t.Errorf("lower limits: %v", err)
 	}
 	c.QueueMaxBytes, c.ScaleMaxWait, c.ScaleDownWindow = MaxQueueBytes, time.Hour, 24*time.Hour
-	if errs := envconf.Problems(c.Validate()); len(errs) != 0 {
-		t.Errorf("upper limits: %v", errs)
+	if err := c.Validate(); err != nil {
+		t.Errorf("upper limits: %v", err)
 	}
 }
 
+// TestValidateReportsEveryProblem: one error wrapping envconf.ErrInvalid,
+// every problem on a line of its own, and c unchanged.
 func TestValidateReportsEveryProblem(t *testing.T) {
 	c := Defaults()
 	c.Connections = 0
 	c.QueueCap = 0
 	c.Mode = "gpu"
 	c.MinWorkers, c.MaxWorkers = 50, 10
-	err := c.Check()
+	before := *c
+	err := c.Validate()
 	if !errors.Is(err, envconf.ErrInvalid) {
-		t.Fatalf("Check() = %v, want ErrInvalid", err)
+		t.Fatalf("Validate() = %v, want ErrInvalid", err)
 	}
-	for _, w := range []string{"CONNECTIONS=0", "QUEUE_CAP=0", "MODE=gpu", "MIN_WORKERS=50 is greater than MAX_WORKERS=10"} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("Check() = %q, missing %q", err, w)
-		}
+	want := "invalid configuration:\n" +
+		"  CONNECTIONS=0 must be between 1 and 1000\n" +
+		"  QUEUE_CAP=0 must be between 1 and 10000000\n" +
+		"  MODE=gpu must be health, sleep or cpu\n" +
+		"  MIN_WORKERS=50 is greater than MAX_WORKERS=10"
+	if err.Error() != want {
+		t.Errorf("Validate() =\n%s\nwant\n%s", err, want)
+	}
+	if !reflect.DeepEqual(*c, before) {
+		t.Errorf("Validate changed the configuration: %+v, was %+v", *c, before)
 	}
 }
 

@@ -8,8 +8,8 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
-// Protocol is the resolved protocol configuration (valid after Validate).
-type Protocol struct {
+// protocolSettings are MQTT_VERSION, CORRELATE and RESPONSE_TEMPLATE parsed.
+type protocolSettings struct {
 	Version     byte // 4 (3.1.1) or 5
 	Correlation wire.Correlation
 	IDField     string         // json:FIELD
@@ -19,13 +19,10 @@ type Protocol struct {
 // DefaultJSONResponse is RESPONSE_TEMPLATE's default with CORRELATE=json:FIELD.
 const DefaultJSONResponse = `{"id":"{{id}}","status":"ok"}`
 
-// Protocol returns the resolved protocol settings.
-func (c *Config) Protocol() *Protocol { return &c.proto }
-
-// validateProtocol checks MQTT_VERSION, CORRELATE, REPLY_TO,
-// RESPONSE_TEMPLATE and RESPONSE_BYTES and resolves them into c.proto.
-func (c *Config) validateProtocol() []error {
-	p := &c.proto
+// parseProtocol parses MQTT_VERSION, CORRELATE, REPLY_TO, RESPONSE_TEMPLATE (reading
+// its file for @path) and RESPONSE_BYTES, and returns every problem.
+func (c *Config) parseProtocol() (protocolSettings, []error) {
+	var p protocolSettings
 	var errs []error
 	p.Version, p.Correlation, p.IDField, errs = envconf.ParseProtocol(c.MQTTVersion, c.Correlate)
 	if c.ResponseBytes < 0 || c.ResponseBytes > 1<<20 {
@@ -47,7 +44,7 @@ func (c *Config) validateProtocol() []error {
 	default:
 		p.Template = t
 	}
-	return errs
+	return p, errs
 }
 
 func clip(s string) string {

@@ -8,47 +8,39 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
-// shutdown drains the queue within SHUTDOWN_TIMEOUT and closes the pool.
-func (e *Engine) shutdown(pool *mqttconn.Pool) {
+// Timing of the wait for stragglers after unsubscribing.
+const (
+	settlePoll  = 20 * time.Millisecond
+	settleQuiet = 3 // polls without a new message
+	settleMax   = time.Second
+)
+
+// shutdown drains the queue within SHUTDOWN_TIMEOUT and closes t.
+func (e *Engine) shutdown(t mqttconn.Transport) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownTimeout)
 	defer cancel()
-	e.log.Info("draining", "queue_depth", len(e.queue), "in_flight", e.inFlight(),
+	e.log.Info("draining", "queue_depth", e.queue.Len(), "in_flight", e.pool.InFlight(),
 		"shutdown_timeout_seconds", e.cfg.ShutdownTimeout.Seconds())
-	if err := pool.Unsubscribe(ctx); err != nil {
+	if err := t.Unsubscribe(ctx); err != nil {
 		e.log.Warn("unsubscribe before drain failed; requests may still arrive", "err", err)
 	}
 	e.settle(ctx)
-	close(e.drain)
-	done := make(chan struct{})
-	go func() {
-		e.wg.Wait()
-		close(done)
-	}()
+	done := e.pool.Stop()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		e.log.Warn("shutdown timeout reached: abandoning the rest of the queue",
-			"queue_depth", len(e.queue), "in_flight", e.inFlight())
-		e.stopHard()
+			"queue_depth", e.queue.Len(), "in_flight", e.pool.InFlight())
+		e.pool.Abort()
+		e.queue.Close()
 		<-done
 	}
-	// Release dispatch goroutines blocked on a full queue (DROP_ON_FULL=false),
-	// so the pool can close.
-	e.stopHard()
-	pool.Close()
-	left := uint64(0)
-	for empty := false; !empty; {
-		select {
-		case it := <-e.queue:
-			e.release(it)
-			payloads.put(it.buf)
-			left++
-		default:
-			empty = true
-		}
-	}
-	e.leftover.Add(left)
+	// Release connections blocked on a full queue (DROP_ON_FULL=false), so
+	// the transport can close.
+	e.queue.Close()
+	t.Close()
+	e.leftover.Add(e.queue.Clear())
 	s := e.Stats()
 	lvl := slog.LevelInfo
 	if s.Abandoned > 0 {
@@ -61,14 +53,14 @@ func (e *Engine) shutdown(pool *mqttconn.Pool) {
 }
 
 // settle waits, after unsubscribing, until no message arrived for a few
-// polls (messages the broker sent before the UNSUBACK may still be in paho's
-// channels), at most settleMax.
+// polls (messages the broker sent before the UNSUBACK may still be on their
+// way through the connections), at most settleMax.
 func (e *Engine) settle(ctx context.Context) {
 	t := time.NewTicker(settlePoll)
 	defer t.Stop()
 	limit := time.NewTimer(settleMax)
 	defer limit.Stop()
-	last, quiet := e.received(), 0
+	last, quiet := e.intake.Received(), 0
 	for quiet < settleQuiet {
 		select {
 		case <-ctx.Done():
@@ -77,12 +69,10 @@ func (e *Engine) settle(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if r := e.received(); r == last {
+		if r := e.intake.Received(); r == last {
 			quiet++
 		} else {
 			last, quiet = r, 0
 		}
 	}
 }
-
-func (e *Engine) stopHard() { e.hardO.Do(func() { close(e.hard) }) }

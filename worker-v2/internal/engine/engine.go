@@ -1,114 +1,40 @@
-// Package engine owns worker-v2's run loop: the subscriber pool, the request
-// queue, the worker goroutines and their replies, the autoscaler wiring, the
-// counters and metrics (Stats, the Prometheus collectors), health and
-// readiness, and the graceful drain. It serves no HTTP: package app puts
-// Stats, Health, Readiness and the registry on /stats, /health, /ready and
-// /metrics.
+// Package engine runs one worker-v2 instance over an mqttconn.Transport: it
+// connects, wires the request path together and starts it, drains it on
+// shutdown, and answers what it is doing (Phase, Stats). It serves nothing:
+// package app puts Stats, health, readiness and the metrics (package
+// metrics, which read the engine) on HTTP.
 //
-// Data flow. Each of CONNECTIONS MQTT connections subscribes to
-// $share/SHARE_GROUP/MQTT_SUB (or MQTT_SUB with SHARED_SUBSCRIPTION=false).
-// mqttconn hands every inbound message to the connection's single dispatch
-// goroutine, which runs handle (intake.go): check the request for the
-// correlation mode and keep what its reply needs (package reply: the
-// envelope; or the MQTT 5 Response Topic and Correlation Data; or the JSON
-// id and reply topic — a reply topic that is no publishable topic name, with
-// a wildcard, NUL or bad UTF-8 that would make the broker close the
-// connection, is malformed), count, copy into a pooled buffer (the message is
-// only valid during the handler) and put {buffer, enqueue time} on a
-// buffered channel of QUEUE_CAP items (queue.go). Between MIN_WORKERS and
-// MAX_WORKERS goroutines (worker.go) take items, process them (package
-// process), build the reply into a per-worker buffer and queue it on
-// connection (worker id mod CONNECTIONS). With WRITE_LINGER=0 (the default)
-// the worker writes its connection's buffer itself — in MODE=health when it
-// finds the queue empty, so a backlog's replies go out in few writes, in the
-// other modes after each reply — and no flusher goroutine is woken; with
-// WRITE_LINGER > 0 the connection's flusher writes after that long. The
-// drain is in drain.go, health and readiness in health.go. GOMAXPROCS
-// follows the load (package procs, started by package app).
-//
-// Queue memory. A slot is 16 bytes (a buffer pointer and the enqueue time in
-// nanoseconds), allocated up front: 1.6 MB for the default QUEUE_CAP of
-// 100,000. Each queued message also holds its payload copy; the queue is
-// bounded in those bytes too, by QUEUE_MAX_BYTES (64 MiB by default, counted
-// as the buffers' capacity): a message that would take the queue past it is
-// treated like one beyond QUEUE_CAP (dropped, or waited for), except into an
-// empty queue, so one message larger than the bound still passes. Expect the
-// process to hold up to about twice QUEUE_MAX_BYTES for the queue under the
-// default GOGC (garbage not yet collected; measured ~1.37 MB of RSS per
-// queued 1 MiB request): set GOMEMLIMIT. Buffers come back to a free list of
-// at most 4096 buffers of at most 4 KiB (16 MiB) when a message is replied
-// to, dropped or abandoned; larger ones are left to the collector.
+// Request path. Each of CONNECTIONS connections subscribes to
+// $share/SHARE_GROUP/MQTT_SUB (or MQTT_SUB with SHARED_SUBSCRIPTION=false)
+// and runs package intake's handler for every message: check, copy, queue.
+// Between MIN_WORKERS and MAX_WORKERS goroutines (package pool) take the
+// queued requests, process them (package modes) and publish the replies
+// (package reply) on their connection. Every SCALE_INTERVAL the autoscaler
+// (package autoscale) samples the load (sample.go) and sets the worker
+// count. GOMAXPROCS follows the load (package gomaxprocs, started by
+// package app).
 //
 // Accounting. Every message received ends as exactly one of processed,
 // dropped_full, malformed, reply_failed or abandoned, or is still queued, in
-// flight, or held by a connection waiting for room (blocked, DROP_ON_FULL=false
-// only):
+// flight, or held by a connection waiting for room (blocked,
+// DROP_ON_FULL=false only):
 //
 //	received = processed + dropped_full + malformed + reply_failed + abandoned + queue_depth + in_flight + blocked
 //
 // (exact when the engine is quiet, or stuck under back-pressure; a snapshot
 // taken under load can be off by the few messages moving between two
-// counters while it is read). A reply counts as processed once it is in the
-// connection's write buffer; if the connection then discards it unwritten
-// (mqttconn's OnUnsent: the socket failed, or the pool closed without
-// writing it) it moves from processed to reply_failed. Counters are striped
-// atomics written by the goroutine that owns the event; the Prometheus side
-// reads them with CounterFunc/GaugeFunc.
+// counters while it is read).
 //
-// Autoscaling. Every SCALE_INTERVAL the autoscaler (package autoscale)
-// samples the arrival rate (received per second), the mean service time
-// (worker occupancy per message, from taking it off the queue to having
-// queued its reply, over the messages finished in the interval; the last
-// known value when none finished), the queue length and bytes, the age of the
-// oldest queued message and the busy workers, and sets the worker count. The
-// oldest age is the time since the later of the enqueue time of the last
-// message a worker took and the last moment a connection found the queue
-// empty: an upper bound, exact to within one gap between two arrivals. In
-// MODE=cpu the pool is capped at max(MIN_WORKERS, GOMAXPROCS): a CPU-bound
-// worker beyond the cores adds no throughput and only stretches every
-// worker's wall-clock service time, which would feed the demand estimate up
-// to MAX_WORKERS.
-//
-// DROP_ON_FULL. With true (the default) a full queue drops the request at
-// once and counts it as dropped_full: the loss is visible and the connection
-// keeps reading. With false the dispatch goroutine blocks until a slot frees.
-// Back-pressure then travels back through the client: paho's inbound channel
-// (1024 messages) fills, its reader stops, the socket's receive window closes
-// and the broker can no longer write to this connection. The broker then
-// queues and, past its limits, drops — where the worker cannot count it:
-//
-//   - Mosquitto queues QoS 0 messages for a connected client up to
-//     max_queued_messages (default 1000) and silently drops the rest
-//     ($SYS/broker/messages/dropped); with $share it keeps picking the blocked
-//     member round-robin, so a stalled worker instance still gets its share.
-//   - EMQX queues per session up to mqtt.max_mqueue_len (default 1000) and
-//     drops beyond it (the oldest first, by default);
-//     force_shutdown may kill a connection whose process mailbox grows too
-//     large. Its $share strategies (round_robin, random, ...) ignore backlog.
-//   - mochi (the embedded broker) drops messages for a client whose outbound
-//     queue (MaximumClientWritesPending; 8192 by default, 65536 in
-//     internal/broker) is full, counting them in OnPublishDropped.
-//
-// A connection blocked for room in bytes (QUEUE_MAX_BYTES) waits the same
-// way and is woken by the workers as they take messages off the queue.
-//
-// A block also stops paho from reading PINGRESP: if it lasts longer than the
-// keepalive plus ping timeout, paho drops the connection and reconnects with
-// a clean session, and the broker discards whatever it had queued. A blocked
-// send is released (and counted abandoned) when shutdown gives up.
-//
-// Shutdown. When Run's context ends: Readiness and Health turn false
-// ("draining"; /ready and /health answer 503), the autoscaler stops, every
-// connection unsubscribes (the broker stops delivering; replies can still go
-// out), the engine waits for stragglers already on the wire, then workers
-// empty the queue and exit. Whatever is still queued or being slept on after
-// SHUTDOWN_TIMEOUT is counted as abandoned and logged. Then the connections
-// close (flushing buffered replies) and Run returns after every goroutine it
-// started has ended.
+// Shutdown. When Run's context ends: the phase turns draining, the
+// autoscaler stops, every connection unsubscribes (the broker stops
+// delivering; replies can still go out), the engine waits for stragglers
+// already on the wire, then workers empty the queue and exit. Whatever is
+// still queued or being slept on after SHUTDOWN_TIMEOUT is counted as
+// abandoned and logged. Then the connections close (flushing buffered
+// replies) and Run returns after every goroutine it started has ended.
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -118,189 +44,133 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
+	"github.com/HdrHistogram/hdrhistogram-go"
 
-	mx "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/autoscale"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/process"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/reply"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/intake"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/pool"
 )
 
 // ErrRunTwice is returned by Run when the engine has already run.
 var ErrRunTwice = errors.New("engine: Run called more than once")
 
-// workStripes is the number of counter stripes shared by the workers (worker
-// id mod workStripes); a power of two well above the core count keeps
-// contention on one cache line negligible.
-const workStripes = 64
+// Phase is what the engine is doing.
+type Phase string
 
-// Timing of the wait for stragglers after unsubscribing.
+// Phases, in order.
 const (
-	settlePoll  = 20 * time.Millisecond
-	settleQuiet = 3 // polls without a new message
-	settleMax   = time.Second
+	Connecting Phase = "connecting" // Run has not connected yet
+	Steady     Phase = "steady"     // connected: taking requests
+	Draining   Phase = "draining"   // Run's context ended: emptying the queue
+	Finished   Phase = "finished"   // drained and disconnected
 )
 
-// rateWindow is how many one-second samples rate_rps spans.
-const rateWindow = 5
-
-// connStats are the counters of one connection, written only by its
-// dispatch goroutine (unsent: by the connection's writer).
-type connStats struct {
-	received, malformed, dropped, abandoned atomic.Uint64
-	unsent                                  atomic.Uint64 // replies the connection discarded unwritten
-	blocked                                 atomic.Int64  // 1 while the dispatch goroutine holds a message waiting for room
-	emptyAt                                 atomic.Int64  // last time (ns since epoch) it found the queue empty when enqueuing
-	_                                       [8]byte       // one cache line per connection
-}
-
-// workStats are the counters of a stripe of workers.
-type workStats struct {
-	processed, replyFailed, abandoned, malformed atomic.Uint64
-	busy                                         atomic.Int64
-	busyNs                                       atomic.Uint64 // total occupancy (take to reply queued), ns
-	lastTaken                                    atomic.Int64  // enqueue time (ns since epoch) of the last item taken
-	_                                            [8]byte
-}
+// Phases lists the phases in order.
+var Phases = []Phase{Connecting, Steady, Draining, Finished}
 
 // Engine is one worker-v2 instance. Create it with New, start it with Run.
 type Engine struct {
-	demand   demandSample
-	cfg      config.Config
-	log      *slog.Logger
-	met      *metrics
-	popts    mqttconn.Options
-	procOpts process.Options
-	rules    reply.Rules // what a request needs and what its reply is
+	cfg   config.Resolved
+	log   *slog.Logger
+	dial  mqttconn.Dialer
+	epoch time.Time // origin of the clock items are stamped with
 
-	epoch      time.Time    // origin of item.enqueued
-	clock      func() int64 // nanoseconds since epoch (monotonic); a test may step it
-	queue      chan item
-	queueBytes atomic.Int64  // sum of item.size() over the queued items
-	room       chan struct{} // a worker took an item: blocked connections retry
-	roomWait   atomic.Int32  // connections waiting on room
-	maxWorkers int           // the pool's upper bound: MAX_WORKERS, capped in MODE=cpu
-	sampled    atomic.Pointer[loadSample]
-	quit       chan struct{} // scale-down tokens, one per worker to stop
-	drain      chan struct{} // closed: workers empty the queue, then exit
-	hard       chan struct{} // closed: stop now, abandon what is left
-	hardO      sync.Once
+	queue  *intake.Queue
+	intake *intake.Intake
+	pool   *pool.Pool
+	scaler *autoscale.Scaler
+	links  *metrics.ConnEvents // connection ups, losses and reconnects
 
-	conns    []connStats
-	work     [workStripes]workStats
-	leftover atomic.Uint64 // abandoned in the queue at the end
+	transport atomic.Pointer[mqttconn.Transport] // set once connected
+	ready     chan struct{}
+	started   atomic.Bool
+	draining  atomic.Bool
+	finished  atomic.Bool // the queue is done and the connections closed
+	leftover  atomic.Uint64
 
-	mu     sync.Mutex // guards target, nextID and worker spawning
-	target int
-	nextID int
-	live   atomic.Int64
-	wg     sync.WaitGroup // worker goroutines
-
-	scaler   *autoscale.Scaler
-	pool     atomic.Pointer[mqttconn.Pool]
-	ready    chan struct{}
-	started  atomic.Bool
-	draining atomic.Bool
-	finished atomic.Bool // the queue is done and the connections closed
-
-	connEvents *mx.ConnEvents
-
-	rateMu      sync.Mutex
-	rateSamples []rateSample // ring of the last rateWindow+1 samples
-
-	replyWarn rate.Sometimes // the reply-failure log, at most every 5 s
+	load    loadSampler // the autoscaler's samples
+	sampled atomic.Pointer[loadSample]
+	rate    rateWindow // rate_rps
 }
 
-type rateSample struct {
-	t time.Time
-	n uint64
-}
-
-// New checks cfg and builds an engine whose metrics are registered on reg
-// (nil: a private registry). Configuration errors wrap envconf.ErrInvalid.
-func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
-	c := *cfg
-	if err := c.Check(); err != nil {
-		return nil, err
+// New returns an engine for cfg (resolved from a valid configuration) that
+// connects with dial (nil: mqttconn.DialTransport) and logs to log (nil:
+// slog.Default()).
+func New(cfg *config.Resolved, dial mqttconn.Dialer, log *slog.Logger) *Engine {
+	if dial == nil {
+		dial = mqttconn.DialTransport
 	}
 	if log == nil {
 		log = slog.Default()
 	}
 	e := &Engine{
-		cfg:        c,
-		log:        log,
-		epoch:      time.Now(),
-		queue:      make(chan item, c.QueueCap),
-		room:       make(chan struct{}, c.Connections),
-		maxWorkers: workerCap(&c),
-		quit:       make(chan struct{}, c.MaxWorkers),
-		drain:      make(chan struct{}),
-		hard:       make(chan struct{}),
-		conns:      make([]connStats, c.Connections),
-		connEvents: mx.NewConnEvents(c.Connections),
-		ready:      make(chan struct{}),
-		replyWarn:  rate.Sometimes{Interval: 5 * time.Second},
-		procOpts: process.Options{
-			Mode:       c.Mode,
-			Sleep:      c.SleepDuration(),
-			Jitter:     c.SleepJitter(),
-			Iterations: c.CPUIterations,
-		},
+		cfg:   *cfg,
+		log:   log,
+		dial:  dial,
+		epoch: time.Now(),
+		links: metrics.NewConnEvents(cfg.Connections),
+		ready: make(chan struct{}),
 	}
-	if _, err := process.New(e.procOpts, 0); err != nil {
-		return nil, err
-	}
-	e.clock = func() int64 { return int64(time.Since(e.epoch)) }
-	pr := c.Protocol()
-	e.rules = reply.Rules{Mode: pr.Correlation, IDField: pr.IDField, ReplyToField: c.ReplyTo, Template: pr.Template,
-		Filler: bytes.Repeat([]byte{'x'}, c.ResponseBytes)}
-	filter := c.Sub
-	if c.Shared {
-		filter = wire.SharedFilter(c.ShareGroup, c.Sub)
-	}
-	e.popts = mqttconn.Options{
-		Broker:          c.Broker,
-		ClientIDPrefix:  c.ClientIDPrefix,
-		Connections:     c.Connections,
-		QoS:             byte(c.QoS),
-		Subscriptions:   func(int) []string { return []string{filter} },
-		ProtocolVersion: pr.Version,
-		OnMessage:       e.handle,
-		OnUnsent:        e.onUnsent,
-		OnState:         e.connEvents.State,
-		Linger:          c.WriteLinger,
-		Logger:          log,
-		KeepAlive:       c.KeepAlive,
-	}
-	if err := c.Security.Apply(&e.popts); err != nil {
-		return nil, err
-	}
-	policy := autoscale.Policy{
-		Min: c.MinWorkers, Max: e.maxWorkers,
-		Up: c.ScaleUp, Down: c.ScaleDown,
-		Target:     c.ScaleTarget,
-		MaxWait:    c.ScaleMaxWait,
-		DownWindow: c.ScaleDownWindow,
-	}
-	e.scaler = autoscale.New(policy, c.ScaleInterval, e.observe, e.scaleTo)
-
-	e.met = newMetrics(e)
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	if err := e.met.Register(reg); err != nil {
-		return nil, err
-	}
-	return e, nil
+	e.queue = intake.NewQueue(cfg.QueueCap, cfg.QueueMaxBytes, cfg.Connections)
+	e.intake = intake.New(e.queue, cfg.Connections, cfg.Rules, cfg.DropOnFull, e.now)
+	e.pool = pool.New(e.queue, pool.Options{
+		Processing:  cfg.Processing,
+		Rules:       cfg.Rules,
+		MaxWorkers:  cfg.WorkerCap,
+		Connections: cfg.Connections,
+		SelfFlush:   cfg.WriteLinger == 0,
+		Clock:       e.now,
+		Log:         log,
+	})
+	e.scaler = autoscale.New(cfg.Policy, cfg.ScaleInterval, e.observe, e.pool.ScaleTo)
+	return e
 }
+
+// now returns nanoseconds since the engine's epoch (monotonic).
+func (e *Engine) now() int64 { return int64(time.Since(e.epoch)) }
 
 // Ready is closed once the engine is connected, subscribed and its workers
 // are running.
 func (e *Engine) Ready() <-chan struct{} { return e.ready }
+
+// Phase returns what the engine is doing.
+func (e *Engine) Phase() Phase {
+	switch {
+	case e.finished.Load():
+		return Finished
+	case e.draining.Load():
+		return Draining
+	case e.transport.Load() != nil:
+		return Steady
+	}
+	return Connecting
+}
+
+// Connections returns how many connections there are, how many are up
+// (connected and subscribed) and how many suspect (up, but wrote and heard
+// nothing back for KEEPALIVE); all 0 before Run has connected.
+func (e *Engine) Connections() (n, up, suspect int) {
+	t := e.transport.Load()
+	if t == nil {
+		return 0, 0, 0
+	}
+	return (*t).Len(), (*t).Up(), (*t).Suspect()
+}
+
+// ConnEvents returns the counts of the connections' state changes.
+func (e *Engine) ConnEvents() *metrics.ConnEvents { return e.links }
+
+// ScalingCounts returns the autoscaler's changes of the worker count so far,
+// up and down.
+func (e *Engine) ScalingCounts() (up, down uint64) { return e.scaler.Ups(), e.scaler.Downs() }
+
+// QueueWait and Processing return the histograms (µs) of the time requests
+// waited in the queue and the time workers spent processing them.
+func (e *Engine) QueueWait() *hdrhistogram.Histogram  { return e.pool.QueueWait() }
+func (e *Engine) Processing() *hdrhistogram.Histogram { return e.pool.Processing() }
 
 // Run connects and processes until ctx ends, then drains (see the package
 // doc) and returns after every goroutine it started has ended. It returns nil
@@ -319,11 +189,16 @@ func (e *Engine) Run(ctx context.Context) error {
 		bg.Wait()
 	}()
 
-	if !e.cfg.Shared {
-		e.log.Warn("SHARED_SUBSCRIPTION=false: plain subscription, every worker instance receives every request", "filter", e.cfg.Sub)
+	c := &e.cfg
+	if !c.Shared {
+		e.log.Warn("SHARED_SUBSCRIPTION=false: plain subscription, every worker instance receives every request", "filter", c.Sub)
 	}
-
-	pool, err := mqttconn.Dial(ctx, e.popts)
+	opts := c.Conn
+	opts.OnMessage = e.intake.Handle
+	opts.OnUnsent = e.pool.Unsent
+	opts.OnState = e.links.State
+	opts.Logger = e.log
+	t, err := e.dial(ctx, opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			e.log.Info("stopped while connecting")
@@ -331,42 +206,33 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("worker: %w", err)
 	}
-	e.pool.Store(pool)
-	e.scaleTo(e.cfg.MinWorkers)
-	e.recordRate(time.Now())
+	e.transport.Store(&t)
+	e.pool.Start(t, c.MinWorkers)
+	e.rate.record(time.Now(), e.pool.Processed())
 	// The autoscaler's first sample measures from here (nothing received
 	// yet), so it already sees the arrivals of its first interval.
-	e.demand.at = time.Now()
+	e.load.at = time.Now()
 	scaleCtx, stopScale := context.WithCancel(bgCtx)
 	var scaling sync.WaitGroup
 	scaling.Go(func() { e.scaler.Run(scaleCtx) })
 	bg.Go(func() { e.sampleRate(bgCtx) })
 	close(e.ready)
 	e.log.Info("worker running",
-		"broker", e.cfg.Broker, "filter", e.popts.Subscriptions(0)[0], "connections", pool.Len(),
-		"mode", e.cfg.Mode, "workers", e.cfg.MinWorkers, "max_workers", e.maxWorkers,
-		"queue_cap", e.cfg.QueueCap, "queue_max_bytes", e.cfg.QueueMaxBytes, "drop_on_full", e.cfg.DropOnFull,
-		"scale_max_wait_seconds", e.cfg.ScaleMaxWait.Seconds(), "scale_down_window_seconds", e.cfg.ScaleDownWindow.Seconds())
-	if e.maxWorkers < e.cfg.MaxWorkers {
+		"broker", c.Broker, "filter", c.Filter, "connections", t.Len(),
+		"mode", c.Mode, "workers", c.MinWorkers, "max_workers", c.WorkerCap,
+		"queue_cap", c.QueueCap, "queue_max_bytes", c.QueueMaxBytes, "drop_on_full", c.DropOnFull,
+		"scale_max_wait_seconds", c.ScaleMaxWait.Seconds(), "scale_down_window_seconds", c.ScaleDownWindow.Seconds())
+	if c.WorkerCap < c.MaxWorkers {
 		e.log.Info("MODE=cpu: pool capped at max(MIN_WORKERS, GOMAXPROCS); more CPU-bound workers than cores add no throughput",
-			"max_workers", e.maxWorkers, "MAX_WORKERS", e.cfg.MaxWorkers, "gomaxprocs", runtime.GOMAXPROCS(0))
+			"max_workers", c.WorkerCap, "MAX_WORKERS", c.MaxWorkers, "gomaxprocs", runtime.GOMAXPROCS(0))
 	}
 
 	<-ctx.Done()
 	e.draining.Store(true)
 	stopScale()
 	scaling.Wait()
-	e.connEvents.Closing() // unsubscribing and closing are not losses
-	e.shutdown(pool)
+	e.links.Closing() // unsubscribing and closing are not losses
+	e.shutdown(t)
 	e.finished.Store(true)
 	return nil
-}
-
-// workerCap returns the pool's upper bound: MAX_WORKERS, and in MODE=cpu at
-// most max(MIN_WORKERS, GOMAXPROCS).
-func workerCap(c *config.Config) int {
-	if c.Mode != config.ModeCPU {
-		return c.MaxWorkers
-	}
-	return min(c.MaxWorkers, max(c.MinWorkers, runtime.GOMAXPROCS(0)))
 }

@@ -1,7 +1,7 @@
-// Package process owns what a worker does with one request before replying:
-// nothing (health), wait (sleep), or burn CPU (cpu). A Processor belongs to
-// one worker goroutine and allocates nothing per message.
-package process
+// Package modes owns the processing modes (MODE): what a worker does with one
+// request before replying: nothing (health), wait (sleep), or burn CPU (cpu).
+// A Processor belongs to one worker goroutine and allocates nothing per message.
+package modes
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-// Package procs sets the Go runtime's parallelism (GOMAXPROCS) by the
+// Package gomaxprocs sets the Go runtime's parallelism (GOMAXPROCS) by the
 // worker's load: one P at light load, otherwise the processors the runtime
 // found at start (the cores, or the container's CPU limit).
 //
@@ -28,7 +28,7 @@
 // it to a changed container CPU limit (Go 1.25+): Max is the limit read at
 // start, so a pod whose limit is resized in place keeps the old one until
 // it restarts.
-package procs
+package gomaxprocs
 
 import (
 	"context"

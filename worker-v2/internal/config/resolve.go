@@ -1,0 +1,116 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/autoscale"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/modes"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/reply"
+)
+
+// Resolved is what the engine packages need, derived from a valid Config by
+// Resolve. The engine reads nothing from the environment.
+type Resolved struct {
+	// Config is the configuration it was resolved from, with
+	// CLIENT_ID_PREFIX filled (wk-{hostname}-{pid} when empty).
+	Config
+	// Conn are the options of the connection pool: broker, client ids,
+	// CONNECTIONS, QOS, the subscription (Filter), protocol version,
+	// WRITE_LINGER, KEEPALIVE, credentials and TLS. The engine adds its
+	// callbacks (OnMessage, OnUnsent, OnState) and its logger.
+	Conn mqttconn.Options
+	// Filter is the one subscription of every connection:
+	// $share/SHARE_GROUP/MQTT_SUB, or MQTT_SUB with SHARED_SUBSCRIPTION=false.
+	Filter string
+	// Rules say what a request must carry and what its reply is (CORRELATE,
+	// REPLY_TO, RESPONSE_TEMPLATE, RESPONSE_BYTES).
+	Rules reply.Rules
+	// Processing is MODE with its SLEEP_MS, SLEEP_JITTER_MS or
+	// CPU_ITERATIONS.
+	Processing modes.Options
+	// WorkerCap is the pool's upper bound: MAX_WORKERS, and in MODE=cpu at
+	// most max(MIN_WORKERS, GOMAXPROCS at Resolve) — a CPU-bound worker
+	// beyond the cores adds no throughput.
+	WorkerCap int
+	// Policy is the autoscaler's policy: MIN_WORKERS..WorkerCap and the
+	// SCALE_* variables.
+	Policy autoscale.Policy
+	// AdaptGOMAXPROCS: GOMAXPROCS follows the load (package gomaxprocs).
+	// Not when the GOMAXPROCS variable fixes it, not in MODE=cpu (CPU-bound
+	// workers need every core), not on one processor.
+	AdaptGOMAXPROCS bool
+}
+
+// Resolve derives the engine's settings from c, which Validate accepted. It
+// reads the password and TLS files and the RESPONSE_TEMPLATE file; an error
+// (a file that changed since Validate) wraps envconf.ErrInvalid.
+func (c *Config) Resolve() (*Resolved, error) {
+	r := &Resolved{Config: *c}
+	if r.ClientIDPrefix == "" {
+		r.ClientIDPrefix = DefaultClientIDPrefix()
+	}
+	p, errs := c.parseProtocol()
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", envconf.ErrInvalid, errors.Join(errs...))
+	}
+	r.Rules = reply.Rules{Mode: p.Correlation, IDField: p.IDField, ReplyToField: c.ReplyTo, Template: p.Template,
+		Filler: bytes.Repeat([]byte{'x'}, c.ResponseBytes)}
+	r.Processing = modes.Options{
+		Mode:       c.Mode,
+		Sleep:      time.Duration(c.SleepMS) * time.Millisecond,
+		Jitter:     time.Duration(c.SleepJitterMS) * time.Millisecond,
+		Iterations: c.CPUIterations,
+	}
+	procs := runtime.GOMAXPROCS(0)
+	r.WorkerCap = c.MaxWorkers
+	if c.Mode == modes.CPU {
+		r.WorkerCap = min(c.MaxWorkers, max(c.MinWorkers, procs))
+	}
+	r.Policy = autoscale.Policy{
+		Min: c.MinWorkers, Max: r.WorkerCap,
+		Up: c.ScaleUp, Down: c.ScaleDown,
+		Target:     c.ScaleTarget,
+		MaxWait:    c.ScaleMaxWait,
+		DownWindow: c.ScaleDownWindow,
+	}
+	_, fixed := os.LookupEnv("GOMAXPROCS")
+	r.AdaptGOMAXPROCS = !fixed && c.Mode != modes.CPU && procs > 1
+
+	r.Filter = c.Sub
+	if c.Shared {
+		r.Filter = wire.SharedFilter(c.ShareGroup, c.Sub)
+	}
+	filter := r.Filter
+	r.Conn = mqttconn.Options{
+		Broker:          c.Broker,
+		ClientIDPrefix:  r.ClientIDPrefix,
+		Connections:     c.Connections,
+		QoS:             byte(c.QoS),
+		Subscriptions:   func(int) []string { return []string{filter} },
+		ProtocolVersion: p.Version,
+		Linger:          c.WriteLinger,
+		KeepAlive:       c.KeepAlive,
+	}
+	if err := c.Security.Apply(&r.Conn); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DefaultClientIDPrefix returns "wk-{hostname}-{pid}".
+func DefaultClientIDPrefix() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "worker"
+	}
+	return "wk-" + h + "-" + strconv.Itoa(os.Getpid())
+}

@@ -1,0 +1,109 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/modes"
+)
+
+// Validate checks every rule and returns nil, or one error wrapping
+// envconf.ErrInvalid that lists every problem, one a line, each naming the
+// variable, its value and the rule (e.g. "MIN_WORKERS=50 is greater than
+// MAX_WORKERS=10"). It changes nothing; it reads the files that
+// MQTT_PASSWORD_FILE, TLS_*_FILE and RESPONSE_TEMPLATE=@path name.
+func (c *Config) Validate() error {
+	errs := c.problems()
+	if len(errs) == 0 {
+		return nil
+	}
+	for i := 1; i < len(errs); i++ {
+		errs[i] = fmt.Errorf("  %w", errs[i])
+	}
+	return fmt.Errorf("%w:\n  %w", envconf.ErrInvalid, errors.Join(errs...))
+}
+
+// problems returns every rule c breaks, in the order of the table below.
+func (c *Config) problems() []error {
+	chk := envconf.Check
+	errs := []error{
+		chk(validFilter(c.Sub), "MQTT_SUB", c.Sub, "must be a topic filter ('+' and '#' alone in a level, '#' last)"),
+		chk(!strings.HasPrefix(c.Sub, "$share/"), "MQTT_SUB", c.Sub, "must not start with $share/ (set SHARE_GROUP and SHARED_SUBSCRIPTION instead)"),
+		chk(c.Connections >= 1 && c.Connections <= MaxConnections, "CONNECTIONS", c.Connections, fmt.Sprintf("must be between 1 and %d", MaxConnections)),
+		chk(c.MinWorkers >= 1, "MIN_WORKERS", c.MinWorkers, "must be at least 1"),
+		chk(c.MaxWorkers >= 1 && c.MaxWorkers <= MaxWorkersCap, "MAX_WORKERS", c.MaxWorkers, fmt.Sprintf("must be between 1 and %d", MaxWorkersCap)),
+		chk(c.QueueCap >= 1 && c.QueueCap <= MaxQueueCap, "QUEUE_CAP", c.QueueCap, fmt.Sprintf("must be between 1 and %d", MaxQueueCap)),
+		chk(c.ScaleUp > 0 && c.ScaleUp < 1, "SCALE_UP_THRESHOLD", c.ScaleUp, "must be between 0 and 1 (exclusive)"),
+		chk(c.ScaleDown > 0 && c.ScaleDown < 1, "SCALE_DOWN_THRESHOLD", c.ScaleDown, "must be between 0 and 1 (exclusive)"),
+		chk(c.QueueMaxBytes >= MinQueueBytes && c.QueueMaxBytes <= MaxQueueBytes, "QUEUE_MAX_BYTES", c.QueueMaxBytes, fmt.Sprintf("must be between %d (64 KiB) and %d (64 GiB)", MinQueueBytes, MaxQueueBytes)),
+		chk(c.ScaleInterval >= 10*time.Millisecond, "SCALE_INTERVAL", c.ScaleInterval, "must be at least 10ms"),
+		chk(c.ScaleTarget > 0 && c.ScaleTarget <= 1, "SCALE_TARGET_UTILIZATION", c.ScaleTarget, "must be above 0 and at most 1"),
+		chk(c.ScaleMaxWait >= 10*time.Millisecond && c.ScaleMaxWait <= time.Hour, "SCALE_MAX_WAIT", c.ScaleMaxWait, "must be between 10ms and 1h"),
+		chk(c.ScaleDownWindow >= 0 && c.ScaleDownWindow <= 24*time.Hour, "SCALE_DOWN_WINDOW", c.ScaleDownWindow, "must be between 0s and 24h"),
+		chk(validMode(c.Mode), "MODE", c.Mode, "must be health, sleep or cpu"),
+		chk(c.SleepMS >= 0 && c.SleepMS <= 3_600_000, "SLEEP_MS", c.SleepMS, "must be between 0 and 3600000"),
+		chk(c.SleepJitterMS >= 0 && c.SleepJitterMS <= 3_600_000, "SLEEP_JITTER_MS", c.SleepJitterMS, "must be between 0 and 3600000"),
+		chk(c.CPUIterations >= 0 && c.CPUIterations <= 1_000_000_000, "CPU_ITERATIONS", c.CPUIterations, "must be between 0 and 1000000000"),
+		chk(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", c.ShutdownTimeout, "must be positive"),
+		chk(c.QoS >= 0 && c.QoS <= 2, "QOS", c.QoS, "must be 0, 1 or 2"),
+		chk(c.WriteLinger >= 0 && c.WriteLinger <= time.Second, "WRITE_LINGER", c.WriteLinger, "must be between 0 and 1s"),
+		chk(c.KeepAlive >= time.Second && c.KeepAlive <= 65535*time.Second, "KEEPALIVE", c.KeepAlive, "must be between 1s and 18h12m15s (MQTT's 65535 s)"),
+		chk(len(c.ClientIDPrefix) <= 200, "CLIENT_ID_PREFIX", c.ClientIDPrefix, "must be at most 200 bytes"),
+		chk(validLevel(c.LogLevel), "LOG_LEVEL", c.LogLevel, "must be debug, info, warn or error"),
+	}
+	if c.Shared {
+		errs = append(errs, chk(c.ShareGroup != "", "SHARE_GROUP", c.ShareGroup,
+			"must not be empty while SHARED_SUBSCRIPTION=true (set SHARED_SUBSCRIPTION=false for a plain subscription)"))
+		if c.ShareGroup != "" {
+			errs = append(errs, chk(wire.ValidTopicName(c.ShareGroup), "SHARE_GROUP", c.ShareGroup, "must be 1-255 bytes without '/', '+', '#'"))
+		}
+	}
+	if c.MinWorkers > c.MaxWorkers {
+		errs = append(errs, fmt.Errorf("MIN_WORKERS=%d is greater than MAX_WORKERS=%d", c.MinWorkers, c.MaxWorkers))
+	}
+	if c.ScaleDown >= c.ScaleUp {
+		errs = append(errs, fmt.Errorf("SCALE_DOWN_THRESHOLD=%v must be below SCALE_UP_THRESHOLD=%v", c.ScaleDown, c.ScaleUp))
+	}
+	errs = append(errs, c.Security.Validate("MQTT_BROKER", c.Broker)...)
+	_, perrs := c.parseProtocol()
+	errs = append(errs, perrs...)
+	return slices.DeleteFunc(errs, func(err error) bool { return err == nil })
+}
+
+func validMode(m string) bool {
+	switch m {
+	case modes.Health, modes.Sleep, modes.CPU:
+		return true
+	}
+	return false
+}
+
+// validLevel: LOG_LEVEL as slog parses it (cliutil.ParseLevel).
+func validLevel(s string) bool {
+	_, err := cliutil.ParseLevel(s)
+	return err == nil
+}
+
+// validFilter reports whether f is an MQTT topic filter: non-empty, no NUL,
+// '+' and '#' only as a whole level, '#' only as the last level.
+func validFilter(f string) bool {
+	if f == "" || len(f) > wire.MaxTopicLen || strings.IndexByte(f, 0) >= 0 {
+		return false
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		if strings.ContainsAny(l, "+#") && l != "+" && l != "#" {
+			return false
+		}
+		if l == "#" && i != len(levels)-1 {
+			return false
+		}
+	}
+	return true
+}
