@@ -573,13 +573,7 @@ func (e *Engine) finish(sendEnd int64) (*report.Report, error) {
 	}
 	measured := sendEnd - min(e.warmupNs, sendEnd)
 	r.DurationSeconds = time.Duration(measured).Seconds()
-	r.TargetRPS = e.cfg.Rate()
-	if e.rampNs > 0 && measured > 0 {
-		// During the ramp only part of the clients send: target averaged over the ramp.
-		rampPart := min(max(e.rampNs-e.warmupNs, 0), measured)
-		missing := float64(rampPart) * float64(rampPart) / float64(e.rampNs) / 2 // ∫ (1 - t/R) over the measured ramp part
-		r.TargetRPS = e.cfg.Rate() * (1 - missing/float64(measured))
-	}
+	r.TargetRPS = schedule.TargetRate(e.cfg.Rate(), e.cfg.RampUp, time.Duration(sendEnd-measured), time.Duration(sendEnd))
 	r.Process = processUsage(r.RequestsSent+e.snapshot(0).RequestsSent, e.cpuSend-e.cpuStart)
 	cfgJSON, err := json.Marshal(e.cfg)
 	if err != nil {
