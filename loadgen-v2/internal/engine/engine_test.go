@@ -203,7 +203,7 @@ func TestStrayResponsesAreCounted(t *testing.T) {
 	defer pub.Disconnect(10)
 	go func() {
 		<-eng.Ready()
-		topic := wire.ResponseTopic("test", 3)
+		topic := "resp/test/3"
 		pub.Publish(topic, 0, false, []byte("garbage")).Wait()
 		pub.Publish(topic, 0, false, []byte{}).Wait()
 		other := wire.AppendResponse(nil, &wire.Response{RunID: eng.runID + 1, ClientID: 3})

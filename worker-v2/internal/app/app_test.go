@@ -247,7 +247,7 @@ func publish(t *testing.T, brokerURL string, first, n int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tok := c.Publish(wire.RequestTopic(i%16), 0, false, req); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		if tok := c.Publish("req/"+strconv.Itoa(i%16), 0, false, req); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			t.Fatalf("publish: %v", tok.Error())
 		}
 	}

@@ -190,7 +190,7 @@ func request(t testing.TB, i int) []byte {
 func (r *requester) sendRequests(t testing.TB, n int) {
 	t.Helper()
 	for i := range n {
-		r.publish(t, wire.RequestTopic(i%16), request(t, i))
+		r.publish(t, "req/"+strconv.Itoa(i%16), request(t, i))
 	}
 }
 
@@ -718,7 +718,7 @@ func TestQueueMaxBytes(t *testing.T) {
 				}
 			})
 			for i := range n {
-				req.publish(t, wire.RequestTopic(i%16), bigRequest(t, i, 16<<10))
+				req.publish(t, "req/"+strconv.Itoa(i%16), bigRequest(t, i, 16<<10))
 			}
 			waitFor(t, 20*time.Second, "the burst to be received and settled", func() bool {
 				s := e.Stats()
@@ -772,7 +772,7 @@ func TestBlockedAccounting(t *testing.T) {
 		if i == 2000 {
 			t.Fatalf("no back-pressure on both connections after %d requests: %+v", i, e.Stats())
 		}
-		req.publish(t, wire.RequestTopic(i%16), request(t, i))
+		req.publish(t, "req/"+strconv.Itoa(i%16), request(t, i))
 		time.Sleep(time.Millisecond)
 	}
 	waitFor(t, 10*time.Second, "the back-pressure to settle", func() bool {
@@ -917,7 +917,7 @@ func TestUnsentRepliesAreReplyFailed(t *testing.T) {
 			t.Fatalf("no back-pressure after %d requests: %+v", sent, e.Stats())
 		}
 		for range 1000 {
-			req.publish(t, wire.RequestTopic(sent%16), request(t, sent))
+			req.publish(t, "req/"+strconv.Itoa(sent%16), request(t, sent))
 			sent++
 		}
 		waitFor(t, 20*time.Second, "the batch handled", func() bool {
