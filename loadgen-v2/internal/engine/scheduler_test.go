@@ -12,6 +12,7 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/live"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
 )
 
@@ -43,7 +44,7 @@ type fakeConn struct {
 	queued [][]byte
 }
 
-func (t *fakeTransport) dial(_ context.Context, o mqttconn.Options) (Transport, error) {
+func (t *fakeTransport) dial(_ context.Context, o mqttconn.Options) (mqttconn.Transport, error) {
 	t.opts = o
 	t.seen = map[[2]uint32]int{}
 	for i := range o.Connections {
@@ -52,9 +53,11 @@ func (t *fakeTransport) dial(_ context.Context, o mqttconn.Options) (Transport, 
 	return t, nil
 }
 
-func (t *fakeTransport) Conn(i int) mqttconn.Conn { return t.conns[i] }
-func (t *fakeTransport) Up() int                  { return len(t.conns) }
-func (t *fakeTransport) Suspect() int             { return 0 }
+func (t *fakeTransport) Len() int                              { return len(t.conns) }
+func (t *fakeTransport) Conn(i int) mqttconn.Conn              { return t.conns[i] }
+func (t *fakeTransport) Up() int                               { return len(t.conns) }
+func (t *fakeTransport) Suspect() int                          { return 0 }
+func (t *fakeTransport) Unsubscribe(ctx context.Context) error { return nil }
 
 func (t *fakeTransport) Close() {
 	t.mu.Lock()
@@ -86,7 +89,7 @@ func (c *fakeConn) Publish(topic string, payload []byte) error {
 func (c *fakeConn) Flush() {
 	t := c.t
 	if t.onFlush != nil {
-		t.onFlush(time.Duration(t.eng.now()))
+		t.onFlush(time.Duration(t.eng.books.Now()))
 	}
 	c.mu.Lock()
 	q := c.queued
@@ -283,7 +286,7 @@ func TestForgedResponsesAreImplausible(t *testing.T) {
 // once requests settle they count matched over settled only.
 func TestLiveRatiosAreSettled(t *testing.T) {
 	ft := &fakeTransport{delay: 300 * time.Millisecond}
-	var during, after Stats
+	var during, after live.Stats
 	rep := runFake(t, map[string]string{
 		"VIRTUAL_CLIENTS": "100", "INTERVAL_MS": "1000", "CONNECTIONS": "4", "SHARDS": "16",
 		"DURATION": "3s", "REQUEST_TIMEOUT": "10s",

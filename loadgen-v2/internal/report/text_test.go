@@ -29,12 +29,12 @@ func goldenReports() map[string]*report.Report {
 		},
 		RequestBytes: 11900000, ResponseBytes: 5900000, RequestBytesPerSec: 396666.7, ResponseBytesPerSec: 196666.7,
 		SuccessRate: 0.983333, MatchRate: 0.991597, VirtualClients: 20000, ClientsFired: 19990, IntervalSeconds: 5,
-		Warnings: []string{"achieved rate 3967 req/s is 99.2% of the target 4000 req/s", "3 duplicate responses (a request answered more than once)"},
+		Warnings:        []string{"achieved rate 3967 req/s is 99.2% of the target 4000 req/s", "3 duplicate responses (a request answered more than once)"},
 		DurationSeconds: 30, TargetRPS: 4000, ThroughputRPS: 3966.7, ResponsesRPS: 3933.3, RateRatio: 0.991667, Balanced: true,
 		Latency: sum(1.25, 118000), ScheduleLag: sum(0.5, 119000), WorkerQueue: sum(0.01, 118000), WorkerProcess: sum(0.002, 118000),
-		Warmup: &report.Counts{Scheduled: 4000, RequestsSent: 3990, ResponsesMatched: 3980, Timeouts: 6, StillPending: 4, Skipped: 7, SendFailed: 3},
-		SLO:    report.SLO{P99MS: 2, MatchRate: 0.999, Failures: []string{"p99 latency 3.750 ms exceeds SLO_P99_MS=2", "match rate 0.991597 is below SLO_MATCH_RATE=0.999"}},
-		Process: &report.Process{CPUUserSeconds: 12.5, CPUSystemSeconds: 7.25, MaxRSSMB: 85.4, CPUMicrosPerRequest: 166, SendingCPUMicrosPerRequest: 150.5},
+		Warmup:        &report.Counts{Scheduled: 4000, RequestsSent: 3990, ResponsesMatched: 3980, Timeouts: 6, StillPending: 4, Skipped: 7, SendFailed: 3},
+		SLO:           report.SLO{P99MS: 2, MatchRate: 0.999, Failures: []string{"p99 latency 3.750 ms exceeds SLO_P99_MS=2", "match rate 0.991597 is below SLO_MATCH_RATE=0.999"}},
+		Usage:         &report.ProcessUsage{CPUUserSeconds: 12.5, CPUSystemSeconds: 7.25, MaxRSSMB: 85.4, CPUMicrosPerRequest: 166, SendingCPUMicrosPerRequest: 150.5},
 		BrokerDropped: &dropped,
 	}
 	minimal := &report.Report{
