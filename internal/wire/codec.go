@@ -56,44 +56,39 @@ func (r *Requester) NewEncoder() *Encoder {
 // ({{shard}}). It fails only when a field does not fit the envelope
 // (ErrTooLong).
 func (e *Encoder) Encode(topic, reply string, shard int, k Key, intended, unixMS int64) (*mqttconn.Message, error) {
+	r := e.r
 	e.msg = mqttconn.Message{Topic: topic}
-	if e.r.V5 {
-		e.msg.ResponseTopic, e.msg.ExpirySeconds = reply, e.r.ExpirySeconds
+	if r.V5 {
+		e.msg.ResponseTopic, e.msg.ExpirySeconds = reply, r.ExpirySeconds
 	}
-	var err error
-	switch e.r.Mode {
+	switch r.Mode {
 	case Envelope:
-		err = e.encodeEnvelope(reply, k, intended)
+		return &e.msg, e.encodeEnvelope(reply, k, intended)
 	case Properties:
-		e.encodeProperties(reply, shard, k, unixMS)
-	default:
-		e.encodeJSON(reply, shard, k, unixMS)
+		e.encodeProperties(k)
 	}
-	return &e.msg, err
-}
-
-// fill writes the request payload from the template, or the filler.
-func (e *Encoder) fill(reply string, shard int, k Key, unixMS int64) {
-	if e.r.Template == nil {
-		e.msg.Payload = e.r.Filler
-		return
+	// Properties and JSON: the payload is the template filled (for JSON, it
+	// places the {{id}}), or the filler.
+	if r.Template == nil {
+		e.msg.Payload = r.Filler
+		return &e.msg, nil
 	}
 	e.fields.Key, e.fields.UnixMS, e.fields.Shard, e.fields.Reply = k, unixMS, shard, reply
-	e.payload = e.r.Template.AppendTo(e.payload[:0], &e.fields)
+	e.payload = r.Template.AppendTo(e.payload[:0], &e.fields)
 	e.msg.Payload = e.payload
+	return &e.msg, nil
 }
 
-// Received is what a requester reads from a response: the Key of the
-// request it answers and, when Stamped (Envelope), the intended send time it
-// echoes and the worker's stamps.
+// Received is a response as the requester reads it: the request it answers
+// (Key) and, when Stamped (Envelope), the intended send time it echoes and
+// the worker's stamps; the other modes carry neither (zero).
 type Received struct {
-	Key      Key
-	Stamped  bool
-	Intended int64  // ns on the requester's clock
-	QueueUS  uint32 // time the request waited in the worker's queue, µs
-	// ProcessUS is the worker's processing time, µs.
-	ProcessUS uint32
+	Response
+	Stamped bool
 }
+
+// Key returns the key of the request rc answers.
+func (rc *Received) Key() Key { return Key{rc.RunID, rc.ClientID, rc.Seq} }
 
 // Read decodes response m into rc. It returns false when m is malformed for
 // the mode: no envelope response; missing, short or foreign-sized
@@ -117,10 +112,10 @@ func (r *Requester) RequestKey(m *mqttconn.Message) (Key, bool) {
 		return requestKeyEnvelope(m.Payload)
 	case Properties:
 		ok := readProperties(m.CorrelationData, &rc)
-		return rc.Key, ok
+		return rc.Key(), ok
 	}
 	ok := readJSON(m.Payload, r.Field, &rc)
-	return rc.Key, ok
+	return rc.Key(), ok
 }
 
 // Responder answers requests in one correlation mode (the worker's side):

@@ -71,12 +71,12 @@ func TestCodecRoundTrip(t *testing.T) {
 				t.Errorf("answered on %q", answer.Topic)
 			}
 			var rc Received
-			if !p.req.Read(&answer, &rc) || rc.Key != k {
+			if !p.req.Read(&answer, &rc) || rc.Key() != k {
 				t.Fatalf("Read = %+v; want key %+v", rc, k)
 			}
-			want := Received{Key: k}
+			want := Received{Response: Response{RunID: k.RunID, ClientID: k.ClientID, Seq: k.Seq}}
 			if p.req.Mode == Envelope {
-				want = Received{Key: k, Stamped: true, Intended: 123456789, QueueUS: 5000, ProcessUS: 7}
+				want.Stamped, want.Intended, want.QueueUS, want.ProcessUS = true, 123456789, 5000, 7
 			}
 			if rc != want {
 				t.Errorf("Read = %+v, want %+v", rc, want)

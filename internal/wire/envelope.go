@@ -213,12 +213,8 @@ func (e *Encoder) encodeEnvelope(reply string, k Key, intended int64) error {
 // readEnvelope reads an envelope response: its key, the intended time it
 // echoes and the worker's stamps.
 func readEnvelope(payload []byte, rc *Received) bool {
-	var r Response
-	if DecodeResponse(payload, &r) != nil {
-		return false
-	}
-	*rc = Received{Key: Key{r.RunID, r.ClientID, r.Seq}, Stamped: true, Intended: r.Intended, QueueUS: r.QueueUS, ProcessUS: r.ProcessUS}
-	return true
+	rc.Stamped = true
+	return DecodeResponse(payload, &rc.Response) == nil
 }
 
 // requestKeyEnvelope reads the key of an envelope request.

@@ -7,10 +7,10 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
-// JSON: the request payload, filled from a Template, carries the Key as a
-// text token (AppendID: "{run as 8 hex digits}-{client}-{seq}") in a member
-// that the responder copies into its response; the requester finds it there
-// with JSONField. The reply topic is the MQTT 5 Response Topic, or on MQTT
+// JSON: the request payload, filled from a Template (Encode), carries the
+// Key as a text token ({{id}}, AppendID: "{run as 8 hex digits}-{client}-{seq}")
+// in a member that the responder copies into its response; the requester
+// finds it there with JSONField. The reply topic is the MQTT 5 Response Topic, or on MQTT
 // 3.1.1 a member of the request ({{reply}}).
 
 // MaxIDLen is the longest token AppendID writes, bytes.
@@ -86,11 +86,6 @@ func truncate(b []byte, n int) []byte {
 	return b
 }
 
-// encodeJSON encodes request k from the template, which places its {{id}}.
-func (e *Encoder) encodeJSON(reply string, shard int, k Key, unixMS int64) {
-	e.fill(reply, shard, k, unixMS)
-}
-
 // readJSON reads the key of a response (or of a request) from its member
 // field.
 func readJSON(payload []byte, field string, rc *Received) bool {
@@ -99,7 +94,7 @@ func readJSON(payload []byte, field string, rc *Received) bool {
 		return false // not JSON, or no such member
 	}
 	k, err := ParseID(v)
-	*rc = Received{Key: k}
+	*rc = Received{Response: Response{RunID: k.RunID, ClientID: k.ClientID, Seq: k.Seq}}
 	return err == nil
 }
 

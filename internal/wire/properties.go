@@ -31,19 +31,18 @@ func DecodeCorrelation(b []byte) (Key, error) {
 	return Key{binary.BigEndian.Uint32(b), binary.BigEndian.Uint32(b[4:]), binary.BigEndian.Uint32(b[8:])}, nil
 }
 
-// encodeProperties encodes request k: its key as Correlation Data, the
-// payload from the template or the filler.
-func (e *Encoder) encodeProperties(reply string, shard int, k Key, unixMS int64) {
+// encodeProperties writes the key of request k as its Correlation Data (the
+// payload is the template or the filler: Encode).
+func (e *Encoder) encodeProperties(k Key) {
 	e.corr = AppendCorrelation(e.corr[:0], k)
 	e.msg.CorrelationData = e.corr
-	e.fill(reply, shard, k, unixMS)
 }
 
 // readProperties reads the key of a response (or of a request) from its
 // Correlation Data.
 func readProperties(corr []byte, rc *Received) bool {
 	k, err := DecodeCorrelation(corr)
-	*rc = Received{Key: k}
+	*rc = Received{Response: Response{RunID: k.RunID, ClientID: k.ClientID, Seq: k.Seq}}
 	return err == nil
 }
 

@@ -29,7 +29,7 @@ func (b *Books) OnResponse(conn int, m *mqttconn.Message) {
 		b.malformed.Add(1)
 		return
 	}
-	k := rc.Key
+	k := rc.Key()
 	client := k.ClientID - b.offset
 	if !b.started.Load() || k.RunID != b.runID || client >= b.n {
 		b.unknown.Add(1) // before the start: the epoch is not set yet
