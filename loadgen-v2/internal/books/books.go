@@ -196,7 +196,7 @@ func (b *Books) Pending() int64 {
 	return max(p, 0)
 }
 
-// counts returns the counts of phase (StillPending, Unknown and Malformed
+// phaseCounts returns the counts of phase (StillPending, Unknown and Malformed
 // left 0).
 func (b *Books) phaseCounts(phase int) report.Counts {
 	c := &b.counts[phase]
