@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 
@@ -34,6 +33,10 @@ func run(args []string) int {
 		return cliutil.ExitConfig
 	}
 	cfg, err := config.Load()
+	var res *config.Resolved
+	if err == nil {
+		res, err = cfg.Resolve()
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen-v2:", err)
 		return cliutil.ExitConfig
@@ -41,12 +44,9 @@ func run(args []string) int {
 	log := cliutil.Logger(os.Stderr, cfg.LogLevel)
 	ctx, stop := cliutil.SignalContext(context.Background(), log, os.Exit)
 	defer stop()
-	code, err := app.Run(ctx, cfg, log, os.Stdout, os.Stderr)
+	code, err := app.Run(ctx, res, log, os.Stdout, os.Stderr)
 	if err != nil {
 		log.Error("loadgen failed", "err", err)
-		if errors.Is(err, envconf.ErrInvalid) {
-			return cliutil.ExitConfig
-		}
 	}
 	return code
 }

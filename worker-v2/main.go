@@ -31,7 +31,11 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "worker-v2: unknown argument %q (configuration is environment variables; -h lists them)\n", args[0])
 		return cliutil.ExitConfig
 	}
-	cfg, err := load()
+	cfg, err := config.Load()
+	var res *config.Resolved
+	if err == nil {
+		res, err = cfg.Resolve()
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker-v2:", err)
 		return cliutil.ExitConfig
@@ -39,21 +43,9 @@ func run(args []string) int {
 	log := cliutil.Logger(os.Stderr, cfg.LogLevel)
 	ctx, stop := cliutil.SignalContext(context.Background(), log, os.Exit)
 	defer stop()
-	code, err := app.Run(ctx, cfg, log, os.Stdout, os.Stderr)
+	code, err := app.Run(ctx, res, log, os.Stdout, os.Stderr)
 	if err != nil {
 		log.Error("worker failed", "err", err)
 	}
 	return code
-}
-
-// load reads, validates and resolves the configuration.
-func load() (*config.Resolved, error) {
-	cfg, err := config.Load()
-	if err != nil {
-		return nil, err
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return cfg.Resolve()
 }

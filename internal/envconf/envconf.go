@@ -46,11 +46,19 @@ func Load(spec any) error {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if v, ok := spec.(Validator); ok {
-		if err := v.Validate(); err != nil {
-			return fmt.Errorf("%w:\n  %w", ErrInvalid, errors.Join(indent(Problems(err))...))
-		}
+		return Invalid(v.Validate())
 	}
 	return nil
+}
+
+// Invalid words the problems joined in err (a Validate or Resolve error)
+// under ErrInvalid, one a line, as every configuration error is printed;
+// nil for nil.
+func Invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w:\n  %w", ErrInvalid, errors.Join(indent(Problems(err))...))
 }
 
 // Problems returns the problems a Validate error joins, one per rule broken:

@@ -1,6 +1,7 @@
-// Package app ties loadgen-v2 together for main: HTTP endpoints, the engine
-// run, the report output and the exit status. It exists so main stays wiring
-// and so the whole binary can be run in-process by tests.
+// Package app ties loadgen-v2 together for main: HTTP endpoints (health, live
+// stats, metrics), the engine run, the report output and the exit status. It
+// exists so main stays wiring and so the whole binary can be run in-process
+// by tests.
 package app
 
 import (
@@ -19,26 +20,27 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
+	sharedmetrics "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/engine"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/metrics"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
 )
 
-// Run runs one loadgen: serves METRICS_ADDR, runs the engine until DURATION
-// or ctx ends, prints the report to stdout, writes REPORT_FILE, keeps
-// serving the final state for METRICS_LINGER, and returns the exit status
-// (0, or 3 when an SLO is missed) and any runtime error.
+// Run runs one loadgen of res: serves METRICS_ADDR, runs the engine until
+// DURATION or ctx ends, prints the report to stdout, writes REPORT_FILE,
+// keeps serving the final state for METRICS_LINGER, and returns the exit
+// status (0, or 3 when an SLO is missed) and any runtime error.
 //
-// Endpoints: /metrics, /health, /debug/vars (live Stats), /debug/histogram
-// (percentile spectra of the run so far) and /report (the final report as
-// JSON; 404 until the run has finished).
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer) (int, error) {
+// Endpoints: /metrics, /health (health), /stats and /debug/vars (the live
+// Stats), /debug/histogram (percentile spectra of the run so far) and /report
+// (the final report as JSON; 404 until the run has finished).
+func Run(ctx context.Context, res *config.Resolved, log *slog.Logger, stdout, stderr io.Writer) (int, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		metrics.BuildInfo("loadgen"))
-	eng, err := engine.New(cfg, log, reg, stderr)
+		sharedmetrics.BuildInfo(metrics.Subsystem))
+	eng, err := engine.New(res, log, reg, stderr)
 	if err != nil {
 		return cliutil.ExitError, err
 	}
@@ -51,35 +53,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stopHTTP()
-	if cfg.MetricsAddr != "" {
-		l, err := serve.Listen(cfg.MetricsAddr)
+	if res.MetricsAddr != "" {
+		l, err := serve.Listen(res.MetricsAddr)
 		if err != nil {
 			return cliutil.ExitError, err
 		}
 		srv := serve.New(reg, log)
-		srv.Health("/health", func() (bool, string) {
-			if eng.Phase() == engine.PhaseFinished {
-				return true, "" // done: serving the final state
-			}
-			st := eng.Stats()
-			if !st.Running {
-				return false, "not connected yet"
-			}
-			if st.ConnectionsUp < st.Connections {
-				return false, fmt.Sprintf("%d of %d connections up", st.ConnectionsUp, st.Connections)
-			}
-			if st.ConnectionsSuspect > 0 {
-				return false, fmt.Sprintf("%d of %d connections suspect: requests written, nothing received for REQUEST_TIMEOUT=%v", st.ConnectionsSuspect, st.Connections, cfg.RequestTimeout)
-			}
-			return true, ""
-		})
-		srv.JSON("/debug/vars", func() any { return map[string]any{"loadgen": eng.Stats()} })
+		srv.Health("/health", health(eng.Snapshot, res))
+		srv.Stats("loadgen", func() any { return eng.Stats() })
 		srv.JSON("/debug/histogram", func() any { return eng.Distributions() })
 		srv.JSONOr404("/report", func() (any, error) {
 			if r := final.Load(); r != nil {
 				return r, nil
 			}
-			return nil, fmt.Errorf("no report yet: the run is %s", eng.Phase())
+			return nil, fmt.Errorf("no report yet: the run is %s", eng.Snapshot().Phase)
 		})
 		log.Info("metrics listening", "addr", l.Addr().String())
 		wg.Go(func() {
@@ -88,8 +75,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 			}
 		})
 	}
-	if cfg.CPUProfile != "" {
-		f, err := os.Create(cfg.CPUProfile)
+	if res.CPUProfile != "" {
+		f, err := os.Create(res.CPUProfile)
 		if err != nil {
 			return cliutil.ExitError, fmt.Errorf("CPU_PROFILE: %w", err)
 		}
@@ -104,9 +91,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout, stde
 		return cliutil.ExitError, err
 	}
 	final.Store(rep)
-	code, err := Emit(rep, cfg.ReportFile, stdout)
-	if cfg.MetricsAddr != "" {
-		linger(ctx, cfg.MetricsLinger, log)
+	code, err := Emit(rep, res.ReportFile, stdout)
+	if res.MetricsAddr != "" {
+		linger(ctx, res.MetricsLinger, log)
 	}
 	return code, err
 }

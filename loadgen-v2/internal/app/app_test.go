@@ -3,10 +3,8 @@ package app
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,40 +12,25 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 )
 
-func freeAddr(t *testing.T) string {
+// resolve loads and resolves the configuration env gives, as main does.
+func resolve(t *testing.T, env map[string]string) *config.Resolved {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	cfg, err := config.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func get(url string) (int, string, error) {
-	resp, err := http.Get(url)
+	res, err := cfg.Resolve()
 	if err != nil {
-		return 0, "", err
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
-// waitFor polls until cond holds; the deadline only bounds a broken run.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return res
 }
 
 // TestLingerServesTheFinalState: with METRICS_LINGER the endpoints stay up
@@ -61,23 +44,13 @@ func TestLingerServesTheFinalState(t *testing.T) {
 		http.DefaultClient.CloseIdleConnections()
 		goleak.VerifyNone(t, ignore)
 	})
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	addr := freeAddr(t)
-	for k, v := range map[string]string{
+	b := brokertest.Start(t)
+	addr := brokertest.FreeAddr(t)
+	res := resolve(t, map[string]string{
 		"BROKER": b.URL(), "VIRTUAL_CLIENTS": "50", "INTERVAL_MS": "100", "CONNECTIONS": "2", "SHARDS": "4",
 		"DURATION": "500ms", "REQUEST_TIMEOUT": "200ms", "METRICS_ADDR": addr, "METRICS_LINGER": "1h",
 		"PROGRESS_INTERVAL": "0", "INSTANCE_ID": "linger-test",
-	} {
-		t.Setenv(k, v)
-	}
-	cfg, err := config.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr bytes.Buffer
@@ -87,12 +60,12 @@ func TestLingerServesTheFinalState(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		code, err := Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), &stdout, &stderr)
+		code, err := Run(ctx, res, slog.New(slog.NewTextHandler(io.Discard, nil)), &stdout, &stderr)
 		done <- result{code, err}
 	}()
 	base := "http://" + addr
-	waitFor(t, "the endpoints", func() bool { _, _, err := get(base + "/health"); return err == nil })
-	if code, body, _ := get(base + "/report"); code != 404 || !strings.Contains(body, "no report yet") {
+	brokertest.WaitFor(t, "the endpoints", func() bool { _, _, err := brokertest.Get(base + "/health"); return err == nil })
+	if code, body, _ := brokertest.Get(base + "/report"); code != 404 || !strings.Contains(body, "no report yet") {
 		t.Errorf("/report before the end: %d %s", code, body)
 	}
 	var vars struct {
@@ -102,10 +75,18 @@ func TestLingerServesTheFinalState(t *testing.T) {
 			Timeouts uint64 `json:"timeouts"`
 		} `json:"loadgen"`
 	}
-	waitFor(t, "phase finished", func() bool {
-		_, body, err := get(base + "/debug/vars")
-		return err == nil && json.Unmarshal([]byte(body), &vars) == nil && vars.Loadgen.Phase == "finished"
+	brokertest.WaitFor(t, "phase finished", func() bool {
+		return brokertest.FetchJSON(base+"/debug/vars", &vars) == nil && vars.Loadgen.Phase == "finished"
 	})
+	// /stats is the same snapshot, without the expvar wrapping.
+	var stats struct {
+		Phase string `json:"phase"`
+		Sent  uint64 `json:"requests_sent"`
+	}
+	brokertest.GetJSON(t, base+"/stats", &stats)
+	if stats.Phase != "finished" || stats.Sent != vars.Loadgen.Sent {
+		t.Errorf("/stats %+v, /debug/vars %+v: the final state differs", stats, vars.Loadgen)
+	}
 	// The report follows the phase within moments (it is built from the
 	// final counts once the connections are closed).
 	var rep struct {
@@ -113,25 +94,22 @@ func TestLingerServesTheFinalState(t *testing.T) {
 		Timeouts uint64 `json:"timeouts"`
 		Balanced bool   `json:"accounting_balanced"`
 	}
-	waitFor(t, "/report", func() bool {
-		code, body, err := get(base + "/report")
-		return err == nil && code == 200 && json.Unmarshal([]byte(body), &rep) == nil
-	})
+	brokertest.WaitFor(t, "/report", func() bool { return brokertest.FetchJSON(base+"/report", &rep) == nil })
 	if rep.Sent == 0 || !rep.Balanced || rep.Sent != vars.Loadgen.Sent || rep.Timeouts != vars.Loadgen.Timeouts {
 		t.Errorf("report %+v, /debug/vars %+v: the final state differs from the report", rep, vars.Loadgen)
 	}
-	if code, _, _ := get(base + "/health"); code != 200 {
+	if code, _, _ := brokertest.Get(base + "/health"); code != 200 {
 		t.Errorf("/health when finished: %d, want 200", code)
 	}
-	_, metrics, _ := get(base + "/metrics")
-	if !strings.Contains(metrics, `mqttrr_loadgen_phase{phase="finished",run_id="`) ||
-		!strings.Contains(metrics, "mqttrr_loadgen_build_info{") {
-		t.Errorf("/metrics lacks the finished phase or build info:\n%s", metrics)
+	mfs := brokertest.Scrape(t, base+"/metrics")
+	if v := brokertest.Sample(t, mfs, "mqttrr_loadgen_phase", "phase", "finished", "run_id", res.RunName()); v != 1 {
+		t.Errorf("finished phase %v, want 1", v)
 	}
-	for _, line := range strings.Split(metrics, "\n") {
-		if strings.HasPrefix(line, `mqttrr_loadgen_phase{phase="finished"`) && !strings.HasSuffix(line, " 1") {
-			t.Errorf("finished phase not 1: %s", line)
-		}
+	if _, ok := mfs["mqttrr_loadgen_build_info"]; !ok {
+		t.Error("/metrics lacks mqttrr_loadgen_build_info")
+	}
+	if v := brokertest.Sample(t, mfs, "mqttrr_loadgen_requests_sent_total"); v != float64(rep.Sent) {
+		t.Errorf("requests_sent_total %v, the report says %d", v, rep.Sent)
 	}
 	select {
 	case r := <-done:
@@ -150,7 +128,7 @@ func TestLingerServesTheFinalState(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the linger did not end on the signal")
 	}
-	if _, _, err := get(base + "/health"); err == nil {
+	if _, _, err := brokertest.Get(base + "/health"); err == nil {
 		t.Error("endpoints still served after Run returned")
 	}
 }
@@ -158,23 +136,13 @@ func TestLingerServesTheFinalState(t *testing.T) {
 // TestNoLingerByDefault: without METRICS_LINGER, Run returns right after
 // the report.
 func TestNoLingerByDefault(t *testing.T) {
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	for k, v := range map[string]string{
+	b := brokertest.Start(t)
+	res := resolve(t, map[string]string{
 		"BROKER": b.URL(), "VIRTUAL_CLIENTS": "10", "INTERVAL_MS": "100", "CONNECTIONS": "1", "SHARDS": "1",
 		"DURATION": "200ms", "REQUEST_TIMEOUT": "100ms", "METRICS_ADDR": "127.0.0.1:0", "PROGRESS_INTERVAL": "0",
-	} {
-		t.Setenv(k, v)
-	}
-	cfg, err := config.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	var stdout bytes.Buffer
-	code, err := Run(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), &stdout, io.Discard)
+	code, err := Run(context.Background(), res, slog.New(slog.NewTextHandler(io.Discard, nil)), &stdout, io.Discard)
 	if err != nil || code != 0 || !strings.Contains(stdout.String(), "match rate") {
 		t.Errorf("Run: %d %v\n%s", code, err, stdout.String())
 	}

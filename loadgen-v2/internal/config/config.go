@@ -1,13 +1,14 @@
-// Package config holds loadgen-v2's configuration: every environment variable,
-// its default and its rule.
+// Package config owns loadgen-v2's configuration: every environment variable,
+// its default and its rule (Config, Validate: a pure check), and what a
+// valid configuration resolves to on this machine (Resolve: the default
+// instance id, the client id offset, the memory the client state needs, the
+// parsed protocol, topics and MQTT options): the one value the engine
+// packages take. Environment variable names appear here and nowhere below.
 package config
 
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
@@ -52,9 +53,6 @@ type Config struct {
 	CPUProfile     string        `envconfig:"CPU_PROFILE" desc:"write a pprof CPU profile of the run to this file" json:"cpu_profile,omitempty"`
 	LogLevel       string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error" json:"log_level"`
 	envconf.Security
-
-	offset uint32
-	proto  Protocol
 }
 
 // MaxIntervalMS is the largest INTERVAL_MS (24 h): far beyond any useful
@@ -64,15 +62,13 @@ const MaxIntervalMS = 24 * 3600 * 1000
 // Interval returns INTERVAL_MS as a duration.
 func (c *Config) Interval() time.Duration { return time.Duration(c.IntervalMS) * time.Millisecond }
 
-// Offset returns the resolved CLIENT_ID_OFFSET (valid after Validate).
-func (c *Config) Offset() uint32 { return c.offset }
-
 // Rate returns the target request rate, requests per second.
 func (c *Config) Rate() float64 {
 	return float64(c.VirtualClients) / c.Interval().Seconds()
 }
 
-// Load reads the environment and validates it.
+// Load reads the environment and validates it (Validate). The error wraps
+// envconf.ErrInvalid and lists every problem, one a line.
 func Load() (*Config, error) {
 	c := &Config{}
 	if err := envconf.Load(c); err != nil {
@@ -81,15 +77,13 @@ func Load() (*Config, error) {
 	return c, nil
 }
 
-// Validate implements envconf.Validator. It fills defaults that depend on the
-// machine (INSTANCE_ID) and resolves CLIENT_ID_OFFSET.
+// Validate returns every problem of c joined (errors.Join), each naming the
+// variable, its value and the rule; nil when c is valid. It is pure: it
+// changes nothing and reads nothing of the machine (Resolve does), only the
+// files the variables name (REQUEST_TEMPLATE=@path, the TLS and password
+// files) to check them. With INSTANCE_ID unset, the hostname's ordinal that
+// CLIENT_ID_OFFSET=auto needs is checked by Resolve.
 func (c *Config) Validate() error {
-	ordinalFrom := c.InstanceID
-	if c.InstanceID == "" {
-		h, _ := os.Hostname()
-		c.InstanceID = sanitize(h) + "-" + strconv.Itoa(os.Getpid())
-		ordinalFrom = h // a StatefulSet pod's hostname is its name, ending in -N
-	}
 	chk := envconf.Check
 	errs := []error{
 		chk(c.VirtualClients >= 1 && c.VirtualClients <= 1<<31, "VIRTUAL_CLIENTS", c.VirtualClients, "must be between 1 and 2147483648"),
@@ -112,24 +106,21 @@ func (c *Config) Validate() error {
 		chk(c.SLOMatchRate >= 0 && c.SLOMatchRate <= 1, "SLO_MATCH_RATE", c.SLOMatchRate, "must be between 0 and 1"),
 		chk(c.SLOSuccess >= 0 && c.SLOSuccess <= 1, "SLO_SUCCESS_RATE", c.SLOSuccess, "must be between 0 and 1"),
 		chk(c.KeepAlive >= time.Second && c.KeepAlive <= 65535*time.Second, "KEEPALIVE", c.KeepAlive, "must be between 1s and 18h12m15s (MQTT's 65535 s)"),
-		chk(wire.ValidTopicName(c.InstanceID), "INSTANCE_ID", c.InstanceID, "must be 1-255 bytes of UTF-8 without '/', '+', '#' or control characters"),
+		chk(c.InstanceID == "" || wire.ValidTopicName(c.InstanceID), "INSTANCE_ID", c.InstanceID, "must be 1-255 bytes of UTF-8 without '/', '+', '#' or control characters"),
 		chk(c.Duration == 0 || c.Warmup < c.Duration, "WARMUP", c.Warmup, fmt.Sprintf("must be shorter than DURATION=%v", c.Duration)),
 		chk(c.Transport == "fast" || c.Transport == "paho", "TRANSPORT", c.Transport, "must be fast or paho"),
 		chk(validLevel(c.LogLevel), "LOG_LEVEL", c.LogLevel, "must be debug, info, warn or error"),
 	}
-	if err := c.checkMemory(); err != nil {
-		errs = append(errs, err)
-	}
 	if c.Connections > c.Shards && c.Shards >= 1 {
 		errs = append(errs, fmt.Errorf("CONNECTIONS=%d is greater than SHARDS=%d: responses are routed by shard, so connections beyond SHARDS would carry nothing", c.Connections, c.Shards))
 	}
-	if off, err := c.resolveOffset(ordinalFrom); err != nil {
+	if c.InstanceID != "" || c.ClientIDOffset != "auto" {
+		_, err := c.offset(c.InstanceID)
 		errs = append(errs, err)
-	} else {
-		c.offset = off
 	}
 	errs = append(errs, c.Security.Validate("BROKER", c.Broker)...)
-	errs = append(errs, c.validateProtocol()...)
+	_, perrs := c.protocol()
+	errs = append(errs, perrs...)
 	return errors.Join(errs...)
 }
 
@@ -139,83 +130,8 @@ func (c *Config) StateBytes() uint64 {
 	return uint64(max(c.VirtualClients, 0)) * uint64(schedule.BytesPerClient+pending.BytesPerSlot*max(c.MaxInflight, 0))
 }
 
-// checkMemory refuses a client count whose state cannot fit in the memory
-// this process may use (the cgroup limit, else MemAvailable), so that the run
-// fails up front with the figure instead of dying out of memory later.
-func (c *Config) checkMemory() error {
-	need := c.StateBytes()
-	avail, src := memoryLimit()
-	if avail == 0 || need <= avail {
-		return nil
-	}
-	return fmt.Errorf("VIRTUAL_CLIENTS=%d with MAX_INFLIGHT_PER_CLIENT=%d needs %.1f GiB of client state (%d B per client), more than the %.1f GiB available (%s)",
-		c.VirtualClients, c.MaxInflight, float64(need)/(1<<30), need/uint64(max(c.VirtualClients, 1)), float64(avail)/(1<<30), src)
-}
-
-// memoryLimit returns the bytes this process may use and where the figure
-// comes from: the cgroup v2 memory.max when set, else /proc/meminfo's
-// MemAvailable; 0 when neither can be read.
-func memoryLimit() (uint64, string) {
-	var limit uint64
-	src := ""
-	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
-		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
-			limit, src = v, "cgroup memory.max"
-		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for line := range strings.Lines(string(b)) {
-			f := strings.Fields(line)
-			if len(f) >= 2 && f[0] == "MemAvailable:" {
-				if kb, err := strconv.ParseUint(f[1], 10, 64); err == nil && (limit == 0 || kb*1024 < limit) {
-					limit, src = kb*1024, "MemAvailable"
-				}
-			}
-		}
-	}
-	return limit, src
-}
-
-// resolveOffset resolves CLIENT_ID_OFFSET; with auto, the ordinal is the
-// trailing -N of name (INSTANCE_ID, or the hostname when INSTANCE_ID is not set).
-func (c *Config) resolveOffset(name string) (uint32, error) {
-	var off uint64
-	if c.ClientIDOffset == "auto" {
-		i := strings.LastIndexByte(name, '-')
-		ord, err := strconv.ParseUint(name[i+1:], 10, 32)
-		if i < 0 || err != nil {
-			return 0, fmt.Errorf("CLIENT_ID_OFFSET=auto needs INSTANCE_ID=%s (or, when INSTANCE_ID is unset, the hostname) to end in -N, a pod ordinal", name)
-		}
-		off = ord * uint64(max(c.VirtualClients, 0))
-	} else {
-		v, err := strconv.ParseUint(c.ClientIDOffset, 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("CLIENT_ID_OFFSET=%s must be a non-negative integer or auto", c.ClientIDOffset)
-		}
-		off = v
-	}
-	if off+uint64(max(c.VirtualClients, 0)) > 1<<32 {
-		return 0, fmt.Errorf("CLIENT_ID_OFFSET=%s plus VIRTUAL_CLIENTS=%d exceeds the 32-bit client id space", c.ClientIDOffset, c.VirtualClients)
-	}
-	return uint32(off), nil
-}
-
 // validLevel: LOG_LEVEL as slog parses it (cliutil.ParseLevel).
 func validLevel(s string) bool {
 	_, err := cliutil.ParseLevel(s)
 	return err == nil
-}
-
-// sanitize makes a hostname usable inside a topic name.
-func sanitize(s string) string {
-	b := []byte(s)
-	for i, ch := range b {
-		if ch == '/' || ch == '+' || ch == '#' || ch < 0x20 {
-			b[i] = '_'
-		}
-	}
-	if len(b) == 0 {
-		return "loadgen"
-	}
-	return string(b)
 }

@@ -14,43 +14,22 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/loadgentest"
 )
 
-// envVars lists every variable of Config (including the embedded security
-// settings), read from the struct tags so that new variables are covered.
-func envVars() []string {
-	var out []string
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if f.Anonymous && f.Type.Kind() == reflect.Struct {
-				walk(f.Type)
-				continue
-			}
-			if k := f.Tag.Get("envconfig"); k != "" {
-				out = append(out, k)
-			}
-		}
-	}
-	walk(reflect.TypeFor[config.Config]())
-	return out
-}
-
-// cleanEnv unsets every variable of Config for the duration of t, then sets env.
-func cleanEnv(t *testing.T, env map[string]string) {
+// load reads env as the binary does: Load (parse, Validate), then Resolve.
+func load(t *testing.T, env map[string]string) (*config.Resolved, error) {
 	t.Helper()
-	for _, k := range envVars() {
-		t.Setenv(k, "") // registers the restore
-		os.Unsetenv(k)
+	loadgentest.SetEnv(t, env)
+	c, err := config.Load()
+	if err != nil {
+		return nil, err
 	}
-	for k, v := range env {
-		t.Setenv(k, v)
-	}
+	return c.Resolve()
 }
 
 func TestEnvVarsFound(t *testing.T) {
-	vars := strings.Join(envVars(), " ")
+	vars := strings.Join(loadgentest.EnvVars(), " ")
 	for _, k := range []string{"BROKER", "VIRTUAL_CLIENTS", "CLIENT_ID_OFFSET", "SLO_MATCH_RATE", "TLS_INSECURE", "MQTT_PASSWORD_FILE"} {
 		if !strings.Contains(vars, k) {
 			t.Errorf("variable %s not found in the Config tags: %s", k, vars)
@@ -59,8 +38,7 @@ func TestEnvVarsFound(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	cleanEnv(t, nil)
-	c, err := config.Load()
+	c, err := load(t, nil)
 	if err != nil {
 		t.Fatalf("Load with defaults: %v", err)
 	}
@@ -85,7 +63,7 @@ func TestDefaults(t *testing.T) {
 		{"METRICS_LINGER", c.MetricsLinger, time.Duration(0)},
 		{"LOG_LEVEL", c.LogLevel, "info"},
 		{"TLS_INSECURE", c.Insecure, false},
-		{"Offset()", c.Offset(), uint32(0)},
+		{"Offset", c.Offset, uint32(0)},
 		{"Interval()", c.Interval(), 2 * time.Second},
 		{"Rate()", c.Rate(), 50000.0},
 	}
@@ -112,7 +90,7 @@ func TestValid(t *testing.T) {
 		name   string
 		env    map[string]string
 		offset uint32
-		check  func(t *testing.T, c *config.Config)
+		check  func(t *testing.T, c *config.Resolved)
 	}{
 		{name: "auto offset from the pod ordinal", env: map[string]string{"CLIENT_ID_OFFSET": "auto", "INSTANCE_ID": "loadgen-3", "VIRTUAL_CLIENTS": "1000"}, offset: 3000},
 		{name: "auto offset, ordinal 0", env: map[string]string{"CLIENT_ID_OFFSET": "auto", "INSTANCE_ID": "lg-0", "VIRTUAL_CLIENTS": "1000"}, offset: 0},
@@ -132,7 +110,7 @@ func TestValid(t *testing.T) {
 		{name: "a million virtual clients", env: map[string]string{"VIRTUAL_CLIENTS": "1000000"}},
 		{name: "interval 24 h", env: map[string]string{"INTERVAL_MS": "86400000"}},
 		{name: "keepalive 5s", env: map[string]string{"KEEPALIVE": "5s"}},
-		{name: "metrics linger 30s", env: map[string]string{"METRICS_LINGER": "30s"}, check: func(t *testing.T, c *config.Config) {
+		{name: "metrics linger 30s", env: map[string]string{"METRICS_LINGER": "30s"}, check: func(t *testing.T, c *config.Resolved) {
 			if c.MetricsLinger != 30*time.Second {
 				t.Errorf("METRICS_LINGER = %v, want 30s", c.MetricsLinger)
 			}
@@ -142,7 +120,7 @@ func TestValid(t *testing.T) {
 		{name: "slo success", env: map[string]string{"SLO_SUCCESS_RATE": "0.999"}},
 		{name: "UTF-8 instance id", env: map[string]string{"INSTANCE_ID": "lg-ü-1"}},
 		{name: "payload 1 MiB", env: map[string]string{"PAYLOAD_BYTES": "1048576"}},
-		{name: "interval 1 ms", env: map[string]string{"INTERVAL_MS": "1", "VIRTUAL_CLIENTS": "10"}, check: func(t *testing.T, c *config.Config) {
+		{name: "interval 1 ms", env: map[string]string{"INTERVAL_MS": "1", "VIRTUAL_CLIENTS": "10"}, check: func(t *testing.T, c *config.Resolved) {
 			if c.Interval() != time.Millisecond || c.Rate() != 10000 {
 				t.Errorf("Interval %v Rate %v, want 1ms 10000", c.Interval(), c.Rate())
 			}
@@ -150,13 +128,12 @@ func TestValid(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cleanEnv(t, tc.env)
-			c, err := config.Load()
+			c, err := load(t, tc.env)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
-			if c.Offset() != tc.offset {
-				t.Errorf("Offset() = %d, want %d", c.Offset(), tc.offset)
+			if c.Offset != tc.offset {
+				t.Errorf("Offset = %d, want %d", c.Offset, tc.offset)
 			}
 			if tc.check != nil {
 				tc.check(t, c)
@@ -289,10 +266,9 @@ func TestInvalid(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cleanEnv(t, tc.env)
-			c, err := config.Load()
+			c, err := load(t, tc.env)
 			if err == nil {
-				t.Fatalf("Load accepted %v: %+v", tc.env, c)
+				t.Fatalf("Load and Resolve accepted %v: %+v", tc.env, c)
 			}
 			if !errors.Is(err, envconf.ErrInvalid) {
 				t.Errorf("error does not wrap envconf.ErrInvalid: %v", err)
@@ -324,8 +300,7 @@ func TestInvalid(t *testing.T) {
 
 // TestInvalidReportsEverything: several problems are reported at once.
 func TestInvalidReportsEverything(t *testing.T) {
-	cleanEnv(t, map[string]string{"QOS": "3", "SLO_MATCH_RATE": "2", "INSTANCE_ID": "a/b", "BROKER": "http://x"})
-	_, err := config.Load()
+	_, err := load(t, map[string]string{"QOS": "3", "SLO_MATCH_RATE": "2", "INSTANCE_ID": "a/b", "BROKER": "http://x"})
 	if err == nil {
 		t.Fatal("Load succeeded")
 	}
@@ -345,7 +320,9 @@ func defaults() config.Config {
 }
 
 // FuzzValidate: Validate never panics on any instance id, offset, broker or
-// log level, and what it accepts is usable.
+// log level, and what it accepts resolves to something usable (or fails
+// Resolve only on what Validate leaves to it: the hostname's ordinal, the
+// memory).
 func FuzzValidate(f *testing.F) {
 	f.Add("loadgen-3", "auto", "tcp://localhost:1883", "info", 1000)
 	f.Add("lg", "0", "ssl://b:8883", "DEBUG", 1)
@@ -355,29 +332,40 @@ func FuzzValidate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, instance, offset, broker, level string, clients int) {
 		c := defaults()
 		c.InstanceID, c.ClientIDOffset, c.Broker, c.LogLevel, c.VirtualClients = instance, offset, broker, level, clients
-		errs := envconf.Problems(c.Validate())
-		for _, e := range errs {
-			if e == nil {
-				t.Fatal("Validate returned a nil error in its list")
-			}
+		before := c
+		err := c.Validate()
+		if !reflect.DeepEqual(c, before) {
+			t.Fatalf("Validate changed the config: %+v, was %+v", c, before)
 		}
-		if len(errs) > 0 {
+		if err != nil {
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				if e == nil {
+					t.Fatal("Validate joined a nil error")
+				}
+			}
 			return
 		}
-		if !wire.ValidTopicName(c.InstanceID) {
-			t.Fatalf("accepted INSTANCE_ID %q", c.InstanceID)
+		r, err := c.Resolve()
+		if err != nil {
+			if !errors.Is(err, envconf.ErrInvalid) || !strings.Contains(err.Error(), "CLIENT_ID_OFFSET=auto") && !strings.Contains(err.Error(), "VIRTUAL_CLIENTS=") {
+				t.Fatalf("Resolve failed on what Validate should have refused: %v", err)
+			}
+			return
 		}
-		if err := mqttconn.ValidateBrokerURL(c.Broker); err != nil {
-			t.Fatalf("accepted BROKER %q: %v", c.Broker, err)
+		if !wire.ValidTopicName(r.InstanceID) {
+			t.Fatalf("accepted INSTANCE_ID %q", r.InstanceID)
 		}
-		if uint64(c.Offset())+uint64(c.VirtualClients) > 1<<32 {
-			t.Fatalf("accepted offset %d + %d clients beyond 2^32", c.Offset(), c.VirtualClients)
+		if err := mqttconn.ValidateBrokerURL(r.Broker); err != nil {
+			t.Fatalf("accepted BROKER %q: %v", r.Broker, err)
 		}
-		if c.ClientIDOffset == "auto" {
+		if uint64(r.Offset)+uint64(r.VirtualClients) > 1<<32 {
+			t.Fatalf("accepted offset %d + %d clients beyond 2^32", r.Offset, r.VirtualClients)
+		}
+		if c.ClientIDOffset == "auto" && c.InstanceID != "" {
 			i := strings.LastIndexByte(c.InstanceID, '-')
 			ord, err := strconv.ParseUint(c.InstanceID[i+1:], 10, 32)
-			if i < 0 || err != nil || uint64(c.Offset()) != ord*uint64(c.VirtualClients) {
-				t.Fatalf("auto offset %d for INSTANCE_ID %q and %d clients", c.Offset(), c.InstanceID, c.VirtualClients)
+			if i < 0 || err != nil || uint64(r.Offset) != ord*uint64(c.VirtualClients) {
+				t.Fatalf("auto offset %d for INSTANCE_ID %q and %d clients", r.Offset, c.InstanceID, c.VirtualClients)
 			}
 		}
 	})

@@ -8,28 +8,30 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
-// Protocol is the resolved protocol configuration (valid after Validate).
+// Protocol is how the loadgen talks to the service: MQTT_VERSION, CORRELATE,
+// REQUEST_TEMPLATE and the topic templates, parsed.
 type Protocol struct {
 	Version     byte             // 4 (3.1.1) or 5
 	Correlation wire.Correlation // how the loadgen matches a response to its request
 	JSONField   string           // Correlation == JSON: the response member with the id
-	Template    *wire.Template   // request payload; nil: envelope, or PAYLOAD_BYTES filler
-	ReqTopic    *wire.Template
-	RespTopic   *wire.Template
+	// Label names the correlation as the report and the metrics carry it:
+	// envelope, properties or json:FIELD.
+	Label     string
+	Template  *wire.Template // request payload; nil: envelope, or PAYLOAD_BYTES filler
+	ReqTopic  *wire.Template
+	RespTopic *wire.Template
 	// PerShard: the response topic names the shard, so responses are routed
 	// to the connection of their shard; else one topic, on connection 0.
 	PerShard bool
 }
 
-// Protocol returns the resolved protocol settings.
-func (c *Config) Protocol() *Protocol { return &c.proto }
-
-// validateProtocol checks MQTT_VERSION, CORRELATE, REQUEST_TEMPLATE and the
-// topic templates, and resolves them into c.proto.
-func (c *Config) validateProtocol() []error {
-	p := &c.proto
+// protocol parses MQTT_VERSION, CORRELATE, REQUEST_TEMPLATE (reading its
+// file for @path) and the topic templates, and returns every problem.
+func (c *Config) protocol() (Protocol, []error) {
+	var p Protocol
 	var errs []error
 	p.Version, p.Correlation, p.JSONField, errs = envconf.ParseProtocol(c.MQTTVersion, c.Correlate)
+	p.Label = p.Correlation.Label(p.JSONField)
 	if c.Transport == "paho" && (p.Version == 5 || p.Correlation != wire.Envelope) {
 		errs = append(errs, fmt.Errorf("TRANSPORT=paho is the plain MQTT 3.1.1 baseline with the envelope; it does not combine with MQTT_VERSION=%s CORRELATE=%s", c.MQTTVersion, p.Correlation))
 	}
@@ -61,7 +63,7 @@ func (c *Config) validateProtocol() []error {
 			errs = append(errs, fmt.Errorf("RESPONSE_TOPIC=%q must contain {{instance}} and {{shard}} with CORRELATE=envelope", c.ResponseTopic))
 		}
 	}
-	return errs
+	return p, errs
 }
 
 // topicTemplate parses a topic with {{instance}} and {{shard}}: no wildcard,

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,9 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/broker"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/loadgentest"
 )
 
 // echo is a minimal real MQTT responder: it answers requests on
@@ -60,42 +59,19 @@ func startEcho(t *testing.T, url string, drop func(r *wire.Request) bool) *echo 
 	return e
 }
 
-func testConfig(t *testing.T, brokerURL string, env map[string]string) *config.Config {
+// testConfig resolves the configuration of a small run against brokerURL,
+// env overriding loadgentest.Defaults.
+func testConfig(t *testing.T, brokerURL string, env map[string]string) *config.Resolved {
 	t.Helper()
-	base := map[string]string{
-		"BROKER": brokerURL, "VIRTUAL_CLIENTS": "2000", "CONNECTIONS": "4", "SHARDS": "16",
-		"INTERVAL_MS": "500", "DURATION": "2s", "REQUEST_TIMEOUT": "1s", "METRICS_ADDR": "",
-		"PROGRESS_INTERVAL": "0s", "INSTANCE_ID": "test",
-	}
-	for k, v := range env {
-		base[k] = v
-	}
-	for k, v := range base {
-		t.Setenv(k, v)
-	}
-	cfg, err := config.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return loadgentest.Resolve(t, brokerURL, env)
 }
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-func startBroker(t *testing.T) *broker.Broker {
-	t.Helper()
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
-}
+var quietLog = loadgentest.QuietLog
 
 func TestRunAllMatchedAtLightLoad(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // runs after the broker and echo cleanups
-	b := startBroker(t)
+	b := brokertest.Start(t)
 	startEcho(t, b.URL(), nil)
 	// A long timeout: on a loaded machine a late answer is still an answer
 	// (the drain ends as soon as nothing is pending).
@@ -128,7 +104,7 @@ func TestRunAllMatchedAtLightLoad(t *testing.T) {
 }
 
 func TestAccountingWhenHalfTheRequestsAreDropped(t *testing.T) {
-	b := startBroker(t)
+	b := brokertest.Start(t)
 	startEcho(t, b.URL(), func(r *wire.Request) bool { return r.ClientID%2 == 1 })
 	cfg := testConfig(t, b.URL(), map[string]string{"DURATION": "1500ms", "REQUEST_TIMEOUT": "500ms", "SLO_MATCH_RATE": "0.999"})
 	eng, err := New(cfg, quietLog(), nil, nil)
@@ -162,7 +138,7 @@ func TestAccountingWhenHalfTheRequestsAreDropped(t *testing.T) {
 }
 
 func TestSkippedWhenInflightLimitReached(t *testing.T) {
-	b := startBroker(t)
+	b := brokertest.Start(t)
 	// Nobody answers: every client keeps its one slot until the timeout (1 s),
 	// so with a 250 ms interval 3 of every 4 fires are skipped.
 	cfg := testConfig(t, b.URL(), map[string]string{"INTERVAL_MS": "250", "DURATION": "2s", "VIRTUAL_CLIENTS": "400"})
@@ -188,7 +164,7 @@ func TestSkippedWhenInflightLimitReached(t *testing.T) {
 }
 
 func TestStrayResponsesAreCounted(t *testing.T) {
-	b := startBroker(t)
+	b := brokertest.Start(t)
 	startEcho(t, b.URL(), nil)
 	cfg := testConfig(t, b.URL(), map[string]string{"DURATION": "1s", "REQUEST_TIMEOUT": "20s"})
 	eng, err := New(cfg, quietLog(), nil, nil)
@@ -203,10 +179,10 @@ func TestStrayResponsesAreCounted(t *testing.T) {
 	defer pub.Disconnect(10)
 	go func() {
 		<-eng.Ready()
-		topic := wire.ResponseTopic("test", 3)
+		topic := "resp/test/3"
 		pub.Publish(topic, 0, false, []byte("garbage")).Wait()
 		pub.Publish(topic, 0, false, []byte{}).Wait()
-		other := wire.AppendResponse(nil, &wire.Response{RunID: eng.runID + 1, ClientID: 3})
+		other := wire.AppendResponse(nil, &wire.Response{RunID: eng.res.RunID + 1, ClientID: 3})
 		pub.Publish(topic, 0, false, other).Wait()
 	}()
 	rep, err := eng.Run(context.Background())
@@ -225,7 +201,7 @@ func TestStrayResponsesAreCounted(t *testing.T) {
 // paths save) must be just as exact: paho sends asynchronously, so the pool
 // must hand it copies of the reused encode buffer.
 func TestRunPlainPahoTransport(t *testing.T) {
-	b := startBroker(t)
+	b := brokertest.Start(t)
 	startEcho(t, b.URL(), nil)
 	cfg := testConfig(t, b.URL(), map[string]string{"TRANSPORT": "paho", "DURATION": "1s", "REQUEST_TIMEOUT": "20s"})
 	eng, err := New(cfg, quietLog(), nil, nil)
@@ -245,7 +221,7 @@ func TestRunPlainPahoTransport(t *testing.T) {
 // of the latency histogram; RAMP_UP: clients come online linearly, so about
 // half the sends of a full-rate run happen during the ramp.
 func TestWarmupAndRampUp(t *testing.T) {
-	b := startBroker(t)
+	b := brokertest.Start(t)
 	startEcho(t, b.URL(), nil)
 	cfg := testConfig(t, b.URL(), map[string]string{"DURATION": "2s", "WARMUP": "1s", "RAMP_UP": "1s", "REQUEST_TIMEOUT": "20s"})
 	eng, err := New(cfg, quietLog(), nil, nil)

@@ -11,18 +11,39 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/books"
 )
 
 // stateDial dials the fake transport and reports its connections up, as
-// the real pool does through Options.OnState.
-func stateDial(ft *fakeTransport) Dialer {
-	return func(ctx context.Context, o mqttconn.Options) (Transport, error) {
-		t, err := ft.dial(ctx, o)
+// the real pool does through Options.OnState; flaps, when set, runs then
+// with OnState (connections going down and up again).
+func stateDial(ft *fakeTransport, flaps func(onState func(i int, up bool))) mqttconn.Dialer {
+	return func(ctx context.Context, o mqttconn.Options) (mqttconn.Transport, error) {
+		if _, err := ft.dial(ctx, o); err != nil {
+			return nil, err
+		}
 		for i := range o.Connections {
 			o.OnState(i, true)
 		}
-		return t, err
+		if flaps != nil {
+			flaps(o.OnState)
+		}
+		return &closingTransport{fakeTransport: ft, onState: o.OnState}, nil
 	}
+}
+
+// closingTransport reports every connection down when closed, as the real
+// pool does.
+type closingTransport struct {
+	*fakeTransport
+	onState func(i int, up bool)
+}
+
+func (t *closingTransport) Close() {
+	for i := range t.Len() {
+		t.onState(i, false)
+	}
+	t.fakeTransport.Close()
 }
 
 // TestPhases: a run with RAMP_UP and WARMUP goes connecting → ramp-up →
@@ -42,19 +63,19 @@ func TestPhases(t *testing.T) {
 		// Answers take 300 ms: the drain after DURATION lasts that long.
 		ft := &fakeTransport{delay: 300 * time.Millisecond}
 		ft.eng = eng
-		eng.dial = eng.metrics.conns.dialer(stateDial(ft))
-		if p := eng.Phase(); p != PhaseConnecting {
+		eng.dial = stateDial(ft, nil)
+		if p := eng.Snapshot().Phase; p != books.PhaseConnecting {
 			t.Errorf("before Run: %v", p)
 		}
 		type sample struct {
 			at    time.Duration
-			want  Phase
-			got   Phase
+			want  books.Phase
+			got   books.Phase
 			gauge string
 			stats string
 		}
-		samples := []sample{{at: time.Second, want: PhaseRampUp}, {at: 3 * time.Second, want: PhaseWarmUp},
-			{at: 5 * time.Second, want: PhaseSteady}, {at: 6*time.Second + 100*time.Millisecond, want: PhaseDraining}}
+		samples := []sample{{at: time.Second, want: books.PhaseRampUp}, {at: 3 * time.Second, want: books.PhaseWarmUp},
+			{at: 5 * time.Second, want: books.PhaseSteady}, {at: 6*time.Second + 100*time.Millisecond, want: books.PhaseDraining}}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -62,7 +83,7 @@ func TestPhases(t *testing.T) {
 			start := time.Now()
 			for i := range samples {
 				time.Sleep(samples[i].at - time.Since(start))
-				samples[i].got, samples[i].gauge, samples[i].stats = eng.Phase(), gaugePhase(t, reg), eng.Stats().Phase
+				samples[i].got, samples[i].gauge, samples[i].stats = eng.Snapshot().Phase, gaugePhase(t, reg), eng.Stats().Phase
 			}
 		}()
 		if _, err := eng.Run(context.Background()); err != nil {
@@ -74,7 +95,7 @@ func TestPhases(t *testing.T) {
 				t.Errorf("at %v: phase %v, gauge %q, stats %q; want %v", s.at, s.got, s.gauge, s.stats, s.want)
 			}
 		}
-		if p, g := eng.Phase(), gaugePhase(t, reg); p != PhaseFinished || g != "finished" {
+		if p, g := eng.Snapshot().Phase, gaugePhase(t, reg); p != books.PhaseFinished || g != "finished" {
 			t.Errorf("after Run: phase %v, gauge %q; want finished", p, g)
 		}
 		// Closing the connections at the end is not a loss.
@@ -98,8 +119,8 @@ func gaugePhase(t *testing.T, g prometheus.Gatherer) string {
 		if mf.GetName() != "mqttrr_loadgen_phase" {
 			continue
 		}
-		if len(mf.Metric) != len(Phases) {
-			t.Errorf("%d phase series, want %d", len(mf.Metric), len(Phases))
+		if len(mf.Metric) != len(books.Phases) {
+			t.Errorf("%d phase series, want %d", len(mf.Metric), len(books.Phases))
 		}
 		for _, m := range mf.Metric {
 			if m.GetGauge().GetValue() == 1 {
@@ -136,43 +157,57 @@ func TestStopSendingDrains(t *testing.T) {
 		}
 		ft := &fakeTransport{delay: 10 * time.Millisecond}
 		ft.eng = eng
-		eng.dial = eng.metrics.conns.dialer(ft.dial)
-		phase := make(chan Phase, 1)
+		eng.dial = ft.dial
+		phase := make(chan books.Phase, 1)
 		go func() {
 			<-eng.Ready()
 			time.Sleep(2 * time.Second)
 			eng.StopSending()
-			phase <- eng.Phase()
+			phase <- eng.Snapshot().Phase
 		}()
 		if _, err := eng.Run(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if during := <-phase; during != PhaseDraining || eng.Phase() != PhaseFinished {
-			t.Errorf("after StopSending %v, after Run %v; want draining, finished", during, eng.Phase())
+		if during, after := <-phase, eng.Snapshot().Phase; during != books.PhaseDraining || after != books.PhaseFinished {
+			t.Errorf("after StopSending %v, after Run %v; want draining, finished", during, after)
 		}
 	})
 }
 
-// TestConnWatch: connects count every session, reconnects the sessions
-// after the first of a connection, losses the drops before Close.
-func TestConnWatch(t *testing.T) {
-	w := newConnWatch(3)
-	for _, s := range []struct {
-		i  int
-		up bool
-	}{{0, true}, {1, true}, {2, true}, {1, false}, {1, true}, {1, false}, {1, true}, {2, false}} {
-		w.state(s.i, s.up)
-	}
-	tr := &watchedTransport{Transport: &fakeTransport{}, w: w}
-	w.events.Closing() // as Close does before closing the pool
-	w.state(0, false)
-	tr.Close()
-	if c, l, r := w.events.Connects(), w.events.Losses(), w.events.Reconnects(); c != 5 || l != 3 || r != 2 {
-		t.Errorf("connects %d losses %d reconnects %d; want 5, 3, 2", c, l, r)
-	}
-	if !w.closed.Load() {
-		t.Error("Close did not mark the run finished")
-	}
+// TestConnectionEvents: the transport's state changes (Options.OnState)
+// reach the books: connects count every session, reconnects the sessions
+// after the first of a connection, losses the drops before the end; the
+// connections closed at the end are no loss, and then the run is finished.
+func TestConnectionEvents(t *testing.T) {
+	cfg := testConfig(t, "tcp://127.0.0.1:1", map[string]string{
+		"VIRTUAL_CLIENTS": "100", "INTERVAL_MS": "1000", "CONNECTIONS": "3", "SHARDS": "3", "DURATION": "1s",
+	})
+	synctest.Test(t, func(t *testing.T) {
+		eng, err := New(cfg, quietLog(), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ft := &fakeTransport{delay: time.Millisecond}
+		ft.eng = eng
+		eng.dial = stateDial(ft, func(onState func(int, bool)) {
+			for _, s := range []struct {
+				i  int
+				up bool
+			}{{1, false}, {1, true}, {1, false}, {1, true}, {2, false}, {2, true}} {
+				onState(s.i, s.up)
+			}
+		})
+		if _, err := eng.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		st := eng.Stats()
+		if st.Connects != 6 || st.ConnectionLosses != 3 || st.Reconnects != 3 {
+			t.Errorf("connects %d losses %d reconnects %d; want 6, 3, 3", st.Connects, st.ConnectionLosses, st.Reconnects)
+		}
+		if st.Phase != "finished" {
+			t.Errorf("phase %s after Run, want finished", st.Phase)
+		}
+	})
 }
 
 // TestMetricsCarryRunID: every loadgen series carries run_id, the info
@@ -185,7 +220,7 @@ func TestMetricsCarryRunID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng.lat.Record(0, 3*time.Millisecond)
+	eng.books.Hist.Latency.Record(0, 3*time.Millisecond)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -194,8 +229,8 @@ func TestMetricsCarryRunID(t *testing.T) {
 	for _, mf := range mfs {
 		names[mf.GetName()] = true
 		for _, m := range mf.Metric {
-			if label(m, "run_id") != eng.RunID() {
-				t.Errorf("%s%v: run_id %q, want %q", mf.GetName(), m.Label, label(m, "run_id"), eng.RunID())
+			if label(m, "run_id") != cfg.RunName() {
+				t.Errorf("%s%v: run_id %q, want %q", mf.GetName(), m.Label, label(m, "run_id"), cfg.RunName())
 			}
 		}
 		switch mf.GetName() {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
@@ -72,7 +73,7 @@ func TestProtocolModes(t *testing.T) {
 			"RESPONSE_TOPIC": "answers/{{instance}}"}, echoJSON},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := startBroker(t)
+			b := brokertest.Start(t)
 			startResponder(t, b.URL(), tc.version, tc.answer)
 			env := map[string]string{"REQUEST_TIMEOUT": "20s", "VIRTUAL_CLIENTS": "500"}
 			for k, v := range tc.env {
@@ -146,7 +147,7 @@ func TestProtocolBadResponses(t *testing.T) {
 		}, "malformed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := startBroker(t)
+			b := brokertest.Start(t)
 			version := byte(4)
 			if tc.env["MQTT_VERSION"] == "5" {
 				version = 5

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/live"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
 )
 
@@ -41,7 +44,7 @@ type fakeConn struct {
 	queued [][]byte
 }
 
-func (t *fakeTransport) dial(_ context.Context, o mqttconn.Options) (Transport, error) {
+func (t *fakeTransport) dial(_ context.Context, o mqttconn.Options) (mqttconn.Transport, error) {
 	t.opts = o
 	t.seen = map[[2]uint32]int{}
 	for i := range o.Connections {
@@ -50,9 +53,11 @@ func (t *fakeTransport) dial(_ context.Context, o mqttconn.Options) (Transport, 
 	return t, nil
 }
 
-func (t *fakeTransport) Conn(i int) mqttconn.Conn { return t.conns[i] }
-func (t *fakeTransport) Up() int                  { return len(t.conns) }
-func (t *fakeTransport) Suspect() int             { return 0 }
+func (t *fakeTransport) Len() int                              { return len(t.conns) }
+func (t *fakeTransport) Conn(i int) mqttconn.Conn              { return t.conns[i] }
+func (t *fakeTransport) Up() int                               { return len(t.conns) }
+func (t *fakeTransport) Suspect() int                          { return 0 }
+func (t *fakeTransport) Unsubscribe(ctx context.Context) error { return nil }
 
 func (t *fakeTransport) Close() {
 	t.mu.Lock()
@@ -84,7 +89,7 @@ func (c *fakeConn) Publish(topic string, payload []byte) error {
 func (c *fakeConn) Flush() {
 	t := c.t
 	if t.onFlush != nil {
-		t.onFlush(time.Duration(t.eng.now()))
+		t.onFlush(time.Duration(t.eng.books.Now()))
 	}
 	c.mu.Lock()
 	q := c.queued
@@ -281,7 +286,7 @@ func TestForgedResponsesAreImplausible(t *testing.T) {
 // once requests settle they count matched over settled only.
 func TestLiveRatiosAreSettled(t *testing.T) {
 	ft := &fakeTransport{delay: 300 * time.Millisecond}
-	var during, after Stats
+	var during, after live.Stats
 	rep := runFake(t, map[string]string{
 		"VIRTUAL_CLIENTS": "100", "INTERVAL_MS": "1000", "CONNECTIONS": "4", "SHARDS": "16",
 		"DURATION": "3s", "REQUEST_TIMEOUT": "10s",
@@ -302,4 +307,72 @@ func TestLiveRatiosAreSettled(t *testing.T) {
 		t.Errorf("after answers: match %v success %v, want 1 and 1 (in-flight requests count neither way)", after.MatchRate, after.SuccessRate)
 	}
 	checkBooks(t, rep, ft)
+}
+
+// TestRateRatioWhenStoppedDuringRampUp: a run that ends at any point of its
+// ramp (DURATION, or StopSending as a signal does; with a warm-up inside the
+// ramp too) reports the target rate the schedule offered over its measured
+// part, so rate_ratio stays 1 within the schedule's own rounding. The bug:
+// the ramp integral assumed the measured part ended after the ramp (a stop at
+// half a 10 s ramp reported 0.75 of the full rate where the schedule offered
+// 0.25).
+//
+// The rounding, per client: position p is online from RAMP_UP·p/N, and over
+// [WARMUP, end) it fires a whole number of times, one every INTERVAL_MS, where
+// its share of the linear ramp comes online between RAMP_UP·p/N and
+// RAMP_UP·(p+1)/N: fewer than 1 + RAMP_UP/(N·INTERVAL_MS) fires apart, for
+// each client online before the end.
+func TestRateRatioWhenStoppedDuringRampUp(t *testing.T) {
+	const (
+		clients  = 200
+		interval = 10 * time.Millisecond
+		ramp     = 2 * time.Second
+	)
+	const off = 50 * time.Microsecond // between two fires (every 50 µs)
+	for _, tc := range []struct {
+		name         string
+		warmup, stop time.Duration
+		signal       bool // stopped by StopSending, else DURATION=stop
+	}{
+		{"signal at an eighth of the ramp", 0, ramp/8 + off, true},
+		{"signal at a quarter of the ramp", 0, ramp/4 + off, true},
+		{"signal at half the ramp", 0, ramp/2 + off, true},
+		{"signal at three quarters of the ramp", 0, 3*ramp/4 + off, true},
+		{"DURATION inside the ramp", 0, ramp / 3, false},
+		{"DURATION at the end of the ramp", 0, ramp, false},
+		{"signal after the ramp", 0, ramp + ramp/4 + off, true},
+		{"warm-up and signal inside the ramp", ramp / 4, 3*ramp/4 + off, true},
+		{"warm-up inside the ramp, DURATION after it", ramp / 2, ramp + ramp/2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ft := &fakeTransport{delay: time.Millisecond}
+			env := map[string]string{
+				"VIRTUAL_CLIENTS": strconv.Itoa(clients), "INTERVAL_MS": strconv.Itoa(int(interval / time.Millisecond)),
+				"CONNECTIONS": "4", "SHARDS": "16", "RAMP_UP": ramp.String(), "WARMUP": tc.warmup.String(),
+				"DURATION": tc.stop.String(), "REQUEST_TIMEOUT": "1s",
+			}
+			var during func(e *Engine)
+			if tc.signal {
+				env["DURATION"] = "1h"
+				during = func(e *Engine) {
+					<-e.Ready()
+					time.Sleep(tc.stop)
+					e.StopSending()
+				}
+			}
+			rep := runFake(t, env, ft, during)
+			checkBooks(t, rep, ft)
+			measured := tc.stop - tc.warmup
+			if rep.DurationSeconds != measured.Seconds() {
+				t.Fatalf("duration %v s, want %v", rep.DurationSeconds, measured.Seconds())
+			}
+			online := min(clients, int((tc.stop*clients+ramp-1)/ramp))
+			perClient := 1 + float64(ramp)/(clients*float64(interval))
+			offered := rep.TargetRPS * rep.DurationSeconds
+			if d := float64(rep.RequestsSent) - offered; math.Abs(d) >= float64(online)*perClient {
+				t.Errorf("sent %d, target %.1f req/s over %v offers %.1f: %.1f apart, the rounding allows less than %.0f (%d clients online) (rate_ratio %.4f)",
+					rep.RequestsSent, rep.TargetRPS, measured, offered, d, float64(online)*perClient, online, rep.RateRatio)
+			}
+		})
+	}
 }

@@ -1,18 +1,16 @@
 // Package report owns loadgen-v2's final report: the counts of every request
-// state, the match rate, rates and latency percentiles, printed as a table
-// and written as JSON with the raw histograms, so that the reports of several
-// loadgen instances can be merged exactly (Merge) — percentiles of the merged
-// histograms, never averages of percentiles.
+// state, the match rate, rates and latency percentiles, the process's
+// resource use, assembled from a finished run (Build), printed as a table
+// (WriteText) and written as JSON with the raw histograms (WriteJSON), so
+// that the reports of several loadgen instances can be merged exactly
+// (Merge) — percentiles of the merged histograms, never averages of
+// percentiles. The JSON fields and the text lines are a contract read by
+// scripts, charts and tests (testdata/*.golden pins them).
 package report
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
@@ -135,24 +133,9 @@ type Report struct {
 	Warmup          *Counts         `json:"warmup,omitempty"`
 	SLO             SLO             `json:"slo"`
 	Histograms      Histograms      `json:"histograms"`
-	Process         *Process        `json:"process,omitempty"`
+	Usage           *ProcessUsage   `json:"process,omitempty"`
 	Config          json.RawMessage `json:"config,omitempty"`
 	BrokerDropped   *int64          `json:"broker_dropped,omitempty"`
-}
-
-// Process is the resource use of the loadgen process over the whole run
-// (start-up and drain included), from getrusage.
-type Process struct {
-	CPUUserSeconds   float64 `json:"cpu_user_s"`
-	CPUSystemSeconds float64 `json:"cpu_system_s"`
-	MaxRSSMB         float64 `json:"max_rss_mb"`
-	// CPUMicrosPerRequest is (user + system) CPU per request sent, µs: the
-	// loadgen's own cost of a round trip (publish, response, accounting).
-	CPUMicrosPerRequest float64 `json:"cpu_us_per_request"`
-	// SendingCPUMicrosPerRequest is the same over the sending phase only
-	// (connecting, start-up and the final drain excluded): the steady-state
-	// cost of a round trip.
-	SendingCPUMicrosPerRequest float64 `json:"sending_cpu_us_per_request"`
 }
 
 // SLO is the outcome of the service-level objectives of a run.
@@ -276,152 +259,4 @@ func (r *Report) evaluateSLO(o Objectives) {
 		r.SLO.Failures = append(r.SLO.Failures, fmt.Sprintf("accounting does not balance: scheduled %d != sent %d + skipped %d + send failed %d", r.Scheduled, r.RequestsSent, r.Skipped, r.SendFailed))
 	}
 	r.SLO.Passed = len(r.SLO.Failures) == 0
-}
-
-// WriteJSON writes r as indented JSON to path.
-func (r *Report) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	return nil
-}
-
-// Read reads a JSON report.
-func Read(path string) (*Report, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var r Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &r, nil
-}
-
-// Merge combines the reports of loadgen instances that ran side by side:
-// counts add up, rates add up, the duration is the longest, and percentiles
-// are read from the merged histograms.
-func Merge(rs []*Report, slo Objectives) (*Report, error) {
-	if len(rs) == 0 {
-		return nil, errors.New("merge: no reports")
-	}
-	out := &Report{Config: rs[0].Config}
-	hs := Hists{latency.New(), latency.New(), latency.New(), latency.New()}
-	for i, r := range rs {
-		out.Instances = append(out.Instances, r.Instances...)
-		out.Counts.Add(r.Counts)
-		out.RequestBytes += r.RequestBytes
-		out.ResponseBytes += r.ResponseBytes
-		out.RequestBytesPerSec += r.RequestBytesPerSec
-		out.ResponseBytesPerSec += r.ResponseBytesPerSec
-		if i == 0 {
-			out.Protocol, out.Correlation = r.Protocol, r.Correlation
-		} else if out.Protocol != r.Protocol || out.Correlation != r.Correlation {
-			return nil, fmt.Errorf("merge: report %d is MQTT %s / %s, report 0 MQTT %s / %s", i, r.Protocol, r.Correlation, out.Protocol, out.Correlation)
-		}
-		out.VirtualClients += r.VirtualClients
-		out.ClientsFired += r.ClientsFired
-		out.IntervalSeconds = max(out.IntervalSeconds, r.IntervalSeconds)
-		out.TargetRPS += r.TargetRPS
-		out.DurationSeconds = max(out.DurationSeconds, r.DurationSeconds)
-		for _, x := range []struct {
-			dst *hdrhistogram.Histogram
-			src string
-		}{{hs.Latency, r.Histograms.Latency}, {hs.ScheduleLag, r.Histograms.ScheduleLag}, {hs.WorkerQueue, r.Histograms.WorkerQueue}, {hs.WorkerProcess, r.Histograms.WorkerProcessing}} {
-			if x.src == "" {
-				continue
-			}
-			h, err := latency.Decode(x.src)
-			if err != nil {
-				return nil, fmt.Errorf("report %d: %w", i, err)
-			}
-			x.dst.Merge(h)
-		}
-	}
-	// Rates of concurrent instances add up (Finish would divide by the
-	// longest duration); the warnings are computed from the summed rates.
-	var thr, resp float64
-	for _, r := range rs {
-		thr += r.ThroughputRPS
-		resp += r.ResponsesRPS
-	}
-	if err := out.finish(hs, slo, func() { out.ThroughputRPS, out.ResponsesRPS = thr, resp }); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// WriteText prints r as a readable table.
-func (r *Report) WriteText(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
-	p("=== mqtt-rr-bench loadgen report (%s) ===", strings.Join(r.Instances, ", "))
-	if r.Protocol != "" {
-		p("protocol\tMQTT %s, correlation %s", r.Protocol, r.Correlation)
-	}
-	p("duration\t%.1f s", r.DurationSeconds)
-	p("target rate\t%.0f req/s", r.TargetRPS)
-	p("achieved rate\t%.0f req/s\t(ratio %.4f; requests whose bytes reached the socket)", r.ThroughputRPS, r.RateRatio)
-	p("SUCCESS RATE\t%.6f\t(matched / scheduled)", r.SuccessRate)
-	p("scheduled\t%d\t(fires of %d of %d virtual clients)", r.Scheduled, r.ClientsFired, r.VirtualClients)
-	p("  sent\t%d", r.RequestsSent)
-	p("    matched\t%d", r.ResponsesMatched)
-	p("    timed out\t%d", r.Timeouts)
-	p("    still pending\t%d", r.StillPending)
-	p("  skipped (inflight limit)\t%d", r.Skipped)
-	p("  send failed\t%d", r.SendFailed)
-	p("responses late / duplicate / implausible / unknown / malformed\t%d / %d / %d / %d / %d", r.Late, r.Duplicate, r.Implausible, r.Unknown, r.Malformed)
-	p("match rate\t%.6f\t(matched / sent)", r.MatchRate)
-	p("payload bytes\t%d out (%.0f B/s), %d in (%.0f B/s)", r.RequestBytes, r.RequestBytesPerSec, r.ResponseBytes, r.ResponseBytesPerSec)
-	yes := func(ok bool) string {
-		if ok {
-			return "yes"
-		}
-		return "NO"
-	}
-	p("accounting balanced\t%s\t(scheduled = sent + skipped + send failed: %s; sent = matched + timed out + pending: %s)",
-		yes(r.Balanced), yes(r.ScheduledBalanced()), yes(r.SentBalanced()))
-	if r.Process != nil {
-		p("loadgen process\tCPU %.2f s user + %.2f s sys = %.1f µs per request (%.1f µs while sending), max RSS %.1f MB",
-			r.Process.CPUUserSeconds, r.Process.CPUSystemSeconds, r.Process.CPUMicrosPerRequest, r.Process.SendingCPUMicrosPerRequest, r.Process.MaxRSSMB)
-	}
-	if r.BrokerDropped != nil {
-		p("broker dropped\t%d", *r.BrokerDropped)
-	}
-	p("")
-	p("latency (ms)\tp50\tp90\tp99\tp99.9\tp99.99\tmax\tcount")
-	row := func(name string, s latency.Summary) {
-		p("%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%d", name, s.P50, s.P90, s.P99, s.P999, s.P9999, s.Max, s.Count)
-	}
-	row("round trip (from intended send)", r.Latency)
-	row("  schedule lag (send - intended)", r.ScheduleLag)
-	row("  worker queue wait", r.WorkerQueue)
-	row("  worker processing", r.WorkerProcess)
-	if r.Warmup != nil {
-		p("")
-		p("warmup (excluded)\tscheduled %d, sent %d, matched %d, timed out %d, pending %d, skipped %d, send failed %d",
-			r.Warmup.Scheduled, r.Warmup.RequestsSent, r.Warmup.ResponsesMatched, r.Warmup.Timeouts, r.Warmup.StillPending, r.Warmup.Skipped, r.Warmup.SendFailed)
-	}
-	if len(r.Warnings) > 0 {
-		p("")
-		for _, w := range r.Warnings {
-			p("WARNING\t%s", w)
-		}
-	}
-	if r.SLO.P99MS > 0 || r.SLO.MatchRate > 0 || r.SLO.SuccessRate > 0 || len(r.SLO.Failures) > 0 {
-		p("")
-		if r.SLO.Passed {
-			p("SLO\tPASSED")
-		} else {
-			for _, f := range r.SLO.Failures {
-				p("SLO FAILED\t%s", f)
-			}
-		}
-	}
-	_ = tw.Flush()
 }

@@ -181,3 +181,12 @@ func (s *Schedule) Position(client uint32) int { return int(s.pos[client]) }
 
 // BytesPerClient is the schedule's memory per virtual client, in bytes.
 const BytesPerClient = 8
+
+// PerTick returns about how many of n clients firing every interval fall due
+// in one tick of the run loop: n·tick/interval rounded up, at least 1. The
+// run loop publishes a tick's fires together, so New lays positions out in
+// runs of about this many per connection.
+func PerTick(n int, interval, tick time.Duration) int {
+	perTick := float64(n) * float64(tick) / float64(interval)
+	return max(int(perTick+0.999), 1)
+}

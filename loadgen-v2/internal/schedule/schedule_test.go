@@ -387,3 +387,21 @@ func BenchmarkFire(b *testing.B) {
 	_ = sink
 	b.ReportMetric(float64(schedule.BytesPerClient+4), "B/client")
 }
+
+func TestPerTick(t *testing.T) {
+	for _, tc := range []struct {
+		n              int
+		interval, tick time.Duration
+		want           int
+	}{
+		{100000, 2 * time.Second, time.Millisecond, 50},
+		{1000, time.Second, time.Millisecond, 1},
+		{10, time.Second, time.Millisecond, 1},
+		{1500, time.Second, time.Millisecond, 2},
+		{1000000, time.Second, 100 * time.Microsecond, 100},
+	} {
+		if got := schedule.PerTick(tc.n, tc.interval, tc.tick); got != tc.want {
+			t.Errorf("PerTick(%d, %v, %v) = %d, want %d", tc.n, tc.interval, tc.tick, got, tc.want)
+		}
+	}
+}

@@ -230,8 +230,9 @@ func TestValidateAutoscaleMessages(t *testing.T) {
 	}
 }
 
-// TestValidateReportsEveryProblem: one error wrapping envconf.ErrInvalid,
-// every problem on a line of its own, and c unchanged.
+// TestValidateReportsEveryProblem: every problem, joined, worded by
+// envconf.Invalid (as Load prints them) under ErrInvalid one a line, and c
+// unchanged.
 func TestValidateReportsEveryProblem(t *testing.T) {
 	c := Defaults()
 	c.Connections = 0
@@ -239,7 +240,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Mode = "gpu"
 	c.MinWorkers, c.MaxWorkers = 50, 10
 	before := *c
-	err := c.Validate()
+	err := envconf.Invalid(c.Validate())
 	if !errors.Is(err, envconf.ErrInvalid) {
 		t.Fatalf("Validate() = %v, want ErrInvalid", err)
 	}

@@ -3,7 +3,6 @@ package config
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -60,7 +59,7 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	p, errs := c.parseProtocol()
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: %w", envconf.ErrInvalid, errors.Join(errs...))
+		return nil, envconf.Invalid(errors.Join(errs...))
 	}
 	r.Rules = reply.Rules{Mode: p.Correlation, IDField: p.IDField, ReplyToField: c.ReplyTo, Template: p.Template,
 		Filler: bytes.Repeat([]byte{'x'}, c.ResponseBytes)}

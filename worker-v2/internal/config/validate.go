@@ -13,21 +13,13 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/modes"
 )
 
-// Validate checks every rule and returns nil, or one error wrapping
-// envconf.ErrInvalid that lists every problem, one a line, each naming the
-// variable, its value and the rule (e.g. "MIN_WORKERS=50 is greater than
-// MAX_WORKERS=10"). It changes nothing; it reads the files that
-// MQTT_PASSWORD_FILE, TLS_*_FILE and RESPONSE_TEMPLATE=@path name.
-func (c *Config) Validate() error {
-	errs := c.problems()
-	if len(errs) == 0 {
-		return nil
-	}
-	for i := 1; i < len(errs); i++ {
-		errs[i] = fmt.Errorf("  %w", errs[i])
-	}
-	return fmt.Errorf("%w:\n  %w", envconf.ErrInvalid, errors.Join(errs...))
-}
+// Validate returns every rule c breaks joined (errors.Join), each naming
+// the variable, its value and the rule (e.g. "MIN_WORKERS=50 is greater
+// than MAX_WORKERS=10"); nil when c is valid. It is pure: it changes nothing;
+// it reads only the files that MQTT_PASSWORD_FILE, TLS_*_FILE and
+// RESPONSE_TEMPLATE=@path name. envconf.Load calls it and words the
+// problems under envconf.ErrInvalid, one a line.
+func (c *Config) Validate() error { return errors.Join(c.problems()...) }
 
 // problems returns every rule c breaks, in the order of the table below.
 func (c *Config) problems() []error {

@@ -1,27 +1,28 @@
-package engine
+// Package live owns what a running loadgen shows: the live Stats document
+// (served at /stats and /debug/vars), the percentile spectra
+// (/debug/histogram) and the progress line printed every PROGRESS_INTERVAL.
+// It reads the books' snapshots and histograms; it changes nothing of the
+// run.
+package live
 
 import (
 	"context"
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/books"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
 )
 
-type progressSnap struct {
-	at            time.Time
-	sent, matched uint64
-	rateRPS       float64
-	matchRate     *float64 // settled in the interval; nil when nothing settled
-	lat           latency.Summary
-}
-
-// Stats is the live state served as JSON on /debug/vars (key "loadgen").
-// Figures of the run so far and figures of the last window are told apart by
-// their names: the window ones are RateRPS, IntervalMatchRate and LatencyMS
-// (WindowSeconds long, ending WindowEndSeconds into the run); everything else
-// is the run so far.
+// Stats is the live state of a run (served as JSON at /stats, and at
+// /debug/vars under "loadgen"). Figures of the run so far and figures of the
+// last window are told apart by their names: the window ones are RateRPS,
+// IntervalMatchRate and LatencyMS (WindowSeconds long, ending
+// WindowEndSeconds into the run); everything else is the run so far.
 type Stats struct {
 	InstanceID string `json:"instance_id"`
 	RunID      string `json:"run_id"`
@@ -73,34 +74,58 @@ type Stats struct {
 	LatencyTotalMS latency.Summary `json:"latency_total_ms"`
 }
 
-// Stats returns the live counters (both phases) and the latency of the last
-// progress interval.
-func (e *Engine) Stats() Stats {
+// View is the live view of one run.
+type View struct {
+	res      *config.Resolved
+	snapshot func() books.Snapshot
+	hist     *books.Histograms
+	out      io.Writer // progress lines; nil: none
+
+	mu   sync.Mutex
+	last window // the last progress window
+}
+
+// window is what the last progress interval saw.
+type window struct {
+	at            time.Time
+	sent, matched uint64
+	rateRPS       float64
+	matchRate     *float64 // settled in the interval; nil when nothing settled
+	lat           latency.Summary
+}
+
+// New returns the live view of the run res: snapshot reads the books (once
+// per Stats), hist their histograms; progress lines go to out (nil: none).
+func New(res *config.Resolved, snapshot func() books.Snapshot, hist *books.Histograms, out io.Writer) *View {
+	return &View{res: res, snapshot: snapshot, hist: hist, out: out}
+}
+
+// Stats returns the live counters (both phases) and the figures of the last
+// progress window.
+func (v *View) Stats() Stats {
+	snap := v.snapshot()
 	s := Stats{
-		InstanceID:         e.cfg.InstanceID,
-		RunID:              e.RunID(),
-		Phase:              e.Phase().String(),
-		Running:            e.started.Load(),
-		DurationSeconds:    e.cfg.Duration.Seconds(),
-		WarmupSeconds:      e.cfg.Warmup.Seconds(),
-		VirtualClients:     e.cfg.VirtualClients,
-		Connections:        e.cfg.Connections,
-		ConnectionsUp:      e.connsUp(),
-		ConnectionsSuspect: e.connsSuspect(),
-		TargetRPS:          e.cfg.Rate(),
-		Pending:            e.pendingNow(),
-		WindowSeconds:      e.progressEvery().Seconds(),
+		InstanceID:         v.res.InstanceID,
+		RunID:              v.res.RunName(),
+		Phase:              snap.Phase.String(),
+		Running:            snap.Started,
+		DurationSeconds:    v.res.Duration.Seconds(),
+		WarmupSeconds:      v.res.Warmup.Seconds(),
+		VirtualClients:     v.res.VirtualClients,
+		Connections:        v.res.Connections,
+		ConnectionsUp:      snap.ConnectionsUp,
+		ConnectionsSuspect: snap.ConnectionsSuspect,
+		TargetRPS:          v.res.Rate(),
+		Connects:           snap.Connects,
+		ConnectionLosses:   snap.ConnectionLosses,
+		Reconnects:         snap.Reconnects,
+		Counts:             snap.Counts,
+		Pending:            snap.Pending,
+		WindowSeconds:      v.every().Seconds(),
 	}
-	s.Unknown, s.Malformed = e.unknown.Load(), e.malformed.Load()
 	if s.Running {
-		s.ElapsedSeconds = time.Since(e.epoch).Seconds()
-		s.StartedAt = e.epoch.UTC().Format(time.RFC3339Nano)
-	}
-	if w := e.metrics.conns; w != nil {
-		s.Connects, s.ConnectionLosses, s.Reconnects = w.events.Connects(), w.events.Losses(), w.events.Reconnects()
-	}
-	for i := range e.counts {
-		s.Counts.Add(e.snapshot(i))
+		s.ElapsedSeconds = snap.Elapsed.Seconds()
+		s.StartedAt = snap.Epoch.UTC().Format(time.RFC3339Nano)
 	}
 	if r, ok := s.Settled(); ok {
 		s.MatchRate = &r
@@ -109,16 +134,16 @@ func (e *Engine) Stats() Stats {
 		r := float64(s.ResponsesMatched) / float64(d)
 		s.SuccessRate = &r
 	}
-	e.mu.Lock()
-	p := e.lastProg
-	e.mu.Unlock()
-	s.RateRPS = p.rateRPS
-	s.IntervalMatchRate = p.matchRate
-	s.LatencyMS = p.lat
-	if s.Running && !p.at.IsZero() {
-		s.WindowEndSeconds = p.at.Sub(e.epoch).Seconds()
+	v.mu.Lock()
+	w := v.last
+	v.mu.Unlock()
+	s.RateRPS = w.rateRPS
+	s.IntervalMatchRate = w.matchRate
+	s.LatencyMS = w.lat
+	if s.Running && !w.at.IsZero() {
+		s.WindowEndSeconds = w.at.Sub(snap.Epoch).Seconds()
 	}
-	s.LatencyTotalMS = latency.Summarize(e.lat.Total())
+	s.LatencyTotalMS = latency.Summarize(v.hist.Latency.Total())
 	return s
 }
 
@@ -146,44 +171,46 @@ type Distribution struct {
 }
 
 // Distributions returns the percentile spectra of the run so far.
-func (e *Engine) Distributions() Distributions {
+func (v *View) Distributions() Distributions {
 	d := func(r *latency.Recorder) Distribution {
 		h := r.Total()
 		enc, _ := latency.Encode(h) // an HDR of our own range always encodes
 		return Distribution{Summary: latency.Summarize(h), Percentiles: latency.Spectrum(h, 5), HDR: enc}
 	}
 	return Distributions{
-		RunID: e.RunID(), Phase: e.Phase().String(),
-		Latency: d(e.lat), ScheduleLag: d(e.lag), WorkerQueue: d(e.wq), WorkerProcessing: d(e.wp),
+		RunID: v.res.RunName(), Phase: v.snapshot().Phase.String(),
+		Latency: d(v.hist.Latency), ScheduleLag: d(v.hist.ScheduleLag),
+		WorkerQueue: d(v.hist.WorkerQueue), WorkerProcessing: d(v.hist.WorkerProcess),
 	}
 }
 
-// progressEvery is the live window: PROGRESS_INTERVAL, or 5 s when 0.
-func (e *Engine) progressEvery() time.Duration {
-	if e.cfg.ProgressEvery <= 0 {
+// every is the live window: PROGRESS_INTERVAL, or 5 s when 0.
+func (v *View) every() time.Duration {
+	if v.res.ProgressEvery <= 0 {
 		return 5 * time.Second
 	}
-	return e.cfg.ProgressEvery
+	return v.res.ProgressEvery
 }
 
-// progress updates the live stats every PROGRESS_INTERVAL (5 s when 0) and,
-// unless progress lines are off, prints a line: request rate, settled match
-// rate of requests that ended in the interval ("–" when none did, e.g.
-// during an outage), latency percentiles of the interval.
-func (e *Engine) progress(ctx context.Context) {
-	t := time.NewTicker(e.progressEvery())
+// Run updates the window every PROGRESS_INTERVAL (5 s when 0) until ctx
+// ends, from epoch (when sending started) on, and, unless progress lines are
+// off, prints a line: request rate, settled match rate of requests that
+// ended in the interval ("–" when none did, e.g. during an outage), latency
+// percentiles of the interval.
+func (v *View) Run(ctx context.Context, epoch time.Time) {
+	t := time.NewTicker(v.every())
 	defer t.Stop()
-	prev := progressSnap{at: e.epoch}
+	prev := window{at: epoch}
 	var prevTimeouts uint64
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			st := e.Stats()
-			h := latency.Summarize(e.lat.Interval())
+			st := v.Stats()
+			h := latency.Summarize(v.hist.Latency.Interval())
 			dt := now.Sub(prev.at).Seconds()
-			cur := progressSnap{at: now, sent: st.RequestsSent, matched: st.ResponsesMatched,
+			cur := window{at: now, sent: st.RequestsSent, matched: st.ResponsesMatched,
 				rateRPS: float64(st.RequestsSent-prev.sent) / dt, lat: h}
 			dm, dto := st.ResponsesMatched-prev.matched, st.Timeouts-prevTimeouts
 			match := "     –"
@@ -192,19 +219,19 @@ func (e *Engine) progress(ctx context.Context) {
 				cur.matchRate = &r
 				match = fmt.Sprintf("%.4f", r)
 			}
-			e.mu.Lock()
-			e.lastProg = cur
-			e.mu.Unlock()
+			v.mu.Lock()
+			v.last = cur
+			v.mu.Unlock()
 			prev, prevTimeouts = cur, st.Timeouts
-			if e.out == nil || e.cfg.ProgressEvery <= 0 {
+			if v.out == nil || v.res.ProgressEvery <= 0 {
 				continue
 			}
 			suspect := ""
 			if st.ConnectionsSuspect > 0 {
 				suspect = fmt.Sprintf(" (%d suspect)", st.ConnectionsSuspect)
 			}
-			fmt.Fprintf(e.out, "[%6.1fs] %-9s last %s: rate %8.0f req/s (target %.0f)  settled match %s  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms | run: pending %d  timeouts %d  skipped %d  send_failed %d  conns %d/%d%s\n",
-				st.ElapsedSeconds, st.Phase, e.progressEvery(), cur.rateRPS, st.TargetRPS, match, h.P50, h.P99, h.Max,
+			fmt.Fprintf(v.out, "[%6.1fs] %-9s last %s: rate %8.0f req/s (target %.0f)  settled match %s  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms | run: pending %d  timeouts %d  skipped %d  send_failed %d  conns %d/%d%s\n",
+				st.ElapsedSeconds, st.Phase, v.every(), cur.rateRPS, st.TargetRPS, match, h.P50, h.P99, h.Max,
 				st.Pending, st.Timeouts, st.Skipped, st.SendFailed, st.ConnectionsUp, st.Connections, suspect)
 		}
 	}

@@ -244,77 +244,6 @@ func TestAppendRequestTooLong(t *testing.T) {
 	}
 }
 
-func TestTopics(t *testing.T) {
-	tests := []struct {
-		name string
-		got  string
-		want string
-	}{
-		{name: "request 0", got: wire.RequestTopic(0), want: "req/0"},
-		{name: "request 255", got: wire.RequestTopic(255), want: "req/255"},
-		{name: "append request topic", got: string(wire.AppendRequestTopic([]byte("x:"), 7)), want: "x:req/7"},
-		{name: "response", got: wire.ResponseTopic("lg-1", 12), want: "resp/lg-1/12"},
-		{name: "response filter", got: wire.ResponseFilter("lg-1"), want: "resp/lg-1/+"},
-		{name: "shared", got: wire.SharedFilter("workers", "req/+"), want: "$share/workers/req/+"},
-		{name: "shared, empty group", got: wire.SharedFilter("", "req/+"), want: "req/+"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.got != tc.want {
-				t.Errorf("got %q, want %q", tc.got, tc.want)
-			}
-		})
-	}
-}
-
-func TestShard(t *testing.T) {
-	tests := []struct {
-		client uint32
-		shards int
-		want   int
-	}{
-		{0, 256, 0}, {255, 256, 255}, {256, 256, 0}, {math.MaxUint32, 256, 255}, {12345, 1, 0}, {math.MaxUint32, 65536, 65535},
-	}
-	for _, tc := range tests {
-		if got := wire.Shard(tc.client, tc.shards); got != tc.want {
-			t.Errorf("Shard(%d, %d) = %d, want %d", tc.client, tc.shards, got, tc.want)
-		}
-	}
-}
-
-func TestValidTopicName(t *testing.T) {
-	tests := []struct {
-		name string
-		s    string
-		want bool
-	}{
-		{name: "simple", s: "loadgen-3", want: true},
-		{name: "dots and underscores", s: "host.example_1-42", want: true},
-		{name: "one byte", s: "a", want: true},
-		{name: "255 bytes", s: strings.Repeat("a", 255), want: true},
-		{name: "empty", s: "", want: false},
-		{name: "256 bytes", s: strings.Repeat("a", 256), want: false},
-		{name: "slash", s: "a/b", want: false},
-		{name: "plus", s: "a+", want: false},
-		{name: "hash", s: "#", want: false},
-		{name: "NUL", s: "a\x00b", want: false},
-		{name: "newline", s: "a\nb", want: false},
-		{name: "escape", s: "lg\x1b[31m", want: false},
-		{name: "DEL", s: "a\x7f", want: false},
-		{name: "C1 control", s: "a\u0085b", want: false},
-		{name: "invalid UTF-8", s: "lg-\xff\xfe", want: false},
-		{name: "truncated UTF-8", s: "lg-\xc3", want: false},
-		{name: "UTF-8 letters", s: "lastgenerator-ü-日本", want: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := wire.ValidTopicName(tc.s); got != tc.want {
-				t.Errorf("ValidTopicName(%q) = %v, want %v", tc.s, got, tc.want)
-			}
-		})
-	}
-}
-
 func TestMicros(t *testing.T) {
 	tests := []struct {
 		name string
@@ -357,7 +286,6 @@ func TestZeroAllocs(t *testing.T) {
 		{name: "DecodeRequest", fn: func() { var r wire.Request; _ = wire.DecodeRequest(reqBytes, &r) }},
 		{name: "AppendResponse", fn: func() { _ = wire.AppendResponse(buf[:0], &resp) }},
 		{name: "DecodeResponse", fn: func() { var r wire.Response; _ = wire.DecodeResponse(respBytes, &r) }},
-		{name: "AppendRequestTopic", fn: func() { _ = wire.AppendRequestTopic(buf[:0], 65535) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,171 @@
+// Package metrics owns the loadgen's Prometheus metrics, all in this file:
+// namespace mqttrr, subsystem loadgen, every series labelled with the run's
+// run_id. The counters and gauges come from one books.Snapshot taken per
+// scrape (so they agree with each other), the latency histograms from the
+// books' HDR recorders (latency.Collector), the connection counters from the
+// books' connection events. Nothing here is on the hot path, and nothing
+// here steers the run: metrics only read.
+//
+// A dashboard selects one run with {run_id="…"} and reads its whole-run
+// figures with last_over_time(…[$__range]), like k6's testid.
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+	shared "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/books"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
+)
+
+// Namespace is the metric namespace of both binaries; Subsystem the
+// loadgen's.
+const (
+	Namespace = shared.Namespace
+	Subsystem = "loadgen"
+)
+
+// Metrics are the loadgen's metrics.
+type Metrics struct {
+	runID      string
+	collectors []prometheus.Collector
+}
+
+// New returns the metrics of the run res: snapshot is called once per scrape.
+func New(res *config.Resolved, snapshot func() books.Snapshot, b *books.Books) *Metrics {
+	hist := func(name, help string, rec *latency.Recorder) prometheus.Collector {
+		return latency.NewCollector(prometheus.NewDesc(prometheus.BuildFQName(Namespace, Subsystem, name), help, nil, nil), rec.Total, nil)
+	}
+	m := &Metrics{runID: res.RunName()}
+	m.collectors = append([]prometheus.Collector{
+		newSnapshotCollector(res, snapshot),
+		hist("latency_seconds", "Round-trip latency of matched requests after the warmup, from the intended send time (free of coordinated omission).", b.Hist.Latency),
+		hist("schedule_lag_seconds", "How late requests left against their intended send time.", b.Hist.ScheduleLag),
+		info(res),
+	}, b.Conns.Collectors(Subsystem, true)...)
+	return m
+}
+
+// Register registers the metrics with r, each with the label run_id.
+func (m *Metrics) Register(r prometheus.Registerer) error {
+	r = prometheus.WrapRegistererWith(prometheus.Labels{"run_id": m.runID}, r)
+	for _, c := range m.collectors {
+		if err := r.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// series is one series read from a snapshot.
+type series struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(s *books.Snapshot) float64
+	label string // the value of the desc's one variable label, if any
+}
+
+// snapshotCollector exports the figures of one snapshot per scrape.
+type snapshotCollector struct {
+	snapshot func() books.Snapshot
+	series   []series
+}
+
+func newSnapshotCollector(res *config.Resolved, snapshot func() books.Snapshot) *snapshotCollector {
+	c := &snapshotCollector{snapshot: snapshot}
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, Subsystem, name), help, labels, nil)
+	}
+	counter := func(name, help string, f func(s *books.Snapshot) uint64) {
+		c.series = append(c.series, series{desc(name, help), prometheus.CounterValue, func(s *books.Snapshot) float64 { return float64(f(s)) }, ""})
+	}
+	gauge := func(name, help string, f func(s *books.Snapshot) float64) {
+		c.series = append(c.series, series{desc(name, help), prometheus.GaugeValue, f, ""})
+	}
+	unmatched := desc("responses_unmatched_total", "Responses that matched no outstanding request, by reason.", "reason")
+	for _, u := range []struct {
+		reason string
+		f      func(s *books.Snapshot) uint64
+	}{
+		{"late", func(s *books.Snapshot) uint64 { return s.Late }},
+		{"duplicate", func(s *books.Snapshot) uint64 { return s.Duplicate }},
+		{"implausible", func(s *books.Snapshot) uint64 { return s.Implausible }},
+		{"unknown", func(s *books.Snapshot) uint64 { return s.Unknown }},
+		{"malformed", func(s *books.Snapshot) uint64 { return s.Malformed }},
+	} {
+		c.series = append(c.series, series{unmatched, prometheus.CounterValue, func(s *books.Snapshot) float64 { return float64(u.f(s)) }, u.reason})
+	}
+	phase := desc("phase", "The run's phase: 1 for the current one (connecting, ramp-up, warm-up, steady, draining, finished), 0 for the others.", "phase")
+	for _, p := range books.Phases {
+		c.series = append(c.series, series{phase, prometheus.GaugeValue, func(s *books.Snapshot) float64 {
+			if s.Phase == p {
+				return 1
+			}
+			return 0
+		}, p.String()})
+	}
+	counter("requests_sent_total", "Requests sent: their bytes reached the socket (a request discarded unwritten moves to send_failed).", func(s *books.Snapshot) uint64 { return s.RequestsSent })
+	counter("responses_matched_total", "Requests answered within REQUEST_TIMEOUT.", func(s *books.Snapshot) uint64 { return s.ResponsesMatched })
+	counter("requests_timed_out_total", "Requests without response within REQUEST_TIMEOUT.", func(s *books.Snapshot) uint64 { return s.Timeouts })
+	counter("requests_skipped_total", "Scheduled sends skipped because the client had MAX_INFLIGHT_PER_CLIENT outstanding.", func(s *books.Snapshot) uint64 { return s.Skipped })
+	counter("requests_send_failed_total", "Scheduled sends that failed (connection down or write buffer full).", func(s *books.Snapshot) uint64 { return s.SendFailed })
+	counter("requests_scheduled_total", "Fires the open-loop schedule made due: each is sent, skipped or send_failed.", func(s *books.Snapshot) uint64 { return s.Scheduled })
+	counter("request_bytes_total", "Payload bytes of the requests sent.", func(s *books.Snapshot) uint64 { return s.RequestBytes })
+	counter("response_bytes_total", "Payload bytes of the responses received (matched or not).", func(s *books.Snapshot) uint64 { return s.ResponseBytes })
+	gauge("pending_requests", "Requests sent and not yet matched or timed out.", func(s *books.Snapshot) float64 { return float64(s.Pending) })
+	gauge("connections_up", "MQTT connections connected and subscribed.", func(s *books.Snapshot) float64 { return float64(s.ConnectionsUp) })
+	gauge("connections_suspect", "Connections up that wrote requests and received nothing for REQUEST_TIMEOUT (a half-open link or a silent broker).", func(s *books.Snapshot) float64 { return float64(s.ConnectionsSuspect) })
+	gauge("start_time_seconds", "When sending started, Unix time in seconds (0 while connecting).", func(s *books.Snapshot) float64 {
+		if !s.Started {
+			return 0
+		}
+		return float64(s.Epoch.UnixNano()) / 1e9
+	})
+	clients, rate := float64(res.VirtualClients), res.Rate()
+	gauge("virtual_clients", "Virtual clients simulated by this instance.", func(*books.Snapshot) float64 { return clients })
+	gauge("target_rate_rps", "Target request rate, VIRTUAL_CLIENTS / INTERVAL_MS, requests per second.", func(*books.Snapshot) float64 { return rate })
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
+	seen := map[*prometheus.Desc]bool{}
+	for _, s := range c.series {
+		if !seen[s.desc] {
+			seen[s.desc] = true
+			ch <- s.desc
+		}
+	}
+}
+
+// Collect implements prometheus.Collector: every series from one snapshot.
+func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
+	snap := c.snapshot()
+	for _, s := range c.series {
+		if s.label != "" {
+			ch <- prometheus.MustNewConstMetric(s.desc, s.kind, s.value(&snap), s.label)
+		} else {
+			ch <- prometheus.MustNewConstMetric(s.desc, s.kind, s.value(&snap))
+		}
+	}
+}
+
+// info is the run's identity: a gauge of 1 whose labels say which run this
+// is (run_id, added by Register; instance_id, INSTANCE_ID) and how it talks
+// to the service (one series per run, never per client). The label is not
+// "instance", which Prometheus sets to the scrape target.
+func info(res *config.Resolved) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: Namespace, Subsystem: Subsystem, Name: "info",
+		Help: "The run: its instance id, MQTT version, correlation mode, QoS and main settings (value 1; run_id as on every series).",
+		ConstLabels: prometheus.Labels{
+			"instance_id": res.InstanceID, "mqtt_version": mqttconn.VersionName(res.Protocol.Version), "correlate": res.Protocol.Label,
+			"qos": strconv.Itoa(res.QoS), "virtual_clients": strconv.Itoa(res.VirtualClients), "interval_ms": strconv.Itoa(res.IntervalMS),
+			"connections": strconv.Itoa(res.Connections),
+		},
+	}, func() float64 { return 1 })
+}
