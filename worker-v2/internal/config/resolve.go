@@ -13,7 +13,6 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/autoscale"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/modes"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/reply"
 )
 
 // Resolved is what the engine packages need, derived from a valid Config by
@@ -32,7 +31,7 @@ type Resolved struct {
 	Filter string
 	// Rules say what a request must carry and what its reply is (CORRELATE,
 	// REPLY_TO, RESPONSE_TEMPLATE, RESPONSE_BYTES).
-	Rules reply.Rules
+	Rules wire.Responder
 	// Processing is MODE with its SLEEP_MS, SLEEP_JITTER_MS or
 	// CPU_ITERATIONS.
 	Processing modes.Options
@@ -61,7 +60,7 @@ func (c *Config) Resolve() (*Resolved, error) {
 	if len(errs) > 0 {
 		return nil, envconf.Invalid(errors.Join(errs...))
 	}
-	r.Rules = reply.Rules{Mode: p.Correlation, IDField: p.IDField, ReplyToField: c.ReplyTo, Template: p.Template,
+	r.Rules = wire.Responder{Mode: p.Correlation, IDField: p.IDField, ReplyToField: c.ReplyTo, Template: p.Template,
 		Filler: bytes.Repeat([]byte{'x'}, c.ResponseBytes)}
 	r.Processing = modes.Options{
 		Mode:       c.Mode,

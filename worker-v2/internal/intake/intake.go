@@ -68,7 +68,7 @@ import (
 	"golang.org/x/sys/cpu"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/reply"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
 // connCounts are the counters of one connection, written only by its
@@ -84,7 +84,7 @@ type connCounts struct {
 // MessageHandler.
 type Intake struct {
 	queue      *Queue
-	rules      reply.Rules
+	rules      wire.Responder
 	dropOnFull bool
 	clock      func() int64
 	conns      []connCounts
@@ -93,7 +93,7 @@ type Intake struct {
 // New returns the intake of connections connections feeding q. rules say
 // what a request must carry; dropOnFull is DROP_ON_FULL; clock returns the
 // time in nanoseconds (monotonic) that items are stamped with.
-func New(q *Queue, connections int, rules reply.Rules, dropOnFull bool, clock func() int64) *Intake {
+func New(q *Queue, connections int, rules wire.Responder, dropOnFull bool, clock func() int64) *Intake {
 	return &Intake{queue: q, rules: rules, dropOnFull: dropOnFull, clock: clock, conns: make([]connCounts, connections)}
 }
 
@@ -164,7 +164,7 @@ func (in *Intake) Received() uint64 {
 }
 
 // Malformed returns the messages that were no request in the correlation
-// mode (reply.Rules.Pack refused them).
+// mode (wire.Responder.Pack refused them).
 func (in *Intake) Malformed() uint64 {
 	return in.sum(func(c *connCounts) uint64 { return c.malformed.Load() })
 }

@@ -8,12 +8,11 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/intake"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/reply"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/workertest"
 )
 
 // envelope is the default correlation mode's rules.
-var envelope = reply.Rules{Mode: wire.Envelope}
+var envelope = wire.Responder{Mode: wire.Envelope}
 
 // counter is a clock that ticks once a reading.
 type counter struct{ t atomic.Int64 }

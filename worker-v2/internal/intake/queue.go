@@ -7,11 +7,11 @@ import (
 
 // Item is one queued request: 16 bytes a queue slot.
 type Item struct {
-	buf      *[]byte // what the reply needs (reply.Rules.Pack), in a buffer of the queue's free list
+	buf      *[]byte // what the reply needs (wire.Responder.Pack), in a buffer of the queue's free list
 	enqueued int64   // when it was received: nanoseconds on the intake's clock
 }
 
-// Packed returns what reply.Rules.Pack kept of the request. It is valid
+// Packed returns what wire.Responder.Pack kept of the request. It is valid
 // until the item is handed back with Queue.Done.
 func (it Item) Packed() []byte { return *it.buf }
 

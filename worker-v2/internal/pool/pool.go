@@ -36,7 +36,6 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/intake"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/modes"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/reply"
 )
 
 // Stripes: counterStripes counter stripes shared by the workers (worker id
@@ -67,8 +66,8 @@ type unsentCount struct {
 
 // Options configure a Pool.
 type Options struct {
-	Processing modes.Options // MODE; a valid mode (config.Validate checks it)
-	Rules      reply.Rules   // what a reply is
+	Processing modes.Options  // MODE; a valid mode (config.Validate checks it)
+	Rules      wire.Responder // what a reply is
 	// MaxWorkers is the most workers ScaleTo is asked for.
 	MaxWorkers int
 	// Connections is the transport's connection count (Unsent's conn range).
@@ -86,7 +85,7 @@ type Options struct {
 type Pool struct {
 	queue      *intake.Queue
 	processing modes.Options
-	rules      reply.Rules
+	rules      wire.Responder
 	selfFlush  bool
 	lazy       bool // MODE=health: flush once the queue is empty
 	clock      func() int64

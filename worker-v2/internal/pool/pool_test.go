@@ -12,7 +12,6 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/intake"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/modes"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/reply"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/workertest"
 )
 
@@ -33,8 +32,8 @@ func newRig(t testing.TB, mode modes.Options, selfFlush bool, conns int, clock f
 		clock = func() int64 { return int64(time.Since(epoch)) }
 	}
 	q := intake.NewQueue(1000, 1<<20, conns)
-	r := &rig{q: q, in: intake.New(q, conns, reply.Rules{Mode: wire.Envelope}, true, clock)}
-	r.p = New(q, Options{Processing: mode, Rules: reply.Rules{Mode: wire.Envelope}, MaxWorkers: 8, Connections: conns,
+	r := &rig{q: q, in: intake.New(q, conns, wire.Responder{Mode: wire.Envelope}, true, clock)}
+	r.p = New(q, Options{Processing: mode, Rules: wire.Responder{Mode: wire.Envelope}, MaxWorkers: 8, Connections: conns,
 		SelfFlush: selfFlush, Clock: clock, Log: slog.New(slog.DiscardHandler)})
 	tr, err := new(workertest.Dialer).Dial(context.Background(), mqttconn.Options{Connections: conns, OnMessage: r.in.Handle, OnUnsent: r.p.Unsent})
 	if err != nil {
