@@ -32,12 +32,12 @@ benchmark-quick: build ## one 10 s run per broker (Mosquitto and embedded), unde
 benchmark: build ## every suite: quick, knee (+ half the knee, ceiling), baseline, clients, mem1m, autoscale
 	scripts/benchmark.sh all
 
-bench: ## Go benchmarks of the hot paths (encode, decode, pending, schedule, histogram)
+bench: ## Go benchmarks of the hot paths (encode, decode, publish, response, pending, schedule, histogram)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./loadgen-v2/... ./worker-v2/...
 
 ##@ Build and develop
 
-build: ## build loadgen-v2, worker-v2, rr-local, rr-chart and rr-echo into bin/
+build: ## build loadgen-v2, worker-v2, rr-local, rr-chart, rr-echo and rr-knee into bin/
 	@mkdir -p $(BIN)
 	@for c in $(COMMANDS); do echo "$(GO) build -trimpath -o $(BIN)/$${c##*/} ./$$c"; $(GO) build -trimpath -o $(BIN)/$${c##*/} ./$$c || exit 1; done
 

@@ -581,7 +581,7 @@ func TestFaultHostileReplyTopic(t *testing.T) {
 	}
 	// Regression guard: this was a bug (the worker replied on any reply
 	// topic; Mosquitto closed its connection for a protocol error), fixed by
-	// validReplyTopic in worker-v2/internal/engine.
+	// wire.Responder.Pack (a reply topic that is no valid topic name).
 	for _, b := range bug {
 		t.Error(b)
 	}

@@ -543,7 +543,7 @@ func netConnsLogged(log, substr string, conns int) []int {
 // TestNetworkStalledWriteReconnects stalls the loadgen→broker direction
 // under load (1 KB/s against 8 KB requests at 1000 req/s): the socket buffers
 // fill, a write of the connection's flusher blocks past WriteTimeout (5 s),
-// and the connection fails (mqttconn's bufConn.fail closes the socket "so
+// and the connection fails (sockio's Conn.fail closes the socket "so
 // paho's reader fails and the client reconnects"). Once the link is restored
 // every connection must be up again (waited for, 30 s) — with KEEPALIVE=60s,
 // so a keepalive ping timing out cannot be what brings it back. Matched then
@@ -581,8 +581,8 @@ func TestNetworkStalledWriteReconnects(t *testing.T) {
 	}
 	if !ok {
 		t.Fatalf("%d of %d connections still down %v after the link was restored (%s); \"mqtt connection lost\" logged %d times when the write failed, %d times now.\n"+
-			"Cause found when this test was written (no connection lost logged): the flusher's write timed out, bufConn.fail closed the socket, "+
-			"and paho's reader, blocked in bufConn.Read, got \"use of closed network connection\", which paho's startIncoming (net.go) drops "+
+			"Cause found when this test was written (no connection lost logged): the flusher's write timed out, sockio's Conn.fail closed the socket, "+
+			"and paho's reader, blocked in mqttconn's session.Read, got \"use of closed network connection\", which paho's startIncoming (net.go) drops "+
 			"silently as a deliberate Disconnect: paho never reports the loss, the session stays dead until a keepalive ping times out "+
 			"(KEEPALIVE + up to 5 s + 10 s).\nstderr:\n%s",
 			last.Connections-last.ConnectionsUp, last.Connections, promptly, last, lostAtFail, strings.Count(lg.errOut.String(), "mqtt connection lost"), tail(lg.errOut.String(), 3000))
