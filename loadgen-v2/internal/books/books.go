@@ -66,6 +66,11 @@ type Histograms struct {
 	// WorkerQueue and WorkerProcess are what worker-v2 stamped into its
 	// envelope responses: queue wait and processing time.
 	WorkerQueue, WorkerProcess *latency.Recorder
+	// BrokerNetwork is what is left of each matched round trip (after
+	// WARMUP) once the request's own schedule lag and, when the responder
+	// stamped them, its queue wait and processing are taken out: the
+	// broker and the network both ways (and, unstamped, the service).
+	BrokerNetwork *latency.Recorder
 }
 
 // Books are the accounts of one run.
@@ -91,6 +96,9 @@ type Books struct {
 
 	// Hist are the run's histograms.
 	Hist Histograms
+	// Sends remembers when the loop took each run of fires (dispatch
+	// records, OnResponse reads): a response's own schedule lag.
+	Sends *Sends
 	// Conns counts the connections' state changes: its State is the pool's
 	// Options.OnState.
 	Conns *metrics.ConnEvents
@@ -109,7 +117,9 @@ func New(res *config.Resolved, sched *schedule.Schedule, table *pending.Table, l
 		Hist: Histograms{
 			Latency: latency.NewIntervalRecorder(stripes), ScheduleLag: latency.NewRecorder(min(res.PublishWorkers, 8)),
 			WorkerQueue: latency.NewRecorder(stripes), WorkerProcess: latency.NewRecorder(stripes),
+			BrokerNetwork: latency.NewRecorder(stripes),
 		},
+		Sends: newSends(res.RequestTimeout, sched.Grid()),
 		Conns: metrics.NewConnEvents(res.Connections),
 	}
 	if b.end == 0 {

@@ -17,8 +17,9 @@ import (
 //     request's, or anything before sending started;
 //   - implausible: the worker's stamps claim more than the round trip;
 //   - matched: it ends an outstanding request within REQUEST_TIMEOUT (its
-//     round trip, and for the envelope the worker's stamps, are recorded
-//     after WARMUP);
+//     round trip, for the envelope the worker's stamps, and what is left
+//     once its own schedule lag (Sends) and those stamps are taken out,
+//     are recorded after WARMUP);
 //   - late (and timed out): it ends an outstanding request after its
 //     deadline, before the sweep did; late alone: the sweep had ended it;
 //   - duplicate: its request was already matched.
@@ -49,7 +50,8 @@ func (b *Books) OnResponse(conn int, m *mqttconn.Message) {
 	// two stamps are disjoint readings of one clock, truncated to µs, so a
 	// real response never claims more than the round trip; the slack only
 	// keeps a responder that rounds its stamps up from being flagged.
-	if claimed := (int64(rc.QueueUS) + int64(rc.ProcessUS)) * int64(time.Microsecond); claimed > rtt+int64(implausibleSlack) {
+	claimed := (int64(rc.QueueUS) + int64(rc.ProcessUS)) * int64(time.Microsecond)
+	if claimed > rtt+int64(implausibleSlack) {
 		c.implausible.Add(1)
 		b.warnImplausible(client, k.Seq, rc.QueueUS, rc.ProcessUS, rtt)
 		return
@@ -64,9 +66,14 @@ func (b *Books) OnResponse(conn int, m *mqttconn.Message) {
 		c.matched.Add(1)
 		if at >= b.warmup {
 			b.Hist.Latency.Record(conn, time.Duration(rtt))
+			rest := rtt
 			if rc.Stamped {
 				b.Hist.WorkerQueue.Record(conn, time.Duration(rc.QueueUS)*time.Microsecond)
 				b.Hist.WorkerProcess.Record(conn, time.Duration(rc.ProcessUS)*time.Microsecond)
+				rest -= claimed
+			}
+			if sent, ok := b.Sends.SentAt(b.sched.FireIndex(client, k.Seq)); ok {
+				b.Hist.BrokerNetwork.Record(conn, time.Duration(max(rest-(sent-at), 0)))
 			}
 		}
 		return

@@ -54,7 +54,7 @@ func BenchmarkPublish(b *testing.B) {
 			res := loadgentest.Resolve(b, "tcp://127.0.0.1:1", env)
 			n := res.VirtualClients
 			sched, err := schedule.New(n, res.Interval(), res.Connections, func(c int) int { return res.ConnOf(uint32(c)) },
-				min(schedule.PerTick(n, res.Interval(), DefaultTick), res.BatchSize))
+				min(schedule.PerTick(n, res.Interval(), DefaultGrid), res.BatchSize))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -45,6 +45,7 @@ type publisher struct {
 	gen     uint64
 	tally   [2]books.Tally
 	bytes   uint64 // request payload bytes of the current call
+	now     int64  // when the loop took the current fires (ns after the epoch)
 
 	// Copied from the run's configuration, read per fire.
 	ramp             int64
@@ -94,6 +95,9 @@ func (p *publishers) ownerOf(f uint64) int {
 // send publishes fires [a, b) (sent at time now) and returns when every one
 // is handed to its connection or counted.
 func (p *publishers) send(a, b uint64, now int64) {
+	for _, o := range p.owners {
+		o.now = now
+	}
 	if b-a <= p.batch || len(p.owners) == 1 {
 		o := p.owners[0]
 		o.segs = append(o.segs[:0], segment{a, b})
@@ -137,7 +141,7 @@ func (w *publisher) publishSegments() {
 	w.touched = w.touched[:0]
 	w.tally = [2]books.Tally{}
 	w.bytes = 0
-	now := b.Now()
+	now := w.now // the time books.Sends records for these fires
 	for _, s := range w.segs {
 		for f := s.a; f < s.b; f++ {
 			w.publish(f, now)

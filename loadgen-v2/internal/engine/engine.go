@@ -38,7 +38,7 @@ type Engine struct {
 	res   *config.Resolved
 	log   *slog.Logger
 	dial  mqttconn.Dialer
-	tick  time.Duration
+	wait  dispatch.Waiter // nil: dispatch's precise default; tests under synctest set TimerWait
 	sched *schedule.Schedule
 	table *pending.Table
 	books *books.Books
@@ -57,14 +57,15 @@ func New(res *config.Resolved, log *slog.Logger, reg prometheus.Registerer, prog
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{res: res, log: log, dial: mqttconn.DialTransport, tick: dispatch.DefaultTick,
+	e := &Engine{res: res, log: log, dial: mqttconn.DialTransport,
 		stop: make(chan struct{}), ready: make(chan struct{})}
 	n := res.VirtualClients
-	run := min(schedule.PerTick(n, res.Interval(), e.tick), res.BatchSize)
+	run := min(schedule.PerTick(n, res.Interval(), dispatch.DefaultGrid), res.BatchSize)
 	sched, err := schedule.New(n, res.Interval(), res.Connections, func(c int) int { return res.ConnOf(uint32(c)) }, run)
 	if err != nil {
 		return nil, err
 	}
+	sched = sched.OnGrid(dispatch.DefaultGrid)
 	e.sched, e.table = sched, pending.New(n, res.MaxInflight)
 	e.books = books.New(res, sched, e.table, log)
 	e.live = live.New(res, e.Snapshot, &e.books.Hist, progress)
@@ -131,7 +132,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	progCtx, stopProgress := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { e.live.Run(progCtx, epoch) })
-	d := dispatch.New(dispatch.Params{Res: res, Schedule: e.sched, Table: e.table, Books: e.books, Transport: t, Tick: e.tick})
+	d := dispatch.New(dispatch.Params{Res: res, Schedule: e.sched, Table: e.table, Books: e.books, Transport: t, Wait: e.wait})
 	sendEnd := time.Duration(d.Run(ctx, e.stop))
 	sendingCPU := cputime.Self() - cpuStart // the drain is excluded
 	stopProgress()

@@ -12,6 +12,7 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/books"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/dispatch"
 )
 
 // stateDial dials the fake transport and reports its connections up, as
@@ -64,6 +65,7 @@ func TestPhases(t *testing.T) {
 		ft := &fakeTransport{delay: 300 * time.Millisecond}
 		ft.eng = eng
 		eng.dial = stateDial(ft, nil)
+		eng.wait = dispatch.TimerWait // the bubble's clock
 		if p := eng.Snapshot().Phase; p != books.PhaseConnecting {
 			t.Errorf("before Run: %v", p)
 		}
@@ -158,6 +160,7 @@ func TestStopSendingDrains(t *testing.T) {
 		ft := &fakeTransport{delay: 10 * time.Millisecond}
 		ft.eng = eng
 		eng.dial = ft.dial
+		eng.wait = dispatch.TimerWait // the bubble's clock
 		phase := make(chan books.Phase, 1)
 		go func() {
 			<-eng.Ready()
@@ -190,6 +193,7 @@ func TestConnectionEvents(t *testing.T) {
 		ft := &fakeTransport{delay: time.Millisecond}
 		ft.eng = eng
 		eng.dial = stateDial(ft, func(onState func(int, bool)) {
+			eng.wait = dispatch.TimerWait // the bubble's clock
 			for _, s := range []struct {
 				i  int
 				up bool

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/dispatch"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/live"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
 )
@@ -127,6 +128,7 @@ func runFake(t *testing.T, env map[string]string, ft *fakeTransport, during func
 			t.Fatal(err)
 		}
 		eng.dial = ft.dial
+		eng.wait = dispatch.TimerWait // the bubble's clock
 		ft.eng = eng
 		if during != nil {
 			go during(eng)

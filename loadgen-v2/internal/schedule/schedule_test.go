@@ -17,6 +17,7 @@ type shape struct {
 	conns    int
 	connOf   func(c int) int
 	run      int
+	grid     time.Duration // 0: exact
 }
 
 func modConns(conns int) func(int) int { return func(c int) int { return c % conns } }
@@ -40,6 +41,13 @@ func shapes() []shape {
 		{name: "run larger than a connection", n: 50, interval: time.Millisecond, conns: 5, connOf: modConns(5), run: 1000},
 		{name: "run 0 means 1", n: 60, interval: time.Millisecond, conns: 4, connOf: modConns(4), run: 0},
 		{name: "empty connection", n: 30, interval: time.Second, conns: 4, connOf: modConns(3), run: 2},
+		// On a grid: several fires per cell, a grid that does not divide the
+		// interval, one coarser than the spacing, and one finer.
+		{name: "grid 1ms, 20 per cell", n: 20000, interval: time.Second, conns: 10, connOf: modConns(10), run: 20, grid: time.Millisecond},
+		{name: "grid not dividing I", n: 1000, interval: 7*time.Millisecond + 3, conns: 3, connOf: modConns(3), run: 4, grid: time.Millisecond},
+		{name: "grid coarser than I", n: 10, interval: time.Millisecond, conns: 2, connOf: modConns(2), run: 1, grid: 3 * time.Millisecond},
+		{name: "grid finer than spacing", n: 100, interval: time.Second, conns: 2, connOf: modConns(2), run: 1, grid: 250 * time.Microsecond},
+		{name: "grid N > I", n: 1000, interval: 37, conns: 10, connOf: modConns(10), run: 3, grid: 5},
 	}
 }
 
@@ -48,6 +56,9 @@ func build(t testing.TB, s shape) *schedule.Schedule {
 	sc, err := schedule.New(s.n, s.interval, s.conns, s.connOf, s.run)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if s.grid > 0 {
+		sc = sc.OnGrid(s.grid)
 	}
 	if sc.N() != s.n || sc.Interval() != s.interval {
 		t.Fatalf("N() %d Interval() %v, want %d %v", sc.N(), sc.Interval(), s.n, s.interval)
@@ -133,11 +144,27 @@ func phases(sc *schedule.Schedule) []int64 {
 	return ps
 }
 
+// TestPhasesSpreadEvenly: the exact schedule spaces positions I/N apart;
+// on a grid G each phase is the exact one rounded down to a multiple of G
+// (the package doc's phase_G), so the fires of a cell coincide.
 func TestPhasesSpreadEvenly(t *testing.T) {
 	for _, s := range shapes() {
 		t.Run(s.name, func(t *testing.T) {
 			sc := build(t, s)
 			ps := phases(sc)
+			if s.grid > 0 {
+				exact := phases(sc.OnGrid(0))
+				G := int64(s.grid)
+				for p := range ps {
+					if want := exact[p] - exact[p]%G; ps[p] != want {
+						t.Fatalf("phase(%d) = %d on a grid of %d, want %d (exact %d)", p, ps[p], G, want, exact[p])
+					}
+				}
+				if sc.Grid() != s.grid {
+					t.Errorf("Grid() = %v, want %v", sc.Grid(), s.grid)
+				}
+				return
+			}
 			I, N := int64(s.interval), int64(s.n)
 			maxGap := (I + N - 1) / N // ceil(I/N)
 			minGap := I / N           // floor(I/N)
@@ -403,5 +430,23 @@ func TestPerTick(t *testing.T) {
 		if got := schedule.PerTick(tc.n, tc.interval, tc.tick); got != tc.want {
 			t.Errorf("PerTick(%d, %v, %v) = %d, want %d", tc.n, tc.interval, tc.tick, got, tc.want)
 		}
+	}
+}
+
+// TestFireIndexInvertsFire: FireIndex(Fire(f)) = f, exact and on a grid.
+func TestFireIndexInvertsFire(t *testing.T) {
+	for _, s := range shapes() {
+		t.Run(s.name, func(t *testing.T) {
+			sc := build(t, s)
+			for _, f := range sampleFires(s.n) {
+				client, seq, _ := sc.Fire(f)
+				if uint64(seq) >= 1<<32-1 {
+					continue
+				}
+				if got := sc.FireIndex(client, seq); got != f {
+					t.Fatalf("FireIndex(Fire(%d)) = %d", f, got)
+				}
+			}
+		})
 	}
 }
