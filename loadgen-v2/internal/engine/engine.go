@@ -169,7 +169,7 @@ func (e *Engine) report(sendEnd, sendingCPU time.Duration) (*report.Report, erro
 		Usage:  report.ReadUsage(f.Measured.RequestsSent+f.Warmup.RequestsSent, sendingCPU),
 		Config: cfg,
 		Hists: report.Hists{Latency: h.Latency.Total(), ScheduleLag: h.ScheduleLag.Total(),
-			WorkerQueue: h.WorkerQueue.Total(), WorkerProcess: h.WorkerProcess.Total()},
+			WorkerQueue: h.WorkerQueue.Total(), WorkerProcess: h.WorkerProcess.Total(), BrokerNetwork: h.BrokerNetwork.Total()},
 		Objectives: report.Objectives{P99MS: res.SLOP99MS, MatchRate: res.SLOMatchRate, SuccessRate: res.SLOSuccess},
 	})
 	for _, w := range r.Warnings {

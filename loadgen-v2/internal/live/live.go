@@ -154,11 +154,13 @@ type Distributions struct {
 	Phase string `json:"phase"`
 	// Latency is the round trip; ScheduleLag how late requests left;
 	// WorkerQueue and WorkerProcessing what worker-v2 stamped into its
-	// responses (empty for other responders).
+	// responses (empty for other responders); BrokerNetwork what is left of
+	// each round trip (report.Report.BrokerNetwork).
 	Latency          Distribution `json:"latency"`
 	ScheduleLag      Distribution `json:"schedule_lag"`
 	WorkerQueue      Distribution `json:"worker_queue"`
 	WorkerProcessing Distribution `json:"worker_processing"`
+	BrokerNetwork    Distribution `json:"broker_network"`
 }
 
 // Distribution is one histogram: its summary, its percentile spectrum
@@ -181,6 +183,7 @@ func (v *View) Distributions() Distributions {
 		RunID: v.res.RunName(), Phase: v.snapshot().Phase.String(),
 		Latency: d(v.hist.Latency), ScheduleLag: d(v.hist.ScheduleLag),
 		WorkerQueue: d(v.hist.WorkerQueue), WorkerProcessing: d(v.hist.WorkerProcess),
+		BrokerNetwork: d(v.hist.BrokerNetwork),
 	}
 }
 

@@ -44,7 +44,7 @@ func Merge(rs []*Report, slo Objectives) (*Report, error) {
 		return nil, errors.New("merge: no reports")
 	}
 	out := &Report{Config: rs[0].Config}
-	hs := Hists{latency.New(), latency.New(), latency.New(), latency.New()}
+	hs := Hists{latency.New(), latency.New(), latency.New(), latency.New(), latency.New()}
 	for i, r := range rs {
 		out.Instances = append(out.Instances, r.Instances...)
 		out.Counts.Add(r.Counts)
@@ -65,7 +65,8 @@ func Merge(rs []*Report, slo Objectives) (*Report, error) {
 		for _, x := range []struct {
 			dst *hdrhistogram.Histogram
 			src string
-		}{{hs.Latency, r.Histograms.Latency}, {hs.ScheduleLag, r.Histograms.ScheduleLag}, {hs.WorkerQueue, r.Histograms.WorkerQueue}, {hs.WorkerProcess, r.Histograms.WorkerProcessing}} {
+		}{{hs.Latency, r.Histograms.Latency}, {hs.ScheduleLag, r.Histograms.ScheduleLag}, {hs.WorkerQueue, r.Histograms.WorkerQueue}, {hs.WorkerProcess, r.Histograms.WorkerProcessing},
+			{hs.BrokerNetwork, r.Histograms.BrokerNetwork}} {
 			if x.src == "" {
 				continue
 			}

@@ -92,6 +92,7 @@ type Histograms struct {
 	ScheduleLag      string `json:"schedule_lag"`
 	WorkerQueue      string `json:"worker_queue"`
 	WorkerProcessing string `json:"worker_processing"`
+	BrokerNetwork    string `json:"broker_network,omitempty"`
 }
 
 // Report is the final report of one loadgen run (or of several, merged).
@@ -130,12 +131,16 @@ type Report struct {
 	ScheduleLag     latency.Summary `json:"schedule_lag_ms"`
 	WorkerQueue     latency.Summary `json:"worker_queue_ms"`
 	WorkerProcess   latency.Summary `json:"worker_processing_ms"`
-	Warmup          *Counts         `json:"warmup,omitempty"`
-	SLO             SLO             `json:"slo"`
-	Histograms      Histograms      `json:"histograms"`
-	Usage           *ProcessUsage   `json:"process,omitempty"`
-	Config          json.RawMessage `json:"config,omitempty"`
-	BrokerDropped   *int64          `json:"broker_dropped,omitempty"`
+	// BrokerNetwork is each matched round trip less its own schedule lag
+	// and the worker's stamps: the broker and the network both ways (with
+	// a responder that does not stamp, the service's time too).
+	BrokerNetwork latency.Summary `json:"broker_network_ms"`
+	Warmup        *Counts         `json:"warmup,omitempty"`
+	SLO           SLO             `json:"slo"`
+	Histograms    Histograms      `json:"histograms"`
+	Usage         *ProcessUsage   `json:"process,omitempty"`
+	Config        json.RawMessage `json:"config,omitempty"`
+	BrokerDropped *int64          `json:"broker_dropped,omitempty"`
 }
 
 // SLO is the outcome of the service-level objectives of a run.
@@ -149,7 +154,7 @@ type SLO struct {
 
 // Hists are the live histograms a report is computed from.
 type Hists struct {
-	Latency, ScheduleLag, WorkerQueue, WorkerProcess *hdrhistogram.Histogram
+	Latency, ScheduleLag, WorkerQueue, WorkerProcess, BrokerNetwork *hdrhistogram.Histogram
 }
 
 // Objectives are the service-level objectives a report is checked against;
@@ -166,6 +171,11 @@ func (r *Report) Finish(h Hists, slo Objectives) error { return r.finish(h, slo,
 // finish is Finish; rates, when set, overrides the rates computed from the
 // counts before the ratio, warnings and SLO are derived from them.
 func (r *Report) finish(h Hists, slo Objectives, rates func()) error {
+	for _, x := range []**hdrhistogram.Histogram{&h.Latency, &h.ScheduleLag, &h.WorkerQueue, &h.WorkerProcess, &h.BrokerNetwork} {
+		if *x == nil {
+			*x = latency.New() // not measured: empty
+		}
+	}
 	r.MatchRate, r.SuccessRate = 0, 0
 	if r.RequestsSent > 0 {
 		r.MatchRate = float64(r.ResponsesMatched) / float64(r.RequestsSent)
@@ -188,6 +198,7 @@ func (r *Report) finish(h Hists, slo Objectives, rates func()) error {
 	r.ScheduleLag = latency.Summarize(h.ScheduleLag)
 	r.WorkerQueue = latency.Summarize(h.WorkerQueue)
 	r.WorkerProcess = latency.Summarize(h.WorkerProcess)
+	r.BrokerNetwork = latency.Summarize(h.BrokerNetwork)
 	var err error
 	enc := func(dst *string, x *hdrhistogram.Histogram) {
 		if err == nil {
@@ -198,7 +209,9 @@ func (r *Report) finish(h Hists, slo Objectives, rates func()) error {
 	enc(&r.Histograms.ScheduleLag, h.ScheduleLag)
 	enc(&r.Histograms.WorkerQueue, h.WorkerQueue)
 	enc(&r.Histograms.WorkerProcessing, h.WorkerProcess)
+	enc(&r.Histograms.BrokerNetwork, h.BrokerNetwork)
 	r.warn()
+	r.warnLatency(h)
 	r.evaluateSLO(slo)
 	return err
 }

@@ -55,6 +55,7 @@ func (r *Report) WriteText(w io.Writer) {
 	row("  schedule lag (send - intended)", r.ScheduleLag)
 	row("  worker queue wait", r.WorkerQueue)
 	row("  worker processing", r.WorkerProcess)
+	row("  broker + network (the rest)", r.BrokerNetwork)
 	if r.Warmup != nil {
 		p("")
 		p("warmup (excluded)\tscheduled %d, sent %d, matched %d, timed out %d, pending %d, skipped %d, send failed %d",
