@@ -14,6 +14,10 @@
 #                                         doubling from KNEE_START, then bisection; prints the knee and the curve,
 #                                         then runs half the knee and the ceiling
 #   scripts/benchmark.sh ceiling          the same broker driven by bin/rr-echo, the simplest echo: round trips/s
+#   scripts/benchmark.sh floor            the broker's own round trip (rr-echo 1 requester × 1 outstanding × 1
+#                                         responder) and the pipeline at 1k, 10k and 20k req/s on the same broker,
+#                                         per broker (Mosquitto and embedded): p50/p99, the loadgen's own lag,
+#                                         the broker + network rest, and the ratio pipeline p50 / echo p50 at 1k
 #   scripts/benchmark.sh rate R [S]       one run at R req/s for S seconds (default 20)
 #   scripts/benchmark.sh sweep            rates 10k, 20k, ... 60k, one run each
 #   scripts/benchmark.sh clients          100k → 200k → 500k virtual clients at 20k req/s
@@ -86,7 +90,7 @@ die_usage() { printf '%s\n\n' "$1" >&2; usage >&2; exit 2; }
 is_uint() { case $1 in '' | *[!0-9]*) return 1 ;; esac; }
 case $SUITE in
   -h | --help | help) usage; exit 0 ;;
-  quick | baseline | knee | ceiling | sweep | clients | mem1m | autoscale | all) ;;
+  quick | baseline | knee | ceiling | floor | sweep | clients | mem1m | autoscale | all) ;;
   rate | workercpu)
     if ! is_uint "${2:-}" || [ "$2" -eq 0 ]; then die_usage "$SUITE needs a rate in req/s: scripts/benchmark.sh $SUITE R [S]"; fi
     [ -z "${3:-}" ] || is_uint "$3" || die_usage "$SUITE: S=$3 is not a number of seconds"
@@ -212,14 +216,15 @@ loadgen_bg() {
   LG_PID=$!; PIDS+=("$LG_PID")
 }
 
-CSV_HEADER=step,broker,kind,virtual_clients,interval_ms,target_rps,achieved_rps,rate_ratio,success_rate,match_rate,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,slo_passed,loadgen_cpu_us_per_request,loadgen_max_rss_mb,cpu_steal,report
+CSV_HEADER=step,broker,kind,virtual_clients,interval_ms,target_rps,achieved_rps,rate_ratio,success_rate,match_rate,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,slo_passed,loadgen_cpu_us_per_request,loadgen_max_rss_mb,cpu_steal,report,schedule_lag_p50_ms,schedule_lag_p99_ms,broker_network_p50_ms,broker_network_p99_ms
 # record NAME: adds step NAME (its report NAME.json) to steps.txt and summary.csv.
 record() {
   [ -s "$OUT/summary.csv" ] || echo "$CSV_HEADER" >"$OUT/summary.csv"
   jq -r --arg n "$1" --arg k "$KIND" --arg st "${STEP_STEAL:-}" '[$n, $k, (.kind // "loadgen"), .virtual_clients, (.interval_s | if . == null then null else . * 1000 | round end),
     .target_rps, .throughput_rps, .rate_ratio, .success_rate, .match_rate, .latency_ms.p50, .latency_ms.p90, .latency_ms.p99,
     .latency_ms.p999, .latency_ms.max, .slo.passed, .process.sending_cpu_us_per_request, .process.max_rss_mb,
-    (if $st == "" then null else ($st | tonumber) end), ($n + ".json")] | @csv' \
+    (if $st == "" then null else ($st | tonumber) end), ($n + ".json"),
+    .schedule_lag_ms.p50, .schedule_lag_ms.p99, .broker_network_ms.p50, .broker_network_ms.p99] | @csv' \
     "$OUT/$1.json" >>"$OUT/summary.csv"
   jq -r --arg n "$1" '"\($n) \(.kind // "loadgen")"' "$OUT/$1.json" >>"$OUT/steps.txt"
 }
@@ -565,6 +570,33 @@ knee() {
 }
 
 # ceiling: bin/rr-echo on a fresh broker of the same kind.
+# floor: per broker, the broker's own round trip (rr-echo, 1 × 1 × 1: one
+# request in flight, no queueing) against the pipeline's at 1k, 10k and 20k
+# req/s; the ratio at 1k says how much of the figure is ours.
+floor() {
+  local s=${SECS:-10} kinds=("$KIND") k r
+  if [ "$KIND" = mosquitto ]; then kinds+=(embedded); fi
+  for k in "${kinds[@]}"; do
+    ECHO_REQUESTERS=1 ECHO_OUTSTANDING=1 ECHO_RESPONDERS=1 STEP_TAG=floor-echo-$k with_broker "$k" echo_run "floor-echo-$k" "$s"
+    for r in 1000 10000 20000; do
+      STEP_TAG=floor-$r-$k with_stack "$k" run "floor-$r-$k" "$r" 1000 "$s" "WARMUP=$(warmup_for "$s")"
+    done
+    if ! jq -e . "$OUT/floor-echo-$k.json" "$OUT/floor-1000-$k.json" "$OUT/floor-10000-$k.json" "$OUT/floor-20000-$k.json" >/dev/null 2>&1; then
+      echo "floor $k: a step left no report (see $OUT/logs)" >&2
+      continue
+    fi
+    manifest_set "floor_$k" "$(jq -n --slurpfile e "$OUT/floor-echo-$k.json" --slurpfile a "$OUT/floor-1000-$k.json" \
+      --slurpfile b "$OUT/floor-10000-$k.json" --slurpfile c "$OUT/floor-20000-$k.json" '
+      def row: {p50_ms: .latency_ms.p50, p99_ms: .latency_ms.p99, schedule_lag_p50_ms: .schedule_lag_ms.p50,
+        schedule_lag_p99_ms: .schedule_lag_ms.p99, broker_network_p50_ms: .broker_network_ms.p50,
+        broker_network_p99_ms: .broker_network_ms.p99, loadgen_cpu_us_per_request: .process.sending_cpu_us_per_request};
+      {echo_1x1: {p50_ms: $e[0].latency_ms.p50, p99_ms: $e[0].latency_ms.p99},
+       pipeline_1000: ($a[0] | row), pipeline_10000: ($b[0] | row), pipeline_20000: ($c[0] | row),
+       ratio_p50_1000_to_echo: (($a[0].latency_ms.p50 / $e[0].latency_ms.p50) * 100 | round / 100)}')"
+    jq -r --arg k "$k" '.results["floor_" + $k] | "floor	\($k)	broker round trip (rr-echo 1x1) p50 \(.echo_1x1.p50_ms) p99 \(.echo_1x1.p99_ms) ms	pipeline at 1k p50 \(.pipeline_1000.p50_ms) p99 \(.pipeline_1000.p99_ms) ms (lag p50 \(.pipeline_1000.schedule_lag_p50_ms) p99 \(.pipeline_1000.schedule_lag_p99_ms) ms)	ratio \(.ratio_p50_1000_to_echo)"' "$OUT/manifest.json"
+  done
+}
+
 ceiling() {
   STEP_TAG=ceiling with_broker "$KIND" echo_run ceiling "${SECS:-20}"
   if [ -f "$OUT/ceiling.json" ]; then
@@ -593,6 +625,8 @@ case $SUITE in
     knee ;;
   ceiling)
     ceiling ;;
+  floor)
+    floor ;;
   rate)
     r=$2; s=${3:-${SECS:-20}}
     STEP_TAG=rate-$r with_stack "$KIND" run "rate-$r" $(((r * IV + 999) / 1000)) "$IV" "$s" "WARMUP=$(warmup_for "$s")" "${SLO_ENV[@]}" ;;
