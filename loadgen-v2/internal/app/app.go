@@ -145,7 +145,7 @@ func Merge(paths []string, stdout, stderr io.Writer) int {
 	var slo struct {
 		P99     float64 `envconfig:"SLO_P99_MS" default:"0"`
 		Match   float64 `envconfig:"SLO_MATCH_RATE" default:"0"`
-		Success float64 `envconfig:"SLO_SUCCESS_RATE" default:"0"`
+		Success float64 `envconfig:"SLO_SUCCESS_RATE" default:"0.99"`
 	}
 	if err := envconf.Load(&slo); err != nil {
 		fmt.Fprintln(stderr, "loadgen-v2 merge:", err)
