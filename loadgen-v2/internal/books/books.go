@@ -86,6 +86,7 @@ type Books struct {
 
 	counts             [2]counters
 	unknown, malformed atomic.Uint64
+	otherRun           atomic.Uint64 // unknown ones with another run id (report.Counts.UnknownOtherRun)
 	bytesOut           atomic.Uint64 // request payload bytes sent (queued)
 	bytesIn            [8]stripe     // response payload bytes, striped by connection
 
@@ -96,6 +97,8 @@ type Books struct {
 	Conns *metrics.ConnEvents
 
 	implausibleLog rate.Sometimes // the implausible-response log, at most every 1 s
+	otherRunLog    rate.Sometimes // the another-run log: the first, then at most every 10 s
+	instanceID     string
 }
 
 // New returns the empty books of a run of res over sched, with the pending
@@ -104,7 +107,7 @@ func New(res *config.Resolved, sched *schedule.Schedule, table *pending.Table, l
 	stripes := min(res.Connections, 8)
 	b := &Books{
 		sched: sched, table: table, requester: res.Requester, log: log,
-		runID: res.RunID, offset: res.Offset, n: uint32(res.VirtualClients),
+		runID: res.RunID, offset: res.Offset, instanceID: res.InstanceID, n: uint32(res.VirtualClients),
 		warmup: int64(res.Warmup), ramp: int64(res.RampUp), end: int64(res.Duration), timeout: int64(res.RequestTimeout),
 		Hist: Histograms{
 			Latency: latency.NewIntervalRecorder(stripes), ScheduleLag: latency.NewRecorder(min(res.PublishWorkers, 8)),
@@ -116,6 +119,7 @@ func New(res *config.Resolved, sched *schedule.Schedule, table *pending.Table, l
 		b.end = 1<<63 - 1
 	}
 	b.implausibleLog.Interval = time.Second
+	b.otherRunLog.Interval = 10 * time.Second
 	return b
 }
 
@@ -256,7 +260,7 @@ func (b *Books) Snapshot() Snapshot {
 	for i := range b.counts {
 		s.Counts.Add(b.phaseCounts(i))
 	}
-	s.Unknown, s.Malformed = b.unknown.Load(), b.malformed.Load()
+	s.Unknown, s.Malformed, s.UnknownOtherRun = b.unknown.Load(), b.malformed.Load(), b.otherRun.Load()
 	return s
 }
 
@@ -281,7 +285,7 @@ func (b *Books) Final() Final {
 		still[b.PhaseOf(b.sched.TimeOf(client, seq))]++
 	})
 	f.Measured.StillPending, f.Warmup.StillPending = still[Measured], still[Warmup]
-	f.Measured.Unknown, f.Measured.Malformed = b.unknown.Load(), b.malformed.Load()
+	f.Measured.Unknown, f.Measured.Malformed, f.Measured.UnknownOtherRun = b.unknown.Load(), b.malformed.Load(), b.otherRun.Load()
 	f.ClientsFired = b.counts[Warmup].firstFires.Load() + b.counts[Measured].firstFires.Load()
 	f.RequestBytes, f.ResponseBytes = b.bytesOut.Load(), b.responseBytes()
 	return f

@@ -45,6 +45,7 @@ type Engine struct {
 	live  *live.View
 
 	transport atomic.Pointer[mqttconn.Transport] // set once dialled, for observers
+	final     atomic.Pointer[report.Report]      // set once the report is made, for observers
 	stop      chan struct{}
 	stopOnce  sync.Once
 	ready     chan struct{}
@@ -69,7 +70,7 @@ func New(res *config.Resolved, log *slog.Logger, reg prometheus.Registerer, prog
 	e.books = books.New(res, sched, e.table, log)
 	e.live = live.New(res, e.Snapshot, &e.books.Hist, progress)
 	if reg != nil {
-		if err := metrics.New(res, e.Snapshot, e.books).Register(reg); err != nil {
+		if err := metrics.New(res, e.Snapshot, e.books, e.final.Load).Register(reg); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
@@ -173,6 +174,9 @@ func (e *Engine) report(sendEnd, sendingCPU time.Duration) (*report.Report, erro
 	})
 	for _, w := range r.Warnings {
 		e.log.Warn("report: " + w)
+	}
+	if r != nil {
+		e.final.Store(r)
 	}
 	return r, err
 }
