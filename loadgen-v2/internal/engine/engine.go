@@ -92,6 +92,16 @@ func (e *Engine) StopSending() {
 	})
 }
 
+// stopped reports whether StopSending was called.
+func (e *Engine) stopped() bool {
+	select {
+	case <-e.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 // Snapshot returns the books now, with the transport's connection states.
 func (e *Engine) Snapshot() books.Snapshot {
 	s := e.books.Snapshot()
@@ -116,7 +126,14 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	opts.OnMessage, opts.OnUnsent, opts.OnState, opts.Logger = e.books.OnResponse, e.books.OnUnsent, e.books.Conns.State, e.log
 	t, err := e.dial(ctx, opts)
 	if err != nil {
-		return nil, err
+		if ctx.Err() == nil && !e.stopped() {
+			return nil, err
+		}
+		// Stopped while the connections were coming up: the report of a run
+		// that sent nothing (all zero, "stopped before sending").
+		e.log.Info("stopped before sending: the connections were still coming up", "err", err)
+		e.books.Finish()
+		return e.report(0, 0)
 	}
 	e.transport.Store(&t)
 	defer e.close(t)

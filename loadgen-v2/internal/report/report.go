@@ -219,7 +219,9 @@ func (r *Report) evaluateSLO(o Objectives) {
 	if o.MatchRate > 0 && r.MatchRate < o.MatchRate {
 		r.SLO.Failures = append(r.SLO.Failures, fmt.Sprintf("match rate %.6f is below SLO_MATCH_RATE=%g", r.MatchRate, o.MatchRate))
 	}
-	if o.SuccessRate > 0 && r.SuccessRate < o.SuccessRate {
+	if o.SuccessRate > 0 && r.Scheduled == 0 {
+		r.SLO.Failures = append(r.SLO.Failures, fmt.Sprintf("nothing was scheduled (stopped before sending): no success rate to hold to SLO_SUCCESS_RATE=%g", o.SuccessRate))
+	} else if o.SuccessRate > 0 && r.SuccessRate < o.SuccessRate {
 		r.SLO.Failures = append(r.SLO.Failures, fmt.Sprintf("success rate %.6f (matched / scheduled) is below SLO_SUCCESS_RATE=%g", r.SuccessRate, o.SuccessRate))
 	}
 	if !r.SentBalanced() {
