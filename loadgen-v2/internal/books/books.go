@@ -201,20 +201,21 @@ func (b *Books) Pending() int64 {
 }
 
 // phaseCounts returns the counts of phase (StillPending, Unknown and Malformed
-// left 0).
+// left 0). The counters are read effects first, causes last — how requests
+// ended, then how fires went (sent, skipped, failed), then the fires made due
+// — so that, although they are read one by one while the run goes on, no
+// count read is ahead of the count it comes from: scheduled ≥ sent + skipped
+// + send failed always holds in a snapshot (Add adds scheduled first), and
+// matched + timed out ≤ sent except for the requests of a publishing pass
+// whose sends are not added yet (ratios are clamped to 1 by their readers).
 func (b *Books) phaseCounts(phase int) report.Counts {
 	c := &b.counts[phase]
-	return report.Counts{
-		Scheduled:        c.scheduled.Load(),
-		RequestsSent:     c.sent.Load(),
-		ResponsesMatched: c.matched.Load(),
-		Timeouts:         c.timedOut.Load(),
-		Skipped:          c.skipped.Load(),
-		SendFailed:       c.sendFailed.Load(),
-		Late:             c.late.Load(),
-		Duplicate:        c.duplicate.Load(),
-		Implausible:      c.implausible.Load(),
-	}
+	var r report.Counts
+	r.ResponsesMatched, r.Timeouts = c.matched.Load(), c.timedOut.Load()
+	r.Late, r.Duplicate, r.Implausible = c.late.Load(), c.duplicate.Load(), c.implausible.Load()
+	r.SendFailed, r.Skipped, r.RequestsSent = c.sendFailed.Load(), c.skipped.Load(), c.sent.Load()
+	r.Scheduled = c.scheduled.Load()
+	return r
 }
 
 func (b *Books) responseBytes() uint64 {
@@ -250,7 +251,6 @@ type Snapshot struct {
 func (b *Books) Snapshot() Snapshot {
 	s := Snapshot{
 		Phase: b.Phase(), Started: b.started.Load(),
-		Pending:      b.Pending(),
 		RequestBytes: b.bytesOut.Load(), ResponseBytes: b.responseBytes(),
 		Connects: b.Conns.Connects(), ConnectionLosses: b.Conns.Losses(), Reconnects: b.Conns.Reconnects(),
 	}
@@ -261,6 +261,9 @@ func (b *Books) Snapshot() Snapshot {
 		s.Counts.Add(b.phaseCounts(i))
 	}
 	s.Unknown, s.Malformed, s.UnknownOtherRun = b.unknown.Load(), b.malformed.Load(), b.otherRun.Load()
+	// Pending from the same counts (not read again), so the snapshot agrees
+	// with itself.
+	s.Pending = max(int64(s.RequestsSent)-int64(s.ResponsesMatched)-int64(s.Timeouts), 0)
 	return s
 }
 
