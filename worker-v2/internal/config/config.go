@@ -33,6 +33,7 @@ const (
 // value is not useful: use Load (environment) or Defaults (tests).
 type Config struct {
 	Broker          string        `envconfig:"MQTT_BROKER" default:"tcp://localhost:1883" desc:"MQTT broker URL (tcp://, mqtt://, ssl://, tls://, mqtts://)" json:"broker"`
+	BrokerAlias     string        `envconfig:"BROKER" desc:"the loadgen's name for MQTT_BROKER, accepted here too: used when MQTT_BROKER is not set; when both are set and differ, MQTT_BROKER is used and the worker says so" json:"broker_alias,omitempty"`
 	Sub             string        `envconfig:"MQTT_SUB" default:"req/+" desc:"topic filter the requests arrive on" json:"sub"`
 	Shared          bool          `envconfig:"SHARED_SUBSCRIPTION" default:"true" desc:"subscribe as $share/SHARE_GROUP/MQTT_SUB; false = plain subscription (every worker instance gets every request)" json:"shared_subscription"`
 	ShareGroup      string        `envconfig:"SHARE_GROUP" default:"workers" desc:"shared subscription group name" json:"share_group"`

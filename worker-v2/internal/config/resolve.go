@@ -28,6 +28,11 @@ type Resolved struct {
 	// WRITE_LINGER, KEEPALIVE, credentials and TLS. The engine adds its
 	// callbacks (OnMessage, OnUnsent, OnState) and its logger.
 	Conn mqttconn.Options
+	// BrokerNote says which broker variable was used when BROKER was given
+	// (empty otherwise): the worker logs it at start.
+	BrokerNote string
+	// BrokerConflict: BROKER and MQTT_BROKER were both set and differ.
+	BrokerConflict bool
 	// Filter is the one subscription of every connection:
 	// $share/SHARE_GROUP/MQTT_SUB, or MQTT_SUB with SHARED_SUBSCRIPTION=false.
 	Filter string
@@ -83,6 +88,17 @@ func (c *Config) Resolve() (*Resolved, error) {
 		MaxWait:    c.ScaleMaxWait,
 		DownWindow: c.ScaleDownWindow,
 	}
+	// BROKER (the loadgen's name) stands in for MQTT_BROKER when that is
+	// not set; both set and different: MQTT_BROKER wins, and the worker says so.
+	if c.BrokerAlias != "" {
+		if _, set := os.LookupEnv("MQTT_BROKER"); !set {
+			r.Broker = c.BrokerAlias
+			r.BrokerNote = "broker from BROKER (MQTT_BROKER not set): " + c.BrokerAlias
+		} else if c.BrokerAlias != c.Broker {
+			r.BrokerNote = "BROKER=" + c.BrokerAlias + " and MQTT_BROKER=" + c.Broker + " differ: using MQTT_BROKER"
+			r.BrokerConflict = true
+		}
+	}
 	_, fixed := os.LookupEnv("GOMAXPROCS")
 	r.AdaptGOMAXPROCS = !fixed && c.Mode != modes.CPU && procs > 1
 
@@ -92,7 +108,7 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	filter := r.Filter
 	r.Conn = mqttconn.Options{
-		Broker:          c.Broker,
+		Broker:          r.Broker,
 		ClientIDPrefix:  r.ClientIDPrefix,
 		Connections:     c.Connections,
 		QoS:             byte(c.QoS),

@@ -69,6 +69,9 @@ func (c *Config) problems() []error {
 		}
 	}
 	errs = append(errs, c.Security.Validate("MQTT_BROKER", c.Broker)...)
+	if c.BrokerAlias != "" {
+		errs = append(errs, c.Security.Validate("BROKER", c.BrokerAlias)...)
+	}
 	_, perrs := c.parseProtocol()
 	errs = append(errs, perrs...)
 	return slices.DeleteFunc(errs, func(err error) bool { return err == nil })
