@@ -86,6 +86,7 @@ func Run(ctx context.Context, res *config.Resolved, log *slog.Logger, stdout, st
 		}
 		defer pprof.StopCPUProfile()
 	}
+	fmt.Fprintln(stderr, "loadgen-v2: "+res.Plan())
 	rep, err := eng.Run(ctx)
 	if err != nil {
 		return cliutil.ExitError, err
