@@ -8,6 +8,9 @@ RUN_VIRTUAL_CLIENTS := $(or $(VIRTUAL_CLIENTS),10000)
 RUN_INTERVAL_MS     := $(or $(INTERVAL_MS),1000)
 RUN_DURATION        := $(or $(DURATION),30s)
 
+# The version every binary reports (--version, build_info): the VERSION file.
+LDFLAGS := -ldflags "-X github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics.Version=$(shell cat VERSION 2>/dev/null)"
+
 # The binaries `make build` puts in bin/.
 COMMANDS := loadgen-v2 worker-v2 cmd/rr-local cmd/rr-chart cmd/rr-echo cmd/rr-knee
 
@@ -39,7 +42,7 @@ bench: ## Go benchmarks of the hot paths (encode, decode, publish, response, pen
 
 build: ## build loadgen-v2, worker-v2, rr-local, rr-chart, rr-echo and rr-knee into bin/
 	@mkdir -p $(BIN)
-	@for c in $(COMMANDS); do echo "$(GO) build -trimpath -o $(BIN)/$${c##*/} ./$$c"; $(GO) build -trimpath -o $(BIN)/$${c##*/} ./$$c || exit 1; done
+	@for c in $(COMMANDS); do echo "$(GO) build -trimpath $(LDFLAGS) -o $(BIN)/$${c##*/} ./$$c"; $(GO) build -trimpath $(LDFLAGS) -o $(BIN)/$${c##*/} ./$$c || exit 1; done
 
 dev-test: test ## the same as test
 

@@ -19,7 +19,7 @@ func TestFaultRandomDisconnects(t *testing.T) {
 	m := brokertest.StartMosquitto(t, "")
 	w, _ := startWorker(t, m.URL(), "CLIENT_ID_PREFIX=wk-kick")
 	rf := filepath.Join(t.TempDir(), "r.json")
-	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=6s", "REQUEST_TIMEOUT=1s")...)
+	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=6s", "REQUEST_TIMEOUT=1s", lossy)...)
 
 	stop := make(chan struct{})
 	kicks := 0

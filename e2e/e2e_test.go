@@ -248,6 +248,11 @@ func startWorker(t *testing.T, brokerURL string, env ...string) (*proc, string) 
 	return w, addr
 }
 
+// lossy turns the success-rate SLO off (its default is 0.99) for runs that
+// lose requests by design (a fault injected): their tests check the books
+// and the recovery; the verdict itself is checked by TestNetworkSLOGate.
+const lossy = "SLO_SUCCESS_RATE=0"
+
 func loadgenEnv(brokerURL, reportFile string, extra ...string) []string {
 	return append([]string{
 		// Open loop: up to 16 outstanding per client, so that a round trip

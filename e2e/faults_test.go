@@ -116,7 +116,7 @@ func TestFaultBrokerRestart(t *testing.T) {
 	const rate = 2000 / 0.5 // req/s
 	// DURATION=0: the run lasts until SIGINT, sent once recovery has been
 	// seen, so no assertion depends on how long anything took.
-	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=0", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr)...)
+	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=0", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr, lossy)...)
 	brokertest.WaitOK(t, "http://"+maddr+"/health")
 
 	pre := waitLoadgen(t, lg, maddr, "responses before the crash", func(v lgVars) bool { return v.ResponsesMatched >= 2*rate })
@@ -190,7 +190,7 @@ func TestFaultWorkerKilled(t *testing.T) {
 	const rate = 2000 / 0.5
 	// REQUEST_TIMEOUT well above any round trip of a busy machine: what times
 	// out is what the dead worker took with it.
-	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=6s", "REQUEST_TIMEOUT=5s", "METRICS_ADDR="+maddr)...)
+	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=6s", "REQUEST_TIMEOUT=5s", "METRICS_ADDR="+maddr, lossy)...)
 	brokertest.WaitOK(t, "http://"+maddr+"/health")
 	began := time.Now()
 
@@ -257,7 +257,7 @@ func TestFaultSlowWorker(t *testing.T) {
 			wRSS0 := rssMB(w.cmd.Process.Pid)
 			rf := filepath.Join(t.TempDir(), "report.json")
 			maddr := brokertest.FreeAddr(t)
-			lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "VIRTUAL_CLIENTS=200", "DURATION=4s", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr)...)
+			lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "VIRTUAL_CLIENTS=200", "DURATION=4s", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr, lossy)...)
 			brokertest.WaitOK(t, "http://"+maddr+"/health")
 			lgRSS0, lgRSSMax := rssMB(lg.cmd.Process.Pid), 0.0
 			wRSSMax := wRSS0
@@ -393,7 +393,7 @@ func TestFaultBrokerDrops(t *testing.T) {
 	// 1 s timeout) 16 KiB requests: ~6.5 MB/s, which fills the worker's socket
 	// buffers within a second or two, after which Mosquitto queues and drops.
 	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "VIRTUAL_CLIENTS=400", "INTERVAL_MS=250",
-		"PAYLOAD_BYTES=16384", "DURATION=5s", "REQUEST_TIMEOUT=1s")...)
+		"PAYLOAD_BYTES=16384", "DURATION=5s", "REQUEST_TIMEOUT=1s", lossy)...)
 	if code := lg.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("loadgen exit %d\n%s\n%s", code, lg.out.String(), lg.errOut.String())
 	}
@@ -679,7 +679,7 @@ func TestFaultPolledWhileConnecting(t *testing.T) {
 	maddr, waddr := brokertest.FreeAddr(t), brokertest.FreeAddr(t)
 	w := start(t, "worker-v2", "MQTT_BROKER="+m.URL(), "HTTP_ADDR="+waddr, "CONNECTIONS=2", "MIN_WORKERS=2")
 	rf := filepath.Join(t.TempDir(), "report.json")
-	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "VIRTUAL_CLIENTS=100", "DURATION=1s", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr)...)
+	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "VIRTUAL_CLIENTS=100", "DURATION=1s", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr, lossy)...)
 	urls := []string{"http://" + maddr + "/health", "http://" + maddr + "/debug/vars", "http://" + maddr + "/metrics",
 		"http://" + waddr + "/health", "http://" + waddr + "/ready", "http://" + waddr + "/stats", "http://" + waddr + "/metrics"}
 	poll := func() (codes []int) {

@@ -203,7 +203,7 @@ func netLoadgen(t *testing.T, brokerURL string, env ...string) (lg *proc, maddr,
 	rf = filepath.Join(t.TempDir(), "report.json")
 	maddr = brokertest.FreeAddr(t)
 	base := []string{fmt.Sprintf("VIRTUAL_CLIENTS=%d", netClients), fmt.Sprintf("INTERVAL_MS=%d", netIntervalMS),
-		"CONNECTIONS=4", "METRICS_ADDR=" + maddr}
+		"CONNECTIONS=4", "METRICS_ADDR=" + maddr, lossy}
 	lg = start(t, "loadgen-v2", loadgenEnv(brokerURL, rf, append(base, env...)...)...)
 	brokertest.WaitOK(t, "http://"+maddr+"/health")
 	return lg, maddr, rf

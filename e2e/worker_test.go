@@ -357,7 +357,7 @@ func TestWorkerRollingStop(t *testing.T) {
 	rf := filepath.Join(t.TempDir(), "report.json")
 	maddr := brokertest.FreeAddr(t)
 	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "VIRTUAL_CLIENTS=1500", "DURATION=8s",
-		"REQUEST_TIMEOUT=2s", "METRICS_ADDR="+maddr)...)
+		"REQUEST_TIMEOUT=2s", "METRICS_ADDR="+maddr, lossy)...)
 	brokertest.WaitOK(t, "http://"+maddr+"/health")
 	began := time.Now()
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+	buildinfo "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/app"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 )
@@ -19,6 +20,10 @@ import (
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
+	if cliutil.WantsVersion(args) {
+		fmt.Println(buildinfo.VersionLine("loadgen-v2"))
+		return 0
+	}
 	if cliutil.WantsHelp(args) {
 		_ = envconf.Usage(os.Stdout, "loadgen-v2", "MQTT request-response load generator (virtual clients over pooled connections)", &config.Config{})
 		fmt.Println("\nSubcommands:\n  merge REPORT.json...   combine reports of instances that ran side by side (uses SLO_P99_MS, SLO_MATCH_RATE, SLO_SUCCESS_RATE)")

@@ -204,7 +204,7 @@ sample_worker() {
 warmup_for() {
   if [ -n "${WARMUP:-}" ]; then echo "$WARMUP"; elif [ "$1" -ge 10 ]; then echo 2s; elif [ "$1" -ge 3 ]; then echo 1s; else echo 0s; fi
 }
-SLO_ENV=("SLO_P99_MS=${SLO_P99_MS:-50}" "SLO_MATCH_RATE=${SLO_MATCH_RATE:-0.999}")
+SLO_ENV=("SLO_P99_MS=${SLO_P99_MS:-50}" "SLO_MATCH_RATE=${SLO_MATCH_RATE:-0.999}" "SLO_SUCCESS_RATE=${SLO_SUCCESS_RATE:-${SLO_MATCH_RATE:-0.999}}")
 
 # loadgen_bg NAME CLIENTS INTERVAL_MS SECONDS [VAR=value...]: starts one
 # loadgen run in the background (LG_PID); summary NAME prints its result line.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+	buildinfo "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/app"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
 )
@@ -22,6 +23,10 @@ import (
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
+	if cliutil.WantsVersion(args) {
+		fmt.Println(buildinfo.VersionLine("worker-v2"))
+		return 0
+	}
 	if cliutil.WantsHelp(args) {
 		_ = envconf.Usage(os.Stdout, "worker-v2", "answers MQTT requests with an autoscaled pool of workers", &config.Config{})
 		fmt.Println("\nExit status: 0 after a clean shutdown, 1 runtime error, 2 invalid configuration, 130 second signal.")

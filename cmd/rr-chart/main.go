@@ -14,6 +14,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
+	buildinfo "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"io"
 	"os"
 
@@ -39,6 +41,10 @@ func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 var errUsage = errors.New("usage")
 
 func run(args []string, stderr io.Writer) int {
+	if cliutil.WantsVersion(args) {
+		fmt.Println(buildinfo.VersionLine("rr-chart"))
+		return 0
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(stderr, usage)
 		if len(args) == 0 {

@@ -23,6 +23,7 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/cmd/rr-echo/internal/respond"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
+	buildinfo "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -72,6 +73,10 @@ func run(args []string) int {
 // otherwise cfg is loaded from the environment, body runs until a signal,
 // and the JSON it returns is printed. It returns the exit status.
 func command(name string, args []string, cfg any, summary, help string, body func(context.Context, *slog.Logger) ([]byte, error)) int {
+	if cliutil.WantsVersion(args) {
+		fmt.Println(buildinfo.VersionLine("rr-echo"))
+		return 0
+	}
 	if cliutil.WantsHelp(args) {
 		_ = envconf.Usage(os.Stdout, name, summary, cfg)
 		fmt.Println(help)

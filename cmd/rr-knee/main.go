@@ -26,6 +26,7 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/cmd/rr-knee/internal/knee"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
+	buildinfo "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 )
 
 const usage = `rr-knee: the decisions of the knee search of scripts/benchmark.sh knee
@@ -49,6 +50,10 @@ Exit status: 0 ok, 1 a file could not be read or written, 2 bad usage or setting
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if cliutil.WantsVersion(args) {
+		fmt.Fprintln(stdout, buildinfo.VersionLine("rr-knee"))
+		return 0
+	}
 	if cliutil.WantsHelp(args) {
 		fmt.Fprintln(stdout, usage)
 		return cliutil.ExitOK

@@ -19,9 +19,14 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/cmd/rr-local/internal/localrun"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
+	buildinfo "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 )
 
 func main() {
+	if cliutil.WantsVersion(os.Args[1:]) {
+		fmt.Println(buildinfo.VersionLine("rr-local"))
+		return
+	}
 	if cliutil.WantsHelp(os.Args[1:]) {
 		fmt.Println(`rr-local: embedded broker + worker-v2 + loadgen-v2 on this machine.
 Variables (besides those of loadgen-v2 and worker-v2, see their -h):

@@ -80,3 +80,16 @@ func WantsHelp(args []string) bool {
 	}
 	return false
 }
+
+// WantsVersion reports whether args ask for the version (--version,
+// -version, -v or version as the first argument).
+func WantsVersion(args []string) bool {
+	if len(args) == 0 {
+		return false
+	}
+	switch args[0] {
+	case "--version", "-version", "-v", "version":
+		return true
+	}
+	return false
+}

@@ -56,3 +56,10 @@ func buildVersion() (version, revision string) {
 	}
 	return version, revision
 }
+
+// VersionLine is what `--version` prints for the command name: its version,
+// revision and Go version (the build_info labels).
+func VersionLine(name string) string {
+	version, revision := buildVersion()
+	return name + " " + version + " (revision " + revision + ", " + runtime.Version() + ")"
+}

@@ -41,6 +41,35 @@ type Responder struct {
 	Template *Template
 	// Filler is the answer's payload when there is no template.
 	Filler []byte
+	// Allow are the MQTT topic filters a reply topic must match
+	// (REPLY_TOPIC_ALLOW); nil allows every valid topic name. A request whose
+	// reply topic matches none is refused (ReplyAllowed): a worker must not
+	// publish wherever a request tells it to.
+	Allow []string
+}
+
+// ReplyAllowed reports whether the reply to the packed request (Pack) may be
+// published: its reply topic matches one of Allow (or Allow is nil).
+func (r *Responder) ReplyAllowed(packed []byte) bool {
+	if r.Allow == nil {
+		return true
+	}
+	var topic []byte
+	if r.Mode == Envelope {
+		var req Request
+		if DecodeRequest(packed, &req) != nil {
+			return false
+		}
+		topic = req.ReplyTopic
+	} else {
+		topic, _, _, _ = unpack(packed)
+	}
+	for _, f := range r.Allow {
+		if MatchFilter(f, topic) {
+			return true
+		}
+	}
+	return false
 }
 
 // Pack checks the request m for the mode and appends to dst what Answer

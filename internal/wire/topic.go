@@ -1,6 +1,10 @@
 package wire
 
-import "unicode/utf8"
+import (
+	"bytes"
+	"strings"
+	"unicode/utf8"
+)
 
 // Topics: request shards, shared subscriptions and what may be a topic name.
 
@@ -64,6 +68,56 @@ func ValidReplyTopic(t []byte) bool {
 			return false
 		}
 		i += n
+	}
+	return true
+}
+
+// MatchFilter reports whether topic matches the MQTT topic filter f ('+'
+// one level, '#' the rest, as a subscription would; a topic starting with
+// '$' is matched by no wildcard in the first level). It allocates nothing.
+func MatchFilter(f string, topic []byte) bool {
+	if len(topic) > 0 && topic[0] == '$' && len(f) > 0 && (f[0] == '+' || f[0] == '#') {
+		return false
+	}
+	for {
+		level, rest, more := strings.Cut(f, "/")
+		if level == "#" {
+			return true
+		}
+		i := bytes.IndexByte(topic, '/')
+		tl := topic
+		if i >= 0 {
+			tl = topic[:i]
+		}
+		if level != "+" && level != string(tl) {
+			return false
+		}
+		switch {
+		case !more && i < 0:
+			return true
+		case !more:
+			return false
+		case i < 0:
+			return rest == "#" // "a/#" matches "a"
+		}
+		f, topic = rest, topic[i+1:]
+	}
+}
+
+// ValidFilter reports whether f is a well-formed MQTT topic filter: '+' and
+// '#' only as whole levels, '#' only last.
+func ValidFilter(f string) bool {
+	if f == "" || len(f) > MaxTopicLen || !utf8.ValidString(f) {
+		return false
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#" && i != len(levels)-1:
+			return false
+		case l != "+" && l != "#" && strings.ContainsAny(l, "+#"):
+			return false
+		}
 	}
 	return true
 }

@@ -128,3 +128,44 @@ func TestValidTopicName(t *testing.T) {
 		})
 	}
 }
+
+func TestMatchFilter(t *testing.T) {
+	for _, tc := range []struct {
+		f, topic string
+		want     bool
+	}{
+		{"resp/#", "resp/lg-1/7", true},
+		{"resp/#", "resp/lg-1", true},
+		{"resp/#", "resp", true},
+		{"resp/#", "rogue/answers", false},
+		{"resp/#", "response/x", false},
+		{"resp/+/+", "resp/lg-1/7", true},
+		{"resp/+/+", "resp/lg-1", false},
+		{"resp/+/+", "resp/lg-1/7/8", false},
+		{"resp/+", "resp/", true},
+		{"#", "anything/at/all", true},
+		{"#", "$SYS/broker", false},
+		{"+/x", "$SYS/x", false},
+		{"$SYS/#", "$SYS/broker", true},
+		{"a/b", "a/b", true},
+		{"a/b", "a/bc", false},
+	} {
+		if got := MatchFilter(tc.f, []byte(tc.topic)); got != tc.want {
+			t.Errorf("MatchFilter(%q, %q) = %v, want %v", tc.f, tc.topic, got, tc.want)
+		}
+	}
+	for f, want := range map[string]bool{"resp/#": true, "resp/+/x": true, "#": true, "": false, "a/#/b": false, "a+/b": false, "a/b#": false} {
+		if ValidFilter(f) != want {
+			t.Errorf("ValidFilter(%q) = %v, want %v", f, !want, want)
+		}
+	}
+}
+
+func BenchmarkMatchFilter(b *testing.B) {
+	topic := []byte("resp/loadgen-v2-0/17")
+	for b.Loop() {
+		if !MatchFilter("resp/#", topic) {
+			b.Fatal("no match")
+		}
+	}
+}

@@ -86,6 +86,7 @@ func Run(ctx context.Context, res *config.Resolved, log *slog.Logger, stdout, st
 		}
 		defer pprof.StopCPUProfile()
 	}
+	fmt.Fprintln(stderr, "loadgen-v2: "+res.Plan())
 	rep, err := eng.Run(ctx)
 	if err != nil {
 		return cliutil.ExitError, err
@@ -145,7 +146,7 @@ func Merge(paths []string, stdout, stderr io.Writer) int {
 	var slo struct {
 		P99     float64 `envconfig:"SLO_P99_MS" default:"0"`
 		Match   float64 `envconfig:"SLO_MATCH_RATE" default:"0"`
-		Success float64 `envconfig:"SLO_SUCCESS_RATE" default:"0"`
+		Success float64 `envconfig:"SLO_SUCCESS_RATE" default:"0.99"`
 	}
 	if err := envconf.Load(&slo); err != nil {
 		fmt.Fprintln(stderr, "loadgen-v2 merge:", err)

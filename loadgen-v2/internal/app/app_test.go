@@ -50,6 +50,7 @@ func TestLingerServesTheFinalState(t *testing.T) {
 		"BROKER": b.URL(), "VIRTUAL_CLIENTS": "50", "INTERVAL_MS": "100", "CONNECTIONS": "2", "SHARDS": "4",
 		"DURATION": "500ms", "REQUEST_TIMEOUT": "200ms", "METRICS_ADDR": addr, "METRICS_LINGER": "1h",
 		"PROGRESS_INTERVAL": "0", "INSTANCE_ID": "linger-test",
+		"SLO_SUCCESS_RATE": "0", // no worker answers: this test is about the linger, not the verdict
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -140,10 +141,42 @@ func TestNoLingerByDefault(t *testing.T) {
 	res := resolve(t, map[string]string{
 		"BROKER": b.URL(), "VIRTUAL_CLIENTS": "10", "INTERVAL_MS": "100", "CONNECTIONS": "1", "SHARDS": "1",
 		"DURATION": "200ms", "REQUEST_TIMEOUT": "100ms", "METRICS_ADDR": "127.0.0.1:0", "PROGRESS_INTERVAL": "0",
+		"SLO_SUCCESS_RATE": "0", // no worker answers: this test is about the linger, not the verdict
 	})
 	var stdout bytes.Buffer
 	code, err := Run(context.Background(), res, slog.New(slog.NewTextHandler(io.Discard, nil)), &stdout, io.Discard)
 	if err != nil || code != 0 || !strings.Contains(stdout.String(), "match rate") {
 		t.Errorf("Run: %d %v\n%s", code, err, stdout.String())
+	}
+}
+
+// TestNoAnswersFailsByDefault: with no worker, every request times out; with
+// no SLO configured the run still fails (SLO_SUCCESS_RATE defaults to 0.99):
+// exit 3, the report naming the figure. SLO_SUCCESS_RATE=0 turns it off.
+func TestNoAnswersFailsByDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name, slo string
+		want      int
+	}{{"default", "", 3}, {"off", "0", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := brokertest.Start(t)
+			env := map[string]string{
+				"BROKER": b.URL(), "VIRTUAL_CLIENTS": "10", "INTERVAL_MS": "100", "CONNECTIONS": "1", "SHARDS": "1",
+				"DURATION": "200ms", "REQUEST_TIMEOUT": "100ms", "METRICS_ADDR": "", "PROGRESS_INTERVAL": "0",
+			}
+			if tc.slo != "" {
+				env["SLO_SUCCESS_RATE"] = tc.slo
+			}
+			res := resolve(t, env)
+			var stdout bytes.Buffer
+			code, err := Run(context.Background(), res, slog.New(slog.NewTextHandler(io.Discard, nil)), &stdout, io.Discard)
+			if err != nil || code != tc.want {
+				t.Fatalf("Run: %d %v, want %d\n%s", code, err, tc.want, stdout.String())
+			}
+			failed := strings.Contains(stdout.String(), "SLO FAILED  success rate 0.000000 (matched / scheduled) is below SLO_SUCCESS_RATE=0.99")
+			if failed != (tc.want == 3) {
+				t.Errorf("SLO line present %v, want %v:\n%s", failed, tc.want == 3, stdout.String())
+			}
+		})
 	}
 }

@@ -91,6 +91,7 @@ type Books struct {
 
 	counts             [2]counters
 	unknown, malformed atomic.Uint64
+	otherRun           atomic.Uint64 // unknown ones with another run id (report.Counts.UnknownOtherRun)
 	bytesOut           atomic.Uint64 // request payload bytes sent (queued)
 	bytesIn            [8]stripe     // response payload bytes, striped by connection
 
@@ -104,6 +105,8 @@ type Books struct {
 	Conns *metrics.ConnEvents
 
 	implausibleLog rate.Sometimes // the implausible-response log, at most every 1 s
+	otherRunLog    rate.Sometimes // the another-run log: the first, then at most every 10 s
+	instanceID     string
 }
 
 // New returns the empty books of a run of res over sched, with the pending
@@ -112,7 +115,7 @@ func New(res *config.Resolved, sched *schedule.Schedule, table *pending.Table, l
 	stripes := min(res.Connections, 8)
 	b := &Books{
 		sched: sched, table: table, requester: res.Requester, log: log,
-		runID: res.RunID, offset: res.Offset, n: uint32(res.VirtualClients),
+		runID: res.RunID, offset: res.Offset, instanceID: res.InstanceID, n: uint32(res.VirtualClients),
 		warmup: int64(res.Warmup), ramp: int64(res.RampUp), end: int64(res.Duration), timeout: int64(res.RequestTimeout),
 		Hist: Histograms{
 			Latency: latency.NewIntervalRecorder(stripes), ScheduleLag: latency.NewRecorder(min(res.PublishWorkers, 8)),
@@ -126,6 +129,7 @@ func New(res *config.Resolved, sched *schedule.Schedule, table *pending.Table, l
 		b.end = 1<<63 - 1
 	}
 	b.implausibleLog.Interval = time.Second
+	b.otherRunLog.Interval = 10 * time.Second
 	return b
 }
 
@@ -207,20 +211,21 @@ func (b *Books) Pending() int64 {
 }
 
 // phaseCounts returns the counts of phase (StillPending, Unknown and Malformed
-// left 0).
+// left 0). The counters are read effects first, causes last — how requests
+// ended, then how fires went (sent, skipped, failed), then the fires made due
+// — so that, although they are read one by one while the run goes on, no
+// count read is ahead of the count it comes from: scheduled ≥ sent + skipped
+// + send failed always holds in a snapshot (Add adds scheduled first), and
+// matched + timed out ≤ sent except for the requests of a publishing pass
+// whose sends are not added yet (ratios are clamped to 1 by their readers).
 func (b *Books) phaseCounts(phase int) report.Counts {
 	c := &b.counts[phase]
-	return report.Counts{
-		Scheduled:        c.scheduled.Load(),
-		RequestsSent:     c.sent.Load(),
-		ResponsesMatched: c.matched.Load(),
-		Timeouts:         c.timedOut.Load(),
-		Skipped:          c.skipped.Load(),
-		SendFailed:       c.sendFailed.Load(),
-		Late:             c.late.Load(),
-		Duplicate:        c.duplicate.Load(),
-		Implausible:      c.implausible.Load(),
-	}
+	var r report.Counts
+	r.ResponsesMatched, r.Timeouts = c.matched.Load(), c.timedOut.Load()
+	r.Late, r.Duplicate, r.Implausible = c.late.Load(), c.duplicate.Load(), c.implausible.Load()
+	r.SendFailed, r.Skipped, r.RequestsSent = c.sendFailed.Load(), c.skipped.Load(), c.sent.Load()
+	r.Scheduled = c.scheduled.Load()
+	return r
 }
 
 func (b *Books) responseBytes() uint64 {
@@ -256,7 +261,6 @@ type Snapshot struct {
 func (b *Books) Snapshot() Snapshot {
 	s := Snapshot{
 		Phase: b.Phase(), Started: b.started.Load(),
-		Pending:      b.Pending(),
 		RequestBytes: b.bytesOut.Load(), ResponseBytes: b.responseBytes(),
 		Connects: b.Conns.Connects(), ConnectionLosses: b.Conns.Losses(), Reconnects: b.Conns.Reconnects(),
 	}
@@ -266,7 +270,10 @@ func (b *Books) Snapshot() Snapshot {
 	for i := range b.counts {
 		s.Counts.Add(b.phaseCounts(i))
 	}
-	s.Unknown, s.Malformed = b.unknown.Load(), b.malformed.Load()
+	s.Unknown, s.Malformed, s.UnknownOtherRun = b.unknown.Load(), b.malformed.Load(), b.otherRun.Load()
+	// Pending from the same counts (not read again), so the snapshot agrees
+	// with itself.
+	s.Pending = max(int64(s.RequestsSent)-int64(s.ResponsesMatched)-int64(s.Timeouts), 0)
 	return s
 }
 
@@ -291,7 +298,7 @@ func (b *Books) Final() Final {
 		still[b.PhaseOf(b.sched.TimeOf(client, seq))]++
 	})
 	f.Measured.StillPending, f.Warmup.StillPending = still[Measured], still[Warmup]
-	f.Measured.Unknown, f.Measured.Malformed = b.unknown.Load(), b.malformed.Load()
+	f.Measured.Unknown, f.Measured.Malformed, f.Measured.UnknownOtherRun = b.unknown.Load(), b.malformed.Load(), b.otherRun.Load()
 	f.ClientsFired = b.counts[Warmup].firstFires.Load() + b.counts[Measured].firstFires.Load()
 	f.RequestBytes, f.ResponseBytes = b.bytesOut.Load(), b.responseBytes()
 	return f

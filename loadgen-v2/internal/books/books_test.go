@@ -88,7 +88,7 @@ func TestClassification(t *testing.T) {
 				respond(1, 0, 2e6) // implausible: 2 s of queue wait in a round trip under 1 s (envelope only)
 				respond(2, 3, 0)   // implausible: the answer to fire 3, seconds before it is sent
 				m := response(codec, wire.Key{RunID: res.RunID + 1, ClientID: res.Offset + 3}, b.sched.TimeOf(3, 0), 0)
-				b.OnResponse(0, &m) // unknown: another run
+				b.OnResponse(0, &m) // unknown, and other-run: another run of our instance id
 				m = response(codec, key(b.n, 0), 0, 0)
 				b.OnResponse(0, &m) // unknown: a client not ours
 				m = mqttconn.Message{Payload: []byte("garbage")}
@@ -110,7 +110,7 @@ func TestClassification(t *testing.T) {
 			f := b.Final()
 			c := f.Measured
 			want := report.Counts{Scheduled: 6, RequestsSent: 5, ResponsesMatched: 1, Timeouts: 2, StillPending: 2, SendFailed: 1,
-				Late: 2, Duplicate: 1, Implausible: 2, Unknown: 4, Malformed: 1}
+				Late: 2, Duplicate: 1, Implausible: 2, Unknown: 4, UnknownOtherRun: 1, Malformed: 1}
 			if codec != wire.Envelope {
 				// No worker stamps: client 1's response is matched.
 				want.ResponsesMatched, want.StillPending, want.Implausible = 2, 1, 1

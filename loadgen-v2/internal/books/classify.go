@@ -1,6 +1,7 @@
 package books
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
@@ -12,7 +13,8 @@ import (
 // decoded once (wire.Requester.Read), then it is:
 //
 //   - malformed: not a response of the correlation mode;
-//   - unknown: another run's, a client not ours, a sequence number the
+//   - unknown: another run's (also counted other-run: another loadgen with
+//     our INSTANCE_ID), a client not ours, a sequence number the
 //     schedule has not reached, an envelope whose intended time is not the
 //     request's, or anything before sending started;
 //   - implausible: the worker's stamps claim more than the round trip;
@@ -32,7 +34,13 @@ func (b *Books) OnResponse(conn int, m *mqttconn.Message) {
 	}
 	k := rc.Key()
 	client := k.ClientID - b.offset
-	if !b.started.Load() || k.RunID != b.runID || client >= b.n {
+	if k.RunID != b.runID {
+		b.otherRun.Add(1)
+		b.unknown.Add(1)
+		b.warnOtherRun(k.RunID)
+		return
+	}
+	if !b.started.Load() || client >= b.n {
 		b.unknown.Add(1) // before the start: the epoch is not set yet
 		return
 	}
@@ -124,5 +132,14 @@ func (b *Books) warnImplausible(client, seq, queueUS, processUS uint32, rtt int6
 	b.implausibleLog.Do(func() {
 		b.log.Warn("implausible response: the responder claims more time than the whole round trip (forged, or a foreign responder; logged at most every 1s, see implausible)",
 			"client", client, "seq", seq, "queue_ms", float64(queueUS)/1e3, "process_ms", float64(processUS)/1e3, "round_trip_ms", float64(rtt)/1e6)
+	})
+}
+
+// warnOtherRun logs a response of another run on our response topics: the
+// first at once, then at most every 10 s.
+func (b *Books) warnOtherRun(runID uint32) {
+	b.otherRunLog.Do(func() {
+		b.log.Warn("a response for this instance carried another run id: is another loadgen using the same INSTANCE_ID? Each then gets the other's responses (counted unknown); give every loadgen its own INSTANCE_ID",
+			"instance_id", b.instanceID, "run_id", fmt.Sprintf("%08x", b.runID), "other_run_id", fmt.Sprintf("%08x", runID), "other_run_responses", b.otherRun.Load())
 	})
 }

@@ -47,7 +47,7 @@ type Config struct {
 	ProgressEvery  time.Duration `envconfig:"PROGRESS_INTERVAL" default:"5s" desc:"live progress line period on stderr (0 = off)" json:"progress_interval"`
 	SLOP99MS       float64       `envconfig:"SLO_P99_MS" default:"0" desc:"exit 3 if p99 latency exceeds this (ms; 0 = no SLO)" json:"slo_p99_ms,omitempty"`
 	SLOMatchRate   float64       `envconfig:"SLO_MATCH_RATE" default:"0" desc:"exit 3 if the match rate (matched / sent) is below this (0..1; 0 = no SLO)" json:"slo_match_rate,omitempty"`
-	SLOSuccess     float64       `envconfig:"SLO_SUCCESS_RATE" default:"0" desc:"exit 3 if the success rate (matched / scheduled) is below this (0..1; 0 = no SLO)" json:"slo_success_rate,omitempty"`
+	SLOSuccess     float64       `envconfig:"SLO_SUCCESS_RATE" default:"0.99" desc:"exit 3 if the success rate (matched / scheduled) is below this (0..1; 0 = no SLO), so a run that mostly failed fails" json:"slo_success_rate,omitempty"`
 	KeepAlive      time.Duration `envconfig:"KEEPALIVE" default:"30s" desc:"MQTT keepalive; a connection whose broker stays silent for 1.5 × KEEPALIVE is dropped and reconnected (1s..18h)" json:"keepalive"`
 	Transport      string        `envconfig:"TRANSPORT" default:"fast" desc:"fast (buffered reads, coalesced writes, in-place parsing) or paho (plain paho, for comparison)" json:"transport"`
 	CPUProfile     string        `envconfig:"CPU_PROFILE" desc:"write a pprof CPU profile of the run to this file" json:"cpu_profile,omitempty"`

@@ -45,6 +45,7 @@ type Engine struct {
 	live  *live.View
 
 	transport atomic.Pointer[mqttconn.Transport] // set once dialled, for observers
+	final     atomic.Pointer[report.Report]      // set once the report is made, for observers
 	stop      chan struct{}
 	stopOnce  sync.Once
 	ready     chan struct{}
@@ -70,7 +71,7 @@ func New(res *config.Resolved, log *slog.Logger, reg prometheus.Registerer, prog
 	e.books = books.New(res, sched, e.table, log)
 	e.live = live.New(res, e.Snapshot, &e.books.Hist, progress)
 	if reg != nil {
-		if err := metrics.New(res, e.Snapshot, e.books).Register(reg); err != nil {
+		if err := metrics.New(res, e.Snapshot, e.books, e.final.Load).Register(reg); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
@@ -90,6 +91,16 @@ func (e *Engine) StopSending() {
 		e.books.StopSending()
 		close(e.stop)
 	})
+}
+
+// stopped reports whether StopSending was called.
+func (e *Engine) stopped() bool {
+	select {
+	case <-e.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // Snapshot returns the books now, with the transport's connection states.
@@ -116,7 +127,14 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	opts.OnMessage, opts.OnUnsent, opts.OnState, opts.Logger = e.books.OnResponse, e.books.OnUnsent, e.books.Conns.State, e.log
 	t, err := e.dial(ctx, opts)
 	if err != nil {
-		return nil, err
+		if ctx.Err() == nil && !e.stopped() {
+			return nil, err
+		}
+		// Stopped while the connections were coming up: the report of a run
+		// that sent nothing (all zero, "stopped before sending").
+		e.log.Info("stopped before sending: the connections were still coming up", "err", err)
+		e.books.Finish()
+		return e.report(0, 0)
 	}
 	e.transport.Store(&t)
 	defer e.close(t)
@@ -174,6 +192,9 @@ func (e *Engine) report(sendEnd, sendingCPU time.Duration) (*report.Report, erro
 	})
 	for _, w := range r.Warnings {
 		e.log.Warn("report: " + w)
+	}
+	if r != nil {
+		e.final.Store(r)
 	}
 	return r, err
 }

@@ -2,6 +2,10 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -13,6 +17,7 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/books"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/dispatch"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
 )
 
 // stateDial dials the fake transport and reports its connections up, as
@@ -259,5 +264,57 @@ func TestMetricsCarryRunID(t *testing.T) {
 		if !names[n] {
 			t.Errorf("%s not exported", n)
 		}
+	}
+}
+
+// TestStopWhileConnecting: a stop (the first SIGINT/SIGTERM cancels ctx)
+// while the connections are still coming up ends in a report, not an error:
+// every count zero, a "stopped before sending" warning, and the success-rate
+// SLO failed (exit 3), since nothing it could hold to was measured.
+func TestStopWhileConnecting(t *testing.T) {
+	cfg := testConfig(t, "tcp://127.0.0.1:1", map[string]string{"SLO_SUCCESS_RATE": "0.99"})
+	eng, err := New(cfg, quietLog(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialing := make(chan struct{})
+	eng.dial = func(ctx context.Context, _ mqttconn.Options) (mqttconn.Transport, error) {
+		close(dialing)
+		<-ctx.Done()
+		return nil, fmt.Errorf("connect: %w", ctx.Err())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-dialing; cancel() }()
+	rep, err := eng.Run(ctx)
+	if err != nil {
+		t.Fatalf("Run: %v, want a report", err)
+	}
+	if rep.Counts != (report.Counts{}) || !rep.Balanced {
+		t.Errorf("counts %+v, want all zero and balanced", rep.Counts)
+	}
+	if !slices.Contains(rep.WarningKinds, report.WarnKindStopped) {
+		t.Errorf("warnings %q lack stopped before sending", rep.Warnings)
+	}
+	if rep.SLO.Passed || len(rep.SLO.Failures) != 1 || !strings.Contains(rep.SLO.Failures[0], "stopped before sending") {
+		t.Errorf("slo %+v, want one failure: stopped before sending", rep.SLO)
+	}
+	if p := eng.Snapshot().Phase; p != books.PhaseFinished {
+		t.Errorf("phase %v, want finished", p)
+	}
+}
+
+// TestDialErrorIsAnError: a connection failure that no stop caused stays a
+// runtime error (exit 1).
+func TestDialErrorIsAnError(t *testing.T) {
+	cfg := testConfig(t, "tcp://127.0.0.1:1", nil)
+	eng, err := New(cfg, quietLog(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.dial = func(context.Context, mqttconn.Options) (mqttconn.Transport, error) {
+		return nil, errors.New("connection refused")
+	}
+	if rep, err := eng.Run(context.Background()); err == nil {
+		t.Errorf("Run: report %+v, want the dial error", rep)
 	}
 }

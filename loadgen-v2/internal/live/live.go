@@ -55,7 +55,7 @@ type Stats struct {
 	// a request has settled.
 	MatchRate *float64 `json:"match_rate"`
 	// SuccessRate is matched / (scheduled − pending) over the run so far:
-	// what the schedule asked for and is decided. Null until then.
+	// what the schedule asked for and is decided (at most 1). Null until then.
 	SuccessRate *float64 `json:"success_rate"`
 	// WindowSeconds is the window of IntervalMatchRate, RateRPS and LatencyMS:
 	// the last progress interval (PROGRESS_INTERVAL, or 5 s when progress
@@ -131,7 +131,10 @@ func (v *View) Stats() Stats {
 		s.MatchRate = &r
 	}
 	if d := int64(s.Scheduled) - s.Pending; d > 0 {
-		r := float64(s.ResponsesMatched) / float64(d)
+		// One snapshot, but its counters were read one by one while
+		// responses arrived (and a publishing pass adds its sends after its
+		// requests left): a ratio is capped at 1, never "100.002%".
+		r := min(float64(s.ResponsesMatched)/float64(d), 1)
 		s.SuccessRate = &r
 	}
 	v.mu.Lock()

@@ -20,6 +20,7 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/books"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
 )
 
 // Namespace is the metric namespace of both binaries; Subsystem the
@@ -35,8 +36,9 @@ type Metrics struct {
 	collectors []prometheus.Collector
 }
 
-// New returns the metrics of the run res: snapshot is called once per scrape.
-func New(res *config.Resolved, snapshot func() books.Snapshot, b *books.Books) *Metrics {
+// New returns the metrics of the run res: snapshot is called once per scrape;
+// final returns the report once the run has finished (nil before).
+func New(res *config.Resolved, snapshot func() books.Snapshot, b *books.Books, final func() *report.Report) *Metrics {
 	hist := func(name, help string, rec *latency.Recorder) prometheus.Collector {
 		return latency.NewCollector(prometheus.NewDesc(prometheus.BuildFQName(Namespace, Subsystem, name), help, nil, nil), rec.Total, nil)
 	}
@@ -47,6 +49,8 @@ func New(res *config.Resolved, snapshot func() books.Snapshot, b *books.Books) *
 		hist("schedule_lag_seconds", "How late requests left against their intended send time.", b.Hist.ScheduleLag),
 		hist("broker_network_seconds", "What is left of each matched round trip after the warmup once its own schedule lag and the worker's queue wait and processing are taken out: the broker and the network both ways.", b.Hist.BrokerNetwork),
 		info(res),
+		&warningsCollector{final: final, desc: prometheus.NewDesc(prometheus.BuildFQName(Namespace, Subsystem, "report_warnings"),
+			"WARNING lines of the final report, by kind (report.WarnKind*; warning_kinds in the JSON report); exported once the run has finished.", []string{"kind"}, nil)},
 	}, b.Conns.Collectors(Subsystem, true)...)
 	return m
 }
@@ -115,6 +119,7 @@ func newSnapshotCollector(res *config.Resolved, snapshot func() books.Snapshot) 
 	counter("requests_skipped_total", "Scheduled sends skipped because the client had MAX_INFLIGHT_PER_CLIENT outstanding.", func(s *books.Snapshot) uint64 { return s.Skipped })
 	counter("requests_send_failed_total", "Scheduled sends that failed (connection down or write buffer full).", func(s *books.Snapshot) uint64 { return s.SendFailed })
 	counter("requests_scheduled_total", "Fires the open-loop schedule made due: each is sent, skipped or send_failed.", func(s *books.Snapshot) uint64 { return s.Scheduled })
+	counter("responses_other_run_total", "Responses on this instance's response topics with another run id (also counted unknown): another loadgen using the same INSTANCE_ID.", func(s *books.Snapshot) uint64 { return s.UnknownOtherRun })
 	counter("request_bytes_total", "Payload bytes of the requests sent.", func(s *books.Snapshot) uint64 { return s.RequestBytes })
 	counter("response_bytes_total", "Payload bytes of the responses received (matched or not).", func(s *books.Snapshot) uint64 { return s.ResponseBytes })
 	gauge("pending_requests", "Requests sent and not yet matched or timed out.", func(s *books.Snapshot) float64 { return float64(s.Pending) })
@@ -169,4 +174,25 @@ func info(res *config.Resolved) prometheus.Collector {
 			"connections": strconv.Itoa(res.Connections),
 		},
 	}, func() float64 { return 1 })
+}
+
+// warningsCollector exports the final report's warnings, one series per
+// kind present (nothing before the run has finished).
+type warningsCollector struct {
+	final func() *report.Report
+	desc  *prometheus.Desc
+}
+
+// Describe implements prometheus.Collector.
+func (c *warningsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *warningsCollector) Collect(ch chan<- prometheus.Metric) {
+	r := c.final()
+	if r == nil {
+		return
+	}
+	for kind, n := range r.WarningCounts() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), kind)
+	}
 }

@@ -28,11 +28,15 @@ func TestScrapeReadsOneSnapshot(t *testing.T) {
 	snaps := 0
 	snap := books.Snapshot{
 		Phase: books.PhaseSteady, Started: true, Epoch: time.Unix(1700000000, 0),
-		Counts:  report.Counts{Scheduled: 10, RequestsSent: 9, ResponsesMatched: 7, Timeouts: 1, Skipped: 1, Late: 2, Unknown: 3, Malformed: 4},
+		Counts:  report.Counts{Scheduled: 10, RequestsSent: 9, ResponsesMatched: 7, Timeouts: 1, Skipped: 1, Late: 2, Unknown: 3, UnknownOtherRun: 2, Malformed: 4},
 		Pending: 1, RequestBytes: 900, ResponseBytes: 700, ConnectionsUp: 3, ConnectionsSuspect: 1,
 	}
 	reg := prometheus.NewRegistry()
-	if err := metrics.New(res, func() books.Snapshot { snaps++; return snap }, b).Register(reg); err != nil {
+	final := &report.Report{}
+	final.Warn(report.WarnKindNoResponse, "no response at all")
+	final.Warn(report.WarnKindDuplicate, "duplicates")
+	final.Warn(report.WarnKindDuplicate, "duplicates again")
+	if err := metrics.New(res, func() books.Snapshot { snaps++; return snap }, b, func() *report.Report { return final }).Register(reg); err != nil {
 		t.Fatal(err)
 	}
 	list, err := reg.Gather()
@@ -58,6 +62,9 @@ func TestScrapeReadsOneSnapshot(t *testing.T) {
 		{"mqttrr_loadgen_requests_skipped_total", nil, 1},
 		{"mqttrr_loadgen_responses_unmatched_total", []string{"reason", "late"}, 2},
 		{"mqttrr_loadgen_responses_unmatched_total", []string{"reason", "unknown"}, 3},
+		{"mqttrr_loadgen_responses_other_run_total", nil, 2},
+		{"mqttrr_loadgen_report_warnings", []string{"kind", "no_response"}, 1},
+		{"mqttrr_loadgen_report_warnings", []string{"kind", "duplicate"}, 2},
 		{"mqttrr_loadgen_responses_unmatched_total", []string{"reason", "malformed"}, 4},
 		{"mqttrr_loadgen_pending_requests", nil, 1},
 		{"mqttrr_loadgen_request_bytes_total", nil, 900},

@@ -248,7 +248,7 @@ func TestMerge(t *testing.T) {
 	all := hist(1, 990)
 	all.Merge(hist(5000, 6999))
 
-	m, err := report.Merge([]*report.Report{a, b}, report.Objectives{P99MS: 5, MatchRate: 0.9})
+	m, err := report.Merge([]*report.Report{a, b}, report.Objectives{P99MS: 5, MatchRate: 0.9, SuccessRate: 0.9})
 	if err != nil {
 		t.Fatalf("Merge: %v", err)
 	}
@@ -286,7 +286,6 @@ func TestMerge(t *testing.T) {
 		t.Errorf("merged report not balanced")
 	}
 	// SLOs are evaluated on the merged figures: p99 ≈ 6.98 ms > 5.
-	// SLO_SUCCESS_RATE unset takes SLO_MATCH_RATE's value.
 	if m.SLO.Passed || len(m.SLO.Failures) != 3 {
 		t.Errorf("SLO %+v, want p99, match rate and success rate failures", m.SLO)
 	}
@@ -385,7 +384,7 @@ func TestSuccessRateWarningsAndGate(t *testing.T) {
 			name: "link down 85% of the run: match 0.9988, success gate fails",
 			r: report.Report{Counts: report.Counts{Scheduled: 100000, RequestsSent: 15000, ResponsesMatched: 14982, Timeouts: 18, SendFailed: 85000},
 				VirtualClients: 1000, ClientsFired: 1000, DurationSeconds: 20, TargetRPS: 5000},
-			slo: report.Objectives{MatchRate: 0.99}, success: 0.14982,
+			slo: report.Objectives{MatchRate: 0.99, SuccessRate: 0.99}, success: 0.14982,
 			warnings: []string{"achieved rate 750 req/s is 15.0% of the target", "85.00% of scheduled requests were not sent: 0 skipped (client had MAX_INFLIGHT_PER_CLIENT outstanding), 85000 send failed"},
 			failures: []string{"success rate 0.149820 (matched / scheduled) is below SLO_SUCCESS_RATE=0.99"},
 		},

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -28,14 +27,13 @@ const (
 // warnLatency adds the warnings that say the tool or the setup, not the
 // system under test, is what the latency figures show. Histograms hold µs.
 func (r *Report) warnLatency(h Hists) {
-	w := func(format string, a ...any) { r.Warnings = append(r.Warnings, fmt.Sprintf(format, a...)) }
 	if r.Latency.Count > 0 && r.ScheduleLag.Count > 0 && r.ScheduleLag.P50 > WarnLagShare*r.Latency.P50 {
-		w("the loadgen's own schedule lag (p50 %.3f ms) is %.0f%% of the round trip's p50 (%.3f ms): this tool is much of the figure. "+
+		r.Warn(WarnKindToolLag, "the loadgen's own schedule lag (p50 %.3f ms) is %.0f%% of the round trip's p50 (%.3f ms): this tool is much of the figure. "+
 			"It is short of CPU: give it its own cores (fewer processes beside it, BENCH_NICE in the scripts), or split VIRTUAL_CLIENTS over more loadgen instances",
 			r.ScheduleLag.P50, 100*r.ScheduleLag.P50/r.Latency.P50, r.Latency.P50)
 	}
 	if share, ok := nagleShare(h); ok {
-		w("%.1f%% of round trips spent 30-50 ms in the broker and network while the loadgen, the queue and processing were fast: "+
+		r.Warn(WarnKindNagle, "%.1f%% of round trips spent 30-50 ms in the broker and network while the loadgen, the queue and processing were fast: "+
 			"the signature of Nagle's algorithm with delayed ACKs on the broker's sockets. Set TCP_NODELAY on the broker "+
 			"(Mosquitto: set_tcp_nodelay true; Node.js brokers: socket.setNoDelay(true)); it affects QoS 0 as well as 1",
 			100*share)

@@ -65,6 +65,11 @@ func Run(ctx context.Context, cfg *config.Resolved, log *slog.Logger, stdout, st
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if cfg.BrokerConflict {
+		log.Warn(cfg.BrokerNote, "broker", cfg.Broker)
+	} else if cfg.BrokerNote != "" {
+		log.Info(cfg.BrokerNote, "broker", cfg.Broker)
+	}
 	eng := engine.New(cfg, nil, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

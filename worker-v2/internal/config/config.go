@@ -33,6 +33,7 @@ const (
 // value is not useful: use Load (environment) or Defaults (tests).
 type Config struct {
 	Broker          string        `envconfig:"MQTT_BROKER" default:"tcp://localhost:1883" desc:"MQTT broker URL (tcp://, mqtt://, ssl://, tls://, mqtts://)" json:"broker"`
+	BrokerAlias     string        `envconfig:"BROKER" desc:"the loadgen's name for MQTT_BROKER, accepted here too: used when MQTT_BROKER is not set; when both are set and differ, MQTT_BROKER is used and the worker says so" json:"broker_alias,omitempty"`
 	Sub             string        `envconfig:"MQTT_SUB" default:"req/+" desc:"topic filter the requests arrive on" json:"sub"`
 	Shared          bool          `envconfig:"SHARED_SUBSCRIPTION" default:"true" desc:"subscribe as $share/SHARE_GROUP/MQTT_SUB; false = plain subscription (every worker instance gets every request)" json:"shared_subscription"`
 	ShareGroup      string        `envconfig:"SHARE_GROUP" default:"workers" desc:"shared subscription group name" json:"share_group"`
@@ -62,6 +63,7 @@ type Config struct {
 	MQTTVersion     string        `envconfig:"MQTT_VERSION" default:"3.1.1" desc:"MQTT protocol version: 3.1.1 or 5" json:"mqtt_version"`
 	Correlate       string        `envconfig:"CORRELATE" desc:"which requests the worker answers and how: envelope (loadgen-v2's binary payload, with queue and processing times; default on 3.1.1), properties (any MQTT 5 request: reply to its Response Topic with its Correlation Data; default on 5) or json:FIELD (copy the request's JSON member FIELD into RESPONSE_TEMPLATE's {{id}})" json:"correlate"`
 	ReplyTo         string        `envconfig:"REPLY_TO" default:"reply_to" desc:"CORRELATE=json:FIELD: the request's JSON member naming the reply topic when the request has no MQTT 5 Response Topic" json:"reply_to"`
+	ReplyAllow      string        `envconfig:"REPLY_TOPIC_ALLOW" default:"resp/#" desc:"comma-separated MQTT topic filters a reply topic must match (default: loadgen-v2's response topics resp/{instance}/{shard}); a request naming any other reply topic is refused and counted, never answered; # allows every topic" json:"reply_topic_allow"`
 	ResponseTmpl    string        `envconfig:"RESPONSE_TEMPLATE" desc:"reply payload for properties and json:FIELD; {{id}} is the request's id (json); @path reads a file (default: {\"id\":\"{{id}}\",\"status\":\"ok\"} for json, RESPONSE_BYTES bytes for properties)" json:"response_template,omitempty"`
 	ResponseBytes   int           `envconfig:"RESPONSE_BYTES" default:"16" desc:"CORRELATE=properties without RESPONSE_TEMPLATE: reply payload size (bytes, 0..1048576); the envelope's reply is always 30 bytes" json:"response_bytes"`
 	envconf.Security
@@ -99,6 +101,7 @@ func Defaults() *Config {
 		LogLevel:        "info",
 		MQTTVersion:     "3.1.1",
 		ReplyTo:         "reply_to",
+		ReplyAllow:      DefaultReplyAllow,
 		ResponseBytes:   16,
 	}
 }

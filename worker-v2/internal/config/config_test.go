@@ -158,6 +158,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"properties on 3.1.1", map[string]string{"CORRELATE": "properties"}, []string{"CORRELATE=properties", "MQTT_VERSION=5"}},
 		{"json without field", map[string]string{"CORRELATE": "json:"}, []string{`CORRELATE="json:"`}},
 		{"reply_to empty", map[string]string{"CORRELATE": "json:id", "REPLY_TO": ""}, []string{`REPLY_TO=""`}},
+		{"reply topic allow not a filter", map[string]string{"REPLY_TOPIC_ALLOW": "resp/#,a/#/b"}, []string{`REPLY_TOPIC_ALLOW=resp/#,a/#/b`, `"a/#/b" is not one`}},
 		{"template unknown placeholder", map[string]string{"CORRELATE": "json:id", "RESPONSE_TEMPLATE": `{"x":"{{seq}}"}`}, []string{"RESPONSE_TEMPLATE=", "{{seq}}"}},
 		{"template with the envelope", map[string]string{"RESPONSE_TEMPLATE": `{"ok":1}`}, []string{"RESPONSE_TEMPLATE=", "CORRELATE=envelope"}},
 		{"template file missing", map[string]string{"MQTT_VERSION": "5", "RESPONSE_TEMPLATE": "@/nonexistent"}, []string{"RESPONSE_TEMPLATE=\"@/nonexistent\""}},

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
@@ -26,11 +28,17 @@ type Resolved struct {
 	// WRITE_LINGER, KEEPALIVE, credentials and TLS. The engine adds its
 	// callbacks (OnMessage, OnUnsent, OnState) and its logger.
 	Conn mqttconn.Options
+	// BrokerNote says which broker variable was used when BROKER was given
+	// (empty otherwise): the worker logs it at start.
+	BrokerNote string
+	// BrokerConflict: BROKER and MQTT_BROKER were both set and differ.
+	BrokerConflict bool
 	// Filter is the one subscription of every connection:
 	// $share/SHARE_GROUP/MQTT_SUB, or MQTT_SUB with SHARED_SUBSCRIPTION=false.
 	Filter string
 	// Rules say what a request must carry and what its reply is (CORRELATE,
-	// REPLY_TO, RESPONSE_TEMPLATE, RESPONSE_BYTES).
+	// REPLY_TO, RESPONSE_TEMPLATE, RESPONSE_BYTES) and where a reply may go
+	// (REPLY_TOPIC_ALLOW; nil when it allows everything, "#").
 	Rules wire.Responder
 	// Processing is MODE with its SLEEP_MS, SLEEP_JITTER_MS or
 	// CPU_ITERATIONS.
@@ -61,7 +69,7 @@ func (c *Config) Resolve() (*Resolved, error) {
 		return nil, envconf.Invalid(errors.Join(errs...))
 	}
 	r.Rules = wire.Responder{Mode: p.Correlation, IDField: p.IDField, ReplyToField: c.ReplyTo, Template: p.Template,
-		Filler: bytes.Repeat([]byte{'x'}, c.ResponseBytes)}
+		Filler: bytes.Repeat([]byte{'x'}, c.ResponseBytes), Allow: c.replyAllow()}
 	r.Processing = modes.Options{
 		Mode:       c.Mode,
 		Sleep:      time.Duration(c.SleepMS) * time.Millisecond,
@@ -80,6 +88,17 @@ func (c *Config) Resolve() (*Resolved, error) {
 		MaxWait:    c.ScaleMaxWait,
 		DownWindow: c.ScaleDownWindow,
 	}
+	// BROKER (the loadgen's name) stands in for MQTT_BROKER when that is
+	// not set; both set and different: MQTT_BROKER wins, and the worker says so.
+	if c.BrokerAlias != "" {
+		if _, set := os.LookupEnv("MQTT_BROKER"); !set {
+			r.Broker = c.BrokerAlias
+			r.BrokerNote = "broker from BROKER (MQTT_BROKER not set): " + c.BrokerAlias
+		} else if c.BrokerAlias != c.Broker {
+			r.BrokerNote = "BROKER=" + c.BrokerAlias + " and MQTT_BROKER=" + c.Broker + " differ: using MQTT_BROKER"
+			r.BrokerConflict = true
+		}
+	}
 	_, fixed := os.LookupEnv("GOMAXPROCS")
 	r.AdaptGOMAXPROCS = !fixed && c.Mode != modes.CPU && procs > 1
 
@@ -89,7 +108,7 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	filter := r.Filter
 	r.Conn = mqttconn.Options{
-		Broker:          c.Broker,
+		Broker:          r.Broker,
 		ClientIDPrefix:  r.ClientIDPrefix,
 		Connections:     c.Connections,
 		QoS:             byte(c.QoS),
@@ -111,4 +130,31 @@ func DefaultClientIDPrefix() string {
 		h = "worker"
 	}
 	return "wk-" + h + "-" + strconv.Itoa(os.Getpid())
+}
+
+// DefaultReplyAllow is REPLY_TOPIC_ALLOW's default: loadgen-v2's response
+// topics (resp/{instance}/{shard}, or resp/{instance}).
+const DefaultReplyAllow = "resp/#"
+
+// replyFilters returns the filters of REPLY_TOPIC_ALLOW (empty: the default).
+func (c *Config) replyFilters() []string {
+	v := c.ReplyAllow
+	if strings.TrimSpace(v) == "" {
+		v = DefaultReplyAllow
+	}
+	fs := strings.Split(v, ",")
+	for i := range fs {
+		fs[i] = strings.TrimSpace(fs[i])
+	}
+	return fs
+}
+
+// replyAllow returns the filters a reply topic must match; nil when one of
+// them is "#" (every topic).
+func (c *Config) replyAllow() []string {
+	fs := c.replyFilters()
+	if slices.Contains(fs, "#") {
+		return nil
+	}
+	return fs
 }

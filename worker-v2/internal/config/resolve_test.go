@@ -136,3 +136,41 @@ func TestResolveReadsFiles(t *testing.T) {
 		t.Errorf("Resolve with the password file gone = %v, want ErrInvalid naming MQTT_PASSWORD_FILE", err)
 	}
 }
+
+// TestBrokerAlias: the worker accepts the loadgen's BROKER; when MQTT_BROKER
+// is set too and differs, MQTT_BROKER is used and the worker says so.
+func TestBrokerAlias(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		env          map[string]string
+		broker, note string
+		conflict     bool
+	}{
+		{"BROKER alone", map[string]string{"BROKER": "tcp://b:1883"}, "tcp://b:1883", "broker from BROKER (MQTT_BROKER not set): tcp://b:1883", false},
+		{"both, different", map[string]string{"BROKER": "tcp://b:1883", "MQTT_BROKER": "tcp://m:1883"}, "tcp://m:1883",
+			"BROKER=tcp://b:1883 and MQTT_BROKER=tcp://m:1883 differ: using MQTT_BROKER", true},
+		{"both, the same", map[string]string{"BROKER": "tcp://m:1883", "MQTT_BROKER": "tcp://m:1883"}, "tcp://m:1883", "", false},
+		{"neither", nil, "tcp://localhost:1883", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, k := range []string{"BROKER", "MQTT_BROKER"} {
+				t.Setenv(k, "")
+				os.Unsetenv(k)
+			}
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := c.Resolve()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Conn.Broker != tc.broker || r.BrokerNote != tc.note || r.BrokerConflict != tc.conflict {
+				t.Errorf("broker %q note %q conflict %v, want %q %q %v", r.Conn.Broker, r.BrokerNote, r.BrokerConflict, tc.broker, tc.note, tc.conflict)
+			}
+		})
+	}
+}

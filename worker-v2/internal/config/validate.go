@@ -62,7 +62,16 @@ func (c *Config) problems() []error {
 	if c.ScaleDown >= c.ScaleUp {
 		errs = append(errs, fmt.Errorf("SCALE_DOWN_THRESHOLD=%v must be below SCALE_UP_THRESHOLD=%v", c.ScaleDown, c.ScaleUp))
 	}
+	for _, f := range c.replyFilters() {
+		if f = strings.TrimSpace(f); !wire.ValidFilter(f) {
+			errs = append(errs, envconf.Check(false, "REPLY_TOPIC_ALLOW", c.ReplyAllow, fmt.Sprintf("must be comma-separated topic filters ('+' and '#' alone in a level, '#' last); %q is not one", f)))
+			break
+		}
+	}
 	errs = append(errs, c.Security.Validate("MQTT_BROKER", c.Broker)...)
+	if c.BrokerAlias != "" {
+		errs = append(errs, c.Security.Validate("BROKER", c.BrokerAlias)...)
+	}
 	_, perrs := c.parseProtocol()
 	errs = append(errs, perrs...)
 	return slices.DeleteFunc(errs, func(err error) bool { return err == nil })

@@ -49,7 +49,7 @@ func (e *Engine) shutdown(t mqttconn.Transport) {
 	e.log.Log(context.Background(), lvl, "drained",
 		"drain_seconds", time.Since(start).Seconds(), "abandoned", s.Abandoned,
 		"received", s.Received, "processed", s.Processed, "dropped_full", s.DroppedFull,
-		"malformed", s.Malformed, "reply_failed", s.ReplyFailed)
+		"malformed", s.Malformed, "refused", s.Refused, "reply_failed", s.ReplyFailed)
 }
 
 // settle waits, after unsubscribing, until no message arrived for a few

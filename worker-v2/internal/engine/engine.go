@@ -15,11 +15,11 @@
 // package app).
 //
 // Accounting. Every message received ends as exactly one of processed,
-// dropped_full, malformed, reply_failed or abandoned, or is still queued, in
+// dropped_full, malformed, refused, reply_failed or abandoned, or is still queued, in
 // flight, or held by a connection waiting for room (blocked,
 // DROP_ON_FULL=false only):
 //
-//	received = processed + dropped_full + malformed + reply_failed + abandoned + queue_depth + in_flight + blocked
+//	received = processed + dropped_full + malformed + refused + reply_failed + abandoned + queue_depth + in_flight + blocked
 //
 // (exact when the engine is quiet, or stuck under back-pressure; a snapshot
 // taken under load can be off by the few messages moving between two

@@ -36,6 +36,9 @@ type Stats struct {
 	// mode (CORRELATE): no envelope, no Response Topic, no id member, or a
 	// reply topic that is no valid topic name.
 	Malformed uint64 `json:"malformed"`
+	// Refused: requests whose reply topic matched no filter of
+	// REPLY_TOPIC_ALLOW: never answered.
+	Refused uint64 `json:"refused"`
 	// ReplyFailed: processed, but the reply could not be queued, or the
 	// connection discarded it unwritten.
 	ReplyFailed uint64  `json:"reply_failed"`
@@ -63,7 +66,7 @@ type Stats struct {
 // accounted for: the final outcomes plus what is queued, in flight or held by
 // a blocked connection.
 func (s Stats) Accounted() uint64 {
-	return s.Processed + s.DroppedFull + s.Malformed + s.ReplyFailed + s.Abandoned +
+	return s.Processed + s.DroppedFull + s.Malformed + s.Refused + s.ReplyFailed + s.Abandoned +
 		uint64(s.QueueDepth) + uint64(s.InFlight) + uint64(s.Blocked)
 }
 
@@ -74,6 +77,7 @@ func (e *Engine) Stats() Stats {
 		Processed:   e.pool.Processed(),
 		DroppedFull: e.intake.DroppedFull(),
 		Malformed:   e.intake.Malformed(),
+		Refused:     e.intake.Refused(),
 		ReplyFailed: e.pool.ReplyFailed(),
 		Abandoned:   e.intake.Abandoned() + e.pool.Abandoned() + e.leftover.Load(),
 		InFlight:    e.pool.InFlight(),

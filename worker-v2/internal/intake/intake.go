@@ -74,10 +74,10 @@ import (
 // connCounts are the counters of one connection, written only by its
 // dispatch goroutine.
 type connCounts struct {
-	received, malformed, dropped, abandoned atomic.Uint64
-	blocked                                 atomic.Int64 // 1 while the dispatch goroutine holds a message waiting for room
-	emptyAt                                 atomic.Int64 // last time it found the queue empty when enqueuing (the intake's clock)
-	_                                       cpu.CacheLinePad
+	received, malformed, refused, dropped, abandoned atomic.Uint64
+	blocked                                          atomic.Int64 // 1 while the dispatch goroutine holds a message waiting for room
+	emptyAt                                          atomic.Int64 // last time it found the queue empty when enqueuing (the intake's clock)
+	_                                                cpu.CacheLinePad
 }
 
 // Intake checks requests and queues them. Handle is its mqttconn
@@ -99,7 +99,8 @@ func New(q *Queue, connections int, rules wire.Responder, dropOnFull bool, clock
 
 // Handle is the mqttconn.MessageHandler of connection conn: it counts the
 // message received, then queues what its reply needs, or counts it
-// malformed, dropped_full or (at shutdown) abandoned.
+// malformed, refused (its reply topic is not allowed: REPLY_TOPIC_ALLOW),
+// dropped_full or (at shutdown) abandoned.
 func (in *Intake) Handle(conn int, m *mqttconn.Message) {
 	st := &in.conns[conn]
 	st.received.Add(1)
@@ -110,6 +111,10 @@ func (in *Intake) Handle(conn int, m *mqttconn.Message) {
 	var ok bool
 	if *bp, ok = in.rules.Pack((*bp)[:0], m); !ok {
 		q.discard(&st.malformed, bp)
+		return
+	}
+	if !in.rules.ReplyAllowed(*bp) {
+		q.discard(&st.refused, bp)
 		return
 	}
 	it := Item{buf: bp, enqueued: in.clock()}
@@ -167,6 +172,12 @@ func (in *Intake) Received() uint64 {
 // mode (wire.Responder.Pack refused them).
 func (in *Intake) Malformed() uint64 {
 	return in.sum(func(c *connCounts) uint64 { return c.malformed.Load() })
+}
+
+// Refused returns the requests whose reply topic matched no filter of
+// REPLY_TOPIC_ALLOW: never answered (a worker is no reflector).
+func (in *Intake) Refused() uint64 {
+	return in.sum(func(c *connCounts) uint64 { return c.refused.Load() })
 }
 
 // DroppedFull returns the messages dropped on a full queue (DROP_ON_FULL=true).

@@ -28,7 +28,7 @@ const subsystem = "worker"
 var DurationBuckets = prometheus.ExponentialBuckets(1e-6, 2.5, 20)
 
 const outcomeHelp = "Received messages by final outcome: processed (replied), dropped_full (queue full), " +
-	"malformed (not a request), reply_failed (reply not sent), abandoned (left at shutdown)."
+	"malformed (not a request), refused (reply topic not in REPLY_TOPIC_ALLOW), reply_failed (reply not sent), abandoned (left at shutdown)."
 
 // view is what one scrape reads.
 type view struct {
@@ -75,6 +75,7 @@ func New(eng *engine.Engine) *Metrics {
 	counter("messages_total", outcomeHelp, outcome("processed"), func(v *view) uint64 { return v.processed })
 	counter("messages_total", outcomeHelp, outcome("dropped_full"), func(v *view) uint64 { return v.DroppedFull })
 	counter("messages_total", outcomeHelp, outcome("malformed"), func(v *view) uint64 { return v.Malformed })
+	counter("messages_total", outcomeHelp, outcome("refused"), func(v *view) uint64 { return v.Refused })
 	counter("messages_total", outcomeHelp, outcome("reply_failed"), func(v *view) uint64 { return v.ReplyFailed })
 	counter("messages_total", outcomeHelp, outcome("abandoned"), func(v *view) uint64 { return v.Abandoned })
 	const scalingHelp = "Autoscaler changes of the worker count, by direction."
