@@ -38,7 +38,7 @@ type Engine struct {
 	res   *config.Resolved
 	log   *slog.Logger
 	dial  mqttconn.Dialer
-	wait  dispatch.Waiter // nil: dispatch's precise default; tests under synctest set TimerWait
+	wait  dispatch.Waiter // nil: dispatch.PreciseWaiter; tests under synctest set TimerWait
 	sched *schedule.Schedule
 	table *pending.Table
 	books *books.Books
