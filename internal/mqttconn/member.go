@@ -45,6 +45,9 @@ func (c *connBase) base() *connBase { return c }
 
 // deliver passes an inbound message to the handler unless the pool is closing.
 func (c *connBase) deliver(m *Message) {
+	if c.pool.isProbe(c.idx, m) {
+		return
+	}
 	c.hmu.RLock()
 	if !c.closed {
 		c.pool.opts.OnMessage(c.idx, m)

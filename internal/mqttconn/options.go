@@ -73,6 +73,14 @@ type Options struct {
 	// broker cannot grow memory without limit. Default 1 MiB (about 15,000
 	// requests).
 	MaxPendingBytes int
+	// ProbeShareGroup, when set, makes Dial check that the broker delivers
+	// shared subscriptions: connection 0 also subscribes to
+	// $share/{ProbeShareGroup}/{ProbeTopicPrefix}{random}, and once every
+	// connection is up Dial publishes to that topic until it arrives, or
+	// fails with ErrSharedNotDelivered after ProbeTimeout.
+	ProbeShareGroup string
+	// ProbeTimeout bounds the probe. Default 3s.
+	ProbeTimeout time.Duration
 	// Logger for connection events. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -107,6 +115,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxPendingBytes <= 0 {
 		o.MaxPendingBytes = sockio.DefaultMaxPendingBytes
+	}
+	if o.ProbeTimeout <= 0 {
+		o.ProbeTimeout = 3 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

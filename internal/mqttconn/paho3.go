@@ -106,6 +106,10 @@ func (c *pahoConn) open(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) { re
 // rest of the run), then marks the session up.
 func (c *pahoConn) onConnect(cl mqtt.Client) {
 	s := c.cur.Load() // this session's transport (nil with Plain)
+	if s != nil {
+		caps := caps311
+		s.caps.Store(&caps)
+	}
 	over := func() bool {
 		return s != nil && (s.Dead() || c.cur.Load() != s) || s == nil && !cl.IsConnectionOpen()
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
@@ -22,6 +23,10 @@ type Pool struct {
 	conns []member
 	once  sync.Once
 	done  chan struct{} // closed by Close: ends subscribe retries
+
+	// The shared subscription probe (Options.ProbeShareGroup).
+	probeTopic, probeFilter string
+	probeGot                atomic.Bool
 }
 
 // Dial creates the pool and connects every connection, waiting up to
@@ -48,6 +53,9 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 		return nil, errors.New("the plain paho transport is MQTT 3.1.1 only")
 	}
 	p := &Pool{opts: o, done: make(chan struct{})}
+	if o.ProbeShareGroup != "" {
+		p.withProbe()
+	}
 	for i := range o.Connections {
 		if o.ProtocolVersion == 5 {
 			c, err := newConn5(p, i, u)
@@ -80,6 +88,12 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 			return nil, fmt.Errorf("%s; last error: %w", msg, last)
 		}
 		return nil, errors.New(msg)
+	}
+	if p.probeTopic != "" {
+		if err := p.probe(ctx); err != nil {
+			p.Close()
+			return nil, err
+		}
 	}
 	return p, nil
 }

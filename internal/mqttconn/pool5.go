@@ -53,8 +53,12 @@ func newConn5(p *Pool, i int, u *url.URL) (*conn5, error) {
 			return c.dial(u)
 		},
 		// Both must not block: subscribing waits for a SUBACK.
-		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
-			go c.onUp(cm, c.cur.Load())
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+			s := c.cur.Load()
+			if s != nil {
+				s.caps.Store(capsFromConnack(ca))
+			}
+			go c.onUp(cm, s)
 		},
 		OnConnectionDown: func() bool {
 			c.refresh()
@@ -130,6 +134,9 @@ func (c *conn5) subscribe(cm *autopaho.ConnectionManager, filters []string) erro
 	sa, err := cm.Subscribe(ctx, s)
 	if err != nil {
 		if sa != nil && len(sa.Reasons) > 0 {
+			return fmt.Errorf("%w: %v", ErrSubscriptionRefused, err)
+		}
+		if errors.Is(err, paho.ErrInvalidArguments) { // e.g. the CONNACK said Shared Subscription Available = 0
 			return fmt.Errorf("%w: %v", ErrSubscriptionRefused, err)
 		}
 		if ctx.Err() != nil {

@@ -34,6 +34,9 @@ type session struct {
 	// ready: the pool has subscribed on this session. Publishes are accepted
 	// only then, and while the socket is not Dead.
 	ready atomic.Bool
+	// caps is what the broker announced when this session connected, set
+	// by the member's connect handler.
+	caps atomic.Pointer[Capabilities]
 
 	// onPublish, when set, receives inbound QoS 0 PUBLISH packets; the
 	// message aliases the read buffer and is valid during the call.
