@@ -3,7 +3,11 @@ package mqttconn_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
@@ -54,4 +58,36 @@ func TestSharedProbe(t *testing.T) {
 		}
 		t.Log(err)
 	})
+}
+
+// TestFailFast: every connection failing the same way ends Dial with the
+// cause and the setting to change, long before ConnectTimeout (asserted by
+// the error, not by a clock: a timeout would say "0 of 2 connections up").
+func TestFailFast(t *testing.T) {
+	n := brokertest.StartNATS(t)
+	b := brokertest.Start(t)
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(tlsSrv.Close)
+	for _, tc := range []struct {
+		name   string
+		o      mqttconn.Options
+		target error
+		want   string
+	}{
+		{"mqtt 5 on a 3.1.1 broker", mqttconn.Options{Broker: n.URL(), ProtocolVersion: 5}, mqttconn.ErrMQTT5Refused, "MQTT_VERSION=3.1.1"},
+		{"tls to a plain listener", mqttconn.Options{Broker: "ssl://" + b.Addr()}, mqttconn.ErrTLSMismatch, "use tcp://"},
+		{"tls to a plain listener v5", mqttconn.Options{Broker: "ssl://" + b.Addr(), ProtocolVersion: 5}, mqttconn.ErrTLSMismatch, "use tcp://"},
+		{"plain to a tls listener", mqttconn.Options{Broker: "tcp://" + tlsSrv.Listener.Addr().String()}, mqttconn.ErrTLSMismatch, "use ssl://"},
+		{"plain to a tls listener v5", mqttconn.Options{Broker: "tcp://" + tlsSrv.Listener.Addr().String(), ProtocolVersion: 5}, mqttconn.ErrTLSMismatch, "use ssl://"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.o
+			o.ClientIDPrefix, o.Connections, o.ConnectTimeout = "ff", 2, time.Minute
+			_, err := mqttconn.Dial(context.Background(), o)
+			if !errors.Is(err, tc.target) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want %v naming %q, got %v", tc.target, tc.want, err)
+			}
+			t.Log(err)
+		})
+	}
 }

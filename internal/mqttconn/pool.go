@@ -69,9 +69,16 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 		p.conns = append(p.conns, newPahoConn(p, i))
 	}
 	var refused error
+	diagnosed := false
 	if !waitUntil(ctx, o.ConnectTimeout, func() bool {
-		if refused = p.permanentError(); refused != nil {
+		if refused = p.permanentError(u); refused != nil {
 			return true
+		}
+		if !diagnosed && p.allClosedEarly() {
+			diagnosed = true
+			if refused = diagnose(u, o.ProtocolVersion == 5, min(o.ConnectTimeout, 2*time.Second)); refused != nil {
+				return true
+			}
 		}
 		return p.Up() == len(p.conns)
 	}) || refused != nil {
@@ -79,6 +86,9 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 		p.Close()
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if errors.Is(refused, ErrTLSMismatch) || errors.Is(refused, ErrMQTT5Refused) {
+			return nil, fmt.Errorf("connect to %s: %w", redactURL(u), refused)
 		}
 		if refused != nil {
 			return nil, fmt.Errorf("connect to %s: refused: %w", redactURL(u), refused)
@@ -110,10 +120,13 @@ func (p *Pool) lastError() error {
 
 // permanentError returns a connect failure that retrying cannot cure: bad
 // credentials, not authorised, or a broker certificate that does not verify.
-func (p *Pool) permanentError() error {
+func (p *Pool) permanentError(u *url.URL) error {
 	err := p.lastError()
 	if err == nil {
 		return nil
+	}
+	if e := tlsToPlain(u, err); e != nil {
+		return e
 	}
 	var cv *tls.CertificateVerificationError
 	var ua x509.UnknownAuthorityError
@@ -123,11 +136,23 @@ func (p *Pool) permanentError() error {
 	var op *net.OpError
 	alert := errors.As(err, &op) && op.Op == "remote error"
 	if errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) || errors.Is(err, ErrSubscriptionRefused) ||
-		errors.Is(err, errRefused5) ||
+		errors.Is(err, errRefused5) || errors.Is(err, ErrMQTT5Refused) ||
 		errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || alert {
 		return err
 	}
 	return nil
+}
+
+// allClosedEarly reports whether every connection's last connect attempt
+// ended with the broker closing the connection before a CONNACK.
+func (p *Pool) allClosedEarly() bool {
+	for _, c := range p.conns {
+		e := c.base().err.Load()
+		if e == nil || !closedEarly(*e) {
+			return false
+		}
+	}
+	return true
 }
 
 // Len returns the number of connections.

@@ -71,6 +71,8 @@ func newConn5(p *Pool, i int, u *url.URL) (*conn5, error) {
 				switch ce.ReasonCode {
 				case 0x86, 0x87, 0x8A, 0x8C: // bad credentials, not authorised, banned, bad auth method
 					err = fmt.Errorf("%w: %v", errRefused5, err)
+				case 0x01, 0x84: // a 3.1.1 broker's "unacceptable protocol version"; unsupported protocol version
+					err = fmt.Errorf("%w (CONNACK 0x%02x): %v", ErrMQTT5Refused, ce.ReasonCode, err)
 				}
 			}
 			c.err.Store(&err)
