@@ -81,3 +81,52 @@ func TestBrokersShardSplit(t *testing.T) {
 	}
 	runNoDuplicates(t, n.URL(), [][]string{split("0"), split("1")})
 }
+
+// TestBrokersAnnouncedLimitsExit2: on MQTT 5 a setting the broker announced
+// at connect that it cannot carry (Mosquitto max_qos 1, max_packet_size)
+// exits 2 before the run, naming our variable and the broker's limit.
+func TestBrokersAnnouncedLimitsExit2(t *testing.T) {
+	m := brokertest.StartMosquitto(t, "max_qos 1\nmax_packet_size 2048\n")
+	rf := filepath.Join(t.TempDir(), "report.json")
+	for _, tc := range []struct {
+		name string
+		bin  string
+		env  []string
+		want []string
+	}{
+		{"loadgen qos", "loadgen-v2", loadgenEnv(m.URL(), rf, "MQTT_VERSION=5", "QOS=2"), []string{"QOS=2", "Maximum QoS 1"}},
+		{"loadgen payload", "loadgen-v2", loadgenEnv(m.URL(), rf, "MQTT_VERSION=5", "PAYLOAD_BYTES=4000"), []string{"PAYLOAD_BYTES=4000", "Maximum Packet Size of 2048 bytes"}},
+		{"worker qos", "worker-v2", []string{"MQTT_BROKER=" + m.URL(), "HTTP_ADDR=", "MQTT_VERSION=5", "QOS=2"}, []string{"QOS=2", "Maximum QoS 1"}},
+		{"worker reply size", "worker-v2", []string{"MQTT_BROKER=" + m.URL(), "HTTP_ADDR=", "MQTT_VERSION=5", "RESPONSE_BYTES=4000"}, []string{"RESPONSE_BYTES=4000", "Maximum Packet Size of 2048 bytes"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := start(t, tc.bin, tc.env...)
+			code := p.wait(t, 60*time.Second)
+			out := p.errOut.String()
+			if code != 2 {
+				t.Fatalf("exit %d, want 2\n%s", code, tail(out, 3000))
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, tail(out, 3000))
+				}
+			}
+		})
+	}
+}
+
+// TestBrokersMQTT5RefusedSaysSo: MQTT_VERSION=5 against NATS (MQTT 3.1.1
+// only) fails at once naming the setting, in both binaries.
+func TestBrokersMQTT5RefusedSaysSo(t *testing.T) {
+	n := brokertest.StartNATS(t)
+	rf := filepath.Join(t.TempDir(), "report.json")
+	for _, p := range []*proc{
+		start(t, "loadgen-v2", loadgenEnv(n.URL(), rf, "MQTT_VERSION=5")...),
+		start(t, "worker-v2", "MQTT_BROKER="+n.URL(), "HTTP_ADDR=", "MQTT_VERSION=5"),
+	} {
+		code := p.wait(t, 60*time.Second)
+		if out := p.errOut.String(); code != 1 || !strings.Contains(out, "the broker refused MQTT 5: set MQTT_VERSION=3.1.1") {
+			t.Errorf("%s: exit %d, want 1 naming MQTT_VERSION=3.1.1:\n%s", p.cmd.Path, code, tail(out, 3000))
+		}
+	}
+}

@@ -128,6 +128,9 @@ func (p *Pool) isProbe(i int, m *Message) bool {
 // probe publishes to the probe topic on connection 0, again every 100 ms
 // (at QoS 0 one may be lost), until it arrives or ProbeTimeout passes.
 func (p *Pool) probe(ctx context.Context) error {
+	if c := p.Capabilities(); c.MaximumQoS != nil && p.opts.QoS > *c.MaximumQoS {
+		return nil // no publish at our QoS can pass: the caller reports the QoS (Capabilities)
+	}
 	deadline := time.Now().Add(p.opts.ProbeTimeout)
 	for !p.probeGot.Load() {
 		if time.Now().After(deadline) {

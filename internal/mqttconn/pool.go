@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"golang.org/x/time/rate"
 )
 
 // Pool is a set of MQTT connections, the Transport of both engines: its
@@ -27,6 +28,8 @@ type Pool struct {
 	// The shared subscription probe (Options.ProbeShareGroup).
 	probeTopic, probeFilter string
 	probeGot                atomic.Bool
+
+	refusedLog rate.Sometimes // the refused-publish warning, at most every 10 s
 }
 
 // Dial creates the pool and connects every connection, waiting up to
@@ -52,7 +55,7 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 	if o.ProtocolVersion == 5 && o.Plain {
 		return nil, errors.New("the plain paho transport is MQTT 3.1.1 only")
 	}
-	p := &Pool{opts: o, done: make(chan struct{})}
+	p := &Pool{opts: o, done: make(chan struct{}), refusedLog: rate.Sometimes{Interval: 10 * time.Second}}
 	if o.ProbeShareGroup != "" {
 		p.withProbe()
 	}

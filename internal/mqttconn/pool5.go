@@ -188,7 +188,32 @@ func (c *conn5) send(m *Message, kick bool) error {
 	go func() {
 		ctx, cancel := context.WithTimeout(c.ctx, c.pool.opts.WriteTimeout+c.pool.opts.KeepAlive)
 		defer cancel()
-		if _, err := c.cm.Publish(ctx, p); err != nil && c.ctx.Err() == nil {
+		resp, err := c.cm.Publish(ctx, p)
+		if c.ctx.Err() != nil {
+			return
+		}
+		// Refused, by the client library for a limit the broker announced
+		// (Maximum QoS, ...) or by the broker (PUBACK/PUBREC reason ≥ 0x80):
+		// not sent. Not acknowledged in time: written, so sent.
+		var reason byte
+		if resp != nil {
+			reason = resp.ReasonCode
+		}
+		if errors.Is(err, paho.ErrInvalidArguments) || reason >= 0x80 {
+			c.pool.refusedLog.Do(func() {
+				c.pool.opts.Logger.Warn("mqtt publish refused; counted as not sent (this warning at most every 10 s)",
+					"conn", c.idx, "qos", q, "reason_code", reason, "err", err)
+			})
+			if c.pool.opts.OnUnsent != nil {
+				var cd []byte
+				if p.Properties != nil {
+					cd = p.Properties.CorrelationData
+				}
+				c.unsent(&Message{Topic: p.Topic, Payload: p.Payload, CorrelationData: cd})
+			}
+			return
+		}
+		if err != nil {
 			c.pool.opts.Logger.Debug("mqtt 5 publish not acknowledged", "conn", c.idx, "qos", q, "err", err)
 		}
 	}()

@@ -117,6 +117,10 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := res.CheckBroker(t.Capabilities()); err != nil {
+		t.Close()
+		return nil, err
+	}
 	e.transport.Store(&t)
 	defer e.close(t)
 

@@ -208,6 +208,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("worker: %w", explain(c, err))
 	}
+	if err := c.CheckBroker(t.Capabilities()); err != nil {
+		t.Close()
+		return fmt.Errorf("worker: %w", err)
+	}
 	e.transport.Store(&t)
 	e.pool.Start(t, c.MinWorkers)
 	e.rate.record(time.Now(), e.pool.Processed())
