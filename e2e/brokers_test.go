@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,4 +132,151 @@ func TestBrokersMQTT5RefusedSaysSo(t *testing.T) {
 			t.Errorf("%s: exit %d, want 1 naming MQTT_VERSION=3.1.1:\n%s", p.cmd.Path, code, tail(out, 3000))
 		}
 	}
+}
+
+// capsJSON is the broker record as /stats, /debug/vars and the report show
+// it (mqttconn.Capabilities).
+type capsJSON struct {
+	Protocol          string  `json:"protocol"`
+	MaximumQoS        *int    `json:"maximum_qos"`
+	MaximumPacketSize *uint32 `json:"maximum_packet_size_bytes"`
+	Shared            *bool   `json:"shared_subscription_available"`
+	Retain            *bool   `json:"retain_available"`
+	ReceiveMaximum    *int    `json:"receive_maximum"`
+	TopicAliasMaximum *int    `json:"topic_alias_maximum"`
+	SharedProbe       string  `json:"shared_probe"`
+}
+
+// TestBrokersCapabilitiesShown: what the broker announced at connect is in
+// the worker's /stats and /debug/vars, the loadgen's /stats and /debug/vars
+// and its report (JSON "broker", and a text line), on MQTT 5 against the
+// embedded broker (mochi: no limit, receive maximum 1024; it announces no
+// topic alias maximum to a client that asked for none) and against Mosquitto announcing max_qos 1 and
+// max_packet_size 4096.
+func TestBrokersCapabilitiesShown(t *testing.T) {
+	p := func(v int) *int { return &v }
+	yes := true
+	for _, tc := range []struct {
+		name   string
+		broker func(t *testing.T) string
+		want   capsJSON
+	}{
+		{"embedded", func(t *testing.T) string { return brokertest.Start(t).URL() },
+			capsJSON{Protocol: "5", Shared: &yes, Retain: &yes, ReceiveMaximum: p(1024)}},
+		{"mosquitto", func(t *testing.T) string {
+			return brokertest.StartMosquitto(t, "max_qos 1\nmax_packet_size 4096\n").URL()
+		}, capsJSON{Protocol: "5", MaximumQoS: p(1), MaximumPacketSize: func() *uint32 { v := uint32(4096); return &v }(), Shared: &yes, Retain: &yes}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := tc.broker(t)
+			w, waddr := startWorker(t, url, "MQTT_VERSION=5")
+			check := func(where string, got *capsJSON) {
+				t.Helper()
+				if got == nil {
+					t.Errorf("%s: no broker record", where)
+					return
+				}
+				js, _ := json.Marshal(got)
+				t.Logf("%s: %s", where, js)
+				eqInt := func(name string, g, w *int) {
+					if (g == nil) != (w == nil) || g != nil && *g != *w {
+						t.Errorf("%s: %s %v, want %v", where, name, deref(g), deref(w))
+					}
+				}
+				eqInt("maximum_qos", got.MaximumQoS, tc.want.MaximumQoS)
+				if tc.want.ReceiveMaximum != nil {
+					eqInt("receive_maximum", got.ReceiveMaximum, tc.want.ReceiveMaximum)
+					eqInt("topic_alias_maximum", got.TopicAliasMaximum, tc.want.TopicAliasMaximum)
+				}
+				if got.Protocol != "5" || (got.MaximumPacketSize == nil) != (tc.want.MaximumPacketSize == nil) ||
+					got.MaximumPacketSize != nil && *got.MaximumPacketSize != *tc.want.MaximumPacketSize ||
+					got.Shared == nil || !*got.Shared || got.Retain == nil || !*got.Retain {
+					t.Errorf("%s: %+v, want %+v", where, *got, tc.want)
+				}
+			}
+			var ws struct {
+				Broker *capsJSON `json:"broker"`
+			}
+			brokertest.GetJSON(t, "http://"+waddr+"/stats", &ws)
+			check("worker /stats", ws.Broker)
+			if ws.Broker != nil && ws.Broker.SharedProbe != "delivered" {
+				t.Errorf("worker /stats: shared_probe %q, want delivered", ws.Broker.SharedProbe)
+			}
+			var wv struct {
+				W struct {
+					Broker *capsJSON `json:"broker"`
+				} `json:"worker"`
+			}
+			brokertest.GetJSON(t, "http://"+waddr+"/debug/vars", &wv)
+			check("worker /debug/vars", wv.W.Broker)
+
+			rf := filepath.Join(t.TempDir(), "report.json")
+			maddr := brokertest.FreeAddr(t)
+			env := loadgenEnv(url, rf, "MQTT_VERSION=5", "VIRTUAL_CLIENTS=200", "DURATION=1s", "METRICS_ADDR="+maddr, "METRICS_LINGER=1m")
+			lg := start(t, "loadgen-v2", env...)
+			waitEvent(t, "the loadgen's report", []*proc{lg}, func() (bool, string) {
+				code, _, err := brokertest.Get("http://" + maddr + "/report")
+				return err == nil && code == 200, fmt.Sprint(code, err)
+			})
+			var ls struct {
+				Broker *capsJSON `json:"broker"`
+			}
+			brokertest.GetJSON(t, "http://"+maddr+"/stats", &ls)
+			check("loadgen /stats", ls.Broker)
+			var lv struct {
+				L struct {
+					Broker *capsJSON `json:"broker"`
+				} `json:"loadgen"`
+			}
+			brokertest.GetJSON(t, "http://"+maddr+"/debug/vars", &lv)
+			check("loadgen /debug/vars", lv.L.Broker)
+			if code := lg.stop(t); code != 0 {
+				t.Fatalf("loadgen exit %d\n%s", code, tail(lg.errOut.String(), 3000))
+			}
+			var rep struct {
+				Broker *capsJSON `json:"broker"`
+			}
+			b, err := os.ReadFile(rf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &rep); err != nil {
+				t.Fatal(err)
+			}
+			check("report", rep.Broker)
+			if block := grepBlock(lg.out.String(), "broker "); !strings.Contains(block, "MQTT 5: maximum QoS") {
+				t.Errorf("text report: broker line %q\n%s", block, lg.out.String())
+			} else {
+				t.Logf("text report:\n%s", block)
+			}
+			if code := w.stop(t); code != 0 {
+				t.Errorf("worker exit %d", code)
+			}
+		})
+	}
+}
+
+func deref(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// grepBlock returns the first line of s that starts with prefix and the
+// indented lines that continue it.
+func grepBlock(s, prefix string) string {
+	var b strings.Builder
+	for line := range strings.Lines(s) {
+		switch {
+		case b.Len() == 0 && strings.HasPrefix(line, prefix):
+		case b.Len() > 0 && strings.HasPrefix(line, " "):
+		case b.Len() > 0:
+			return b.String()
+		default:
+			continue
+		}
+		b.WriteString(line)
+	}
+	return b.String()
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
@@ -47,6 +49,52 @@ type Capabilities struct {
 	// SharedProbe: "delivered" when Options.ProbeShareGroup's probe arrived,
 	// "" when no probe ran.
 	SharedProbe string `json:"shared_probe,omitempty"`
+}
+
+// String is the record on one line, as the report prints it: "MQTT 5:
+// maximum QoS 1, maximum packet size 2048 B, …" (a limit the CONNACK left
+// out is named with the value it means, e.g. "maximum QoS 2 (not
+// announced)"); "MQTT 3.1.1 (announces no limits)"; "not connected".
+func (c Capabilities) String() string {
+	if c.Protocol == "" {
+		return "not connected"
+	}
+	var b strings.Builder
+	b.WriteString("MQTT " + c.Protocol)
+	if c.Protocol != "5" {
+		b.WriteString(" (announces no limits)")
+	} else {
+		yes := func(v *bool) string {
+			if v == nil || *v {
+				return "yes"
+			}
+			return "NO"
+		}
+		num := func(v uint64, unit, absent string) string {
+			if v == 0 {
+				return absent
+			}
+			return strconv.FormatUint(v, 10) + unit
+		}
+		qos := "2 (not announced)"
+		if c.MaximumQoS != nil {
+			qos = strconv.Itoa(int(*c.MaximumQoS))
+		}
+		ka := "not announced"
+		if c.ServerKeepAliveSeconds != nil {
+			ka = strconv.Itoa(int(*c.ServerKeepAliveSeconds)) + " s"
+		}
+		fmt.Fprintf(&b, ": maximum QoS %s, maximum packet size %s, shared subscriptions %s, retain %s, receive maximum %s, topic alias maximum %d, server keep alive %s",
+			qos, num(uint64(c.MaximumPacketSize), " B", "not announced"), yes(c.SharedSubscriptionAvailable), yes(c.RetainAvailable),
+			num(uint64(c.ReceiveMaximum), "", "65535 (not announced)"), c.TopicAliasMaximum, ka)
+		if c.AssignedClientID != "" {
+			b.WriteString(", assigned client id " + c.AssignedClientID)
+		}
+	}
+	if c.SharedProbe != "" {
+		b.WriteString("; shared subscription probe " + c.SharedProbe)
+	}
+	return b.String()
 }
 
 // caps311 is the record of every MQTT 3.1.1 connection.

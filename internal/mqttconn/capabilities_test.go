@@ -91,3 +91,28 @@ func TestFailFast(t *testing.T) {
 		})
 	}
 }
+
+// TestCapabilitiesString: the record on one line, as the report and the
+// start log print it; a limit the CONNACK left out says what it means.
+func TestCapabilitiesString(t *testing.T) {
+	qos, ka, no := byte(1), uint16(20), false
+	for _, tc := range []struct {
+		name string
+		c    mqttconn.Capabilities
+		want string
+	}{
+		{"zero", mqttconn.Capabilities{}, "not connected"},
+		{"3.1.1", mqttconn.Capabilities{Protocol: "3.1.1", SharedProbe: "delivered"}, "MQTT 3.1.1 (announces no limits); shared subscription probe delivered"},
+		{"5 nothing announced", mqttconn.Capabilities{Protocol: "5"},
+			"MQTT 5: maximum QoS 2 (not announced), maximum packet size not announced, shared subscriptions yes, retain yes, receive maximum 65535 (not announced), topic alias maximum 0, server keep alive not announced"},
+		{"5 limits", mqttconn.Capabilities{Protocol: "5", MaximumQoS: &qos, MaximumPacketSize: 2048, SharedSubscriptionAvailable: &no, RetainAvailable: &no,
+			ReceiveMaximum: 20, TopicAliasMaximum: 10, ServerKeepAliveSeconds: &ka, AssignedClientID: "auto-7"},
+			"MQTT 5: maximum QoS 1, maximum packet size 2048 B, shared subscriptions NO, retain NO, receive maximum 20, topic alias maximum 10, server keep alive 20 s, assigned client id auto-7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.c.String(); got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/pending"
@@ -240,6 +241,9 @@ type Snapshot struct {
 	// ConnectionsUp and ConnectionsSuspect are the transport's (filled by
 	// the run loop, which holds it).
 	ConnectionsUp, ConnectionsSuspect int
+	// Broker is what the broker announced when the connections connected
+	// (the transport's, filled by the run loop; nil while connecting).
+	Broker *mqttconn.Capabilities
 }
 
 // Snapshot returns the books now.

@@ -15,6 +15,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
 // Counts are the request and response counts of one phase of a run.
@@ -135,7 +136,10 @@ type Report struct {
 	Histograms      Histograms      `json:"histograms"`
 	Usage           *ProcessUsage   `json:"process,omitempty"`
 	Config          json.RawMessage `json:"config,omitempty"`
-	BrokerDropped   *int64          `json:"broker_dropped,omitempty"`
+	// Broker is what the broker announced when the connections connected:
+	// the protocol it accepted and, on MQTT 5, the CONNACK's limits.
+	Broker        *mqttconn.Capabilities `json:"broker,omitempty"`
+	BrokerDropped *int64                 `json:"broker_dropped,omitempty"`
 }
 
 // SLO is the outcome of the service-level objectives of a run.

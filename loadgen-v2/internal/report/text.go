@@ -17,6 +17,15 @@ func (r *Report) WriteText(w io.Writer) {
 	if r.Protocol != "" {
 		p("protocol\tMQTT %s, correlation %s", r.Protocol, r.Correlation)
 	}
+	if r.Broker != nil {
+		for i, line := range wrap(r.Broker.String(), 64) {
+			if i == 0 {
+				p("broker\t%s", line)
+			} else {
+				p("\t%s", line)
+			}
+		}
+	}
 	p("duration\t%.1f s", r.DurationSeconds)
 	p("target rate\t%.0f req/s", r.TargetRPS)
 	p("achieved rate\t%.0f req/s\t(ratio %.4f; requests whose bytes reached the socket)", r.ThroughputRPS, r.RateRatio)
@@ -77,4 +86,19 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 	}
 	_ = tw.Flush()
+}
+
+// wrap splits s after its commas into lines of at most width bytes where it
+// can (a part longer than width stays whole).
+func wrap(s string, width int) []string {
+	var lines []string
+	line := ""
+	for part := range strings.SplitAfterSeq(s, ", ") {
+		if line != "" && len(line)+len(strings.TrimSuffix(part, " ")) > width {
+			lines = append(lines, strings.TrimSuffix(line, " "))
+			line = ""
+		}
+		line += part
+	}
+	return append(lines, line)
 }

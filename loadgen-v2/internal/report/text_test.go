@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
 )
 
@@ -45,7 +46,12 @@ func goldenReports() map[string]*report.Report {
 	}
 	passed := *minimal
 	passed.SLO = report.SLO{P99MS: 1, Passed: true}
-	return map[string]*report.Report{"full": full, "minimal": minimal, "slo-passed": &passed}
+	qos, keepAlive, shared, retain := byte(1), uint16(20), false, true
+	broker := *minimal
+	broker.Protocol, broker.Correlation = "5", "properties"
+	broker.Broker = &mqttconn.Capabilities{Protocol: "5", MaximumQoS: &qos, MaximumPacketSize: 2048, SharedSubscriptionAvailable: &shared,
+		RetainAvailable: &retain, ReceiveMaximum: 20, TopicAliasMaximum: 10, ServerKeepAliveSeconds: &keepAlive, AssignedClientID: "auto-1"}
+	return map[string]*report.Report{"full": full, "minimal": minimal, "slo-passed": &passed, "broker": &broker}
 }
 
 // TestWriteTextGolden: the text report, line for line, and the JSON report,

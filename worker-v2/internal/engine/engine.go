@@ -227,7 +227,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		"broker", c.Broker, "filter", c.Filter, "connections", t.Len(), "protocol", t.Capabilities().Protocol,
 		"mode", c.Mode, "workers", c.MinWorkers, "max_workers", c.WorkerCap,
 		"queue_cap", c.QueueCap, "queue_max_bytes", c.QueueMaxBytes, "drop_on_full", c.DropOnFull,
-		"scale_max_wait_seconds", c.ScaleMaxWait.Seconds(), "scale_down_window_seconds", c.ScaleDownWindow.Seconds())
+		"scale_max_wait_seconds", c.ScaleMaxWait.Seconds(), "scale_down_window_seconds", c.ScaleDownWindow.Seconds(),
+		"broker_capabilities", t.Capabilities().String())
 	if c.WorkerCap < c.MaxWorkers {
 		e.log.Info("MODE=cpu: pool capped at max(MIN_WORKERS, GOMAXPROCS); more CPU-bound workers than cores add no throughput",
 			"max_workers", c.WorkerCap, "MAX_WORKERS", c.MaxWorkers, "gomaxprocs", runtime.GOMAXPROCS(0))
