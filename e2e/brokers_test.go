@@ -280,3 +280,47 @@ func grepBlock(s, prefix string) string {
 	}
 	return b.String()
 }
+
+// TestBrokersRefusedTopicNamesVariable: NATS refuses '.' in a topic level;
+// a loadgen whose INSTANCE_ID has one fails at start naming INSTANCE_ID and
+// RESPONSE_TOPIC (not a bare "subscription refused"), with one ERROR line for
+// all its connections; the default INSTANCE_ID (hostname-pid, made safe)
+// subscribes on the same broker. A worker's refused MQTT_SUB names MQTT_SUB.
+func TestBrokersRefusedTopicNamesVariable(t *testing.T) {
+	n := brokertest.StartNATS(t)
+	rf := filepath.Join(t.TempDir(), "report.json")
+	lg := start(t, "loadgen-v2", loadgenEnv(n.URL(), rf, "INSTANCE_ID=host.example.com-7", "DURATION=1s")...)
+	code := lg.wait(t, 60*time.Second)
+	out := lg.errOut.String()
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, tail(out, 3000))
+	}
+	for _, w := range []string{"subscription refused by broker: resp/host.example.com-7/", "INSTANCE_ID=host.example.com-7", "RESPONSE_TOPIC=resp/{{instance}}/{{shard}}", "letters, digits, '-' and '_'"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, tail(out, 3000))
+		}
+	}
+	if errs := strings.Count(out, "level=ERROR"); errs > 2 {
+		t.Errorf("%d ERROR lines for one refused topic on 8 connections, want at most 2 (the refusal, the exit):\n%s", errs, tail(out, 3000))
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "level=ERROR") {
+			t.Log(l)
+		}
+	}
+	lg = start(t, "loadgen-v2", loadgenEnv(n.URL(), rf, "DURATION=1s", "REQUEST_TIMEOUT=1s", "SLO_SUCCESS_RATE=0", "SLO_MATCH_RATE=0")...)
+	if code := lg.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("default INSTANCE_ID: exit %d\n%s", code, tail(lg.errOut.String(), 3000))
+	}
+	w := start(t, "worker-v2", "MQTT_BROKER="+n.URL(), "HTTP_ADDR=", "SHARED_SUBSCRIPTION=false", "MQTT_SUB=req.v1/+")
+	code = w.wait(t, 60*time.Second)
+	if out := w.errOut.String(); code != 1 || !strings.Contains(out, "subscription refused by broker: req.v1/+") || !strings.Contains(out, "MQTT_SUB=req.v1/+") {
+		t.Errorf("worker: exit %d, want 1 naming MQTT_SUB:\n%s", code, tail(out, 3000))
+	} else {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "level=ERROR") {
+				t.Log(l)
+			}
+		}
+	}
+}

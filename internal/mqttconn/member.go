@@ -2,6 +2,8 @@ package mqttconn
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,8 +84,19 @@ func (c *connBase) subscribeSession(subscribe func([]string) error, over func() 
 		if err == nil {
 			break
 		}
+		select {
+		case <-c.pool.done: // closing: the failure is ours
+			return false
+		default:
+		}
 		c.err.Store(&err)
-		o.Logger.Error("mqtt subscribe failed; retrying", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", backoff.Seconds())
+		if errors.Is(err, ErrSubscriptionRefused) { // the same on every connection: once for the pool
+			c.pool.subRefusedLog.Do(func() {
+				o.Logger.Error("mqtt subscription refused; retrying (logged at most every 10 s)", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", backoff.Seconds())
+			})
+		} else {
+			o.Logger.Error("mqtt subscribe failed; retrying", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", backoff.Seconds())
+		}
 		if over() {
 			return false
 		}
@@ -96,6 +109,19 @@ func (c *connBase) subscribeSession(subscribe func([]string) error, over func() 
 	}
 	c.err.Store(nil)
 	return true
+}
+
+// refused returns the error of a subscription to filter that the broker
+// refused (why: the SUBACK's reason, or the client library's error), naming
+// where the filter came from (Options.TopicHint).
+func (c *connBase) refused(filter, why string) error {
+	err := fmt.Errorf("%w: %s (%s)", ErrSubscriptionRefused, filter, why)
+	if h := c.pool.opts.TopicHint; h != nil {
+		if hint := h(filter); hint != "" {
+			err = fmt.Errorf("%w; %s", err, hint)
+		}
+	}
+	return err
 }
 
 // refresh recomputes the connection's state and reports a change to OnState.

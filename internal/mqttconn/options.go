@@ -81,6 +81,11 @@ type Options struct {
 	ProbeShareGroup string
 	// ProbeTimeout bounds the probe. Default 3s.
 	ProbeTimeout time.Duration
+	// TopicHint, when set, says where a topic filter came from (the
+	// setting that made it, and what to change), for the error of a
+	// subscription the broker refused (ErrSubscriptionRefused). Optional;
+	// "" adds nothing.
+	TopicHint func(filter string) string
 	// Logger for connection events. Default slog.Default().
 	Logger *slog.Logger
 }

@@ -141,7 +141,7 @@ func (c *pahoConn) subscribe(cl mqtt.Client, filters []string) error {
 	if st, ok := tok.(*mqtt.SubscribeToken); ok {
 		for f, code := range st.Result() {
 			if code == 0x80 {
-				return fmt.Errorf("%w: %s", ErrSubscriptionRefused, f)
+				return c.refused(f, "SUBACK 0x80")
 			}
 		}
 	}

@@ -29,7 +29,8 @@ type Pool struct {
 	probeTopic, probeFilter string
 	probeGot                atomic.Bool
 
-	refusedLog rate.Sometimes // the refused-publish warning, at most every 10 s
+	refusedLog    rate.Sometimes // the refused-publish warning, at most every 10 s
+	subRefusedLog rate.Sometimes // the refused-subscription error, at most every 10 s
 }
 
 // Dial creates the pool and connects every connection, waiting up to
@@ -55,7 +56,8 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 	if o.ProtocolVersion == 5 && o.Plain {
 		return nil, errors.New("the plain paho transport is MQTT 3.1.1 only")
 	}
-	p := &Pool{opts: o, done: make(chan struct{}), refusedLog: rate.Sometimes{Interval: 10 * time.Second}}
+	p := &Pool{opts: o, done: make(chan struct{}), refusedLog: rate.Sometimes{Interval: 10 * time.Second},
+		subRefusedLog: rate.Sometimes{Interval: 10 * time.Second}}
 	if o.ProbeShareGroup != "" {
 		p.withProbe()
 	}

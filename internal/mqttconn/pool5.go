@@ -134,22 +134,28 @@ func (c *conn5) subscribe(cm *autopaho.ConnectionManager, filters []string) erro
 	ctx, cancel := context.WithTimeout(c.ctx, o.SubscribeTimeout)
 	defer cancel()
 	sa, err := cm.Subscribe(ctx, s)
-	if err != nil {
-		if sa != nil && len(sa.Reasons) > 0 {
-			return fmt.Errorf("%w: %v", ErrSubscriptionRefused, err)
+	if sa != nil {
+		for i, code := range sa.Reasons {
+			if code >= 0x80 && i < len(filters) {
+				return c.refused(filters[i], fmt.Sprintf("SUBACK reason 0x%02x", code))
+			}
 		}
+	}
+	if err != nil {
 		if errors.Is(err, paho.ErrInvalidArguments) { // e.g. the CONNACK said Shared Subscription Available = 0
-			return fmt.Errorf("%w: %v", ErrSubscriptionRefused, err)
+			f := filters[0]
+			for _, g := range filters {
+				if strings.HasPrefix(g, "$share/") {
+					f = g
+					break
+				}
+			}
+			return c.refused(f, err.Error())
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("no SUBACK within %v", o.SubscribeTimeout)
 		}
 		return err
-	}
-	for i, code := range sa.Reasons {
-		if code >= 0x80 && i < len(filters) {
-			return fmt.Errorf("%w: %s (reason 0x%02x)", ErrSubscriptionRefused, filters[i], code)
-		}
 	}
 	return nil
 }

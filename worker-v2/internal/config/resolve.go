@@ -118,6 +118,7 @@ func (c *Config) Resolve() (*Resolved, error) {
 		ProtocolVersion: p.Version,
 		Linger:          c.WriteLinger,
 		KeepAlive:       c.KeepAlive,
+		TopicHint:       r.topicHint,
 	}
 	if c.Shared && c.SharedProbe {
 		r.Conn.ProbeShareGroup = c.ShareGroup

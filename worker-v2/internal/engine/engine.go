@@ -257,7 +257,7 @@ func explain(c *config.Resolved, err error) error {
 		return fmt.Errorf("the broker accepts %s but does not deliver it: %w; %s "+
 			"(if a broker ACL forbids %s#, allow it or set SHARED_SUBSCRIPTION_PROBE=false)", c.Filter, err, advice, mqttconn.ProbeTopicPrefix)
 	case errors.Is(err, mqttconn.ErrSubscriptionRefused):
-		return fmt.Errorf("the broker refused the shared subscription %s (no shared subscriptions, or an ACL): %w; %s", c.Filter, err, advice)
+		return fmt.Errorf("the broker refused a shared subscription (no shared subscriptions, or an ACL): %w; %s", err, advice)
 	}
 	return err
 }
