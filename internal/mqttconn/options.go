@@ -69,6 +69,16 @@ type Options struct {
 	Linger time.Duration
 	// ReadBufferBytes is the size of the read buffer. Default 64 KiB.
 	ReadBufferBytes int
+	// MaxInboundFrame is the largest inbound packet taken, in bytes: a
+	// larger PUBLISH is skipped unread (acknowledged at QoS 1 and 2) and
+	// reported to OnOversized, the connection stays up; a larger packet of
+	// another type closes the connection. Default DefaultMaxInboundFrame
+	// (2 MiB). Not applied with Plain (paho reads its own socket).
+	MaxInboundFrame int
+	// OnOversized is called for every inbound PUBLISH skipped for being
+	// larger than MaxInboundFrame, on connection i's reading goroutine.
+	// Optional; must not block.
+	OnOversized func(i int, o Oversized)
 	// MaxPendingBytes bounds the write buffer of one connection, so a stalled
 	// broker cannot grow memory without limit. Default 1 MiB (about 15,000
 	// requests).
@@ -117,6 +127,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.ReadBufferBytes <= 0 {
 		o.ReadBufferBytes = sockio.DefaultReadBufferBytes
+	}
+	if o.MaxInboundFrame <= 0 {
+		o.MaxInboundFrame = DefaultMaxInboundFrame
 	}
 	if o.MaxPendingBytes <= 0 {
 		o.MaxPendingBytes = sockio.DefaultMaxPendingBytes

@@ -31,6 +31,7 @@ type Pool struct {
 
 	refusedLog    rate.Sometimes // the refused-publish warning, at most every 10 s
 	subRefusedLog rate.Sometimes // the refused-subscription error, at most every 10 s
+	oversizedLog  rate.Sometimes // the oversized-message warning, at most every 10 s
 }
 
 // Dial creates the pool and connects every connection, waiting up to
@@ -57,7 +58,7 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 		return nil, errors.New("the plain paho transport is MQTT 3.1.1 only")
 	}
 	p := &Pool{opts: o, done: make(chan struct{}), refusedLog: rate.Sometimes{Interval: 10 * time.Second},
-		subRefusedLog: rate.Sometimes{Interval: 10 * time.Second}}
+		subRefusedLog: rate.Sometimes{Interval: 10 * time.Second}, oversizedLog: rate.Sometimes{Interval: 10 * time.Second}}
 	if o.ProbeShareGroup != "" {
 		p.withProbe()
 	}

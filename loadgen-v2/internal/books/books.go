@@ -2,7 +2,8 @@
 // and measured, by intended send time) how many fires the schedule made due
 // and what became of each (sent, skipped, send failed), how every request
 // sent ended (matched, timed out, or still pending), the responses that
-// matched nothing (late, duplicate, implausible, unknown, malformed), the
+// matched nothing (late, duplicate, implausible, unknown, malformed) and the
+// inbound messages too large to read (oversized), the
 // payload bytes, the latency histograms, the connection events, and the
 // run's phase. Responses are classified here (OnResponse, decoded once).
 //
@@ -85,10 +86,10 @@ type Books struct {
 	finished          atomic.Bool
 	fired             atomic.Uint64 // fires the scheduler has processed
 
-	counts             [2]counters
-	unknown, malformed atomic.Uint64
-	bytesOut           atomic.Uint64 // request payload bytes sent (queued)
-	bytesIn            [8]stripe     // response payload bytes, striped by connection
+	counts                        [2]counters
+	unknown, malformed, oversized atomic.Uint64
+	bytesOut                      atomic.Uint64 // request payload bytes sent (queued)
+	bytesIn                       [8]stripe     // response payload bytes, striped by connection
 
 	// Hist are the run's histograms.
 	Hist Histograms
@@ -197,8 +198,8 @@ func (b *Books) Pending() int64 {
 	return max(p, 0)
 }
 
-// phaseCounts returns the counts of phase (StillPending, Unknown and Malformed
-// left 0).
+// phaseCounts returns the counts of phase (StillPending, Unknown, Malformed
+// and Oversized left 0).
 func (b *Books) phaseCounts(phase int) report.Counts {
 	c := &b.counts[phase]
 	return report.Counts{
@@ -260,7 +261,7 @@ func (b *Books) Snapshot() Snapshot {
 	for i := range b.counts {
 		s.Counts.Add(b.phaseCounts(i))
 	}
-	s.Unknown, s.Malformed = b.unknown.Load(), b.malformed.Load()
+	s.Unknown, s.Malformed, s.Oversized = b.unknown.Load(), b.malformed.Load(), b.oversized.Load()
 	return s
 }
 
@@ -285,7 +286,7 @@ func (b *Books) Final() Final {
 		still[b.PhaseOf(b.sched.TimeOf(client, seq))]++
 	})
 	f.Measured.StillPending, f.Warmup.StillPending = still[Measured], still[Warmup]
-	f.Measured.Unknown, f.Measured.Malformed = b.unknown.Load(), b.malformed.Load()
+	f.Measured.Unknown, f.Measured.Malformed, f.Measured.Oversized = b.unknown.Load(), b.malformed.Load(), b.oversized.Load()
 	f.ClientsFired = b.counts[Warmup].firstFires.Load() + b.counts[Measured].firstFires.Load()
 	f.RequestBytes, f.ResponseBytes = b.bytesOut.Load(), b.responseBytes()
 	return f

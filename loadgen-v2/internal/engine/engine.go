@@ -114,6 +114,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	res := e.res
 	opts := res.MQTT
 	opts.OnMessage, opts.OnUnsent, opts.OnState, opts.Logger = e.books.OnResponse, e.books.OnUnsent, e.books.Conns.State, e.log
+	opts.OnOversized = e.books.OnOversized
 	t, err := e.dial(ctx, opts)
 	if err != nil {
 		return nil, err

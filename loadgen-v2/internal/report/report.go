@@ -31,7 +31,8 @@ import (
 // (connection down, write buffer full, or still unwritten at the end). Every
 // request sent ends matched, timed out or (at report time) still pending.
 // Late, Duplicate, Implausible, Unknown and Malformed count responses that
-// matched no outstanding request.
+// matched no outstanding request; Oversized inbound messages too large to
+// read.
 type Counts struct {
 	Scheduled        uint64 `json:"scheduled"`
 	RequestsSent     uint64 `json:"requests_sent"`
@@ -45,6 +46,10 @@ type Counts struct {
 	Implausible      uint64 `json:"implausible"`
 	Unknown          uint64 `json:"unknown"`
 	Malformed        uint64 `json:"malformed"`
+	// Oversized are inbound messages above the connections' frame limit
+	// (mqttconn.DefaultMaxInboundFrame, 2 MiB): skipped unread, the
+	// connection kept.
+	Oversized uint64 `json:"oversized"`
 }
 
 // Add adds o to c.
@@ -61,6 +66,7 @@ func (c *Counts) Add(o Counts) {
 	c.Implausible += o.Implausible
 	c.Unknown += o.Unknown
 	c.Malformed += o.Malformed
+	c.Oversized += o.Oversized
 }
 
 // Balanced reports whether both identities of the books hold.

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
 // WriteText prints r as a readable table.
@@ -38,6 +39,9 @@ func (r *Report) WriteText(w io.Writer) {
 	p("  skipped (inflight limit)\t%d", r.Skipped)
 	p("  send failed\t%d", r.SendFailed)
 	p("responses late / duplicate / implausible / unknown / malformed\t%d / %d / %d / %d / %d", r.Late, r.Duplicate, r.Implausible, r.Unknown, r.Malformed)
+	if r.Oversized > 0 {
+		p("inbound oversized\t%d\t(messages above the %d MiB frame limit, skipped unread)", r.Oversized, mqttconn.DefaultMaxInboundFrame>>20)
+	}
 	p("match rate\t%.6f\t(matched / sent)", r.MatchRate)
 	p("payload bytes\t%d out (%.0f B/s), %d in (%.0f B/s)", r.RequestBytes, r.RequestBytesPerSec, r.ResponseBytes, r.ResponseBytesPerSec)
 	yes := func(ok bool) string {

@@ -26,7 +26,7 @@ func goldenReports() map[string]*report.Report {
 		Instances: []string{"lg-0", "lg-1"}, Protocol: "5", Correlation: "json:id",
 		Counts: report.Counts{
 			Scheduled: 120000, RequestsSent: 119000, ResponsesMatched: 118000, Timeouts: 700, StillPending: 300,
-			Skipped: 600, SendFailed: 400, Late: 5, Duplicate: 3, Implausible: 2, Unknown: 11, Malformed: 7,
+			Skipped: 600, SendFailed: 400, Late: 5, Duplicate: 3, Implausible: 2, Unknown: 11, Malformed: 7, Oversized: 1,
 		},
 		RequestBytes: 11900000, ResponseBytes: 5900000, RequestBytesPerSec: 396666.7, ResponseBytesPerSec: 196666.7,
 		SuccessRate: 0.983333, MatchRate: 0.991597, VirtualClients: 20000, ClientsFired: 19990, IntervalSeconds: 5,

@@ -90,6 +90,7 @@ type Engine struct {
 	draining  atomic.Bool
 	finished  atomic.Bool // the queue is done and the connections closed
 	leftover  atomic.Uint64
+	oversized atomic.Uint64 // inbound messages skipped for their size
 
 	load    loadSampler // the autoscaler's samples
 	sampled atomic.Pointer[loadSample]
@@ -199,6 +200,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	opts.OnMessage = e.intake.Handle
 	opts.OnUnsent = e.pool.Unsent
 	opts.OnState = e.links.State
+	opts.OnOversized = func(int, mqttconn.Oversized) { e.oversized.Add(1) }
 	opts.Logger = e.log
 	t, err := e.dial(ctx, opts)
 	if err != nil {

@@ -63,6 +63,10 @@ type Stats struct {
 	// the protocol it accepted and, on MQTT 5, the CONNACK's limits
 	// (mqttconn.Capabilities). Absent until the worker has connected.
 	Broker *mqttconn.Capabilities `json:"broker,omitempty"`
+	// InboundOversized: inbound messages above the connections' frame limit
+	// (mqttconn.DefaultMaxInboundFrame, 2 MiB), skipped unread with the
+	// connection kept. They never reached the queue: not in Received.
+	InboundOversized uint64 `json:"inbound_oversized"`
 }
 
 // Accounted returns the sum that equals Received when every message is
@@ -103,6 +107,7 @@ func (e *Engine) Stats() Stats {
 		c := (*t).Capabilities()
 		s.Broker = &c
 	}
+	s.InboundOversized = e.oversized.Load()
 	s.Mode = e.cfg.Mode
 	s.Draining = e.draining.Load()
 	s.ScalingEvents = e.scaler.Events()
