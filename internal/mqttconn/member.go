@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,9 @@ type connBase struct {
 	up      atomic.Bool             // last state passed to OnState
 	stateMu sync.Mutex              // serialises refresh
 	err     atomic.Pointer[error]   // last connect or subscribe failure
+	// attempts counts connection attempts since the last success
+	// (reconnect.go).
+	attempts atomic.Int32
 
 	// hmu guards delivery: handlers run under its read lock, and Close
 	// takes the write lock, so no handler runs once Close has begun.
@@ -68,7 +72,7 @@ func (c *connBase) unsent(m *Message) {
 }
 
 // subscribeSession makes the connection's subscriptions on a new session
-// with subscribe, retrying with backoff (a SUBACK that is late or refused
+// with subscribe, retrying with the reconnect policy's waits (ReconnectDelay) (a SUBACK that is late or refused
 // must not leave the connection open and down for the rest of the run). It
 // returns false when the session ended first (over) or the pool closed: the
 // next session subscribes.
@@ -78,8 +82,7 @@ func (c *connBase) subscribeSession(subscribe func([]string) error, over func() 
 	if o.Subscriptions != nil {
 		filters = o.Subscriptions(c.idx)
 	}
-	backoff := 500 * time.Millisecond
-	for len(filters) > 0 {
+	for attempt := 1; len(filters) > 0; attempt++ {
 		err := subscribe(filters)
 		if err == nil {
 			break
@@ -90,22 +93,25 @@ func (c *connBase) subscribeSession(subscribe func([]string) error, over func() 
 		default:
 		}
 		c.err.Store(&err)
+		if over() { // the session ended: its loss is reported as such, and the next one subscribes
+			o.Logger.Debug("mqtt subscribe ended with its session", "conn", c.idx, "err", err)
+			return false
+		}
+		wait := ReconnectDelay(attempt, o.MaxReconnectInterval, rand.Float64())
 		if errors.Is(err, ErrSubscriptionRefused) { // the same on every connection: once for the pool
 			c.pool.subRefusedLog.Do(func() {
-				o.Logger.Error("mqtt subscription refused; retrying (logged at most every 10 s)", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", backoff.Seconds())
+				o.Logger.Error("mqtt subscription refused; retrying (logged at most every 10 s)", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", wait.Seconds())
 			})
-		} else {
-			o.Logger.Error("mqtt subscribe failed; retrying", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", backoff.Seconds())
+		} else { // routine: e.g. no SUBACK in time; retried on the same session
+			o.Logger.Info("mqtt subscribe failed; retrying", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", wait.Seconds())
 		}
-		if over() {
-			return false
-		}
+		t := time.NewTimer(wait)
 		select {
 		case <-c.pool.done:
+			t.Stop()
 			return false
-		case <-time.After(backoff):
+		case <-t.C:
 		}
-		backoff = min(2*backoff, o.MaxReconnectInterval)
 	}
 	c.err.Store(nil)
 	return true

@@ -62,7 +62,10 @@ type Options struct {
 	SubscribeTimeout time.Duration
 	// WriteTimeout bounds one socket write. Default 5s.
 	WriteTimeout time.Duration
-	// MaxReconnectInterval caps the reconnect backoff. Default 2s.
+	// MaxReconnectInterval caps the waits between connection attempts (and
+	// subscribe retries): the first attempt after a loss goes at once, the
+	// next ones after 20 ms growing by half each time, jittered
+	// (ReconnectDelay). Default 2s.
 	MaxReconnectInterval time.Duration
 	// Linger is how long the flusher waits after the first buffered frame for
 	// more before writing. Default 0 (write as soon as the flusher runs).

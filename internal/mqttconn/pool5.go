@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"strconv"
@@ -41,13 +42,10 @@ func newConn5(p *Pool, i int, u *url.URL) (*conn5, error) {
 		KeepAlive:                     uint16(min(o.KeepAlive/time.Second, 65535)),
 		CleanStartOnInitialConnection: true,
 		ConnectTimeout:                o.ConnectTimeout,
-		// Attempt n (0 = the first) waits 0, 500 ms, 1 s, ... up to
-		// MaxReconnectInterval, as the 3.1.1 connections do.
+		// Attempt n (0 = the first after a loss) waits as the pool's
+		// reconnect policy says (ReconnectDelay), as the 3.1.1 connections do.
 		ReconnectBackoff: func(n int) time.Duration {
-			if n == 0 {
-				return 0
-			}
-			return min(500*time.Millisecond<<min(n-1, 16), o.MaxReconnectInterval)
+			return ReconnectDelay(n, o.MaxReconnectInterval, rand.Float64())
 		},
 		AttemptConnection: func(_ context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
 			return c.dial(u)
