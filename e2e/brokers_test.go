@@ -324,3 +324,21 @@ func TestBrokersRefusedTopicNamesVariable(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokersQoS: the compatibility table's QoS cells, run: QoS 1 and 2
+// through Mosquitto and the embedded broker (shared subscriptions), QoS 1
+// through NATS (one subscribing connection), each with exact books and
+// every request answered once.
+func TestBrokersQoS(t *testing.T) {
+	for _, qos := range []string{"1", "2"} {
+		t.Run("embedded qos"+qos, func(t *testing.T) {
+			runNoDuplicates(t, brokertest.Start(t).URL(), [][]string{{"QOS=" + qos}}, "QOS="+qos)
+		})
+		t.Run("mosquitto qos"+qos, func(t *testing.T) {
+			runNoDuplicates(t, brokertest.StartMosquitto(t, "").URL(), [][]string{{"QOS=" + qos}}, "QOS="+qos)
+		})
+	}
+	t.Run("nats qos1", func(t *testing.T) {
+		runNoDuplicates(t, brokertest.StartNATS(t).URL(), [][]string{{"QOS=1", "SHARED_SUBSCRIPTION=false"}}, "QOS=1")
+	})
+}
