@@ -84,6 +84,10 @@ up: ## Start EMQX + worker-v2 + loadgen-v2 in Docker (VIRTUAL_CLIENTS, WORKER_IN
 	@case "$(WORKER_INSTANCES)$(LOADGEN_INSTANCES)" in *[!0-9]*|'') \
 		echo "WORKER_INSTANCES=$(WORKER_INSTANCES) and LOADGEN_INSTANCES=$(LOADGEN_INSTANCES) must be whole numbers" >&2; exit 2;; esac
 	@if [ "$(LOADGEN_INSTANCES)" -lt 1 ]; then echo "LOADGEN_INSTANCES=$(LOADGEN_INSTANCES) must be at least 1" >&2; exit 2; fi
+	@# Compose gives a service's replicas no index: with plain subscriptions each
+	@# would answer every request (or, with WORKER_COUNT, the same shards).
+	@if [ "$(SHARED_SUBSCRIPTION)" = false ] && [ "$(WORKER_INSTANCES)" -gt 1 ]; then \
+		echo "SHARED_SUBSCRIPTION=false with WORKER_INSTANCES=$(WORKER_INSTANCES): every replica would subscribe to the same requests and answer each (Compose gives replicas no WORKER_INDEX); run WORKER_INSTANCES=1, or split the shards on Kubernetes (k8s/overlays/shard-split: WORKER_INDEX=auto, WORKER_COUNT)" >&2; exit 2; fi
 	@# Each worker replica publishes its HTTP port from the WORKER_HOST_PORTS range.
 	@ports=$${WORKER_HOST_PORTS:-8080-8089}; lo=$${ports%-*}; hi=$${ports#*-}; \
 	case "$$lo$$hi" in *[!0-9]*|'') echo "WORKER_HOST_PORTS=$$ports: want a port range FIRST-LAST, e.g. 18080-18099" >&2; exit 2;; esac; \

@@ -13,6 +13,8 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
 	buildinfo "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/sockio"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/app"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 )
@@ -27,6 +29,11 @@ func run(args []string) int {
 	if cliutil.WantsHelp(args) {
 		_ = envconf.Usage(os.Stdout, "loadgen-v2", "MQTT request-response load generator (virtual clients over pooled connections)", &config.Config{})
 		fmt.Println("\nSubcommands:\n  merge REPORT.json...   combine reports of instances that ran side by side (uses SLO_P99_MS, SLO_MATCH_RATE, SLO_SUCCESS_RATE)")
+		fmt.Printf("\nInbound memory: at most CONNECTIONS × %d KiB (%.0f MiB at CONNECTIONS=100): per connection a %d KiB read\n"+
+			"buffer and one message of at most %d MiB (at QOS 1 and 2 it is in the MQTT library's buffer instead, which may\n"+
+			"hold the next one too). A larger inbound message is skipped unread and counted (oversized in the report); the\n"+
+			"connection stays up. TRANSPORT=paho: paho's own reads, no bound.\n",
+			mqttconn.InboundBytesPerConn>>10, 100*float64(mqttconn.InboundBytesPerConn)/(1<<20), sockio.DefaultReadBufferBytes>>10, mqttconn.DefaultMaxInboundFrame>>20)
 		fmt.Println("\nExit status: 0 ok, 1 runtime error, 2 invalid configuration, 3 SLO not met, 130 second signal.")
 		return cliutil.ExitOK
 	}

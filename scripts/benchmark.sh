@@ -500,13 +500,18 @@ charts() {
 }
 
 # finish: charts, the end of the manifest, and where everything is.
+# broker_capabilities is what the broker announced to the first loadgen step
+# (its report's broker: protocol and, on MQTT 5, the CONNACK's limits).
 finish() {
-  local conf="" f steal
+  local conf="" f steal first caps=null
   charts
   if [ -f "$OUT/mosquitto.conf" ]; then conf=$(cat "$OUT/mosquitto.conf"); fi
   steal=$(steal_between "$SUITE_STAT0" "$(head -1 /proc/stat 2>/dev/null || true)")
+  first=$(awk '$2 == "loadgen" { print $1; exit }' "$OUT/steps.txt" 2>/dev/null || true)
+  if [ -n "$first" ] && [ -f "$OUT/$first.json" ]; then caps=$(jq -c '.broker // null' "$OUT/$first.json" 2>/dev/null || echo null); fi
   jq --arg d "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)" --arg conf "$conf" --arg steal "$steal" \
-    '.finished_utc = $d | .machine.load_average_at_end = $load
+    --argjson caps "$caps" \
+    '.finished_utc = $d | .machine.load_average_at_end = $load | .broker_capabilities = $caps
      | .machine.cpu_steal_share = (if $steal == "" then null else ($steal | tonumber) end)
      | if $conf != "" then .broker.mosquitto_config = ($conf | split("\n")) else . end' "$OUT/manifest.json" >"$OUT/manifest.json.tmp" &&
     mv "$OUT/manifest.json.tmp" "$OUT/manifest.json"

@@ -354,6 +354,7 @@ seed_commands_answer() {
 		expect_answer 2 "rate needs a rate" scripts/benchmark.sh rate &&
 		expect_answer 2 "CONNECTIONS=5 is ambiguous" "${m[@]}" up CONNECTIONS=5 DOCKER=/nonexistent/docker &&
 		expect_answer 2 "WORKER_INSTANCES=11 needs 11 host ports" "${m[@]}" up WORKER_INSTANCES=11 DOCKER=/nonexistent/docker &&
+		expect_answer 2 "split the shards on Kubernetes (k8s/overlays/shard-split" "${m[@]}" up SHARED_SUBSCRIPTION=false WORKER_INSTANCES=2 DOCKER=/nonexistent/docker &&
 		expect_answer 2 "Docker is not installed" "${m[@]}" up DOCKER=/nonexistent/docker &&
 		expect_answer 2 "Docker is not installed" "${m[@]}" monitoring-up DOCKER=/nonexistent/docker &&
 		expect_answer 2 "Docker Compose v2 plugin is missing" "${m[@]}" down DOCKER=true DOCKER_COMPOSE=false &&

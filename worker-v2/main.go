@@ -16,6 +16,8 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
 	buildinfo "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/sockio"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/app"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
 )
@@ -29,6 +31,11 @@ func run(args []string) int {
 	}
 	if cliutil.WantsHelp(args) {
 		_ = envconf.Usage(os.Stdout, "worker-v2", "answers MQTT requests with an autoscaled pool of workers", &config.Config{})
+		fmt.Printf("\nInbound memory: at most CONNECTIONS × %d KiB (%.0f MiB at CONNECTIONS=10), besides the queue (QUEUE_MAX_BYTES):\n"+
+			"per connection a %d KiB read buffer and one message of at most %d MiB (at QOS 1 and 2 it is in the MQTT library's\n"+
+			"buffer instead, which may hold the next one too). A larger inbound message is skipped unread and counted\n"+
+			"(inbound_oversized in /stats); the connection stays up.\n",
+			mqttconn.InboundBytesPerConn>>10, 10*float64(mqttconn.InboundBytesPerConn)/(1<<20), sockio.DefaultReadBufferBytes>>10, mqttconn.DefaultMaxInboundFrame>>20)
 		fmt.Println("\nExit status: 0 after a clean shutdown, 1 runtime error, 2 invalid configuration, 130 second signal.")
 		return cliutil.ExitOK
 	}

@@ -49,6 +49,7 @@ func (c *connBase) dial(u *url.URL) (*session, error) {
 		onUnsent = c.unsent
 	}
 	s := newSession(nc, &o, onPublish, onUnsent)
+	s.onOversized = c.oversized
 	if old := c.cur.Swap(s); old != nil {
 		_ = old.Close()
 	}

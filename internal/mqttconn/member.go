@@ -2,6 +2,9 @@ package mqttconn
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +36,9 @@ type connBase struct {
 	up      atomic.Bool             // last state passed to OnState
 	stateMu sync.Mutex              // serialises refresh
 	err     atomic.Pointer[error]   // last connect or subscribe failure
+	// attempts counts connection attempts since the last success
+	// (reconnect.go).
+	attempts atomic.Int32
 
 	// hmu guards delivery: handlers run under its read lock, and Close
 	// takes the write lock, so no handler runs once Close has begun.
@@ -45,6 +51,9 @@ func (c *connBase) base() *connBase { return c }
 
 // deliver passes an inbound message to the handler unless the pool is closing.
 func (c *connBase) deliver(m *Message) {
+	if c.pool.isProbe(c.idx, m) {
+		return
+	}
 	c.hmu.RLock()
 	if !c.closed {
 		c.pool.opts.OnMessage(c.idx, m)
@@ -63,7 +72,7 @@ func (c *connBase) unsent(m *Message) {
 }
 
 // subscribeSession makes the connection's subscriptions on a new session
-// with subscribe, retrying with backoff (a SUBACK that is late or refused
+// with subscribe, retrying with the reconnect policy's waits (ReconnectDelay) (a SUBACK that is late or refused
 // must not leave the connection open and down for the rest of the run). It
 // returns false when the session ended first (over) or the pool closed: the
 // next session subscribes.
@@ -73,26 +82,52 @@ func (c *connBase) subscribeSession(subscribe func([]string) error, over func() 
 	if o.Subscriptions != nil {
 		filters = o.Subscriptions(c.idx)
 	}
-	backoff := 500 * time.Millisecond
-	for len(filters) > 0 {
+	for attempt := 1; len(filters) > 0; attempt++ {
 		err := subscribe(filters)
 		if err == nil {
 			break
 		}
+		select {
+		case <-c.pool.done: // closing: the failure is ours
+			return false
+		default:
+		}
 		c.err.Store(&err)
-		o.Logger.Error("mqtt subscribe failed; retrying", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", backoff.Seconds())
-		if over() {
+		if over() { // the session ended: its loss is reported as such, and the next one subscribes
+			o.Logger.Debug("mqtt subscribe ended with its session", "conn", c.idx, "err", err)
 			return false
 		}
+		wait := ReconnectDelay(attempt, o.MaxReconnectInterval, rand.Float64())
+		if errors.Is(err, ErrSubscriptionRefused) { // the same on every connection: once for the pool
+			c.pool.subRefusedLog.Do(func() {
+				o.Logger.Error("mqtt subscription refused; retrying (logged at most every 10 s)", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", wait.Seconds())
+			})
+		} else { // routine: e.g. no SUBACK in time; retried on the same session
+			o.Logger.Info("mqtt subscribe failed; retrying", "conn", c.idx, "filters", len(filters), "err", err, "retry_in_seconds", wait.Seconds())
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-c.pool.done:
+			t.Stop()
 			return false
-		case <-time.After(backoff):
+		case <-t.C:
 		}
-		backoff = min(2*backoff, o.MaxReconnectInterval)
 	}
 	c.err.Store(nil)
 	return true
+}
+
+// refused returns the error of a subscription to filter that the broker
+// refused (why: the SUBACK's reason, or the client library's error), naming
+// where the filter came from (Options.TopicHint).
+func (c *connBase) refused(filter, why string) error {
+	err := fmt.Errorf("%w: %s (%s)", ErrSubscriptionRefused, filter, why)
+	if h := c.pool.opts.TopicHint; h != nil {
+		if hint := h(filter); hint != "" {
+			err = fmt.Errorf("%w; %s", err, hint)
+		}
+	}
+	return err
 }
 
 // refresh recomputes the connection's state and reports a change to OnState.

@@ -39,7 +39,10 @@ var (
 	// Correlation Data, Message Expiry) on an MQTT 3.1.1 connection.
 	ErrNeedsV5 = errors.New("mqtt 5 properties on an mqtt 3.1.1 connection")
 	// ErrSubscriptionRefused: the broker refused a subscription (SUBACK
-	// 0x80), typically an ACL; retrying cannot cure it.
+	// 0x80, or an MQTT 5 reason ≥ 0x80 such as 0x9E, shared subscriptions
+	// not supported), typically an ACL or a topic it does not accept;
+	// retrying cannot cure it. The error names the filter and what
+	// Options.TopicHint says of it.
 	ErrSubscriptionRefused = errors.New("subscription refused by broker")
 )
 

@@ -62,17 +62,43 @@ type Options struct {
 	SubscribeTimeout time.Duration
 	// WriteTimeout bounds one socket write. Default 5s.
 	WriteTimeout time.Duration
-	// MaxReconnectInterval caps the reconnect backoff. Default 2s.
+	// MaxReconnectInterval caps the waits between connection attempts (and
+	// subscribe retries): the first attempt after a loss goes at once, the
+	// next ones after 20 ms growing by half each time, jittered
+	// (ReconnectDelay). Default 2s.
 	MaxReconnectInterval time.Duration
 	// Linger is how long the flusher waits after the first buffered frame for
 	// more before writing. Default 0 (write as soon as the flusher runs).
 	Linger time.Duration
 	// ReadBufferBytes is the size of the read buffer. Default 64 KiB.
 	ReadBufferBytes int
+	// MaxInboundFrame is the largest inbound packet taken, in bytes: a
+	// larger PUBLISH is skipped unread (acknowledged at QoS 1 and 2) and
+	// reported to OnOversized, the connection stays up; a larger packet of
+	// another type closes the connection. Default DefaultMaxInboundFrame
+	// (2 MiB). Not applied with Plain (paho reads its own socket).
+	MaxInboundFrame int
+	// OnOversized is called for every inbound PUBLISH skipped for being
+	// larger than MaxInboundFrame, on connection i's reading goroutine.
+	// Optional; must not block.
+	OnOversized func(i int, o Oversized)
 	// MaxPendingBytes bounds the write buffer of one connection, so a stalled
 	// broker cannot grow memory without limit. Default 1 MiB (about 15,000
 	// requests).
 	MaxPendingBytes int
+	// ProbeShareGroup, when set, makes Dial check that the broker delivers
+	// shared subscriptions: connection 0 also subscribes to
+	// $share/{ProbeShareGroup}/{ProbeTopicPrefix}{random}, and once every
+	// connection is up Dial publishes to that topic until it arrives, or
+	// fails with ErrSharedNotDelivered after ProbeTimeout.
+	ProbeShareGroup string
+	// ProbeTimeout bounds the probe. Default 3s.
+	ProbeTimeout time.Duration
+	// TopicHint, when set, says where a topic filter came from (the
+	// setting that made it, and what to change), for the error of a
+	// subscription the broker refused (ErrSubscriptionRefused). Optional;
+	// "" adds nothing.
+	TopicHint func(filter string) string
 	// Logger for connection events. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -105,8 +131,14 @@ func (o *Options) setDefaults() {
 	if o.ReadBufferBytes <= 0 {
 		o.ReadBufferBytes = sockio.DefaultReadBufferBytes
 	}
+	if o.MaxInboundFrame <= 0 {
+		o.MaxInboundFrame = DefaultMaxInboundFrame
+	}
 	if o.MaxPendingBytes <= 0 {
 		o.MaxPendingBytes = sockio.DefaultMaxPendingBytes
+	}
+	if o.ProbeTimeout <= 0 {
+		o.ProbeTimeout = 3 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -44,17 +44,19 @@ func (c *pahoConn) clientOptions() *mqtt.ClientOptions {
 		SetOrderMatters(true).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
-		SetConnectRetryInterval(500 * time.Millisecond).
-		SetMaxReconnectInterval(o.MaxReconnectInterval).
 		SetKeepAlive(o.KeepAlive).
 		SetPingTimeout(10 * time.Second).
 		SetConnectTimeout(o.ConnectTimeout).
 		SetProtocolVersion(4).
 		SetWriteTimeout(o.WriteTimeout)
-	if o.Plain {
-		co.SetTLSConfig(o.TLS)
+	if o.Plain { // paho as it comes: its own waits (1 s, doubling to the cap)
+		co.SetTLSConfig(o.TLS).SetConnectRetryInterval(500 * time.Millisecond).SetMaxReconnectInterval(o.MaxReconnectInterval)
 	} else {
-		co.SetCustomOpenConnectionFn(c.open)
+		// The pool's reconnect policy (reconnect.go) waits in open, before
+		// each dial. paho's own waits — at least 1 s after a failed attempt,
+		// min(1 s, MaxReconnectInterval) doubling up to it — would come on
+		// top: they are cut to 1 ms.
+		co.SetCustomOpenConnectionFn(c.open).SetConnectRetryInterval(time.Millisecond).SetMaxReconnectInterval(time.Millisecond)
 	}
 	if o.Username != "" {
 		co.SetUsername(o.Username)
@@ -97,8 +99,14 @@ func (c *pahoConn) clientOptions() *mqtt.ClientOptions {
 	return co
 }
 
-// open dials the broker and wraps the socket in a session.
-func (c *pahoConn) open(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) { return c.dial(u) }
+// open waits as the reconnect policy says (backoff), then dials the broker
+// and wraps the socket in a session.
+func (c *pahoConn) open(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
+	if err := c.backoff(); err != nil {
+		return nil, err
+	}
+	return c.dial(u)
+}
 
 // onConnect runs (on a goroutine of paho's) once a session is connected: it
 // subscribes, retrying with backoff while the session lasts (a SUBACK that
@@ -106,6 +114,11 @@ func (c *pahoConn) open(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) { re
 // rest of the run), then marks the session up.
 func (c *pahoConn) onConnect(cl mqtt.Client) {
 	s := c.cur.Load() // this session's transport (nil with Plain)
+	if s != nil {
+		caps := caps311
+		s.caps.Store(&caps)
+	}
+	c.connected()
 	over := func() bool {
 		return s != nil && (s.Dead() || c.cur.Load() != s) || s == nil && !cl.IsConnectionOpen()
 	}
@@ -137,7 +150,7 @@ func (c *pahoConn) subscribe(cl mqtt.Client, filters []string) error {
 	if st, ok := tok.(*mqtt.SubscribeToken); ok {
 		for f, code := range st.Result() {
 			if code == 0x80 {
-				return fmt.Errorf("%w: %s", ErrSubscriptionRefused, f)
+				return c.refused(f, "SUBACK 0x80")
 			}
 		}
 	}

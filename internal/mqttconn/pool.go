@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"golang.org/x/time/rate"
 )
 
 // Pool is a set of MQTT connections, the Transport of both engines: its
@@ -22,6 +24,14 @@ type Pool struct {
 	conns []member
 	once  sync.Once
 	done  chan struct{} // closed by Close: ends subscribe retries
+
+	// The shared subscription probe (Options.ProbeShareGroup).
+	probeTopic, probeFilter string
+	probeGot                atomic.Bool
+
+	refusedLog    rate.Sometimes // the refused-publish warning, at most every 10 s
+	subRefusedLog rate.Sometimes // the refused-subscription error, at most every 10 s
+	oversizedLog  rate.Sometimes // the oversized-message warning, at most every 10 s
 }
 
 // Dial creates the pool and connects every connection, waiting up to
@@ -47,7 +57,11 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 	if o.ProtocolVersion == 5 && o.Plain {
 		return nil, errors.New("the plain paho transport is MQTT 3.1.1 only")
 	}
-	p := &Pool{opts: o, done: make(chan struct{})}
+	p := &Pool{opts: o, done: make(chan struct{}), refusedLog: rate.Sometimes{Interval: 10 * time.Second},
+		subRefusedLog: rate.Sometimes{Interval: 10 * time.Second}, oversizedLog: rate.Sometimes{Interval: 10 * time.Second}}
+	if o.ProbeShareGroup != "" {
+		p.withProbe()
+	}
 	for i := range o.Connections {
 		if o.ProtocolVersion == 5 {
 			c, err := newConn5(p, i, u)
@@ -61,9 +75,16 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 		p.conns = append(p.conns, newPahoConn(p, i))
 	}
 	var refused error
+	diagnosed := false
 	if !waitUntil(ctx, o.ConnectTimeout, func() bool {
-		if refused = p.permanentError(); refused != nil {
+		if refused = p.permanentError(u); refused != nil {
 			return true
+		}
+		if !diagnosed && p.allClosedEarly() {
+			diagnosed = true
+			if refused = diagnose(u, o.ProtocolVersion == 5, min(o.ConnectTimeout, 2*time.Second)); refused != nil {
+				return true
+			}
 		}
 		return p.Up() == len(p.conns)
 	}) || refused != nil {
@@ -71,6 +92,9 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 		p.Close()
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if errors.Is(refused, ErrTLSMismatch) || errors.Is(refused, ErrMQTT5Refused) {
+			return nil, fmt.Errorf("connect to %s: %w", redactURL(u), refused)
 		}
 		if refused != nil {
 			return nil, fmt.Errorf("connect to %s: refused: %w", redactURL(u), refused)
@@ -80,6 +104,12 @@ func Dial(ctx context.Context, o Options) (*Pool, error) {
 			return nil, fmt.Errorf("%s; last error: %w", msg, last)
 		}
 		return nil, errors.New(msg)
+	}
+	if p.probeTopic != "" {
+		if err := p.probe(ctx); err != nil {
+			p.Close()
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -96,10 +126,13 @@ func (p *Pool) lastError() error {
 
 // permanentError returns a connect failure that retrying cannot cure: bad
 // credentials, not authorised, or a broker certificate that does not verify.
-func (p *Pool) permanentError() error {
+func (p *Pool) permanentError(u *url.URL) error {
 	err := p.lastError()
 	if err == nil {
 		return nil
+	}
+	if e := tlsToPlain(u, err); e != nil {
+		return e
 	}
 	var cv *tls.CertificateVerificationError
 	var ua x509.UnknownAuthorityError
@@ -109,11 +142,23 @@ func (p *Pool) permanentError() error {
 	var op *net.OpError
 	alert := errors.As(err, &op) && op.Op == "remote error"
 	if errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) || errors.Is(err, ErrSubscriptionRefused) ||
-		errors.Is(err, errRefused5) ||
+		errors.Is(err, errRefused5) || errors.Is(err, ErrMQTT5Refused) ||
 		errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || alert {
 		return err
 	}
 	return nil
+}
+
+// allClosedEarly reports whether every connection's last connect attempt
+// ended with the broker closing the connection before a CONNACK.
+func (p *Pool) allClosedEarly() bool {
+	for _, c := range p.conns {
+		e := c.base().err.Load()
+		if e == nil || !closedEarly(*e) {
+			return false
+		}
+	}
+	return true
 }
 
 // Len returns the number of connections.

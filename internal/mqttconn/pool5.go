@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"strconv"
@@ -41,20 +42,21 @@ func newConn5(p *Pool, i int, u *url.URL) (*conn5, error) {
 		KeepAlive:                     uint16(min(o.KeepAlive/time.Second, 65535)),
 		CleanStartOnInitialConnection: true,
 		ConnectTimeout:                o.ConnectTimeout,
-		// Attempt n (0 = the first) waits 0, 500 ms, 1 s, ... up to
-		// MaxReconnectInterval, as the 3.1.1 connections do.
+		// Attempt n (0 = the first after a loss) waits as the pool's
+		// reconnect policy says (ReconnectDelay), as the 3.1.1 connections do.
 		ReconnectBackoff: func(n int) time.Duration {
-			if n == 0 {
-				return 0
-			}
-			return min(500*time.Millisecond<<min(n-1, 16), o.MaxReconnectInterval)
+			return ReconnectDelay(n, o.MaxReconnectInterval, rand.Float64())
 		},
 		AttemptConnection: func(_ context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
 			return c.dial(u)
 		},
 		// Both must not block: subscribing waits for a SUBACK.
-		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
-			go c.onUp(cm, c.cur.Load())
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+			s := c.cur.Load()
+			if s != nil {
+				s.caps.Store(capsFromConnack(ca))
+			}
+			go c.onUp(cm, s)
 		},
 		OnConnectionDown: func() bool {
 			c.refresh()
@@ -67,6 +69,8 @@ func newConn5(p *Pool, i int, u *url.URL) (*conn5, error) {
 				switch ce.ReasonCode {
 				case 0x86, 0x87, 0x8A, 0x8C: // bad credentials, not authorised, banned, bad auth method
 					err = fmt.Errorf("%w: %v", errRefused5, err)
+				case 0x01, 0x84: // a 3.1.1 broker's "unacceptable protocol version"; unsupported protocol version
+					err = fmt.Errorf("%w (CONNACK 0x%02x): %v", ErrMQTT5Refused, ce.ReasonCode, err)
 				}
 			}
 			c.err.Store(&err)
@@ -128,19 +132,28 @@ func (c *conn5) subscribe(cm *autopaho.ConnectionManager, filters []string) erro
 	ctx, cancel := context.WithTimeout(c.ctx, o.SubscribeTimeout)
 	defer cancel()
 	sa, err := cm.Subscribe(ctx, s)
+	if sa != nil {
+		for i, code := range sa.Reasons {
+			if code >= 0x80 && i < len(filters) {
+				return c.refused(filters[i], fmt.Sprintf("SUBACK reason 0x%02x", code))
+			}
+		}
+	}
 	if err != nil {
-		if sa != nil && len(sa.Reasons) > 0 {
-			return fmt.Errorf("%w: %v", ErrSubscriptionRefused, err)
+		if errors.Is(err, paho.ErrInvalidArguments) { // e.g. the CONNACK said Shared Subscription Available = 0
+			f := filters[0]
+			for _, g := range filters {
+				if strings.HasPrefix(g, "$share/") {
+					f = g
+					break
+				}
+			}
+			return c.refused(f, err.Error())
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("no SUBACK within %v", o.SubscribeTimeout)
 		}
 		return err
-	}
-	for i, code := range sa.Reasons {
-		if code >= 0x80 && i < len(filters) {
-			return fmt.Errorf("%w: %s (reason 0x%02x)", ErrSubscriptionRefused, filters[i], code)
-		}
 	}
 	return nil
 }
@@ -179,7 +192,32 @@ func (c *conn5) send(m *Message, kick bool) error {
 	go func() {
 		ctx, cancel := context.WithTimeout(c.ctx, c.pool.opts.WriteTimeout+c.pool.opts.KeepAlive)
 		defer cancel()
-		if _, err := c.cm.Publish(ctx, p); err != nil && c.ctx.Err() == nil {
+		resp, err := c.cm.Publish(ctx, p)
+		if c.ctx.Err() != nil {
+			return
+		}
+		// Refused, by the client library for a limit the broker announced
+		// (Maximum QoS, ...) or by the broker (PUBACK/PUBREC reason ≥ 0x80):
+		// not sent. Not acknowledged in time: written, so sent.
+		var reason byte
+		if resp != nil {
+			reason = resp.ReasonCode
+		}
+		if errors.Is(err, paho.ErrInvalidArguments) || reason >= 0x80 {
+			c.pool.refusedLog.Do(func() {
+				c.pool.opts.Logger.Warn("mqtt publish refused; counted as not sent (this warning at most every 10 s)",
+					"conn", c.idx, "qos", q, "reason_code", reason, "err", err)
+			})
+			if c.pool.opts.OnUnsent != nil {
+				var cd []byte
+				if p.Properties != nil {
+					cd = p.Properties.CorrelationData
+				}
+				c.unsent(&Message{Topic: p.Topic, Payload: p.Payload, CorrelationData: cd})
+			}
+			return
+		}
+		if err != nil {
 			c.pool.opts.Logger.Debug("mqtt 5 publish not acknowledged", "conn", c.idx, "qos", q, "err", err)
 		}
 	}()

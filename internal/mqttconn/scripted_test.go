@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -136,7 +137,8 @@ func TestSubscribeRetriedWhenSubackNeverComes(t *testing.T) {
 }
 
 // TestSubscriptionRefusedFailsDial: a refused subscription (SUBACK 0x80,
-// typically an ACL) is reported at once with its reason.
+// typically an ACL) is reported at once with its reason, the filter and
+// where the filter came from (Options.TopicHint).
 func TestSubscriptionRefusedFailsDial(t *testing.T) {
 	noLeaks(t)
 	b := startScripted(t, func(int) (byte, bool) { return 0x80, true })
@@ -144,9 +146,13 @@ func TestSubscriptionRefusedFailsDial(t *testing.T) {
 		Broker: b.url(), ClientIDPrefix: "refused", ConnectTimeout: 20 * time.Second, Logger: quiet,
 		Subscriptions: func(int) []string { return []string{"resp/forbidden"} },
 		OnMessage:     func(int, *mqttconn.Message) {},
+		TopicHint:     func(f string) string { return "made by SOME_SETTING from " + f },
 	})
 	if !errors.Is(err, mqttconn.ErrSubscriptionRefused) {
 		t.Fatalf("Dial = %v, want ErrSubscriptionRefused", err)
+	}
+	if want := "subscription refused by broker: resp/forbidden (SUBACK 0x80); made by SOME_SETTING from resp/forbidden"; !strings.Contains(err.Error(), want) {
+		t.Errorf("Dial = %v, want it to contain %q", err, want)
 	}
 }
 

@@ -17,11 +17,19 @@ import (
 // writes, liveness) plus the read demultiplexer and the QoS 0 fast path. A
 // reconnect makes a new session.
 //
-// Demultiplexing. With onPublish set, Read parses the inbound stream packet
-// by packet and hands QoS 0 PUBLISH packets to onPublish straight from the
-// read buffer: the client library never sees them (no allocation, no
-// goroutine hand-off per message). It returns every other packet to the
-// client library unchanged.
+// Demultiplexing. Read parses the inbound stream packet by packet. With
+// onPublish set, it hands QoS 0 PUBLISH packets to onPublish straight from
+// the read buffer: the client library never sees them (no allocation, no
+// goroutine hand-off per message). A PUBLISH larger than the frame limit
+// (Options.MaxInboundFrame) is skipped unread and reported to onOversized
+// (skip). Every other packet goes to the client library unchanged, straight
+// from the read buffer into the library's own buffer.
+//
+// Inbound memory. A session holds its read buffer and at most one frame of
+// up to the frame limit (a QoS 0 PUBLISH larger than the read buffer, copied
+// out to be parsed, then released when above 1 MiB); frames for the client
+// library are not copied here (the library reads them into its own
+// buffers, one message at a time per connection being delivered).
 //
 // Fast path. publish appends a QoS 0 PUBLISH packet to the socket's write
 // buffer. The client library writes each of its packets with one Write call
@@ -34,6 +42,9 @@ type session struct {
 	// ready: the pool has subscribed on this session. Publishes are accepted
 	// only then, and while the socket is not Dead.
 	ready atomic.Bool
+	// caps is what the broker announced when this session connected, set
+	// by the member's connect handler.
+	caps atomic.Pointer[Capabilities]
 
 	// onPublish, when set, receives inbound QoS 0 PUBLISH packets; the
 	// message aliases the read buffer and is valid during the call.
@@ -42,9 +53,12 @@ type session struct {
 	// onUnsent, when set, receives every PUBLISH packet the socket discarded
 	// unwritten.
 	onUnsent func(m *Message)
-	pkt      []byte // body of a packet larger than the read buffer
-	stage    []byte // a packet for the client library, not yet returned by Read
-	stageOff int
+	// onOversized, when set, is told of every PUBLISH skipped for being
+	// larger than maxFrame.
+	onOversized func(o Oversized)
+	maxFrame    int    // the frame limit (Options.MaxInboundFrame)
+	pkt         []byte // body of a QoS 0 packet larger than the read buffer
+	passing     int    // bytes of the current packet still to pass to the client library
 }
 
 // newSession wraps nc, a socket connected to the broker, for a session of
@@ -52,7 +66,10 @@ type session struct {
 // client library receives them), onUnsent the messages accepted but never
 // written (nil: none are reported).
 func newSession(nc net.Conn, o *Options, onPublish, onUnsent func(*Message)) *session {
-	s := &session{v5: o.ProtocolVersion == 5, onPublish: onPublish, onUnsent: onUnsent}
+	s := &session{v5: o.ProtocolVersion == 5, onPublish: onPublish, onUnsent: onUnsent, maxFrame: o.MaxInboundFrame}
+	if s.maxFrame <= 0 {
+		s.maxFrame = DefaultMaxInboundFrame
+	}
 	so := sockio.Options{
 		ReadBufferBytes: o.ReadBufferBytes,
 		Linger:          o.Linger,
@@ -67,12 +84,9 @@ func newSession(nc net.Conn, o *Options, onPublish, onUnsent func(*Message)) *se
 	return s
 }
 
-// maxInboundPacket bounds what one inbound packet may make us allocate
-// (bytes); a larger one closes the connection, which then reconnects.
-const maxInboundPacket = 16 << 20
-
 // Read returns the inbound byte stream to the client library, less the QoS 0
-// PUBLISH packets it hands to onPublish.
+// PUBLISH packets it hands to onPublish and the PUBLISH packets it skips for
+// their size.
 //
 // Any error marks the session dead. When a write failed, the socket was
 // closed so that this read fails and the client reconnects; the read then
@@ -82,13 +96,7 @@ const maxInboundPacket = 16 << 20
 // keepalive ping timed out (and the write's error is formatted with %s, not
 // wrapped, for the same reason).
 func (s *session) Read(p []byte) (int, error) {
-	var n int
-	var err error
-	if s.onPublish == nil {
-		n, err = s.Conn.Read(p)
-	} else {
-		n, err = s.demux(p)
-	}
+	n, err := s.demux(p)
 	if err != nil {
 		s.MarkDead()
 		if errors.Is(err, net.ErrClosed) {
@@ -100,14 +108,16 @@ func (s *session) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// demux is Read with onPublish set.
+// demux is Read: it parses each packet's fixed header, then delivers (QoS
+// 0 PUBLISH with onPublish), skips (a PUBLISH above maxFrame) or passes the
+// packet on.
 func (s *session) demux(p []byte) (int, error) {
 	r := s.Reader()
 	for {
-		if s.stageOff < len(s.stage) {
-			n := copy(p, s.stage[s.stageOff:])
-			s.stageOff += n
-			return n, nil
+		if s.passing > 0 {
+			n, err := r.Read(p[:min(len(p), s.passing)])
+			s.passing -= n
+			return n, err
 		}
 		hdr, err := r.Peek(2) // the shortest packet: first byte and a one-byte remaining length
 		if err != nil {
@@ -123,22 +133,22 @@ func (s *session) demux(p []byte) (int, error) {
 		if err != nil {
 			return 0, errMalformedPacket
 		}
-		if rl > maxInboundPacket {
-			return 0, fmt.Errorf("%w: inbound packet of %d bytes exceeds %d", errMalformedPacket, rl, maxInboundPacket)
-		}
 		first := hdr[0]
-		if mqttpkt.Type(first) == mqttpkt.PUBLISH && mqttpkt.QoS(first) == 0 { // DUP and RETAIN ignored
+		publish := mqttpkt.Type(first) == mqttpkt.PUBLISH
+		switch {
+		case hl+rl > s.maxFrame && publish:
+			if err := s.skip(first, hl, rl); err != nil {
+				return 0, err
+			}
+		case hl+rl > s.maxFrame: // no broker sends other packets this large
+			return 0, fmt.Errorf("%w: inbound packet of %d bytes (type %d) exceeds %d", errMalformedPacket, hl+rl, mqttpkt.Type(first), s.maxFrame)
+		case publish && mqttpkt.QoS(first) == 0 && s.onPublish != nil: // DUP and RETAIN ignored
 			if err := s.deliver(first, hl, rl); err != nil {
 				return 0, err
 			}
-			continue
+		default:
+			s.passing = hl + rl
 		}
-		s.stage = append(append(s.stage[:0], hdr[:hl]...), make([]byte, rl)...)
-		_, _ = r.Discard(hl)
-		if _, err := io.ReadFull(r, s.stage[hl:]); err != nil {
-			return 0, err
-		}
-		s.stageOff = 0
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,7 +138,7 @@ func TestDemux5ReadsPahosFrames(t *testing.T) {
 // the read (the client library then closes the connection and reconnects).
 func TestDemuxRefusesMalformed(t *testing.T) {
 	alias := uint16(3)
-	tooLong := append([]byte{0x30}, mqttpkt.AppendVarInt(nil, maxInboundPacket+1)...)
+	tooLong := append([]byte{0x90}, mqttpkt.AppendVarInt(nil, DefaultMaxInboundFrame)...) // a SUBACK
 	for _, tc := range []struct {
 		name   string
 		v      byte
@@ -144,13 +146,110 @@ func TestDemuxRefusesMalformed(t *testing.T) {
 	}{
 		{"topic past the end", 4, []byte{0x30, 4, 0, 6, 'a', 'b'}},
 		{"5-byte remaining length", 4, []byte{0x30, 0xff, 0xff, 0xff, 0xff}},
-		{"packet larger than the bound", 4, tooLong},
+		{"packet other than PUBLISH larger than the bound", 4, tooLong},
+		{"oversized PUBLISH of QoS 3", 4, append([]byte{0x36}, mqttpkt.AppendVarInt(nil, DefaultMaxInboundFrame)...)},
 		{"property past the end", 5, []byte{0x30, 4, 0, 1, 't', 9}},
 		{"topic alias", 5, pahoPublish5(t, "t", nil, &paho5.Properties{TopicAlias: &alias})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, _, err := parse(tc.stream, tc.v); !errors.Is(err, errMalformedPacket) || !errors.Is(err, mqttpkt.ErrMalformed) {
 				t.Errorf("err %v, want errMalformedPacket", err)
+			}
+		})
+	}
+}
+
+// captureConn is a streamConn that keeps what is written to it.
+type captureConn struct {
+	streamConn
+	mu sync.Mutex
+	w  bytes.Buffer
+}
+
+func (c *captureConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.w.Write(p)
+}
+
+// publishV encodes a PUBLISH of protocol version v with the client
+// library's own encoder (paho.mqtt.golang for 4, paho.golang for 5).
+func publishV(t testing.TB, v, qos byte, retain bool, id uint16, topic string, payload []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if v == 5 {
+		cp := paho5.NewControlPacket(paho5.PUBLISH)
+		pub := cp.Content.(*paho5.Publish)
+		pub.QoS, pub.Retain, pub.PacketID, pub.Topic, pub.Payload = qos, retain, id, topic, payload
+		if _, err := cp.WriteTo(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	p.Qos, p.Retain, p.MessageID, p.TopicName, p.Payload = qos, retain, id, topic, payload
+	if err := p.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestDemuxSkipsOversized: a PUBLISH above the frame limit, at any QoS,
+// retained or not, is read past and reported, never delivered or passed on;
+// at QoS 1 it is answered with a PUBACK, at QoS 2 with a PUBREC, of its
+// packet identifier; the packets around it go where they always go.
+func TestDemuxSkipsOversized(t *testing.T) {
+	for _, v := range []byte{4, 5} {
+		t.Run(VersionName(v), func(t *testing.T) {
+			big := bytes.Repeat([]byte("x"), 500)
+			var stream bytes.Buffer
+			stream.Write(publishV(t, v, 0, false, 0, "resp/a/1", []byte("one")))
+			stream.Write(publishV(t, v, 0, true, 0, "resp/big/0", big))
+			stream.Write(publishV(t, v, 1, false, 0x1234, "resp/big/1", big))
+			stream.Write(publishV(t, v, 2, true, 7, strings.Repeat("t", 80), big)) // topic longer than the read buffer
+			stream.Write(publishV(t, v, 1, false, 9, "resp/q1", []byte("small")))
+			stream.Write([]byte{0xD0, 0}) // PINGRESP
+			stream.Write(publishV(t, v, 0, false, 0, "resp/a/2", []byte("two")))
+			var msgs []string
+			var skipped []Oversized
+			nc := &captureConn{streamConn: streamConn{r: bytes.NewReader(stream.Bytes())}}
+			s := newSession(nc, &Options{ProtocolVersion: v, ReadBufferBytes: 64, MaxInboundFrame: 200},
+				func(m *Message) { msgs = append(msgs, m.Topic+"="+string(m.Payload)) }, nil)
+			s.onOversized = func(o Oversized) { skipped = append(skipped, o) }
+			var passed []byte
+			buf := make([]byte, 7)
+			for {
+				n, err := s.Read(buf)
+				passed = append(passed, buf[:n]...)
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+			_ = s.Close() // writes what is buffered
+			if strings.Join(msgs, " ") != "resp/a/1=one resp/a/2=two" {
+				t.Errorf("delivered %v", msgs)
+			}
+			// header 3 bytes, topic 2+len, packet id 2 (QoS > 0), properties 1 (MQTT 5), payload 500
+			props := 0
+			if v == 5 {
+				props = 1
+			}
+			want := []Oversized{{Topic: "resp/big/0", Bytes: 515 + props, Retained: true}, {Topic: "resp/big/1", Bytes: 517 + props, QoS: 1},
+				{Bytes: 587 + props, QoS: 2, Retained: true}}
+			if !slices.Equal(skipped, want) {
+				t.Errorf("skipped %+v\nwant    %+v", skipped, want)
+			}
+			if want := append(publishV(t, v, 1, false, 9, "resp/q1", []byte("small")), 0xD0, 0); !bytes.Equal(passed, want) {
+				t.Errorf("passed on % x\nwant       % x", passed, want)
+			}
+			nc.mu.Lock()
+			acks := nc.w.Bytes()
+			nc.mu.Unlock()
+			if want := []byte{0x40, 2, 0x12, 0x34, 0x50, 2, 0, 7}; !bytes.Equal(acks, want) {
+				t.Errorf("wrote % x, want PUBACK 0x1234, PUBREC 7: % x", acks, want)
 			}
 		})
 	}

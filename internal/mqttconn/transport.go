@@ -16,6 +16,9 @@ type Transport interface {
 	// Suspect returns how many connections wrote and heard nothing back for
 	// longer than Options.SuspectAfter.
 	Suspect() int
+	// Capabilities returns what the broker announced when the connections
+	// connected (the first connection's record; zero before any connected).
+	Capabilities() Capabilities
 	// Unsubscribe removes every connection's subscriptions, waiting at most
 	// until ctx ends; connections stay open so replies can still be sent.
 	Unsubscribe(ctx context.Context) error

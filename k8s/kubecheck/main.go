@@ -21,6 +21,9 @@
 //     target workloads that exist, named Service target ports exist on the
 //     selected containers, a StatefulSet's serviceName is a headless Service,
 //     and an HPA-managed Deployment leaves spec.replicas unset;
+//   - a worker that splits the request shards (WORKER_COUNT above 1) sets
+//     SHARED_SUBSCRIPTION=false and, with WORKER_INDEX=auto, runs as a
+//     StatefulSet of exactly WORKER_COUNT replicas;
 //   - a prometheus-adapter configuration (config.yaml of a ConfigMap
 //     labelled app.kubernetes.io/name=prometheus-adapter) decodes strictly
 //     into the adapter's schema, and its rules are sound: a series query,
@@ -245,6 +248,7 @@ func check(objs []object) []string {
 		if w, ok := workloadOf(o); ok {
 			workloads = append(workloads, w)
 			checkWorkload(w, func(format string, a ...any) { add(o, format, a...) })
+			checkShardSplit(w, func(format string, a ...any) { add(o, format, a...) })
 		}
 		if s, ok := o.obj.(*corev1.Service); ok {
 			services[s.Namespace+"/"+s.Name] = s

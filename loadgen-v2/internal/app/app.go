@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -89,6 +90,9 @@ func Run(ctx context.Context, res *config.Resolved, log *slog.Logger, stdout, st
 	fmt.Fprintln(stderr, "loadgen-v2: "+res.Plan())
 	rep, err := eng.Run(ctx)
 	if err != nil {
+		if errors.Is(err, envconf.ErrInvalid) { // a setting the broker announced it cannot carry
+			return cliutil.ExitConfig, err
+		}
 		return cliutil.ExitError, err
 	}
 	final.Store(rep)

@@ -2,7 +2,8 @@
 // and measured, by intended send time) how many fires the schedule made due
 // and what became of each (sent, skipped, send failed), how every request
 // sent ended (matched, timed out, or still pending), the responses that
-// matched nothing (late, duplicate, implausible, unknown, malformed), the
+// matched nothing (late, duplicate, implausible, unknown, malformed) and the
+// inbound messages too large to read (oversized), the
 // payload bytes, the latency histograms, the connection events, and the
 // run's phase. Responses are classified here (OnResponse, decoded once).
 //
@@ -26,6 +27,7 @@ import (
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/pending"
@@ -89,11 +91,11 @@ type Books struct {
 	finished          atomic.Bool
 	fired             atomic.Uint64 // fires the scheduler has processed
 
-	counts             [2]counters
-	unknown, malformed atomic.Uint64
-	otherRun           atomic.Uint64 // unknown ones with another run id (report.Counts.UnknownOtherRun)
-	bytesOut           atomic.Uint64 // request payload bytes sent (queued)
-	bytesIn            [8]stripe     // response payload bytes, striped by connection
+	counts                        [2]counters
+	unknown, malformed, oversized atomic.Uint64
+	otherRun                      atomic.Uint64 // unknown ones with another run id (report.Counts.UnknownOtherRun)
+	bytesOut                      atomic.Uint64 // request payload bytes sent (queued)
+	bytesIn                       [8]stripe     // response payload bytes, striped by connection
 
 	// Hist are the run's histograms.
 	Hist Histograms
@@ -210,8 +212,8 @@ func (b *Books) Pending() int64 {
 	return max(p, 0)
 }
 
-// phaseCounts returns the counts of phase (StillPending, Unknown and Malformed
-// left 0). The counters are read effects first, causes last — how requests
+// phaseCounts returns the counts of phase (StillPending, Unknown, Malformed and
+// Oversized left 0). The counters are read effects first, causes last — how requests
 // ended, then how fires went (sent, skipped, failed), then the fires made due
 // — so that, although they are read one by one while the run goes on, no
 // count read is ahead of the count it comes from: scheduled ≥ sent + skipped
@@ -255,6 +257,9 @@ type Snapshot struct {
 	// ConnectionsUp and ConnectionsSuspect are the transport's (filled by
 	// the run loop, which holds it).
 	ConnectionsUp, ConnectionsSuspect int
+	// Broker is what the broker announced when the connections connected
+	// (the transport's, filled by the run loop; nil while connecting).
+	Broker *mqttconn.Capabilities
 }
 
 // Snapshot returns the books now.
@@ -274,6 +279,7 @@ func (b *Books) Snapshot() Snapshot {
 	// Pending from the same counts (not read again), so the snapshot agrees
 	// with itself.
 	s.Pending = max(int64(s.RequestsSent)-int64(s.ResponsesMatched)-int64(s.Timeouts), 0)
+	s.Oversized = b.oversized.Load()
 	return s
 }
 
@@ -299,6 +305,7 @@ func (b *Books) Final() Final {
 	})
 	f.Measured.StillPending, f.Warmup.StillPending = still[Measured], still[Warmup]
 	f.Measured.Unknown, f.Measured.Malformed, f.Measured.UnknownOtherRun = b.unknown.Load(), b.malformed.Load(), b.otherRun.Load()
+	f.Measured.Oversized = b.oversized.Load()
 	f.ClientsFired = b.counts[Warmup].firstFires.Load() + b.counts[Measured].firstFires.Load()
 	f.RequestBytes, f.ResponseBytes = b.bytesOut.Load(), b.responseBytes()
 	return f

@@ -8,6 +8,10 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 )
 
+// OnOversized counts an inbound message skipped for being larger than the
+// connections' frame limit (mqttconn.Options.OnOversized).
+func (b *Books) OnOversized(int, mqttconn.Oversized) { b.oversized.Add(1) }
+
 // OnResponse classifies one response (mqttconn.Options.OnMessage). It runs
 // on a connection's reading goroutine and never blocks. The response is
 // decoded once (wire.Requester.Read), then it is:

@@ -33,7 +33,7 @@ type Config struct {
 	Duration       time.Duration `envconfig:"DURATION" default:"0s" desc:"how long to send (0 = until SIGINT/SIGTERM); then drain up to REQUEST_TIMEOUT and report" json:"duration"`
 	Warmup         time.Duration `envconfig:"WARMUP" default:"0s" desc:"requests intended in the first WARMUP are sent but excluded from the report" json:"warmup"`
 	RampUp         time.Duration `envconfig:"RAMP_UP" default:"0s" desc:"bring virtual clients online linearly over this time" json:"ramp_up"`
-	InstanceID     string        `envconfig:"INSTANCE_ID" desc:"this loadgen's id, used in response topics (default: hostname-pid)" json:"instance_id"`
+	InstanceID     string        `envconfig:"INSTANCE_ID" desc:"this loadgen's id, used in response topics (default: hostname-pid, every character of the hostname but letters, digits, '-' and '_' made '-')" json:"instance_id"`
 	ClientIDOffset string        `envconfig:"CLIENT_ID_OFFSET" default:"0" desc:"id of the first virtual client (instances need disjoint ranges); auto = ordinal of INSTANCE_ID's trailing -N times VIRTUAL_CLIENTS" json:"client_id_offset"`
 	PayloadBytes   int           `envconfig:"PAYLOAD_BYTES" default:"0" desc:"pad each request to at least this many bytes (CORRELATE=properties without REQUEST_TEMPLATE: the payload, this many bytes)" json:"payload_bytes"`
 	MQTTVersion    string        `envconfig:"MQTT_VERSION" default:"3.1.1" desc:"MQTT protocol version: 3.1.1 or 5" json:"mqtt_version"`

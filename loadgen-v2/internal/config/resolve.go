@@ -19,7 +19,8 @@ import (
 // packages take, derived once by Resolve. It is read-only.
 type Resolved struct {
 	// Config is the configuration as given, INSTANCE_ID defaulted to
-	// hostname-pid when unset (the report carries it).
+	// hostname-pid when unset, every character of the hostname but letters,
+	// digits, '-' and '_' made '-' (the report carries it).
 	Config
 	// RunID is random per run: it is in every request, in the client ids
 	// and in the run_id label of every metric (RunName).
@@ -101,6 +102,7 @@ func (c *Config) Resolve() (*Resolved, error) {
 		// Requests went out and nothing came back for a whole request timeout.
 		SuspectAfter: r.RequestTimeout,
 		Plain:        r.Transport == "paho",
+		TopicHint:    r.topicHint,
 	}
 	if err := r.Security.Apply(&r.MQTT); err != nil {
 		return nil, err
@@ -185,16 +187,23 @@ func (c *Config) offset(name string) (uint32, error) {
 	return uint32(off), nil
 }
 
-// sanitize makes a hostname usable inside a topic name.
+// sanitize makes a hostname a topic level every broker accepts: letters,
+// digits, '-' and '_' stay, every other byte becomes '-' (a dot among them:
+// NATS maps '.' to its subject separator and refuses it in a topic).
 func sanitize(s string) string {
 	b := []byte(s)
 	for i, ch := range b {
-		if ch == '/' || ch == '+' || ch == '#' || ch < 0x20 {
-			b[i] = '_'
+		if !topicSafe(ch) {
+			b[i] = '-'
 		}
 	}
 	if len(b) == 0 {
 		return "loadgen"
 	}
 	return string(b)
+}
+
+// topicSafe reports whether ch is accepted in a topic level by every broker.
+func topicSafe(ch byte) bool {
+	return ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_'
 }

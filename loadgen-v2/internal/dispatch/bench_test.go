@@ -27,12 +27,13 @@ type sinkTransport struct{ n int }
 
 type sinkConn struct{}
 
-func (t sinkTransport) Len() int                          { return t.n }
-func (t sinkTransport) Conn(int) mqttconn.Conn            { return sinkConn{} }
-func (t sinkTransport) Up() int                           { return t.n }
-func (t sinkTransport) Suspect() int                      { return 0 }
-func (t sinkTransport) Unsubscribe(context.Context) error { return nil }
-func (t sinkTransport) Close()                            {}
+func (t sinkTransport) Len() int                            { return t.n }
+func (t sinkTransport) Conn(int) mqttconn.Conn              { return sinkConn{} }
+func (t sinkTransport) Up() int                             { return t.n }
+func (t sinkTransport) Suspect() int                        { return 0 }
+func (t sinkTransport) Capabilities() mqttconn.Capabilities { return mqttconn.Capabilities{} }
+func (t sinkTransport) Unsubscribe(context.Context) error   { return nil }
+func (t sinkTransport) Close()                              {}
 
 func (sinkConn) Connected() bool                        { return true }
 func (sinkConn) Queue(string, []byte) error             { return nil }

@@ -108,6 +108,7 @@ func (e *Engine) Snapshot() books.Snapshot {
 	s := e.books.Snapshot()
 	if t := e.transport.Load(); t != nil {
 		s.ConnectionsUp, s.ConnectionsSuspect = (*t).Up(), (*t).Suspect()
+		s.Broker = e.broker()
 	}
 	return s
 }
@@ -125,6 +126,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	res := e.res
 	opts := res.MQTT
 	opts.OnMessage, opts.OnUnsent, opts.OnState, opts.Logger = e.books.OnResponse, e.books.OnUnsent, e.books.Conns.State, e.log
+	opts.OnOversized = e.books.OnOversized
 	t, err := e.dial(ctx, opts)
 	if err != nil {
 		if ctx.Err() == nil && !e.stopped() {
@@ -136,6 +138,10 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 		e.books.Finish()
 		return e.report(0, 0)
 	}
+	if err := res.CheckBroker(t.Capabilities()); err != nil {
+		t.Close()
+		return nil, err
+	}
 	e.transport.Store(&t)
 	defer e.close(t)
 
@@ -145,7 +151,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	close(e.ready)
 	e.log.Info("loadgen started", "virtual_clients", res.VirtualClients, "connections", res.Connections,
 		"interval_ms", res.IntervalMS, "target_rps", res.Rate(), "instance", res.InstanceID, "client_id_offset", res.Offset,
-		"bytes_per_client", e.BytesPerClient())
+		"bytes_per_client", e.BytesPerClient(), "broker_capabilities", t.Capabilities().String())
 
 	progCtx, stopProgress := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -170,6 +176,17 @@ func (e *Engine) close(t mqttconn.Transport) {
 	e.books.Finish()
 }
 
+// broker returns the transport's capabilities record (nil before it was
+// dialled).
+func (e *Engine) broker() *mqttconn.Capabilities {
+	t := e.transport.Load()
+	if t == nil {
+		return nil
+	}
+	c := (*t).Capabilities()
+	return &c
+}
+
 // report makes the report of the finished run: sending ended at sendEnd
 // (after the epoch) and cost sendingCPU.
 func (e *Engine) report(sendEnd, sendingCPU time.Duration) (*report.Report, error) {
@@ -185,7 +202,7 @@ func (e *Engine) report(sendEnd, sendingCPU time.Duration) (*report.Report, erro
 		VirtualClients: uint64(res.VirtualClients), ClientsFired: f.ClientsFired, Interval: res.Interval(),
 		RequestBytes: f.RequestBytes, ResponseBytes: f.ResponseBytes,
 		Usage:  report.ReadUsage(f.Measured.RequestsSent+f.Warmup.RequestsSent, sendingCPU),
-		Config: cfg,
+		Config: cfg, Broker: e.broker(),
 		Hists: report.Hists{Latency: h.Latency.Total(), ScheduleLag: h.ScheduleLag.Total(),
 			WorkerQueue: h.WorkerQueue.Total(), WorkerProcess: h.WorkerProcess.Total(), BrokerNetwork: h.BrokerNetwork.Total()},
 		Objectives: report.Objectives{P99MS: res.SLOP99MS, MatchRate: res.SLOMatchRate, SuccessRate: res.SLOSuccess},

@@ -58,6 +58,7 @@ func (t *fakeTransport) Len() int                              { return len(t.co
 func (t *fakeTransport) Conn(i int) mqttconn.Conn              { return t.conns[i] }
 func (t *fakeTransport) Up() int                               { return len(t.conns) }
 func (t *fakeTransport) Suspect() int                          { return 0 }
+func (t *fakeTransport) Capabilities() mqttconn.Capabilities   { return mqttconn.Capabilities{} }
 func (t *fakeTransport) Unsubscribe(ctx context.Context) error { return nil }
 
 func (t *fakeTransport) Close() {

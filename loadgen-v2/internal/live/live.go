@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/books"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
@@ -72,6 +73,10 @@ type Stats struct {
 	// LatencyTotalMS is the round trip over the run so far, after WARMUP:
 	// once finished, the report's latency row.
 	LatencyTotalMS latency.Summary `json:"latency_total_ms"`
+	// Broker is what the broker announced when the connections connected:
+	// the protocol it accepted and, on MQTT 5, the CONNACK's limits (the
+	// report's broker). Absent while connecting.
+	Broker *mqttconn.Capabilities `json:"broker,omitempty"`
 }
 
 // View is the live view of one run.
@@ -122,6 +127,7 @@ func (v *View) Stats() Stats {
 		Counts:             snap.Counts,
 		Pending:            snap.Pending,
 		WindowSeconds:      v.every().Seconds(),
+		Broker:             snap.Broker,
 	}
 	if s.Running {
 		s.ElapsedSeconds = snap.Elapsed.Seconds()

@@ -91,7 +91,7 @@ func newSnapshotCollector(res *config.Resolved, snapshot func() books.Snapshot) 
 	gauge := func(name, help string, f func(s *books.Snapshot) float64) {
 		c.series = append(c.series, series{desc(name, help), prometheus.GaugeValue, f, ""})
 	}
-	unmatched := desc("responses_unmatched_total", "Responses that matched no outstanding request, by reason.", "reason")
+	unmatched := desc("responses_unmatched_total", "Responses that matched no outstanding request, by reason (oversized: above the 2 MiB frame limit, skipped unread).", "reason")
 	for _, u := range []struct {
 		reason string
 		f      func(s *books.Snapshot) uint64
@@ -101,6 +101,7 @@ func newSnapshotCollector(res *config.Resolved, snapshot func() books.Snapshot) 
 		{"implausible", func(s *books.Snapshot) uint64 { return s.Implausible }},
 		{"unknown", func(s *books.Snapshot) uint64 { return s.Unknown }},
 		{"malformed", func(s *books.Snapshot) uint64 { return s.Malformed }},
+		{"oversized", func(s *books.Snapshot) uint64 { return s.Oversized }},
 	} {
 		c.series = append(c.series, series{unmatched, prometheus.CounterValue, func(s *books.Snapshot) float64 { return float64(u.f(s)) }, u.reason})
 	}

@@ -3,6 +3,8 @@ package report
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
 // Outcome is a finished run as its report sees it: the final books and the
@@ -27,7 +29,9 @@ type Outcome struct {
 	RequestBytes, ResponseBytes uint64
 	Usage                       *ProcessUsage
 	// Config is the configuration of the run, as JSON.
-	Config     json.RawMessage
+	Config json.RawMessage
+	// Broker is what the broker announced when the connections connected.
+	Broker     *mqttconn.Capabilities
 	Hists      Hists
 	Objectives Objectives
 }
@@ -41,7 +45,7 @@ func Build(o *Outcome) (*Report, error) {
 		Counts:       o.Measured,
 		RequestBytes: o.RequestBytes, ResponseBytes: o.ResponseBytes,
 		VirtualClients: o.VirtualClients, ClientsFired: o.ClientsFired, IntervalSeconds: o.Interval.Seconds(),
-		TargetRPS: o.TargetRPS, Usage: o.Usage, Config: o.Config,
+		TargetRPS: o.TargetRPS, Usage: o.Usage, Config: o.Config, Broker: o.Broker,
 	}
 	if o.SendEnd > 0 {
 		secs := o.SendEnd.Seconds()

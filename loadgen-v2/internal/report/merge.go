@@ -43,7 +43,7 @@ func Merge(rs []*Report, slo Objectives) (*Report, error) {
 	if len(rs) == 0 {
 		return nil, errors.New("merge: no reports")
 	}
-	out := &Report{Config: rs[0].Config}
+	out := &Report{Config: rs[0].Config, Broker: rs[0].Broker}
 	hs := Hists{latency.New(), latency.New(), latency.New(), latency.New(), latency.New()}
 	for i, r := range rs {
 		out.Instances = append(out.Instances, r.Instances...)

@@ -15,6 +15,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
 // Counts are the request and response counts of one phase of a run.
@@ -30,7 +31,8 @@ import (
 // (connection down, write buffer full, or still unwritten at the end). Every
 // request sent ends matched, timed out or (at report time) still pending.
 // Late, Duplicate, Implausible, Unknown and Malformed count responses that
-// matched no outstanding request.
+// matched no outstanding request; Oversized inbound messages too large to
+// read.
 type Counts struct {
 	Scheduled        uint64 `json:"scheduled"`
 	RequestsSent     uint64 `json:"requests_sent"`
@@ -48,6 +50,10 @@ type Counts struct {
 	// INSTANCE_ID (or a previous run's answers).
 	UnknownOtherRun uint64 `json:"unknown_other_run"`
 	Malformed       uint64 `json:"malformed"`
+	// Oversized are inbound messages above the connections' frame limit
+	// (mqttconn.DefaultMaxInboundFrame, 2 MiB): skipped unread, the
+	// connection kept.
+	Oversized uint64 `json:"oversized"`
 }
 
 // Add adds o to c.
@@ -65,6 +71,7 @@ func (c *Counts) Add(o Counts) {
 	c.Unknown += o.Unknown
 	c.UnknownOtherRun += o.UnknownOtherRun
 	c.Malformed += o.Malformed
+	c.Oversized += o.Oversized
 }
 
 // Balanced reports whether both identities of the books hold.
@@ -148,7 +155,10 @@ type Report struct {
 	Histograms    Histograms      `json:"histograms"`
 	Usage         *ProcessUsage   `json:"process,omitempty"`
 	Config        json.RawMessage `json:"config,omitempty"`
-	BrokerDropped *int64          `json:"broker_dropped,omitempty"`
+	// Broker is what the broker announced when the connections connected:
+	// the protocol it accepted and, on MQTT 5, the CONNACK's limits.
+	Broker        *mqttconn.Capabilities `json:"broker,omitempty"`
+	BrokerDropped *int64                 `json:"broker_dropped,omitempty"`
 }
 
 // SLO is the outcome of the service-level objectives of a run.

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
 
 // WriteText prints r as a readable table.
@@ -16,6 +17,15 @@ func (r *Report) WriteText(w io.Writer) {
 	p("=== mqtt-rr-bench loadgen report (%s) ===", strings.Join(r.Instances, ", "))
 	if r.Protocol != "" {
 		p("protocol\tMQTT %s, correlation %s", r.Protocol, r.Correlation)
+	}
+	if r.Broker != nil {
+		for i, line := range wrap(r.Broker.String(), 64) {
+			if i == 0 {
+				p("broker\t%s", line)
+			} else {
+				p("\t%s", line)
+			}
+		}
 	}
 	p("duration\t%.1f s", r.DurationSeconds)
 	p("target rate\t%.0f req/s", r.TargetRPS)
@@ -29,6 +39,9 @@ func (r *Report) WriteText(w io.Writer) {
 	p("  skipped (inflight limit)\t%d", r.Skipped)
 	p("  send failed\t%d", r.SendFailed)
 	p("responses late / duplicate / implausible / unknown / malformed\t%d / %d / %d / %d / %d", r.Late, r.Duplicate, r.Implausible, r.Unknown, r.Malformed)
+	if r.Oversized > 0 {
+		p("inbound oversized\t%d\t(messages above the %d MiB frame limit, skipped unread)", r.Oversized, mqttconn.DefaultMaxInboundFrame>>20)
+	}
 	p("match rate\t%.6f\t(matched / sent)", r.MatchRate)
 	p("payload bytes\t%d out (%.0f B/s), %d in (%.0f B/s)", r.RequestBytes, r.RequestBytesPerSec, r.ResponseBytes, r.ResponseBytesPerSec)
 	yes := func(ok bool) string {
@@ -78,4 +91,19 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 	}
 	_ = tw.Flush()
+}
+
+// wrap splits s after its commas into lines of at most width bytes where it
+// can (a part longer than width stays whole).
+func wrap(s string, width int) []string {
+	var lines []string
+	line := ""
+	for part := range strings.SplitAfterSeq(s, ", ") {
+		if line != "" && len(line)+len(strings.TrimSuffix(part, " ")) > width {
+			lines = append(lines, strings.TrimSuffix(line, " "))
+			line = ""
+		}
+		line += part
+	}
+	return append(lines, line)
 }

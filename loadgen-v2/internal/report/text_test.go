@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
 )
 
@@ -25,7 +26,7 @@ func goldenReports() map[string]*report.Report {
 		Instances: []string{"lg-0", "lg-1"}, Protocol: "5", Correlation: "json:id",
 		Counts: report.Counts{
 			Scheduled: 120000, RequestsSent: 119000, ResponsesMatched: 118000, Timeouts: 700, StillPending: 300,
-			Skipped: 600, SendFailed: 400, Late: 5, Duplicate: 3, Implausible: 2, Unknown: 11, Malformed: 7,
+			Skipped: 600, SendFailed: 400, Late: 5, Duplicate: 3, Implausible: 2, Unknown: 11, Malformed: 7, Oversized: 1,
 		},
 		RequestBytes: 11900000, ResponseBytes: 5900000, RequestBytesPerSec: 396666.7, ResponseBytesPerSec: 196666.7,
 		SuccessRate: 0.983333, MatchRate: 0.991597, VirtualClients: 20000, ClientsFired: 19990, IntervalSeconds: 5,
@@ -45,7 +46,12 @@ func goldenReports() map[string]*report.Report {
 	}
 	passed := *minimal
 	passed.SLO = report.SLO{P99MS: 1, Passed: true}
-	return map[string]*report.Report{"full": full, "minimal": minimal, "slo-passed": &passed}
+	qos, keepAlive, shared, retain := byte(1), uint16(20), false, true
+	broker := *minimal
+	broker.Protocol, broker.Correlation = "5", "properties"
+	broker.Broker = &mqttconn.Capabilities{Protocol: "5", MaximumQoS: &qos, MaximumPacketSize: 2048, SharedSubscriptionAvailable: &shared,
+		RetainAvailable: &retain, ReceiveMaximum: 20, TopicAliasMaximum: 10, ServerKeepAliveSeconds: &keepAlive, AssignedClientID: "auto-1"}
+	return map[string]*report.Report{"full": full, "minimal": minimal, "slo-passed": &passed, "broker": &broker}
 }
 
 // TestWriteTextGolden: the text report, line for line, and the JSON report,

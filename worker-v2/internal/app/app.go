@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
 	sharedmetrics "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/serve"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
@@ -111,6 +113,9 @@ func Run(ctx context.Context, cfg *config.Resolved, log *slog.Logger, stdout, st
 		wg.Go(func() { gomaxprocs.Run(procsCtx, gomaxprocs.Default(runtime.GOMAXPROCS(0)), log) })
 	}
 	if err := eng.Run(ctx); err != nil {
+		if errors.Is(err, envconf.ErrInvalid) { // a setting the broker announced it cannot carry
+			return cliutil.ExitConfig, err
+		}
 		return cliutil.ExitError, err
 	}
 	return cliutil.ExitOK, nil

@@ -35,7 +35,11 @@ type Config struct {
 	Broker          string        `envconfig:"MQTT_BROKER" default:"tcp://localhost:1883" desc:"MQTT broker URL (tcp://, mqtt://, ssl://, tls://, mqtts://)" json:"broker"`
 	BrokerAlias     string        `envconfig:"BROKER" desc:"the loadgen's name for MQTT_BROKER, accepted here too: used when MQTT_BROKER is not set; when both are set and differ, MQTT_BROKER is used and the worker says so" json:"broker_alias,omitempty"`
 	Sub             string        `envconfig:"MQTT_SUB" default:"req/+" desc:"topic filter the requests arrive on" json:"sub"`
-	Shared          bool          `envconfig:"SHARED_SUBSCRIPTION" default:"true" desc:"subscribe as $share/SHARE_GROUP/MQTT_SUB; false = plain subscription (every worker instance gets every request)" json:"shared_subscription"`
+	Shared          bool          `envconfig:"SHARED_SUBSCRIPTION" default:"true" desc:"subscribe as $share/SHARE_GROUP/MQTT_SUB on every connection; false = one connection subscribes to MQTT_SUB (each worker instance answers every request once: run one instance, or split the shards with WORKER_COUNT)" json:"shared_subscription"`
+	SharedProbe     bool          `envconfig:"SHARED_SUBSCRIPTION_PROBE" default:"true" desc:"at start, check that the broker delivers shared subscriptions (a probe on mqtt-rr-bench/probe/..., which an ACL must allow) and exit 1 when it does not" json:"shared_subscription_probe"`
+	WorkerCount     int           `envconfig:"WORKER_COUNT" default:"1" desc:"with SHARED_SUBSCRIPTION=false: instances splitting the request shards; instance WORKER_INDEX subscribes to MQTT_SUB with its '+' as each shard s < SHARDS where s mod WORKER_COUNT = WORKER_INDEX" json:"worker_count"`
+	WorkerIndex     string        `envconfig:"WORKER_INDEX" default:"0" desc:"this instance's index, 0..WORKER_COUNT-1; auto = the trailing -N of the hostname (a StatefulSet ordinal)" json:"worker_index"`
+	Shards          int           `envconfig:"SHARDS" default:"256" desc:"with WORKER_COUNT above 1: the request shards, as the loadgen's SHARDS" json:"shards"`
 	ShareGroup      string        `envconfig:"SHARE_GROUP" default:"workers" desc:"shared subscription group name" json:"share_group"`
 	Connections     int           `envconfig:"CONNECTIONS" default:"10" desc:"MQTT connections, each subscribed and used for replies (1..1000)" json:"connections"`
 	MinWorkers      int           `envconfig:"MIN_WORKERS" default:"10" desc:"fewest worker goroutines the autoscaler keeps" json:"min_workers"`
@@ -76,6 +80,10 @@ func Defaults() *Config {
 		Broker:          "tcp://localhost:1883",
 		Sub:             "req/+",
 		Shared:          true,
+		SharedProbe:     true,
+		WorkerCount:     1,
+		WorkerIndex:     "0",
+		Shards:          256,
 		ShareGroup:      "workers",
 		Connections:     10,
 		MinWorkers:      10,

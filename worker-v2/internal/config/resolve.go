@@ -33,9 +33,14 @@ type Resolved struct {
 	BrokerNote string
 	// BrokerConflict: BROKER and MQTT_BROKER were both set and differ.
 	BrokerConflict bool
-	// Filter is the one subscription of every connection:
-	// $share/SHARE_GROUP/MQTT_SUB, or MQTT_SUB with SHARED_SUBSCRIPTION=false.
+	// Filter is the subscription: $share/SHARE_GROUP/MQTT_SUB on every
+	// connection, or with SHARED_SUBSCRIPTION=false MQTT_SUB on the first
+	// connection only (each request answered once per instance).
 	Filter string
+	// Filters are the first connection's filters with SHARED_SUBSCRIPTION=false:
+	// [MQTT_SUB], or with WORKER_COUNT above 1 MQTT_SUB with its '+' as each
+	// shard of this instance.
+	Filters []string
 	// Rules say what a request must carry and what its reply is (CORRELATE,
 	// REPLY_TO, RESPONSE_TEMPLATE, RESPONSE_BYTES) and where a reply may go
 	// (REPLY_TOPIC_ALLOW; nil when it allows everything, "#").
@@ -103,19 +108,38 @@ func (c *Config) Resolve() (*Resolved, error) {
 	r.AdaptGOMAXPROCS = !fixed && c.Mode != modes.CPU && procs > 1
 
 	r.Filter = c.Sub
+	var subs func(int) []string
 	if c.Shared {
 		r.Filter = wire.SharedFilter(c.ShareGroup, c.Sub)
+		filters := []string{r.Filter}
+		subs = func(int) []string { return filters }
+	} else {
+		idx, err := c.Index()
+		if err != nil {
+			return nil, envconf.Invalid(err)
+		}
+		r.Filters = ShardFilters(c.Sub, c.Shards, c.WorkerCount, idx)
+		filters := r.Filters
+		subs = func(i int) []string {
+			if i == 0 {
+				return filters
+			}
+			return nil
+		}
 	}
-	filter := r.Filter
 	r.Conn = mqttconn.Options{
 		Broker:          r.Broker,
 		ClientIDPrefix:  r.ClientIDPrefix,
 		Connections:     c.Connections,
 		QoS:             byte(c.QoS),
-		Subscriptions:   func(int) []string { return []string{filter} },
+		Subscriptions:   subs,
 		ProtocolVersion: p.Version,
 		Linger:          c.WriteLinger,
 		KeepAlive:       c.KeepAlive,
+		TopicHint:       r.topicHint,
+	}
+	if c.Shared && c.SharedProbe {
+		r.Conn.ProbeShareGroup = c.ShareGroup
 	}
 	if err := c.Security.Apply(&r.Conn); err != nil {
 		return nil, err
@@ -157,4 +181,18 @@ func (c *Config) replyAllow() []string {
 		return nil
 	}
 	return fs
+}
+
+// ShardFilters returns the filters of instance index of count: [sub] when
+// count is 1, else sub with its '+' level as each shard s < shards where
+// s mod count = index.
+func ShardFilters(sub string, shards, count, index int) []string {
+	if count <= 1 {
+		return []string{sub}
+	}
+	var f []string
+	for s := index; s < shards; s += count {
+		f = append(f, strings.Replace(sub, "+", strconv.Itoa(s), 1))
+	}
+	return f
 }

@@ -41,6 +41,9 @@ func TestResolveDefaults(t *testing.T) {
 	if r.Filter != "$share/workers/req/+" || len(o.Subscriptions(3)) != 1 || o.Subscriptions(3)[0] != r.Filter {
 		t.Errorf("filter %q, subscriptions %v", r.Filter, o.Subscriptions(3))
 	}
+	if o.ProbeShareGroup != "workers" {
+		t.Errorf("the shared subscription must be probed in group workers, got %q", o.ProbeShareGroup)
+	}
 	if r.Rules.Mode != wire.Envelope || len(r.Rules.Filler) != 16 || r.Rules.Template != nil {
 		t.Errorf("rules %+v", r.Rules)
 	}
@@ -69,6 +72,59 @@ func TestResolveVariants(t *testing.T) {
 	}
 	if r.Processing.Sleep != 20*time.Millisecond || r.Processing.Jitter != 5*time.Millisecond {
 		t.Errorf("processing %+v", r.Processing)
+	}
+}
+
+// TestResolvePlainSubscription: SHARED_SUBSCRIPTION=false subscribes on the
+// first connection only (each request answered once per instance), with no
+// probe; WORKER_COUNT splits the shards.
+func TestResolvePlainSubscription(t *testing.T) {
+	c := Defaults()
+	c.Shared = false
+	r := resolve(t, c)
+	o := r.Conn
+	if got := o.Subscriptions(0); len(got) != 1 || got[0] != "req/+" {
+		t.Errorf("connection 0 subscribes to %v, want [req/+]", got)
+	}
+	for i := 1; i < c.Connections; i++ {
+		if got := o.Subscriptions(i); len(got) != 0 {
+			t.Errorf("connection %d subscribes to %v, want nothing (one subscriber per instance)", i, got)
+		}
+	}
+	if o.ProbeShareGroup != "" {
+		t.Errorf("no probe without a shared subscription, got group %q", o.ProbeShareGroup)
+	}
+	c.WorkerCount, c.WorkerIndex, c.Shards = 3, "1", 8
+	r = resolve(t, c)
+	if got := strings.Join(r.Conn.Subscriptions(0), ","); got != "req/1,req/4,req/7" {
+		t.Errorf("instance 1 of 3 over 8 shards subscribes to %s, want req/1,req/4,req/7", got)
+	}
+}
+
+// TestShardFiltersCoverEveryShardOnce: the instances' filters together name
+// every shard exactly once.
+func TestShardFiltersCoverEveryShardOnce(t *testing.T) {
+	for _, tc := range []struct{ shards, count int }{{256, 1}, {256, 2}, {64, 3}, {5, 5}} {
+		seen := map[string]int{}
+		for i := range tc.count {
+			for _, f := range ShardFilters("req/+", tc.shards, tc.count, i) {
+				seen[f]++
+			}
+		}
+		if tc.count == 1 {
+			if seen["req/+"] != 1 || len(seen) != 1 {
+				t.Errorf("count 1: %v", seen)
+			}
+			continue
+		}
+		if len(seen) != tc.shards {
+			t.Errorf("%d shards over %d instances: %d filters", tc.shards, tc.count, len(seen))
+		}
+		for f, n := range seen {
+			if n != 1 {
+				t.Errorf("%s subscribed %d times", f, n)
+			}
+		}
 	}
 }
 

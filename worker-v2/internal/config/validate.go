@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,6 +58,7 @@ func (c *Config) problems() []error {
 			errs = append(errs, chk(wire.ValidTopicName(c.ShareGroup), "SHARE_GROUP", c.ShareGroup, "must be 1-255 bytes without '/', '+', '#'"))
 		}
 	}
+	errs = append(errs, c.splitProblems()...)
 	if c.MinWorkers > c.MaxWorkers {
 		errs = append(errs, fmt.Errorf("MIN_WORKERS=%d is greater than MAX_WORKERS=%d", c.MinWorkers, c.MaxWorkers))
 	}
@@ -107,4 +110,45 @@ func validFilter(f string) bool {
 		}
 	}
 	return true
+}
+
+// splitProblems checks WORKER_COUNT, WORKER_INDEX and SHARDS.
+func (c *Config) splitProblems() []error {
+	chk := envconf.Check
+	errs := []error{
+		chk(c.WorkerCount >= 1 && c.WorkerCount <= 65536, "WORKER_COUNT", c.WorkerCount, "must be between 1 and 65536"),
+		chk(c.Shards >= 1 && c.Shards <= 65536, "SHARDS", c.Shards, "must be between 1 and 65536"),
+	}
+	idx, err := c.Index()
+	if err != nil {
+		errs = append(errs, err)
+	} else if c.WorkerCount >= 1 {
+		errs = append(errs, chk(idx < c.WorkerCount, "WORKER_INDEX", c.WorkerIndex, fmt.Sprintf("must be below WORKER_COUNT=%d", c.WorkerCount)))
+	}
+	if c.WorkerCount > 1 {
+		errs = append(errs,
+			chk(!c.Shared, "WORKER_COUNT", c.WorkerCount, "above 1 needs SHARED_SUBSCRIPTION=false (with shared subscriptions the broker splits the requests)"),
+			chk(strings.Count(c.Sub, "+") == 1 && !strings.Contains(c.Sub, "#"), "MQTT_SUB", c.Sub, "must have one '+' level (the shard) and no '#' when WORKER_COUNT is above 1"),
+			chk(c.WorkerCount <= c.Shards, "WORKER_COUNT", c.WorkerCount, fmt.Sprintf("must be at most SHARDS=%d (an instance without a shard would answer nothing)", c.Shards)))
+	}
+	return errs
+}
+
+// Index returns WORKER_INDEX: a number, or with "auto" the trailing -N of
+// the hostname (the ordinal of a Kubernetes StatefulSet pod).
+func (c *Config) Index() (int, error) {
+	v := c.WorkerIndex
+	if v == "auto" {
+		h, _ := os.Hostname()
+		i := strings.LastIndexByte(h, '-')
+		if i < 0 {
+			return 0, fmt.Errorf("WORKER_INDEX=auto: hostname %q has no trailing -N", h)
+		}
+		v = h[i+1:]
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("WORKER_INDEX=%q must be a number from 0 or auto (the hostname's trailing -N)", c.WorkerIndex)
+	}
+	return n, nil
 }

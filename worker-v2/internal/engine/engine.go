@@ -90,6 +90,7 @@ type Engine struct {
 	draining  atomic.Bool
 	finished  atomic.Bool // the queue is done and the connections closed
 	leftover  atomic.Uint64
+	oversized atomic.Uint64 // inbound messages skipped for their size
 
 	load    loadSampler // the autoscaler's samples
 	sampled atomic.Pointer[loadSample]
@@ -191,12 +192,15 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	c := &e.cfg
 	if !c.Shared {
-		e.log.Warn("SHARED_SUBSCRIPTION=false: plain subscription, every worker instance receives every request", "filter", c.Sub)
+		idx, _ := c.Index()
+		e.log.Warn("SHARED_SUBSCRIPTION=false: one connection subscribes; every worker instance subscribed to a shard answers each of its requests",
+			"filter", c.Sub, "filters", len(c.Filters), "worker_index", idx, "worker_count", c.WorkerCount)
 	}
 	opts := c.Conn
 	opts.OnMessage = e.intake.Handle
 	opts.OnUnsent = e.pool.Unsent
 	opts.OnState = e.links.State
+	opts.OnOversized = func(int, mqttconn.Oversized) { e.oversized.Add(1) }
 	opts.Logger = e.log
 	t, err := e.dial(ctx, opts)
 	if err != nil {
@@ -204,6 +208,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.log.Info("stopped while connecting")
 			return nil
 		}
+		return fmt.Errorf("worker: %w", explain(c, err))
+	}
+	if err := c.CheckBroker(t.Capabilities()); err != nil {
+		t.Close()
 		return fmt.Errorf("worker: %w", err)
 	}
 	e.transport.Store(&t)
@@ -218,10 +226,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	bg.Go(func() { e.sampleRate(bgCtx) })
 	close(e.ready)
 	e.log.Info("worker running",
-		"broker", c.Broker, "filter", c.Filter, "connections", t.Len(),
+		"broker", c.Broker, "filter", c.Filter, "connections", t.Len(), "protocol", t.Capabilities().Protocol,
 		"mode", c.Mode, "workers", c.MinWorkers, "max_workers", c.WorkerCap,
 		"queue_cap", c.QueueCap, "queue_max_bytes", c.QueueMaxBytes, "drop_on_full", c.DropOnFull,
-		"scale_max_wait_seconds", c.ScaleMaxWait.Seconds(), "scale_down_window_seconds", c.ScaleDownWindow.Seconds())
+		"scale_max_wait_seconds", c.ScaleMaxWait.Seconds(), "scale_down_window_seconds", c.ScaleDownWindow.Seconds(),
+		"broker_capabilities", t.Capabilities().String())
 	if c.WorkerCap < c.MaxWorkers {
 		e.log.Info("MODE=cpu: pool capped at max(MIN_WORKERS, GOMAXPROCS); more CPU-bound workers than cores add no throughput",
 			"max_workers", c.WorkerCap, "MAX_WORKERS", c.MaxWorkers, "gomaxprocs", runtime.GOMAXPROCS(0))
@@ -235,4 +244,22 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.shutdown(t)
 	e.finished.Store(true)
 	return nil
+}
+
+// explain adds to a connect failure what the user can do about it: a broker
+// that refuses or does not deliver the shared subscription.
+func explain(c *config.Resolved, err error) error {
+	if !c.Shared {
+		return err
+	}
+	const advice = "run one worker instance with SHARED_SUBSCRIPTION=false, or split the request shards across instances " +
+		"(SHARED_SUBSCRIPTION=false, WORKER_COUNT=n, WORKER_INDEX=0..n-1, SHARDS as the loadgen's)"
+	switch {
+	case errors.Is(err, mqttconn.ErrSharedNotDelivered):
+		return fmt.Errorf("the broker accepts %s but does not deliver it: %w; %s "+
+			"(if a broker ACL forbids %s#, allow it or set SHARED_SUBSCRIPTION_PROBE=false)", c.Filter, err, advice, mqttconn.ProbeTopicPrefix)
+	case errors.Is(err, mqttconn.ErrSubscriptionRefused):
+		return fmt.Errorf("the broker refused a shared subscription (no shared subscriptions, or an ACL): %w; %s", err, advice)
+	}
+	return err
 }

@@ -76,13 +76,16 @@ func TestAnswersAndStats(t *testing.T) {
 		for _, k := range []string{"workers", "min_workers", "max_workers", "gomaxprocs", "queue_depth", "queue_cap", "received", "processed",
 			"dropped_full", "malformed", "refused", "reply_failed", "abandoned", "rate_rps", "connections_up", "connections_suspect", "connections",
 			"mode", "draining", "scaling_events", "queue_bytes", "queue_max_bytes", "queue_oldest_seconds", "in_flight", "blocked",
-			"arrival_rps", "service_seconds", "demand_workers", "need_workers", "utilization"} {
+			"arrival_rps", "service_seconds", "demand_workers", "need_workers", "utilization", "broker", "inbound_oversized"} {
 			if _, ok := raw[k]; !ok {
 				t.Errorf("stats JSON lacks %q", k)
 			}
 		}
-		if len(raw) != 30 {
-			t.Errorf("stats JSON has %d fields, want 30: %s", len(raw), body)
+		if len(raw) != 32 {
+			t.Errorf("stats JSON has %d fields, want 32: %s", len(raw), body)
+		}
+		if b, _ := raw["broker"].(map[string]any); b["protocol"] != "3.1.1" {
+			t.Errorf("stats broker %v, want the transport's record (protocol 3.1.1)", raw["broker"])
 		}
 		e.stop(t)
 		if e.Phase() != engine.Finished {

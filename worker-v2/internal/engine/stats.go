@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/autoscale"
 )
 
@@ -60,6 +61,15 @@ type Stats struct {
 	Mode               string            `json:"mode"`
 	Draining           bool              `json:"draining"`
 	ScalingEvents      []autoscale.Event `json:"scaling_events"` // last 50, oldest first
+
+	// Broker is what the broker announced when the connections connected:
+	// the protocol it accepted and, on MQTT 5, the CONNACK's limits
+	// (mqttconn.Capabilities). Absent until the worker has connected.
+	Broker *mqttconn.Capabilities `json:"broker,omitempty"`
+	// InboundOversized: inbound messages above the connections' frame limit
+	// (mqttconn.DefaultMaxInboundFrame, 2 MiB), skipped unread with the
+	// connection kept. They never reached the queue: not in Received.
+	InboundOversized uint64 `json:"inbound_oversized"`
 }
 
 // Accounted returns the sum that equals Received when every message is
@@ -97,6 +107,11 @@ func (e *Engine) Stats() Stats {
 	s.RateRPS = e.rate.perSecond(time.Now(), e.pool.Processed())
 	s.Connections = e.cfg.Connections
 	_, s.ConnectionsUp, s.ConnectionsSuspect = e.Connections()
+	if t := e.transport.Load(); t != nil {
+		c := (*t).Capabilities()
+		s.Broker = &c
+	}
+	s.InboundOversized = e.oversized.Load()
 	s.Mode = e.cfg.Mode
 	s.Draining = e.draining.Load()
 	s.ScalingEvents = e.scaler.Events()

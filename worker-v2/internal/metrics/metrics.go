@@ -78,6 +78,8 @@ func New(eng *engine.Engine) *Metrics {
 	counter("messages_total", outcomeHelp, outcome("refused"), func(v *view) uint64 { return v.Refused })
 	counter("messages_total", outcomeHelp, outcome("reply_failed"), func(v *view) uint64 { return v.ReplyFailed })
 	counter("messages_total", outcomeHelp, outcome("abandoned"), func(v *view) uint64 { return v.Abandoned })
+	counter("inbound_oversized_total", "Inbound messages above the 2 MiB frame limit, skipped unread (the connection stays up; not in messages_received_total).",
+		nil, func(v *view) uint64 { return v.InboundOversized })
 	const scalingHelp = "Autoscaler changes of the worker count, by direction."
 	counter("scaling_events_total", scalingHelp, prometheus.Labels{"direction": "up"}, func(v *view) uint64 { return v.up })
 	counter("scaling_events_total", scalingHelp, prometheus.Labels{"direction": "down"}, func(v *view) uint64 { return v.down })

@@ -75,12 +75,13 @@ func BenchmarkProcessHealthNoNetwork(b *testing.B) {
 // discardTransport is one connection that accepts and forgets every reply.
 type discardTransport struct{ mqttconn.Transport }
 
-func (discardTransport) Len() int                          { return 1 }
-func (discardTransport) Conn(int) mqttconn.Conn            { return discardConn{} }
-func (discardTransport) Close()                            {}
-func (discardTransport) Up() int                           { return 1 }
-func (discardTransport) Suspect() int                      { return 0 }
-func (discardTransport) Unsubscribe(context.Context) error { return nil }
+func (discardTransport) Len() int                            { return 1 }
+func (discardTransport) Conn(int) mqttconn.Conn              { return discardConn{} }
+func (discardTransport) Close()                              {}
+func (discardTransport) Up() int                             { return 1 }
+func (discardTransport) Suspect() int                        { return 0 }
+func (discardTransport) Capabilities() mqttconn.Capabilities { return mqttconn.Capabilities{} }
+func (discardTransport) Unsubscribe(context.Context) error   { return nil }
 
 type discardConn struct{ mqttconn.Conn }
 

@@ -91,6 +91,12 @@ func (t *Transport) Suspect() int {
 	return n
 }
 
+// Capabilities implements mqttconn.Transport: a broker that announced
+// nothing, over the protocol the options ask for.
+func (t *Transport) Capabilities() mqttconn.Capabilities {
+	return mqttconn.Capabilities{Protocol: mqttconn.VersionName(t.opts.ProtocolVersion)}
+}
+
 // Unsubscribe implements mqttconn.Transport: Deliver delivers nothing from
 // now on.
 func (t *Transport) Unsubscribe(context.Context) error {
