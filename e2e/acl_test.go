@@ -92,6 +92,10 @@ func TestBrokerACLKeepsForgersOff(t *testing.T) {
 				if r.MatchRate != 1 || r.SendFailed != 0 {
 					t.Errorf("with the ACL the worker must answer everything: match %.6f, send_failed %d", r.MatchRate, r.SendFailed)
 				}
+				// The ACL grants the loadgen its instance claim.
+				if log := lg.errOut.String(); strings.Contains(log, "instance claim skipped") || strings.Contains(log, "not delivered back") {
+					t.Errorf("with brokers/mosquitto.acl the instance claim failed:\n%s", tail(log, 3000))
+				}
 			}
 		})
 	}

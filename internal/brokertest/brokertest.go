@@ -2,9 +2,9 @@
 // the embedded broker on a free loopback port (Start), a real Mosquitto
 // (StartMosquitto, skipping when it is not installed), waiting for an event
 // (WaitFor, Await, WaitOK), loopback addresses for binaries to bind
-// (FreeAddr), and reading an HTTP endpoint, a JSON document or a Prometheus
-// scrape (Get, GetJSON, FetchJSON, Scrape, Sample). It is imported by tests
-// only.
+// (FreeAddr), reading an HTTP endpoint, a JSON document or a Prometheus
+// scrape (Get, GetJSON, FetchJSON, Scrape, Sample), and the retained message
+// a broker holds on a topic (Retained). It is imported by tests only.
 package brokertest
 
 import (

@@ -34,6 +34,7 @@ type Config struct {
 	Warmup         time.Duration `envconfig:"WARMUP" default:"0s" desc:"requests intended in the first WARMUP are sent but excluded from the report" json:"warmup"`
 	RampUp         time.Duration `envconfig:"RAMP_UP" default:"0s" desc:"bring virtual clients online linearly over this time" json:"ramp_up"`
 	InstanceID     string        `envconfig:"INSTANCE_ID" desc:"this loadgen's id, used in response topics (default: hostname-pid)" json:"instance_id"`
+	InstanceClaim  bool          `envconfig:"INSTANCE_CLAIM" default:"true" desc:"while the run lasts, a retained claim on mqtt-rr-bench/instance/{INSTANCE_ID} (cleared at the end), so a second loadgen with the same INSTANCE_ID warns before it sends; false = none" json:"instance_claim"`
 	ClientIDOffset string        `envconfig:"CLIENT_ID_OFFSET" default:"0" desc:"id of the first virtual client (instances need disjoint ranges); auto = ordinal of INSTANCE_ID's trailing -N times VIRTUAL_CLIENTS" json:"client_id_offset"`
 	PayloadBytes   int           `envconfig:"PAYLOAD_BYTES" default:"0" desc:"pad each request to at least this many bytes (CORRELATE=properties without REQUEST_TEMPLATE: the payload, this many bytes)" json:"payload_bytes"`
 	MQTTVersion    string        `envconfig:"MQTT_VERSION" default:"3.1.1" desc:"MQTT protocol version: 3.1.1 or 5" json:"mqtt_version"`

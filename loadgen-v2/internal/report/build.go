@@ -30,6 +30,9 @@ type Outcome struct {
 	Config     json.RawMessage
 	Hists      Hists
 	Objectives Objectives
+
+	// InstanceClaims are other runs' claims on this instance (Report).
+	InstanceClaims []string
 }
 
 // Build assembles the report of o and finishes it (Finish): the measured
@@ -41,7 +44,7 @@ func Build(o *Outcome) (*Report, error) {
 		Counts:       o.Measured,
 		RequestBytes: o.RequestBytes, ResponseBytes: o.ResponseBytes,
 		VirtualClients: o.VirtualClients, ClientsFired: o.ClientsFired, IntervalSeconds: o.Interval.Seconds(),
-		TargetRPS: o.TargetRPS, Usage: o.Usage, Config: o.Config,
+		TargetRPS: o.TargetRPS, Usage: o.Usage, Config: o.Config, InstanceClaims: o.InstanceClaims,
 	}
 	if o.SendEnd > 0 {
 		secs := o.SendEnd.Seconds()

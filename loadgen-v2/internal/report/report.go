@@ -149,6 +149,11 @@ type Report struct {
 	Usage         *ProcessUsage   `json:"process,omitempty"`
 	Config        json.RawMessage `json:"config,omitempty"`
 	BrokerDropped *int64          `json:"broker_dropped,omitempty"`
+
+	// InstanceClaims are the claims of other runs on this instance id seen
+	// while the run lasted (package claim): another loadgen with our
+	// INSTANCE_ID, each described by its run id, host, pid and times.
+	InstanceClaims []string `json:"instance_claims,omitempty"`
 }
 
 // SLO is the outcome of the service-level objectives of a run.
