@@ -20,7 +20,7 @@ COMMANDS := loadgen-v2 worker-v2 cmd/rr-local cmd/rr-chart cmd/rr-echo cmd/rr-kn
 
 ##@ Start here
 
-run: build ## embedded broker + worker + loadgen on this machine (10k clients, 1 s interval, 30 s), then the report
+run: build ## embedded broker + worker + loadgen here (10k clients, 1 s interval, 30 s), then the report, served 60 s more for the dashboards (METRICS_LINGER)
 	VIRTUAL_CLIENTS=$(RUN_VIRTUAL_CLIENTS) INTERVAL_MS=$(RUN_INTERVAL_MS) DURATION=$(RUN_DURATION) $(BIN)/rr-local
 
 test: ## go vet and the race-enabled test suite (uses mosquitto when installed)

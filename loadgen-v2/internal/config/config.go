@@ -43,7 +43,7 @@ type Config struct {
 	RequestTopic   string        `envconfig:"REQUEST_TOPIC" default:"req/{{shard}}" desc:"topic of the requests; {{shard}} and {{instance}} allowed" json:"request_topic"`
 	ResponseTopic  string        `envconfig:"RESPONSE_TOPIC" default:"resp/{{instance}}/{{shard}}" desc:"topic the responses come back on; {{instance}} and {{shard}} allowed; without {{shard}} one topic, subscribed on the first connection only" json:"response_topic"`
 	MetricsAddr    string        `envconfig:"METRICS_ADDR" default:":8090" desc:"HTTP listen address for /metrics, /debug/vars, /health (empty = off)" json:"metrics_addr"`
-	MetricsLinger  time.Duration `envconfig:"METRICS_LINGER" desc:"after the report, keep serving METRICS_ADDR this long (phase finished) so Prometheus scrapes the final counts; SIGINT/SIGTERM ends it (unset or 0 = exit at once; Compose and Kubernetes set 15s; at most 1h)" json:"metrics_linger,omitempty"`
+	MetricsLinger  time.Duration `envconfig:"METRICS_LINGER" desc:"after the report, keep serving METRICS_ADDR this long (phase finished) so Prometheus scrapes the final counts; SIGINT/SIGTERM ends it (unset or 0 = exit at once; Compose and Kubernetes set 15s, make run 60s; at most 1h)" json:"metrics_linger,omitempty"`
 	ReportFile     string        `envconfig:"REPORT_FILE" desc:"write the final report as JSON to this file" json:"report_file,omitempty"`
 	ProgressEvery  time.Duration `envconfig:"PROGRESS_INTERVAL" default:"5s" desc:"live progress line period on stderr (0 = off)" json:"progress_interval"`
 	SLOP99MS       float64       `envconfig:"SLO_P99_MS" default:"0" desc:"exit 3 if p99 latency exceeds this (ms; 0 = no SLO)" json:"slo_p99_ms,omitempty"`
