@@ -29,7 +29,7 @@ test: ## go vet and the race-enabled test suite (uses mosquitto when installed)
 
 ##@ Benchmarks (results in results/SUITE-TIMESTAMP/: reports, summary.csv, manifest.json, SVG charts)
 
-benchmark-quick: build ## one 10 s run per broker (Mosquitto and embedded), under a minute
+benchmark-quick: build ## per broker (Mosquitto, embedded): 10k req/s for 10 s, the first 2 s a warm-up left out (8 s measured); < 1 min
 	scripts/benchmark.sh quick
 
 benchmark: build ## every suite: quick, knee (+ half the knee, ceiling), baseline, clients, mem1m, autoscale
