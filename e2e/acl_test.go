@@ -23,10 +23,7 @@ import (
 // drops the forger's publishes to resp/#: the worker (user worker) answers
 // alone, nothing is duplicate, everything matches.
 func TestBrokerACLKeepsForgersOff(t *testing.T) {
-	bin, err := exec.LookPath("mosquitto_passwd")
-	if err != nil {
-		t.Skip("mosquitto_passwd not installed (it comes with the mosquitto package)")
-	}
+	bin := brokertest.NeedTool(t, "mosquitto_passwd", "it comes with the mosquitto package")
 	dir := t.TempDir()
 	passwd, pwFile := filepath.Join(dir, "passwd"), filepath.Join(dir, "pw")
 	for i, user := range []string{"worker", "observer"} {

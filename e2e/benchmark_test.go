@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 )
 
 // quickLoadgen stands in for bin/loadgen-v2 in TestBenchmarkQuick: it
@@ -35,9 +37,7 @@ echo "fake report of $name"
 // rate and duration.
 func TestBenchmarkQuick(t *testing.T) {
 	for _, tool := range []string{"bash", "jq", "awk", "curl", "python3"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
+		brokertest.NeedTool(t, tool, "scripts/benchmark.sh needs it; .ci/run installs it")
 	}
 	bin := t.TempDir()
 	for name, text := range map[string]string{"loadgen-v2": quickLoadgen, "worker-v2": "#!/bin/sh\nexit 0\n",

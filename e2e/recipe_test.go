@@ -71,7 +71,7 @@ func TestReadmeOwnBrokerRecipe(t *testing.T) {
 	p, _ := strconv.Atoi(port)
 	m, err := mosquitto.StartWithConfig(t.TempDir(), "listener "+port+" 127.0.0.1\nallow_anonymous true\n"+strings.Join(tuning, "\n")+"\n", p)
 	if errors.Is(err, mosquitto.ErrNotInstalled) {
-		t.Skip("mosquitto not installed: apt-get install -y mosquitto (CI installs it)")
+		brokertest.Unavailable(t, "mosquitto not installed (apt-get install -y mosquitto; .ci/run installs it)")
 	}
 	if err != nil {
 		t.Fatalf("Mosquitto with the README's tuning %q: %v", tuning, err)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 )
 
 // TestMissingToolsAreNamed: `make up` and `make k8s-deploy-kind` on a
@@ -38,10 +40,7 @@ func TestMissingToolsAreNamed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			for _, b := range basics {
-				p, err := exec.LookPath(b)
-				if err != nil {
-					t.Skipf("%s not installed: %v", b, err)
-				}
+				p := brokertest.NeedTool(t, b, "make and the scripts need it")
 				if err := os.Symlink(p, filepath.Join(dir, b)); err != nil {
 					t.Fatal(err)
 				}
