@@ -57,7 +57,7 @@ func TestBenchmarkQuick(t *testing.T) {
 	if err != nil {
 		t.Fatalf("benchmark.sh quick: %v\n%s", err, console)
 	}
-	says := "quick: 10,000 req/s (10,000 virtual clients every 1000 ms) for 10 s per broker, the first 2s a warm-up left out of the report (8 s measured); brokers: tcp://127.0.0.1:1"
+	says := "quick: 10,000 req/s (10,000 virtual clients every 1000 ms) for 10 s per broker, the first 2 s a warm-up left out of the report (8 s measured); brokers: tcp://127.0.0.1:1"
 	if !strings.HasPrefix(string(console), says+"\n") {
 		t.Errorf("the suite does not start by saying what it measures (%q):\n%s", says, console)
 	}

@@ -648,8 +648,9 @@ case $SUITE in
     s=${SECS:-10} wu=$(warmup_for "${SECS:-10}") kinds=("$KIND")
     if [ "$KIND" = mosquitto ]; then kinds+=(embedded); fi
     ws=$(secs_of "$wu")
-    measured=$(if [ -n "$ws" ]; then awk -v s="$s" -v w="$ws" 'BEGIN { printf "%g s measured", s - w }'; else echo "DURATION - WARMUP measured"; fi)
-    echo "quick: 10,000 req/s (10,000 virtual clients every 1000 ms) for $s s per broker, the first $wu a warm-up left out of the report ($measured); brokers: ${kinds[*]/#url/$BROKER_URL}" >&2
+    measured=$(if [ -n "$ws" ]; then awk -v s="$s" -v w="$ws" 'BEGIN { printf "the first %g s a warm-up left out of the report (%g s measured)", w, s - w }'; else echo "the first $wu a warm-up left out of the report"; fi)
+    printf -v brokers '%s, ' "${kinds[@]/#url/$BROKER_URL}"
+    echo "quick: 10,000 req/s (10,000 virtual clients every 1000 ms) for $s s per broker, $measured; brokers: ${brokers%, }" >&2
     manifest_settings "$(jq -n --argjson s "$s" --arg wu "$wu" --arg ws "$ws" --args '{rate_rps: 10000, virtual_clients: 10000, interval_ms: 1000,
       duration_s: $s, warmup: $wu, measured_s: (if $ws == "" then null else $s - ($ws | tonumber) end), brokers: $ARGS.positional}' "${kinds[@]/#url/$BROKER_URL}")"
     for k in "${kinds[@]}"; do
