@@ -49,15 +49,26 @@ OPS_ENDPOINTS = eval "$$(env -u LOADGEN_URL -u WORKER_URL $(OPS_GIVEN_URLS) RR_L
 	$(OPS_ROOT)/scripts/dashboard.sh --endpoints)"; \
 	LOADGEN_URL=$${LOADGEN_URL:-$(LOADGEN_URL)}; WORKER_URL=$${WORKER_URL:-$(WORKER_URL)}
 
-# OPS_NEED_COMPOSE: a recipe line that stops with what is missing (Docker,
-# the Compose v2 plugin, a running daemon) and how to get it.
+# OPS_NEED_COMPOSE: a recipe line that stops naming everything that is
+# missing at once (Docker, the Compose v2 plugin, a running daemon), how to
+# get each, and how to run the benchmark without Docker.
 OPS_NEED_COMPOSE = \
+	missing=""; \
+	compose="\n  - the Docker Compose v2 plugin is missing ('$(DOCKER_COMPOSE) version' failed):\n    package docker-compose-plugin (https://docs.docker.com/compose/install/linux/),\n    or a standalone v2 binary: make $@ DOCKER_COMPOSE=docker-compose"; \
 	if ! command -v $(firstword $(DOCKER)) >/dev/null 2>&1; then \
-		echo "Docker is not installed ('$(firstword $(DOCKER))' not found): install Docker Engine and the Compose v2 plugin (https://docs.docker.com/engine/install/). Without Docker: make run, make benchmark-quick." >&2; exit 1; fi; \
-	if ! $(DOCKER_COMPOSE) version >/dev/null 2>&1; then \
-		echo "'$(DOCKER_COMPOSE)' does not work: the Docker Compose v2 plugin is missing. Install it (package docker-compose-plugin from Docker's apt/yum repository, https://docs.docker.com/compose/install/linux/), or point DOCKER_COMPOSE at a standalone v2 binary (make up DOCKER_COMPOSE=docker-compose)." >&2; exit 1; fi; \
-	if ! $(DOCKER) info >/dev/null 2>&1; then \
-		echo "No Docker daemon answers ('$(DOCKER) info' failed): start it (sudo systemctl start docker) or check that you may use it (the docker group, DOCKER_HOST)." >&2; exit 1; fi
+		missing="\n  - Docker is not installed ('$(firstword $(DOCKER))' not found): Docker Engine,\n    https://docs.docker.com/engine/install/"; \
+		if [ "$(firstword $(DOCKER_COMPOSE))" = "$(firstword $(DOCKER))" ] || ! $(DOCKER_COMPOSE) version >/dev/null 2>&1; then \
+			missing="$$missing$$compose"; fi; \
+	else \
+		if ! $(DOCKER_COMPOSE) version >/dev/null 2>&1; then missing="$$compose"; fi; \
+		if ! $(DOCKER) info >/dev/null 2>&1; then \
+			missing="$$missing\n  - No Docker daemon answers ('$(DOCKER) info' failed): sudo systemctl start docker,\n    or your access to it (the docker group, DOCKER_HOST)"; fi; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+		printf 'make $@ needs Docker with the Compose v2 plugin. Missing here:%b\n%s\n%s\n' "$$missing" \
+			"Without Docker, on this machine with nothing but Go: make run (embedded broker + worker +" \
+			"loadgen, then the report) or make benchmark-quick (one short run per broker)." >&2; \
+		exit 1; fi
 
 # OPS_SEED_CHECK refuses CONNECTIONS, which the loadgen (100) and the worker
 # (10) read with different meanings; OPS_SEED_NAMES maps the binaries' own

@@ -23,10 +23,7 @@ import (
 // drops the forger's publishes to resp/#: the worker (user worker) answers
 // alone, nothing is duplicate, everything matches.
 func TestBrokerACLKeepsForgersOff(t *testing.T) {
-	bin, err := exec.LookPath("mosquitto_passwd")
-	if err != nil {
-		t.Skip("mosquitto_passwd not installed (it comes with the mosquitto package)")
-	}
+	bin := brokertest.NeedTool(t, "mosquitto_passwd", "it comes with the mosquitto package")
 	dir := t.TempDir()
 	passwd, pwFile := filepath.Join(dir, "passwd"), filepath.Join(dir, "pw")
 	for i, user := range []string{"worker", "observer"} {
@@ -91,6 +88,10 @@ func TestBrokerACLKeepsForgersOff(t *testing.T) {
 				}
 				if r.MatchRate != 1 || r.SendFailed != 0 {
 					t.Errorf("with the ACL the worker must answer everything: match %.6f, send_failed %d", r.MatchRate, r.SendFailed)
+				}
+				// The ACL grants the loadgen its instance claim.
+				if log := lg.errOut.String(); strings.Contains(log, "instance claim skipped") || strings.Contains(log, "not delivered back") {
+					t.Errorf("with brokers/mosquitto.acl the instance claim failed:\n%s", tail(log, 3000))
 				}
 			}
 		})

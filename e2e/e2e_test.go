@@ -6,13 +6,12 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -422,26 +421,40 @@ func TestLoadgenBadConfigExits2(t *testing.T) {
 	}
 }
 
-// rr-local (make run) on a small load: the report is printed, the exit
-// status is 0, and no child process is left behind.
+// rr-local (make run) on a small load: the report is printed, and it stays
+// reachable for the dashboards (the loadgen's /report, the worker's /stats)
+// for the default METRICS_LINGER, which the loadgen announces; Ctrl-C ends
+// the linger at once, the exit status is 0, and no child process is left
+// behind.
 func TestLocalRun(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "rr-local"))
 	// Ports of its own: make run's fixed defaults may be taken by another
 	// run on this machine.
-	cmd.Env = append(os.Environ(), "VIRTUAL_CLIENTS=1000", "INTERVAL_MS=500", "DURATION=2s", "CONNECTIONS=10", "PROGRESS_INTERVAL=1s", "BIN_DIR="+binDir,
-		"METRICS_ADDR="+brokertest.FreeAddr(t), "HTTP_ADDR="+brokertest.FreeAddr(t), "RR_LOCAL_STATE="+filepath.Join(t.TempDir(), "state.env"))
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("rr-local: %v\n%s\n%s", err, out.String(), errOut.String())
+	maddr, waddr := brokertest.FreeAddr(t), brokertest.FreeAddr(t)
+	p := start(t, "rr-local", "VIRTUAL_CLIENTS=1000", "INTERVAL_MS=500", "DURATION=2s", "CONNECTIONS=10", "PROGRESS_INTERVAL=1s", "BIN_DIR="+binDir,
+		"METRICS_ADDR="+maddr, "HTTP_ADDR="+waddr, "RR_LOCAL_STATE="+filepath.Join(t.TempDir(), "state.env"), "METRICS_LINGER=")
+	// Wrapped at 100 columns: compared word for word.
+	lingering := "loadgen-v2: the report stays at http://" + maddr + "/report (with /metrics, /stats) for 60 s (METRICS_LINGER); Ctrl-C (SIGINT, SIGTERM) ends it now"
+	brokertest.Await(t, "the loadgen announcing its linger", 20*time.Millisecond, func() (bool, string) {
+		return strings.Contains(strings.Join(strings.Fields(p.errOut.String()), " "), lingering), tail(p.errOut.String(), 500)
+	})
+	out := p.out.String()
+	if !strings.Contains(out, "match rate") {
+		t.Fatalf("no report:\n%s", out)
 	}
-	if !strings.Contains(out.String(), "match rate") {
-		t.Fatalf("no report:\n%s", out.String())
+	if regexp.MustCompile(`accounting balanced +NO`).MatchString(out) {
+		t.Errorf("unbalanced:\n%s", out)
 	}
-	if strings.Contains(out.String(), "accounting balanced  NO") {
-		t.Errorf("unbalanced:\n%s", out.String())
+	var r report
+	brokertest.GetJSON(t, "http://"+maddr+"/report", &r)
+	if r.RequestsSent == 0 || !strings.Contains(out, fmt.Sprintf("sent               %d", r.RequestsSent)) {
+		t.Errorf("/report says %d sent; the printed report:\n%s", r.RequestsSent, out)
+	}
+	if code, _, err := brokertest.Get("http://" + waddr + "/stats"); err != nil || code != 200 {
+		t.Errorf("the worker's /stats while the report lingers: %d %v", code, err)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGINT) // Ctrl-C: ends the linger
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("rr-local exit %d, want 0\n%s", code, tail(p.errOut.String(), 3000))
 	}
 	// No child left: no process runs a binary from binDir.
 	time.Sleep(200 * time.Millisecond)

@@ -22,7 +22,7 @@ import (
 func startPahoPython(t *testing.T, brokerURL, mode string) {
 	t.Helper()
 	if err := exec.Command("/usr/bin/python3", "-c", "import paho.mqtt").Run(); err != nil {
-		t.Skip("python3-paho-mqtt not installed for /usr/bin/python3 (apt-get install python3-paho-mqtt; CI installs it)")
+		brokertest.Unavailable(t, "python3-paho-mqtt not installed for /usr/bin/python3 (apt-get install python3-paho-mqtt; .ci/run installs it)")
 	}
 	u, err := url.Parse(brokerURL)
 	if err != nil {
@@ -142,10 +142,7 @@ func TestProtocolModesEndToEnd(t *testing.T) {
 // MQTT 5 requester nobody here wrote) sends one request to worker-v2 and
 // gets its answer: the standard Response Topic / Correlation Data exchange.
 func TestMosquittoRRAsksWorker(t *testing.T) {
-	rr, err := exec.LookPath("mosquitto_rr")
-	if err != nil {
-		t.Skip("mosquitto_rr not installed (apt-get install mosquitto-clients; CI installs it)")
-	}
+	rr := brokertest.NeedTool(t, "mosquitto_rr", "apt-get install mosquitto-clients; .ci/run installs it")
 	m := brokertest.StartMosquitto(t, "")
 	startWorker(t, m.URL(), "MQTT_VERSION=5", `RESPONSE_TEMPLATE={"status":"ok","from":"worker-v2"}`)
 	out, err := exec.Command(rr, "-V", "5", "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port),

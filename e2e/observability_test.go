@@ -354,9 +354,7 @@ type dashState struct {
 // Prometheus, Grafana's queries, the web dashboard and the terminal
 // dashboard make of it, during the run and after it finished.
 func TestObservability(t *testing.T) {
-	if _, err := exec.LookPath("prometheus"); err != nil {
-		t.Skip("prometheus not installed: apt-get install -y prometheus (.ci/run installs it)")
-	}
+	brokertest.NeedTool(t, "prometheus", "apt-get install -y prometheus; .ci/run installs it")
 	art := artifactDir(t)
 	b := brokertest.Start(t)
 	w, waddr := startWorker(t, b.URL())
@@ -381,7 +379,7 @@ func TestObservability(t *testing.T) {
 			json.Unmarshal([]byte(pageText), s) == nil
 	}
 	if chromium == "" {
-		t.Log("SKIP web dashboard: chromium not installed (apt-get install -y chromium; .ci/run installs it)")
+		brokertest.WithoutPart(t, "the web dashboard", "chromium not installed (apt-get install -y chromium; .ci/run installs it)")
 	} else {
 		page = startBrowser(t, chromium, 1400, 1500)
 		dash, _ := filepath.Abs("../monitoring/dashboard.html")
@@ -403,7 +401,7 @@ func TestObservability(t *testing.T) {
 		return n
 	}
 	if tmuxErr != nil {
-		t.Log("SKIP terminal dashboard: tmux not installed (apt-get install -y tmux; .ci/run installs it)")
+		brokertest.WithoutPart(t, "the terminal dashboard", "tmux not installed (apt-get install -y tmux; .ci/run installs it)")
 		tmux = ""
 	} else {
 		script, _ := filepath.Abs("../scripts/dashboard.sh")

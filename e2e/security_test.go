@@ -121,7 +121,7 @@ func newSecret(t *testing.T) secret {
 func (s secret) requirePasswd(t *testing.T) {
 	t.Helper()
 	if s.PasswdFile == "" {
-		t.Skip("mosquitto_passwd not installed (it comes with the mosquitto package): password authentication not tested")
+		brokertest.Unavailable(t, "mosquitto_passwd not installed (it comes with the mosquitto package): password authentication not tested")
 	}
 }
 
@@ -150,7 +150,7 @@ func startTLSBroker(t *testing.T, p pki, s secret, mtls bool) int {
 	dir := t.TempDir()
 	m, err := mosquitto.StartWithConfig(dir, conf, port)
 	if errors.Is(err, mosquitto.ErrNotInstalled) {
-		t.Skip("mosquitto not installed: apt-get install -y mosquitto (CI installs it)")
+		brokertest.Unavailable(t, "mosquitto not installed (apt-get install -y mosquitto; .ci/run installs it)")
 	}
 	if err != nil {
 		t.Fatalf("%v\nconfig:\n%s", err, conf)

@@ -37,6 +37,7 @@ REPO_ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
 
 KUBE_CONTEXT=${KUBE_CONTEXT:-}
+ACTION="k8s/deploy.sh" # what the user ran, for messages (main sets it)
 KIND_CLUSTER=${KIND_CLUSTER:-kind}
 IMAGE_REGISTRY=${IMAGE_REGISTRY:-}
 IMAGE_TAG=${IMAGE_TAG:-$(cat "$REPO_ROOT/VERSION" 2>/dev/null || echo dev)}
@@ -61,11 +62,44 @@ k() {
 	fi
 }
 
+# need CMD...: every CMD is installed; else stops naming each missing one
+# with where to get it, and how to run the benchmark without it.
 need() {
-	local cmd
+	local cmd missing=() no_kind=0 no_kubectl=0 no_docker=0
 	for cmd in "$@"; do
-		command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is required but not installed"
+		command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 	done
+	((${#missing[@]} == 0)) && return 0
+	{
+		printf 'error: %s needs what is not installed here:\n' "$ACTION"
+		for cmd in "${missing[@]}"; do
+			case $cmd in
+			kind)
+				no_kind=1
+				printf "  - kind ('kind' not found): https://kind.sigs.k8s.io/docs/user/quick-start/#installation\n"
+				printf "    (or: go install sigs.k8s.io/kind@latest)\n"
+				;;
+			"$KUBECTL")
+				no_kubectl=1
+				printf "  - kubectl ('%s' not found): https://kubernetes.io/docs/tasks/tools/\n" "$cmd"
+				;;
+			"$DOCKER")
+				no_docker=1
+				printf "  - docker ('%s' not found): Docker Engine, https://docs.docker.com/engine/install/\n" "$cmd"
+				;;
+			*) printf "  - '%s'\n" "$cmd" ;;
+			esac
+		done
+		echo "Without them:"
+		if ((no_kind && !no_kubectl)); then
+			echo "  - make k8s-deploy-1m deploys to any cluster kubectl reaches (kubectl config use-context NAME)"
+		fi
+		if ((!no_docker)); then
+			echo "  - make up runs EMQX, the worker and the loadgen with Docker Compose on this host"
+		fi
+		echo "  - make run runs the benchmark on this machine with nothing but Go (embedded broker)"
+	} >&2
+	exit 1
 }
 
 # need_cluster: kubectl, a context, and an API server that answers; else
@@ -187,7 +221,12 @@ deploy() {
 }
 
 cmd_kind() {
-	need "$KUBECTL" kind
+	# kind runs its nodes as containers: Docker, unless another provider is set.
+	if [[ -n ${KIND_EXPERIMENTAL_PROVIDER:-} ]]; then
+		need kind "$KUBECTL"
+	else
+		need kind "$KUBECTL" "$DOCKER"
+	fi
 	kind_cluster_exists || die "no kind cluster '$KIND_CLUSTER' (create it with: kind create cluster --name $KIND_CLUSTER)"
 	KUBE_CONTEXT=${KUBE_CONTEXT:-kind-$KIND_CLUSTER}
 	deploy "$SCRIPT_DIR/overlays/kind"
@@ -287,6 +326,10 @@ usage() {
 main() {
 	local cmd=${1:-help}
 	shift || true
+	case $cmd in
+	kind | 1m) ACTION="make k8s-deploy-$cmd" ;;
+	*) ACTION="make k8s-$cmd" ;;
+	esac
 	case $cmd in
 	build) cmd_build ;;
 	kind) cmd_kind ;;

@@ -8,7 +8,8 @@
 # exact configuration, git commit, Go and broker versions, CPU model, cores,
 # memory, date), console.txt, and SVG charts drawn by bin/rr-chart.
 #
-#   scripts/benchmark.sh quick            one 10 s run at 10k req/s per broker (Mosquitto and embedded); < 1 min
+#   scripts/benchmark.sh quick            per broker (Mosquitto and embedded): 10k req/s (10,000 clients every
+#                                         1000 ms) for 10 s, the first 2 s a warm-up left out (8 s measured); < 1 min
 #   scripts/benchmark.sh baseline         the seed's fixed 100,000 virtual clients every INTERVAL_MS (2000: 50k req/s), 60 s
 #   scripts/benchmark.sh knee             the highest offered rate with p99 ≤ SLO_P99_MS and match ≥ SLO_MATCH_RATE:
 #                                         doubling from KNEE_START, then bisection; prints the knee and the curve,
@@ -220,6 +221,9 @@ CSV_HEADER=step,broker,kind,virtual_clients,interval_ms,target_rps,achieved_rps,
 # record NAME: adds step NAME (its report NAME.json) to steps.txt and summary.csv.
 record() {
   [ -s "$OUT/summary.csv" ] || echo "$CSV_HEADER" >"$OUT/summary.csv"
+  # The broker of the step (mosquitto, embedded or the URL), for the charts.
+  jq --arg b "$(if [ "$KIND" = url ]; then echo "$BROKER_URL"; else echo "$KIND"; fi)" '.bench.broker = $b' "$OUT/$1.json" >"$OUT/$1.json.tmp" &&
+    mv "$OUT/$1.json.tmp" "$OUT/$1.json"
   jq -r --arg n "$1" --arg k "$KIND" --arg st "${STEP_STEAL:-}" '[$n, $k, (.kind // "loadgen"), .virtual_clients, (.interval_s | if . == null then null else . * 1000 | round end),
     .target_rps, .throughput_rps, .rate_ratio, .success_rate, .match_rate, .latency_ms.p50, .latency_ms.p90, .latency_ms.p99,
     .latency_ms.p999, .latency_ms.max, .slo.passed, .process.sending_cpu_us_per_request, .process.max_rss_mb,
@@ -427,6 +431,22 @@ echo_run() {
   jq -r --arg n "$name" --arg k "$KIND" '"\($n)\t\($k)\tround trips \(.throughput_rps|floor)/s\tp50 \(.latency_ms.p50) ms\tp99 \(.latency_ms.p99) ms\tmax \(.latency_ms.max) ms\tlost \(.lost)\t(rr-echo: \(.config.requesters) connections × \(.config.outstanding) outstanding, \(.config.responders) responders, QoS \(.config.qos), \(.config.payload_bytes) B)"' "$OUT/$name.json"
 }
 
+# manifest_settings JSON: sets .settings in manifest.json: what the suite
+# runs with (rate, clients, interval, duration, warm-up, SLO), as it runs.
+manifest_settings() {
+  jq --argjson v "$1" '.settings = $v' "$OUT/manifest.json" >"$OUT/manifest.json.tmp" && mv "$OUT/manifest.json.tmp" "$OUT/manifest.json"
+}
+
+# secs_of D: a duration such as 2s, 500ms or 1m in seconds ("" if not one).
+secs_of() {
+  case $1 in
+    *ms) awk -v v="${1%ms}" 'BEGIN { print v / 1000 }' ;;
+    *m) awk -v v="${1%m}" 'BEGIN { print v * 60 }' ;;
+    *s) echo "${1%s}" ;;
+    *) echo "" ;;
+  esac
+}
+
 # manifest_set KEY JSON: sets .results[KEY] in manifest.json.
 manifest_set() {
   jq --arg k "$1" --argjson v "$2" '.results[$k] = $v' "$OUT/manifest.json" >"$OUT/manifest.json.tmp" && mv "$OUT/manifest.json.tmp" "$OUT/manifest.json"
@@ -466,8 +486,8 @@ write_manifest() {
       go: {toolchain: $go_tc, binaries_built_with: $go_bin},
       machine: {cpu_model: $cpu, cores: $cores, memory_mb: $mem, kernel: $kernel, hostname: $host, load_average_at_start: $load},
       environment: $env,
-      defaults: {slo_p99_ms: ($env.SLO_P99_MS // "50"), slo_match_rate: ($env.SLO_MATCH_RATE // "0.999"), interval_ms: ($env.INTERVAL_MS // "2000")},
-      note: "each step report (STEP.json) carries the loadgen configuration of that step under .config",
+      settings: null,
+      note: "settings: what the suite ran with (set by the suite); each step report (STEP.json) carries the loadgen configuration of that step under .config",
       results: {}}' >"$OUT/manifest.json"
   rm -f "$OUT/manifest.args.tmp"
 }
@@ -485,16 +505,17 @@ charts() {
     all+=("$OUT/$n.json")
     [ "$k" = loadgen ] && lg+=("$OUT/$n.json")
   done <"$OUT/steps.txt"
-  "$BIN/rr-chart" spectrum -o "$OUT/spectrum.svg" -title "$SUITE ($BROKER_LABEL): percentile spectrum of each step" "${all[@]}" ||
+  # (rr-chart adds the brokers, rates and durations of the reports to each title)
+  "$BIN/rr-chart" spectrum -o "$OUT/spectrum.svg" -title "$SUITE: percentile spectrum of each step" "${all[@]}" ||
     echo "spectrum chart failed" >&2
   if [ "$SUITE" = clients ]; then x=virtual_clients file=latency-vs-clients.svg what="virtual clients"; fi
   # (autoscale's two loadgens run side by side: no curve)
   if [ "$SUITE" != autoscale ] && [ "${#lg[@]}" -gt 0 ] && [ "$(jq -s --arg x "$x" 'map(.[$x]) | unique | length' "${lg[@]}")" -ge 2 ]; then
     "$BIN/rr-chart" rate -o "$OUT/$file" -x "$x" -slo-p99 "${SLO_P99_MS:-50}" -knee "${KNEE_RPS:-0}" \
-      -title "$SUITE ($BROKER_LABEL): round-trip latency against $what" "${lg[@]}" || echo "rate chart failed" >&2
+      -title "$SUITE: round-trip latency against $what" "${lg[@]}" || echo "rate chart failed" >&2
   fi
   if [ -s "$OUT/worker-timeline.csv" ]; then
-    "$BIN/rr-chart" timeline -o "$OUT/workers-queue.svg" -title "$SUITE ($BROKER_LABEL): worker pool and queue, every second" "$OUT/worker-timeline.csv" ||
+    "$BIN/rr-chart" timeline -o "$OUT/workers-queue.svg" -title "$SUITE: worker pool and queue, every second" "$OUT/worker-timeline.csv" ${lg[@]+"${lg[@]}"} ||
       echo "timeline chart failed" >&2
   fi
 }
@@ -610,18 +631,40 @@ ceiling() {
 }
 
 KNEE_SECS=${SECS:-20}
-BROKER_LABEL=$KIND
-if [ "$SUITE" = quick ] && [ "$KIND" = mosquitto ]; then BROKER_LABEL="mosquitto and embedded"; fi
 write_manifest "$@"
 SUITE_STAT0=$(head -1 /proc/stat 2>/dev/null || true)
 IV=${INTERVAL_MS:-2000}
+# What the suite runs with, in the manifest (quick sets its own below; each
+# step's report has its exact configuration under .config).
+slo_json() { jq -n --arg p "${SLO_P99_MS:-50}" --arg m "${SLO_MATCH_RATE:-0.999}" --arg s "${SLO_SUCCESS_RATE:-${SLO_MATCH_RATE:-0.999}}" \
+  '{p99_ms: ($p | tonumber), match_rate: ($m | tonumber), success_rate: ($s | tonumber)}'; }
+case $SUITE in
+  baseline) manifest_settings "$(jq -n --argjson iv "$IV" --argjson slo "$(slo_json)" '{virtual_clients: 100000, interval_ms: $iv, rate_rps: (100000000 / $iv), slo: $slo}')" ;;
+  knee | rate | sweep) manifest_settings "$(jq -n --argjson iv "$IV" --argjson slo "$(slo_json)" '{interval_ms: $iv, slo: $slo}')" ;;
+  clients) manifest_settings '{"rate_rps": 20000, "virtual_clients": [100000, 200000, 500000], "interval_ms": [5000, 10000, 25000]}' ;;
+  mem1m) manifest_settings '{"rate_rps": 10000, "virtual_clients": 1000000, "interval_ms": 100000}' ;;
+  workercpu) manifest_settings "$(jq -n --argjson r "$2" '{rate_rps: $r, interval_ms: 2000, worker: "MODE=health"}')" ;;
+  autoscale) manifest_settings "$(jq -n --argjson b "${BASE_RATE:-5000}" --argjson st "${STEP_RATE:-25000}" --argjson at "${STEP_AT:-30}" \
+    --argjson len "${STEP_SECS:-30}" --argjson tot "${TOTAL_SECS:-150}" \
+    '{interval_ms: 2000, base_rps: $b, step_rps: $st, step_at_s: $at, step_s: $len, total_s: $tot, worker: "MODE=sleep SLEEP_MS=5"}')" ;;
+esac
 case $SUITE in
   quick)
-    s=${SECS:-10}
-    STEP_TAG=quick-$KIND with_stack "$KIND" run "quick-$KIND" 10000 1000 "$s" "WARMUP=$(warmup_for "$s")"
-    if [ "$KIND" = mosquitto ]; then
-      STEP_TAG=quick-embedded with_stack embedded run quick-embedded 10000 1000 "$s" "WARMUP=$(warmup_for "$s")"
-    fi
+    s=${SECS:-10} wu=$(warmup_for "${SECS:-10}") kinds=("$KIND")
+    if [ "$KIND" = mosquitto ]; then kinds+=(embedded); fi
+    ws=$(secs_of "$wu")
+    measured=$(if [ -n "$ws" ]; then awk -v s="$s" -v w="$ws" 'BEGIN { printf "the first %g s a warm-up left out of the report (%g s measured)", w, s - w }'; else echo "the first $wu a warm-up left out of the report"; fi)
+    printf -v brokers '%s, ' "${kinds[@]/#url/$BROKER_URL}"
+    echo "quick: 10,000 req/s (10,000 virtual clients every 1000 ms) for $s s per broker, $measured; brokers: ${brokers%, }" >&2
+    manifest_settings "$(jq -n --argjson s "$s" --arg wu "$wu" --arg ws "$ws" --args '{rate_rps: 10000, virtual_clients: 10000, interval_ms: 1000,
+      duration_s: $s, warmup: $wu, measured_s: (if $ws == "" then null else $s - ($ws | tonumber) end), brokers: $ARGS.positional}' "${kinds[@]/#url/$BROKER_URL}")"
+    for k in "${kinds[@]}"; do
+      STEP_TAG=quick-$k with_stack "$k" run "quick-$k" 10000 1000 "$s" "WARMUP=$wu"
+      if [ -f "$OUT/quick-$k.json" ]; then
+        manifest_set "quick_$k" "$(jq '{rate_rps: .target_rps, achieved_rps: .throughput_rps, measured_s: .duration_s, success_rate, match_rate,
+          p50_ms: .latency_ms.p50, p99_ms: .latency_ms.p99, p999_ms: .latency_ms.p999, max_ms: .latency_ms.max, slo_passed: .slo.passed}' "$OUT/quick-$k.json")"
+      fi
+    done
     ;;
   baseline)
     s=${SECS:-60}

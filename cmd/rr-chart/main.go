@@ -4,7 +4,11 @@
 //
 //	rr-chart rate     -o FILE [-x target_rps|throughput_rps|virtual_clients] [-slo-p99 MS] [-knee X] [-title T] REPORT.json...
 //	rr-chart spectrum -o FILE [-title T] REPORT.json...
-//	rr-chart timeline -o FILE [-title T] SERIES.csv
+//	rr-chart timeline -o FILE [-title T] SERIES.csv [REPORT.json...]
+//
+// Every title gets a second line from the reports it draws (or, for a
+// timeline, the reports given after the CSV): their brokers, offered rates
+// and measured durations with the warm-up (chart.Describe).
 //
 // Exit status: 0 ok, 1 a file could not be read or written, 2 bad usage.
 package main
@@ -18,6 +22,7 @@ import (
 	buildinfo "github.com/mqtt-rr-bench/mqtt-rr-bench/internal/metrics"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/cmd/rr-chart/internal/chart"
 )
@@ -29,9 +34,11 @@ const usage = `rr-chart: SVG charts of benchmark results
       hollow markers: the step missed its SLO
   rr-chart spectrum -o FILE [-title T] REPORT.json...
       percentile spectrum of each report's round-trip histogram (latency against percentile, log 1/(1-q) axis)
-  rr-chart timeline -o FILE [-title T] SERIES.csv
+  rr-chart timeline -o FILE [-title T] SERIES.csv [REPORT.json...]
       a CSV whose first column is the x axis; every other column a series, "panel/series" headers share a panel
-      (e.g. t_s,pool/workers,pool/need_workers,queue_depth)
+      (e.g. t_s,pool/workers,pool/need_workers,queue_depth); the reports of the run, for the title
+
+Each title gets a line from the reports: brokers, offered rates, measured durations and warm-up.
 
 Exit status: 0 ok, 1 a file could not be read or written, 2 bad usage.`
 
@@ -90,21 +97,28 @@ func command(name string, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: %s needs -o FILE", errUsage, name)
 	}
 	files := fs.Args()
-	if name == "timeline" && len(files) != 1 {
-		return fmt.Errorf("%w: timeline takes one CSV file, got %d", errUsage, len(files))
+	if name == "timeline" && len(files) < 1 {
+		return fmt.Errorf("%w: timeline takes one CSV file (then the run's reports)", errUsage)
+	}
+	reports := files
+	if name == "timeline" {
+		reports = files[1:]
+	}
+	steps := make([]chart.Step, 0, len(reports))
+	for _, f := range reports {
+		st, err := chart.ReadStep(f)
+		if err != nil {
+			return err
+		}
+		steps = append(steps, st)
+	}
+	if d := chart.Describe(steps); d != "" {
+		*title = strings.TrimSpace(*title + "\n" + d)
 	}
 
 	var panels []chart.Plot
 	switch name {
 	case "rate", "spectrum":
-		steps := make([]chart.Step, 0, len(files))
-		for _, f := range files {
-			st, err := chart.ReadStep(f)
-			if err != nil {
-				return err
-			}
-			steps = append(steps, st)
-		}
 		if name == "spectrum" {
 			panels = append(panels, chart.SpectrumPlot(steps))
 			break

@@ -69,3 +69,44 @@ func TestRun(t *testing.T) {
 		})
 	}
 }
+
+// TestTitleFromReports: every chart's title says, from the reports it draws
+// (for a timeline, those after the CSV), the brokers, the offered rate and
+// the measured duration with the warm-up.
+func TestTitleFromReports(t *testing.T) {
+	dir := t.TempDir()
+	var reports []string
+	for _, b := range []string{"mosquitto", "embedded"} {
+		f := filepath.Join(dir, "quick-"+b+".json")
+		js := `{"target_rps":10000,"duration_s":8,"config":{"broker":"tcp://u:p@127.0.0.1:1883","warmup":2000000000},"bench":{"broker":"` + b + `"},` +
+			`"latency_ms":{"count":1,"p50":1,"p90":2,"p99":3,"p999":4,"max":5},"slo":{"passed":true}}`
+		if err := os.WriteFile(f, []byte(js), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		reports = append(reports, f)
+	}
+	series := filepath.Join(dir, "timeline.csv")
+	if err := os.WriteFile(series, []byte("t_s,workers\n1,10\n2,20\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := "quick: spectrum — broker mosquitto, embedded · 10k req/s · 8 s measured after a 2 s warm-up"
+	for _, args := range [][]string{
+		append([]string{"spectrum", "-title", "quick: spectrum"}, reports...),
+		append([]string{"rate", "-title", "quick: spectrum"}, reports...),
+		append([]string{"timeline", "-title", "quick: spectrum", series}, reports...),
+	} {
+		out := filepath.Join(dir, args[0]+".svg")
+		args = append([]string{args[0], "-o", out}, args[1:]...)
+		var stderr bytes.Buffer
+		if code := run(args, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, code, stderr.String())
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "<title>"+want+"</title>") || !strings.Contains(string(b), ">broker mosquitto, embedded · 10k req/s · 8 s measured after a 2 s warm-up</text>") {
+			t.Errorf("%s: the title lacks %q:\n%.600s", args[0], want, b)
+		}
+	}
+}

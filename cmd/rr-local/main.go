@@ -8,9 +8,12 @@
 // are 127.0.0.1:8090 (loadgen) and 127.0.0.1:8080 (worker) when free, else
 // free loopback ports (set METRICS_ADDR / HTTP_ADDR to pin them); while it
 // runs, rr-local publishes them in RR_LOCAL_STATE for make stats, make
-// dashboard and make dashboard-web.
-// Ctrl-C stops the loadgen gracefully (it drains and reports); a second
-// Ctrl-C kills everything at once. Exit status is the loadgen's.
+// dashboard and make dashboard-web. After the report they stay up for
+// METRICS_LINGER (default 60s here; 0 = exit at once), so the dashboards
+// keep showing the finished run.
+// Ctrl-C stops the loadgen gracefully (it drains and reports), or ends the
+// linger; a second Ctrl-C kills everything at once. Exit status is the
+// loadgen's.
 package main
 
 import (
@@ -35,6 +38,8 @@ Variables (besides those of loadgen-v2 and worker-v2, see their -h):
   RR_LOCAL_STATE  file publishing the endpoints while the run lasts (LOADGEN_URL=, WORKER_URL=,
                BROKER_URL=, RR_LOCAL_PID= lines; default $XDG_RUNTIME_DIR or /tmp,
                mqtt-rr-bench-local-UID.env); ports 8090/8080 when free, else free ones
+  METRICS_LINGER  after the report, the endpoints (the loadgen's /report) stay up this long for
+               the dashboards (default 60s here; Ctrl-C ends it; 0 = exit at once)
 rr-local broker: run only the embedded broker on BROKER_ADDR until SIGINT/SIGTERM.`)
 		return
 	}

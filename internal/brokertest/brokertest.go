@@ -2,9 +2,10 @@
 // the embedded broker on a free loopback port (Start), a real Mosquitto
 // (StartMosquitto, skipping when it is not installed), waiting for an event
 // (WaitFor, Await, WaitOK), loopback addresses for binaries to bind
-// (FreeAddr), and reading an HTTP endpoint, a JSON document or a Prometheus
-// scrape (Get, GetJSON, FetchJSON, Scrape, Sample). It is imported by tests
-// only.
+// (FreeAddr), the tools a test needs (NeedTool, Unavailable, WithoutPart:
+// skipped where missing, failed in CI), reading an HTTP endpoint, a JSON document or a Prometheus
+// scrape (Get, GetJSON, FetchJSON, Scrape, Sample), and the retained message
+// a broker holds on a topic (Retained). It is imported by tests only.
 package brokertest
 
 import (
@@ -52,12 +53,12 @@ func Start(t testing.TB, o ...broker.Options) *broker.Broker {
 // StartMosquitto starts a real Mosquitto for the test (internal/mosquitto:
 // BenchConfig plus the extra configuration lines, on a free loopback port)
 // and stops it when the test ends. It skips the test when Mosquitto is not
-// installed (CI installs it, so CI never skips).
+// installed, and fails it in CI (Unavailable: CI installs it).
 func StartMosquitto(t testing.TB, extra string) *mosquitto.Broker {
 	t.Helper()
 	m, err := mosquitto.Start(t.TempDir(), extra)
 	if errors.Is(err, mosquitto.ErrNotInstalled) {
-		t.Skip("mosquitto not installed: apt-get install -y mosquitto (CI installs it)")
+		Unavailable(t, "mosquitto not installed (apt-get install -y mosquitto; .ci/run installs it)")
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -109,7 +109,7 @@ func TestPool5RoundTripEmbedded(t *testing.T) {
 func TestPool5RoundTripMosquitto(t *testing.T) {
 	m, err := mosquitto.Start(t.TempDir(), "")
 	if err == mosquitto.ErrNotInstalled {
-		t.Skip("mosquitto not installed")
+		brokertest.Unavailable(t, "mosquitto not installed (apt-get install -y mosquitto)")
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +52,7 @@ func Run(ctx context.Context, res *config.Resolved, log *slog.Logger, stdout, st
 	stopOnSignal := context.AfterFunc(ctx, eng.StopSending)
 	defer stopOnSignal()
 	var final atomic.Pointer[report.Report]
+	served := "" // the endpoints' base URL, for the linger line
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -70,6 +73,7 @@ func Run(ctx context.Context, res *config.Resolved, log *slog.Logger, stdout, st
 			return nil, fmt.Errorf("no report yet: the run is %s", eng.Snapshot().Phase)
 		})
 		log.Info("metrics listening", "addr", l.Addr().String())
+		served = baseURL(l.Addr())
 		wg.Go(func() {
 			if err := srv.Serve(httpCtx, l); err != nil {
 				log.Error("metrics server", "err", err)
@@ -98,21 +102,41 @@ func Run(ctx context.Context, res *config.Resolved, log *slog.Logger, stdout, st
 	final.Store(rep)
 	code, err := Emit(rep, res.ReportFile, stdout)
 	if res.MetricsAddr != "" {
-		linger(ctx, res.MetricsLinger, log)
+		linger(ctx, res.MetricsLinger, served, log, stderr)
 	}
 	return code, err
+}
+
+// baseURL is the http:// URL of a listener's address, "localhost" for an
+// address that listens on every interface.
+func baseURL(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "http://" + a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // linger keeps the endpoints up for d after the report, so that Prometheus
 // scrapes the final counts (phase finished) before the process goes away.
 // A signal ends it: the first one when the run ended on its own (DURATION);
 // when a signal ended the run, a second one (which exits at once, 130).
-func linger(ctx context.Context, d time.Duration, log *slog.Logger) {
+// It says so on stderr: where the report stays, how long, how to end it.
+func linger(ctx context.Context, d time.Duration, url string, log *slog.Logger, stderr io.Writer) {
 	if d <= 0 {
 		return
 	}
+	end := "Ctrl-C (SIGINT, SIGTERM) ends it now"
 	if ctx.Err() != nil {
 		ctx = context.Background() // stopped by a signal: only a second one ends the linger
+		end = "Ctrl-C again ends it now (exit 130)"
+	}
+	say := fmt.Sprintf("the report stays at %s/report (with /metrics, /stats) for %g s (METRICS_LINGER); %s", url, d.Seconds(), end)
+	for _, l := range report.Wrap("loadgen-v2: ", strings.Fields(say), report.TextWidth) {
+		fmt.Fprintln(stderr, l)
 	}
 	log.Info("run finished; serving the final metrics (METRICS_LINGER)", "linger_seconds", d.Seconds())
 	t := time.NewTimer(d)

@@ -34,6 +34,7 @@ type Config struct {
 	Warmup         time.Duration `envconfig:"WARMUP" default:"0s" desc:"requests intended in the first WARMUP are sent but excluded from the report" json:"warmup"`
 	RampUp         time.Duration `envconfig:"RAMP_UP" default:"0s" desc:"bring virtual clients online linearly over this time" json:"ramp_up"`
 	InstanceID     string        `envconfig:"INSTANCE_ID" desc:"this loadgen's id, used in response topics (default: hostname-pid, every character of the hostname but letters, digits, '-' and '_' made '-')" json:"instance_id"`
+	InstanceClaim  bool          `envconfig:"INSTANCE_CLAIM" default:"true" desc:"while the run lasts, a retained claim on mqtt-rr-bench/instance/{INSTANCE_ID} (cleared at the end), so a second loadgen with the same INSTANCE_ID warns before it sends; false = none" json:"instance_claim"`
 	ClientIDOffset string        `envconfig:"CLIENT_ID_OFFSET" default:"0" desc:"id of the first virtual client (instances need disjoint ranges); auto = ordinal of INSTANCE_ID's trailing -N times VIRTUAL_CLIENTS" json:"client_id_offset"`
 	PayloadBytes   int           `envconfig:"PAYLOAD_BYTES" default:"0" desc:"pad each request to at least this many bytes (CORRELATE=properties without REQUEST_TEMPLATE: the payload, this many bytes)" json:"payload_bytes"`
 	MQTTVersion    string        `envconfig:"MQTT_VERSION" default:"3.1.1" desc:"MQTT protocol version: 3.1.1 or 5" json:"mqtt_version"`
@@ -42,7 +43,7 @@ type Config struct {
 	RequestTopic   string        `envconfig:"REQUEST_TOPIC" default:"req/{{shard}}" desc:"topic of the requests; {{shard}} and {{instance}} allowed" json:"request_topic"`
 	ResponseTopic  string        `envconfig:"RESPONSE_TOPIC" default:"resp/{{instance}}/{{shard}}" desc:"topic the responses come back on; {{instance}} and {{shard}} allowed; without {{shard}} one topic, subscribed on the first connection only" json:"response_topic"`
 	MetricsAddr    string        `envconfig:"METRICS_ADDR" default:":8090" desc:"HTTP listen address for /metrics, /debug/vars, /health (empty = off)" json:"metrics_addr"`
-	MetricsLinger  time.Duration `envconfig:"METRICS_LINGER" desc:"after the report, keep serving METRICS_ADDR this long (phase finished) so Prometheus scrapes the final counts; SIGINT/SIGTERM ends it (unset or 0 = exit at once; Compose and Kubernetes set 15s; at most 1h)" json:"metrics_linger,omitempty"`
+	MetricsLinger  time.Duration `envconfig:"METRICS_LINGER" desc:"after the report, keep serving METRICS_ADDR this long (phase finished) so Prometheus scrapes the final counts; SIGINT/SIGTERM ends it (unset or 0 = exit at once; Compose and Kubernetes set 15s, make run 60s; at most 1h)" json:"metrics_linger,omitempty"`
 	ReportFile     string        `envconfig:"REPORT_FILE" desc:"write the final report as JSON to this file" json:"report_file,omitempty"`
 	ProgressEvery  time.Duration `envconfig:"PROGRESS_INTERVAL" default:"5s" desc:"live progress line period on stderr (0 = off)" json:"progress_interval"`
 	SLOP99MS       float64       `envconfig:"SLO_P99_MS" default:"0" desc:"exit 3 if p99 latency exceeds this (ms; 0 = no SLO)" json:"slo_p99_ms,omitempty"`

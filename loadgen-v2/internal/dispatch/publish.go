@@ -168,7 +168,8 @@ func (w *publisher) publish(f uint64, now int64) {
 		return
 	}
 	client, seq, at := sched.Fire(f)
-	t := &w.tally[b.PhaseOf(at)]
+	phase := b.PhaseOf(at)
+	t := &w.tally[phase]
 	t.Scheduled++
 	if seq == 0 || !sched.Online(f-uint64(w.n), w.ramp) {
 		t.First++ // the client's first scheduled fire
@@ -195,5 +196,7 @@ func (w *publisher) publish(f uint64, now int64) {
 		w.touched = append(w.touched, conn)
 	}
 	t.Sent++
-	b.Hist.ScheduleLag.Record(w.id, time.Duration(now-at))
+	if phase == books.Measured { // the warm-up is left out of every histogram, as of the counts
+		b.Hist.ScheduleLag.Record(w.id, time.Duration(now-at))
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cputime"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/books"
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/claim"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/dispatch"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/live"
@@ -49,6 +50,12 @@ type Engine struct {
 	stop      chan struct{}
 	stopOnce  sync.Once
 	ready     chan struct{}
+
+	// claimer claims the instance id beside the dial (takeClaim; nil:
+	// INSTANCE_CLAIM=false, or a test without a broker); claims are the
+	// other runs' claims it saw, for the report.
+	claimer func(ctx context.Context) *claim.Claim
+	claims  []string
 }
 
 // New builds the engine of res: the schedule and the pending table are
@@ -60,6 +67,9 @@ func New(res *config.Resolved, log *slog.Logger, reg prometheus.Registerer, prog
 	}
 	e := &Engine{res: res, log: log, dial: mqttconn.DialTransport,
 		stop: make(chan struct{}), ready: make(chan struct{})}
+	if res.InstanceClaim {
+		e.claimer = e.takeClaim
+	}
 	n := res.VirtualClients
 	run := min(schedule.PerTick(n, res.Interval(), dispatch.DefaultGrid), res.BatchSize)
 	sched, err := schedule.New(n, res.Interval(), res.Connections, func(c int) int { return res.ConnOf(uint32(c)) }, run)
@@ -127,8 +137,13 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	opts := res.MQTT
 	opts.OnMessage, opts.OnUnsent, opts.OnState, opts.Logger = e.books.OnResponse, e.books.OnUnsent, e.books.Conns.State, e.log
 	opts.OnOversized = e.books.OnOversized
+	// The claim is made (or skipped) before the pool connects: a clash with
+	// a run already claiming this instance is told before any response
+	// arrives.
+	cl := e.claimInstance(ctx)
 	t, err := e.dial(ctx, opts)
 	if err != nil {
+		e.claims = releaseClaim(cl)
 		if ctx.Err() == nil && !e.stopped() {
 			return nil, err
 		}
@@ -164,6 +179,7 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 
 	// No handler may change the counts while the report is made.
 	e.close(t)
+	e.claims = releaseClaim(cl)
 	return e.report(sendEnd, sendingCPU)
 }
 
@@ -202,7 +218,7 @@ func (e *Engine) report(sendEnd, sendingCPU time.Duration) (*report.Report, erro
 		VirtualClients: uint64(res.VirtualClients), ClientsFired: f.ClientsFired, Interval: res.Interval(),
 		RequestBytes: f.RequestBytes, ResponseBytes: f.ResponseBytes,
 		Usage:  report.ReadUsage(f.Measured.RequestsSent+f.Warmup.RequestsSent, sendingCPU),
-		Config: cfg, Broker: e.broker(),
+		Config: cfg, Broker: e.broker(), InstanceClaims: e.claims,
 		Hists: report.Hists{Latency: h.Latency.Total(), ScheduleLag: h.ScheduleLag.Total(),
 			WorkerQueue: h.WorkerQueue.Total(), WorkerProcess: h.WorkerProcess.Total(), BrokerNetwork: h.BrokerNetwork.Total()},
 		Objectives: report.Objectives{P99MS: res.SLOP99MS, MatchRate: res.SLOMatchRate, SuccessRate: res.SLOSuccess},

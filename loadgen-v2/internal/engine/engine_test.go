@@ -218,7 +218,7 @@ func TestRunPlainPahoTransport(t *testing.T) {
 }
 
 // WARMUP: requests intended during the warmup are counted apart and kept out
-// of the latency histogram; RAMP_UP: clients come online linearly, so about
+// of every histogram; RAMP_UP: clients come online linearly, so about
 // half the sends of a full-rate run happen during the ramp.
 func TestWarmupAndRampUp(t *testing.T) {
 	b := brokertest.Start(t)
@@ -255,6 +255,17 @@ func TestWarmupAndRampUp(t *testing.T) {
 	}
 	if rep.Latency.Count != int64(rep.ResponsesMatched) {
 		t.Errorf("latency histogram holds %d values, want only the %d measured ones", rep.Latency.Count, rep.ResponsesMatched)
+	}
+	// Every histogram leaves the warm-up out, as the counts do: the schedule
+	// lag of each measured request sent, the worker's stamps and the rest
+	// of each measured response.
+	if rep.ScheduleLag.Count != int64(rep.RequestsSent) {
+		t.Errorf("schedule-lag histogram holds %d values, want only the %d measured requests sent", rep.ScheduleLag.Count, rep.RequestsSent)
+	}
+	for name, n := range map[string]int64{"worker queue": rep.WorkerQueue.Count, "worker processing": rep.WorkerProcess.Count, "broker + network": rep.BrokerNetwork.Count} {
+		if n != int64(rep.ResponsesMatched) {
+			t.Errorf("%s histogram holds %d values, want the %d measured responses", name, n, rep.ResponsesMatched)
+		}
 	}
 	if rep.DurationSeconds != 1 {
 		t.Errorf("measured duration %.3f s, want 1 s (DURATION - WARMUP)", rep.DurationSeconds)

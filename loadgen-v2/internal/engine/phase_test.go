@@ -69,7 +69,7 @@ func TestPhases(t *testing.T) {
 		// Answers take 300 ms: the drain after DURATION lasts that long.
 		ft := &fakeTransport{delay: 300 * time.Millisecond}
 		ft.eng = eng
-		eng.dial = stateDial(ft, nil)
+		eng.dial, eng.claimer = stateDial(ft, nil), nil
 		eng.wait = dispatch.TimerWait // the bubble's clock
 		if p := eng.Snapshot().Phase; p != books.PhaseConnecting {
 			t.Errorf("before Run: %v", p)
@@ -164,7 +164,7 @@ func TestStopSendingDrains(t *testing.T) {
 		}
 		ft := &fakeTransport{delay: 10 * time.Millisecond}
 		ft.eng = eng
-		eng.dial = ft.dial
+		eng.dial, eng.claimer = ft.dial, nil
 		eng.wait = dispatch.TimerWait // the bubble's clock
 		phase := make(chan books.Phase, 1)
 		go func() {
@@ -197,6 +197,7 @@ func TestConnectionEvents(t *testing.T) {
 		}
 		ft := &fakeTransport{delay: time.Millisecond}
 		ft.eng = eng
+		eng.claimer = nil
 		eng.dial = stateDial(ft, func(onState func(int, bool)) {
 			eng.wait = dispatch.TimerWait // the bubble's clock
 			for _, s := range []struct {
@@ -278,6 +279,7 @@ func TestStopWhileConnecting(t *testing.T) {
 		t.Fatal(err)
 	}
 	dialing := make(chan struct{})
+	eng.claimer = nil
 	eng.dial = func(ctx context.Context, _ mqttconn.Options) (mqttconn.Transport, error) {
 		close(dialing)
 		<-ctx.Done()
@@ -311,6 +313,7 @@ func TestDialErrorIsAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	eng.claimer = nil
 	eng.dial = func(context.Context, mqttconn.Options) (mqttconn.Transport, error) {
 		return nil, errors.New("connection refused")
 	}

@@ -128,7 +128,7 @@ func runFake(t *testing.T, env map[string]string, ft *fakeTransport, during func
 		if err != nil {
 			t.Fatal(err)
 		}
-		eng.dial = ft.dial
+		eng.dial, eng.claimer = ft.dial, nil
 		eng.wait = dispatch.TimerWait // the bubble's clock
 		ft.eng = eng
 		if during != nil {

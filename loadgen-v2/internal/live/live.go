@@ -206,14 +206,15 @@ func (v *View) every() time.Duration {
 
 // Run updates the window every PROGRESS_INTERVAL (5 s when 0) until ctx
 // ends, from epoch (when sending started) on, and, unless progress lines are
-// off, prints a line: request rate, settled match rate of requests that
-// ended in the interval ("–" when none did, e.g. during an outage), latency
-// percentiles of the interval.
+// off, prints a line (progressLine): request rate, settled match rate of
+// requests that ended in the interval ("–" when none did, e.g. during an
+// outage), latency percentiles of the interval, then the run's counts.
 func (v *View) Run(ctx context.Context, epoch time.Time) {
 	t := time.NewTicker(v.every())
 	defer t.Stop()
 	prev := window{at: epoch}
 	var prevTimeouts uint64
+	lines := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -225,11 +226,9 @@ func (v *View) Run(ctx context.Context, epoch time.Time) {
 			cur := window{at: now, sent: st.RequestsSent, matched: st.ResponsesMatched,
 				rateRPS: float64(st.RequestsSent-prev.sent) / dt, lat: h}
 			dm, dto := st.ResponsesMatched-prev.matched, st.Timeouts-prevTimeouts
-			match := "     –"
 			if dm+dto > 0 {
 				r := float64(dm) / float64(dm+dto)
 				cur.matchRate = &r
-				match = fmt.Sprintf("%.4f", r)
 			}
 			v.mu.Lock()
 			v.last = cur
@@ -238,13 +237,14 @@ func (v *View) Run(ctx context.Context, epoch time.Time) {
 			if v.out == nil || v.res.ProgressEvery <= 0 {
 				continue
 			}
-			suspect := ""
-			if st.ConnectionsSuspect > 0 {
-				suspect = fmt.Sprintf(" (%d suspect)", st.ConnectionsSuspect)
+			if lines == 0 {
+				fmt.Fprint(v.out, progressLegend(v.every(), st.TargetRPS))
 			}
-			fmt.Fprintf(v.out, "[%6.1fs] %-9s last %s: rate %8.0f req/s (target %.0f)  settled match %s  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms | run: pending %d  timeouts %d  skipped %d  send_failed %d  conns %d/%d%s\n",
-				st.ElapsedSeconds, st.Phase, v.every(), cur.rateRPS, st.TargetRPS, match, h.P50, h.P99, h.Max,
-				st.Pending, st.Timeouts, st.Skipped, st.SendFailed, st.ConnectionsUp, st.Connections, suspect)
+			if lines%progressHeaderEvery == 0 {
+				fmt.Fprintln(v.out, progressHeader)
+			}
+			lines++
+			fmt.Fprintln(v.out, progressLine(st, cur))
 		}
 	}
 }

@@ -46,7 +46,7 @@ func New(res *config.Resolved, snapshot func() books.Snapshot, b *books.Books, f
 	m.collectors = append([]prometheus.Collector{
 		newSnapshotCollector(res, snapshot),
 		hist("latency_seconds", "Round-trip latency of matched requests after the warmup, from the intended send time (free of coordinated omission).", b.Hist.Latency),
-		hist("schedule_lag_seconds", "How late requests left against their intended send time.", b.Hist.ScheduleLag),
+		hist("schedule_lag_seconds", "How late requests intended after the warmup left against their intended send time.", b.Hist.ScheduleLag),
 		hist("broker_network_seconds", "What is left of each matched round trip after the warmup once its own schedule lag and the worker's queue wait and processing are taken out: the broker and the network both ways.", b.Hist.BrokerNetwork),
 		info(res),
 		&warningsCollector{final: final, desc: prometheus.NewDesc(prometheus.BuildFQName(Namespace, Subsystem, "report_warnings"),

@@ -34,6 +34,9 @@ type Outcome struct {
 	Broker     *mqttconn.Capabilities
 	Hists      Hists
 	Objectives Objectives
+
+	// InstanceClaims are other runs' claims on this instance (Report).
+	InstanceClaims []string
 }
 
 // Build assembles the report of o and finishes it (Finish): the measured
@@ -45,7 +48,7 @@ func Build(o *Outcome) (*Report, error) {
 		Counts:       o.Measured,
 		RequestBytes: o.RequestBytes, ResponseBytes: o.ResponseBytes,
 		VirtualClients: o.VirtualClients, ClientsFired: o.ClientsFired, IntervalSeconds: o.Interval.Seconds(),
-		TargetRPS: o.TargetRPS, Usage: o.Usage, Config: o.Config, Broker: o.Broker,
+		TargetRPS: o.TargetRPS, Usage: o.Usage, Config: o.Config, Broker: o.Broker, InstanceClaims: o.InstanceClaims,
 	}
 	if o.SendEnd > 0 {
 		secs := o.SendEnd.Seconds()

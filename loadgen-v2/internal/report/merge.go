@@ -47,6 +47,7 @@ func Merge(rs []*Report, slo Objectives) (*Report, error) {
 	hs := Hists{latency.New(), latency.New(), latency.New(), latency.New(), latency.New()}
 	for i, r := range rs {
 		out.Instances = append(out.Instances, r.Instances...)
+		out.InstanceClaims = append(out.InstanceClaims, r.InstanceClaims...)
 		out.Counts.Add(r.Counts)
 		out.RequestBytes += r.RequestBytes
 		out.ResponseBytes += r.ResponseBytes

@@ -159,6 +159,11 @@ type Report struct {
 	// the protocol it accepted and, on MQTT 5, the CONNACK's limits.
 	Broker        *mqttconn.Capabilities `json:"broker,omitempty"`
 	BrokerDropped *int64                 `json:"broker_dropped,omitempty"`
+
+	// InstanceClaims are the claims of other runs on this instance id seen
+	// while the run lasted (package claim): another loadgen with our
+	// INSTANCE_ID, each described by its run id, host, pid and times.
+	InstanceClaims []string `json:"instance_claims,omitempty"`
 }
 
 // SLO is the outcome of the service-level objectives of a run.

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
@@ -90,5 +92,78 @@ func golden(t *testing.T, path string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("differs from %s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// words is s with every run of white space made one space: text compared
+// across the report's line wrapping.
+func words(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// TestTextWithin100Columns: no line of the text report is wider than
+// report.TextWidth (100 runes): the golden reports, and reports carrying
+// every warning, long SLO failures and many merged instances, whose free
+// text is wrapped without losing a word.
+func TestTextWithin100Columns(t *testing.T) {
+	reports := goldenReports()
+	all := &report.Report{
+		Instances: []string{"lg-0"}, Correlation: "json:request_identifier", Protocol: "5",
+		Counts: report.Counts{Scheduled: 36_000_000, RequestsSent: 30_000_000, ResponsesMatched: 29_000_000,
+			Timeouts: 900_000, StillPending: 100_000, Skipped: 5_000_000, SendFailed: 1_000_000, Duplicate: 12_345,
+			Implausible: 678, Unknown: 1_234_567, UnknownOtherRun: 1_000_000, Malformed: 98_765},
+		RequestBytes: 3_000_000_000, ResponseBytes: 2_900_000_000, RequestBytesPerSec: 1e8, ResponseBytesPerSec: 9.6e7,
+		VirtualClients: 1_000_000, ClientsFired: 600_000, IntervalSeconds: 100, DurationSeconds: 60, TargetRPS: 600_000,
+		Usage: &report.ProcessUsage{CPUUserSeconds: 1234.5, CPUSystemSeconds: 678.9, MaxRSSMB: 12345.6, CPUMicrosPerRequest: 1234.5, SendingCPUMicrosPerRequest: 1000.5},
+	}
+	if err := all.Finish(report.Hists{}, report.Objectives{P99MS: 50, MatchRate: 0.999, SuccessRate: 0.99}); err != nil {
+		t.Fatal(err)
+	}
+	all.Warmup = &report.Counts{Scheduled: 1_000_000, RequestsSent: 1_000_000, ResponsesMatched: 999_000, Timeouts: 600, StillPending: 400, Skipped: 12_345, SendFailed: 6_789}
+	reports["every warning"] = all
+	none := &report.Report{Instances: []string{"loadgen-6f7c9d8b5-abcde", "loadgen-6f7c9d8b5-fghij", "loadgen-6f7c9d8b5-klmno", "loadgen-6f7c9d8b5-pqrst"},
+		VirtualClients: 10, IntervalSeconds: 1}
+	if err := none.Finish(report.Hists{}, report.Objectives{SuccessRate: 0.99}); err != nil {
+		t.Fatal(err)
+	}
+	reports["stopped before sending, merged"] = none
+	if len(all.Warnings) < 5 || len(none.Warnings) == 0 {
+		t.Fatalf("the wide reports lack their warnings: %q, %q", all.Warnings, none.Warnings)
+	}
+	for name, r := range reports {
+		var text bytes.Buffer
+		r.WriteText(&text)
+		checkWidth(t, name, text.String())
+		for _, w := range append(append([]string{}, r.Warnings...), r.SLO.Failures...) {
+			if !strings.Contains(words(text.String()), words(w)) {
+				t.Errorf("%s: the text report lost words of %q:\n%s", name, w, text.String())
+			}
+		}
+		for _, inst := range r.Instances {
+			if !strings.Contains(text.String(), inst) {
+				t.Errorf("%s: instance %s not named:\n%s", name, inst, text.String())
+			}
+		}
+	}
+	goldens, err := filepath.Glob(filepath.Join("testdata", "*.golden"))
+	if err != nil || len(goldens) == 0 {
+		t.Fatal("no golden reports", err)
+	}
+	for _, path := range goldens {
+		if strings.HasSuffix(path, ".json.golden") {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkWidth(t, path, string(b))
+	}
+}
+
+func checkWidth(t *testing.T, name, text string) {
+	t.Helper()
+	for i, line := range strings.Split(text, "\n") {
+		if n := utf8.RuneCountInString(line); n > report.TextWidth {
+			t.Errorf("%s line %d is %d columns wide (max %d):\n%s", name, i+1, n, report.TextWidth, line)
+		}
 	}
 }

@@ -1,6 +1,11 @@
 package report
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
+)
 
 // Kinds of warnings: what a reader must not miss about a run. Each warning
 // of a report has one; the JSON report lists them in warning_kinds (in the
@@ -16,6 +21,7 @@ const (
 	WarnKindDuplicate    = "duplicate"
 	WarnKindImplausible  = "implausible"
 	WarnKindStopped      = "stopped_before_sending"
+	WarnKindOversized    = "oversized_inbound"
 	WarnKindToolLag      = "loadgen_lag"       // warnLatency
 	WarnKindNagle        = "delayed_ack_nagle" // warnLatency
 )
@@ -79,14 +85,26 @@ func (r *Report) warn() {
 			"(a foreign responder, another loadgen's instance on them, or a responder that does not speak CORRELATE=%s)",
 			r.Unknown-min(r.UnknownOtherRun, r.Unknown), r.Malformed, share(other, r.RequestsSent), orDefault(r.Correlation, "envelope"))
 	}
-	if r.UnknownOtherRun > 0 {
+	if r.UnknownOtherRun > 0 || len(r.InstanceClaims) > 0 {
 		id := "INSTANCE_ID"
 		if len(r.Instances) == 1 {
 			id = "INSTANCE_ID=" + r.Instances[0]
 		}
-		r.Warn(WarnKindInstanceUsed, "%d responses for this instance carried another run id: another loadgen is using %s "+
-			"(each gets the other's responses), or a previous run's answers were still arriving; give every loadgen its own INSTANCE_ID",
-			r.UnknownOtherRun, id)
+		if len(r.InstanceClaims) > 0 {
+			also := ""
+			if r.UnknownOtherRun > 0 {
+				also = fmt.Sprintf(" (%d responses for this instance carried another run id)", r.UnknownOtherRun)
+			}
+			r.Warn(WarnKindInstanceUsed, "%s%s", ClaimConflict(id, r.InstanceClaims), also)
+		} else {
+			r.Warn(WarnKindInstanceUsed, "%d responses for this instance carried another run id: another loadgen is using %s "+
+				"(each gets the other's responses), or a previous run's answers were still arriving; give every loadgen its own INSTANCE_ID",
+				r.UnknownOtherRun, id)
+		}
+	}
+	if r.Oversized > 0 {
+		r.Warn(WarnKindOversized, "%d inbound messages above the %d MiB frame limit were skipped unread (the connections stayed up): "+
+			"someone publishes large messages to the response topics; broker ACLs keep them out", r.Oversized, maxInboundMiB)
 	}
 	if r.Duplicate > 0 {
 		r.Warn(WarnKindDuplicate, "%d duplicate responses (a request answered more than once): several workers on a plain subscription "+
@@ -96,6 +114,13 @@ func (r *Report) warn() {
 	if r.Implausible > 0 {
 		r.Warn(WarnKindImplausible, "%d implausible responses (worker-stamped times longer than the measured round trip: forged or foreign responders on the response topics)", r.Implausible)
 	}
+}
+
+// ClaimConflict is the warning, logged at once and in the report, that
+// other runs claimed id (INSTANCE_ID=name) while this one lasted.
+func ClaimConflict(id string, claims []string) string {
+	return fmt.Sprintf("another loadgen claimed %s during this run (%s): two loadgens with one INSTANCE_ID "+
+		"receive each other's responses (counted unknown); give every loadgen its own INSTANCE_ID", id, strings.Join(claims, "; "))
 }
 
 // share formats n / of as a percentage ("n/a" when of is 0).
@@ -112,3 +137,6 @@ func orDefault(s, d string) string {
 	}
 	return s
 }
+
+// maxInboundMiB is the connections' inbound frame limit, MiB.
+const maxInboundMiB = mqttconn.DefaultMaxInboundFrame >> 20

@@ -58,3 +58,35 @@ func TestWarningsNameTheCause(t *testing.T) {
 		})
 	}
 }
+
+// TestClaimConflictWarns: another run's claim on our instance is one
+// WARNING of kind instance_id_in_use naming that run (with the other-run
+// responses when there were some), kept by a merge.
+func TestClaimConflictWarns(t *testing.T) {
+	claim := "run 1a2b3c4d on host h (pid 7), started 10:00:00Z, until stopped"
+	for _, other := range []uint64{0, 42} {
+		r := report.Report{Instances: []string{"twin"}, InstanceClaims: []string{claim}, VirtualClients: 10, ClientsFired: 10,
+			Counts: report.Counts{Scheduled: 10, RequestsSent: 10, ResponsesMatched: 10, Unknown: other, UnknownOtherRun: other}}
+		if err := r.Finish(hists(hist(100, 199)), report.Objectives{}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(r.WarningKinds, []string{report.WarnKindInstanceUsed}) {
+			t.Fatalf("kinds %q, want one instance_id_in_use", r.WarningKinds)
+		}
+		for _, s := range []string{"another loadgen claimed INSTANCE_ID=twin", claim, "give every loadgen its own INSTANCE_ID"} {
+			if !strings.Contains(r.Warnings[0], s) {
+				t.Errorf("warning %q lacks %q", r.Warnings[0], s)
+			}
+		}
+		if other > 0 && !strings.Contains(r.Warnings[0], "42 responses for this instance carried another run id") {
+			t.Errorf("warning %q lacks the other run's responses", r.Warnings[0])
+		}
+		m, err := report.Merge([]*report.Report{&r}, report.Objectives{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(m.InstanceClaims, r.InstanceClaims) || !slices.Contains(m.WarningKinds, report.WarnKindInstanceUsed) {
+			t.Errorf("merged: claims %q, kinds %q", m.InstanceClaims, m.WarningKinds)
+		}
+	}
+}

@@ -28,6 +28,11 @@ type Step struct {
 	Latency        latency.Summary         // ms
 	Hist           *hdrhistogram.Histogram // round trip, µs; nil when the report has none
 	Passed         bool                    // the report's SLO verdict (true when no SLO was set)
+	// Broker is where the step ran (Describe): the benchmark script's name
+	// for it (bench.broker) or the configured URL; DurationS the measured
+	// seconds, WarmupS the warm-up left out before them.
+	Broker             string
+	DurationS, WarmupS float64
 }
 
 // stepJSON is the part of the report a chart reads.
@@ -42,6 +47,14 @@ type stepJSON struct {
 	SLO *struct {
 		Passed bool `json:"passed"`
 	} `json:"slo"`
+	DurationS float64 `json:"duration_s"`
+	Config    struct {
+		Broker string `json:"broker"`
+		Warmup int64  `json:"warmup"` // ns
+	} `json:"config"`
+	Bench struct {
+		Broker string `json:"broker"`
+	} `json:"bench"`
 }
 
 // ReadStep reads one JSON report; the step is named after the file
@@ -62,6 +75,9 @@ func ReadStep(path string) (Step, error) {
 		VirtualClients: j.VirtualClients,
 		Latency:        j.Latency,
 		Passed:         j.SLO == nil || j.SLO.Passed,
+		Broker:         brokerName(j.Bench.Broker, j.Config.Broker),
+		DurationS:      j.DurationS,
+		WarmupS:        float64(j.Config.Warmup) / 1e9,
 	}
 	if j.Histograms.Latency != "" {
 		if st.Hist, err = latency.Decode(j.Histograms.Latency); err != nil {

@@ -342,3 +342,27 @@ func TestTickLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribe: what a chart's title says of its steps.
+func TestDescribe(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []Step
+		want  string
+	}{
+		{"nothing known", []Step{{Name: "a"}}, ""},
+		{"one step, a URL without its password", []Step{{Broker: brokerName("", "tcp://me:secret@10.0.0.5:1883"), TargetRPS: 20000, DurationS: 18, WarmupS: 2}},
+			"broker tcp://10.0.0.5:1883 · 20k req/s · 18 s measured after a 2 s warm-up"},
+		{"a sweep without warm-up", []Step{{Broker: "mosquitto", TargetRPS: 10000, DurationS: 20}, {Broker: "mosquitto", TargetRPS: 20000, DurationS: 20},
+			{Broker: "mosquitto", TargetRPS: 30000, DurationS: 20}, {Broker: "mosquitto", TargetRPS: 60000, DurationS: 20}},
+			"broker mosquitto · 10k to 60k req/s · 20 s measured"},
+		{"two rates and the ceiling", []Step{{Broker: "embedded", TargetRPS: 5000, DurationS: 8, WarmupS: 2}, {Broker: "embedded", TargetRPS: 2500, DurationS: 8, WarmupS: 2},
+			{Broker: "embedded", ThroughputRPS: 41000, DurationS: 8, WarmupS: 2}},
+			"broker embedded · 2.5k, 5k req/s · closed loop · 8 s measured after a 2 s warm-up"},
+	}
+	for _, tc := range tests {
+		if got := Describe(tc.steps); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

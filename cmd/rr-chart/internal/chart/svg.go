@@ -69,6 +69,9 @@ const (
 	marginRight  = 190 // legend column
 	marginTop    = 30
 	marginBottom = 54
+
+	// subtitleHeight: each line of the title after the first.
+	subtitleHeight = 18
 )
 
 // Palette: Okabe–Ito, distinguishable with the common colour-vision
@@ -76,25 +79,32 @@ const (
 var palette = []string{"#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"}
 
 // Write renders a figure: a title and the panels stacked vertically, each
-// with its own axes. A panel without any point says "no data" instead of
-// drawing axes from nothing; the output is valid SVG either way.
+// with its own axes. The title's first line is the heading; further lines
+// (after "\n") are printed under it, smaller. A panel without any point
+// says "no data" instead of drawing axes from nothing; the output is valid
+// SVG either way.
 func Write(w io.Writer, title string, panels ...Plot) error {
 	bw := bufio.NewWriter(w)
 	s := &svgWriter{w: bw}
-	h := titleHeight + len(panels)*panelHeight
+	lines := strings.Split(title, "\n")
+	top := titleHeight + (len(lines)-1)*subtitleHeight
+	h := top + len(panels)*panelHeight
 	if len(panels) == 0 {
-		h = titleHeight + panelHeight
+		h = top + panelHeight
 	}
 	s.printf(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
 	s.printf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, h, width, h)
-	s.printf(`<title>%s</title>`+"\n", esc(title))
+	s.printf(`<title>%s</title>`+"\n", esc(strings.Join(lines, " — ")))
 	s.printf(`<rect width="100%%" height="100%%" fill="#ffffff"/>` + "\n")
-	s.printf(`<text class="title" x="%d" y="22" font-size="16" font-weight="bold">%s</text>`+"\n", marginLeft, esc(title))
+	s.printf(`<text class="title" x="%d" y="22" font-size="16" font-weight="bold">%s</text>`+"\n", marginLeft, esc(lines[0]))
+	for i, l := range lines[1:] {
+		s.printf(`<text class="subtitle" x="%d" y="%d" font-size="13">%s</text>`+"\n", marginLeft, 22+(i+1)*subtitleHeight, esc(l))
+	}
 	if len(panels) == 0 {
-		s.noData(titleHeight)
+		s.noData(top)
 	}
 	for i, p := range panels {
-		s.panel(p, titleHeight+i*panelHeight)
+		s.panel(p, top+i*panelHeight)
 	}
 	s.printf("</svg>\n")
 	if s.err != nil {

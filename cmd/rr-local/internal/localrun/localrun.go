@@ -25,6 +25,12 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/freeport"
 )
 
+// DefaultLinger is the loadgen's METRICS_LINGER under rr-local unless the
+// environment sets one: after the report, its endpoints (/report, /metrics,
+// /stats) and the worker's stay up this long for make dashboard and make
+// dashboard-web; Ctrl-C ends it at once; METRICS_LINGER=0 turns it off.
+const DefaultLinger = 60 * time.Second
+
 // Main runs the benchmark and returns the exit status.
 func Main(stdout, stderr io.Writer) int {
 	addr := envOr("BROKER_ADDR", "127.0.0.1:0")
@@ -86,7 +92,13 @@ func Main(stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "rr-local: worker ready (http://%s/stats); starting loadgen (http://%s/metrics)\n", workerHTTP, metrics)
 
-	lg := command(filepath.Join(bin, "loadgen-v2"), stdout, stderr, "BROKER="+b.URL(), "METRICS_ADDR="+metrics)
+	lgEnv := []string{"BROKER=" + b.URL(), "METRICS_ADDR=" + metrics}
+	if linger, set := os.LookupEnv("METRICS_LINGER"); !set || strings.TrimSpace(linger) == "" {
+		// The dashboards keep the report after the run (the loadgen says
+		// where and for how long).
+		lgEnv = append(lgEnv, "METRICS_LINGER="+DefaultLinger.String())
+	}
+	lg := command(filepath.Join(bin, "loadgen-v2"), stdout, stderr, lgEnv...)
 	if err := lg.Start(); err != nil {
 		fmt.Fprintln(stderr, "rr-local: start loadgen:", err)
 		return 1
@@ -110,7 +122,7 @@ func Main(stdout, stderr io.Writer) int {
 		case s := <-sig:
 			signals++
 			if signals == 1 {
-				fmt.Fprintln(stderr, "rr-local: stopping loadgen (it drains and reports; again to kill)")
+				fmt.Fprintln(stderr, "rr-local: stopping loadgen (it drains and reports, or ends its linger; again to kill)")
 				_ = lg.Process.Signal(s)
 				continue
 			}
