@@ -147,6 +147,8 @@ func Run(r io.Reader, w io.Writer, o Options) (Summary, error) {
 	if len(sum.FailedPackages) > 0 {
 		fmt.Fprintf(w, "failed: %s\n", strings.Join(sum.FailedPackages, ", "))
 	}
+	// The plain closing line CI systems read: passed, failed, skipped.
+	fmt.Fprintf(w, "tests: %d passed, %d failed, %d skipped\n", sum.Tests-sum.Failed-sum.Skipped, sum.Failed, sum.Skipped)
 	return sum, nil
 }
 

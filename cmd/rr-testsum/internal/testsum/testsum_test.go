@@ -83,7 +83,8 @@ func TestRunAllPassing(t *testing.T) {
 	if err != nil || !sum.OK() {
 		t.Fatalf("%+v %v", sum, err)
 	}
-	if want := "ok    a                                           0.6s  1 tests\n"; !strings.HasPrefix(out.String(), want) || !strings.Contains(out.String(), "DONE  ok: 1 packages, 1 tests, 0 skipped, 0 failed") {
+	if want := "ok    a                                           0.6s  1 tests\n"; !strings.HasPrefix(out.String(), want) || !strings.Contains(out.String(), "DONE  ok: 1 packages, 1 tests, 0 skipped, 0 failed") ||
+		!strings.HasSuffix(out.String(), "\ntests: 1 passed, 0 failed, 0 skipped\n") {
 		t.Errorf("output:\n%s\nwant it to start with %q", out.String(), want)
 	}
 }
