@@ -30,8 +30,8 @@ func brokerBlip(t *testing.T, version string) {
 	w, _ := startWorker(t, m.URL(), version)
 	rf := filepath.Join(t.TempDir(), "report.json")
 	maddr := brokertest.FreeAddr(t)
-	const rate = 2000 / 0.5 // req/s: loadgenEnv's clients and interval
-	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=0", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr, version)...)
+	const rate = 2000 / 0.5                                                                                                             // req/s: loadgenEnv's clients and interval
+	lg := start(t, "loadgen-v2", loadgenEnv(m.URL(), rf, "DURATION=0", "REQUEST_TIMEOUT=1s", "METRICS_ADDR="+maddr, version, lossy)...) // the blip loses requests: the books are checked
 	brokertest.WaitOK(t, "http://"+maddr+"/health")
 	waitLoadgen(t, lg, maddr, "a second of responses before the blip", func(v lgVars) bool { return v.ResponsesMatched >= rate })
 
