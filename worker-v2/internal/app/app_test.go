@@ -16,7 +16,6 @@ import (
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/brokertest"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/cliutil"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/syncbuf"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/wire"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/engine"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/worker-v2/internal/workertest"
@@ -289,20 +288,7 @@ func TestRoundTrip(t *testing.T) {
 	const n = 300
 	req.SendRequests(t, 0, n)
 	request1 := workertest.Request(t, 1, 0)
-	garbage := [][]byte{
-		{},
-		[]byte("hello, worker"),
-		wire.AppendResponse(nil, &wire.Response{RunID: 1}),
-		request1[:24],
-		append([]byte{2}, request1[1:]...), // unknown version
-	}
-	for _, topic := range []string{"resp/+/1", "resp/#", "resp/a\x00b", "resp/\xff"} { // hostile reply topics
-		g, err := wire.AppendRequest(nil, &wire.Request{RunID: 7, ClientID: 9999, Seq: 9999, ReplyTopic: []byte(topic)}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		garbage = append(garbage, g)
-	}
+	garbage := workertest.Garbage(t, request1)
 	for _, g := range garbage {
 		req.Publish(t, "req/3", g)
 	}

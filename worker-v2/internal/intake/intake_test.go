@@ -54,20 +54,7 @@ func TestHandleQueuesWhatTheReplyNeeds(t *testing.T) {
 	}
 	q.Done(it)
 
-	garbage := [][]byte{
-		{},
-		[]byte("hello, worker"),
-		wire.AppendResponse(nil, &wire.Response{RunID: 1}),
-		req[:24],
-		append([]byte{2}, req[1:]...), // unknown version
-	}
-	for _, topic := range []string{"resp/+/1", "resp/#", "resp/a\x00b", "resp/\xff"} { // hostile reply topics
-		g, err := wire.AppendRequest(nil, &wire.Request{RunID: 7, ClientID: 9999, Seq: 9999, ReplyTopic: []byte(topic)}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		garbage = append(garbage, g)
-	}
+	garbage := workertest.Garbage(t, req)
 	for _, g := range garbage {
 		in.Handle(0, &mqttconn.Message{Topic: "req/3", Payload: g})
 	}

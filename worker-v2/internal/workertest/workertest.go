@@ -78,6 +78,29 @@ func Message(t testing.TB, i int) *mqttconn.Message {
 // RequestTopic returns the topic request i is published on: req/{i mod 16}.
 func RequestTopic(i int) string { return "req/" + strconv.Itoa(i%16) }
 
+// Garbage returns what a worker must count malformed and never answer,
+// built around a valid request: nothing, text, a response, the request cut
+// short, an unknown version, and requests naming hostile reply topics (a
+// wildcard, a NUL, invalid UTF-8).
+func Garbage(t testing.TB, request []byte) [][]byte {
+	t.Helper()
+	garbage := [][]byte{
+		{},
+		[]byte("hello, worker"),
+		wire.AppendResponse(nil, &wire.Response{RunID: 1}),
+		request[:24],
+		append([]byte{2}, request[1:]...), // unknown version
+	}
+	for _, topic := range []string{"resp/+/1", "resp/#", "resp/a\x00b", "resp/\xff"} { // hostile reply topics
+		g, err := wire.AppendRequest(nil, &wire.Request{RunID: 7, ClientID: 9999, Seq: 9999, ReplyTopic: []byte(topic)}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		garbage = append(garbage, g)
+	}
+	return garbage
+}
+
 // Logger logs to t until the test ends; a line logged later (a connection's
 // goroutine reporting a lost connection after the pool closed) is dropped.
 func Logger(t testing.TB) *slog.Logger {
