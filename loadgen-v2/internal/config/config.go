@@ -52,6 +52,13 @@ type Config struct {
 	KeepAlive      time.Duration `envconfig:"KEEPALIVE" default:"30s" desc:"MQTT keepalive; a connection whose broker stays silent for 1.5 × KEEPALIVE is dropped and reconnected (1s..18h)" json:"keepalive"`
 	Transport      string        `envconfig:"TRANSPORT" default:"fast" desc:"fast (buffered reads, coalesced writes, in-place parsing) or paho (plain paho, for comparison)" json:"transport"`
 	CPUProfile     string        `envconfig:"CPU_PROFILE" desc:"write a pprof CPU profile of the run to this file" json:"cpu_profile,omitempty"`
+	FleetID        string        `envconfig:"FLEET_ID" desc:"fleet run: the id shared by every loadgen of the fleet (letters, digits, '-', '_'; empty = a single run); instances meet on mqtt-rr-bench/fleet/{FLEET_ID}/ on the broker, start together and send their reports to the coordinator" json:"fleet_id,omitempty"`
+	FleetSize      int           `envconfig:"FLEET_SIZE" default:"0" desc:"fleet run: how many loadgens the fleet has (1..1000; required with FLEET_ID)" json:"fleet_size,omitempty"`
+	FleetIndex     string        `envconfig:"FLEET_INDEX" default:"auto" desc:"fleet run: this loadgen's index, 0..FLEET_SIZE-1; auto = JOB_COMPLETION_INDEX (a Kubernetes Indexed Job's pod), else the trailing -N of INSTANCE_ID or the hostname. The first virtual client is FLEET_INDEX × VIRTUAL_CLIENTS unless CLIENT_ID_OFFSET says otherwise" json:"fleet_index,omitempty"`
+	FleetCoord     string        `envconfig:"FLEET_COORDINATOR" default:"self" desc:"fleet run: self = index 0 coordinates (start barrier, collection, merged report and verdict) beside its own load; external = a 'loadgen-v2 fleet' command does" json:"fleet_coordinator,omitempty"`
+	FleetTimeout   time.Duration `envconfig:"FLEET_TIMEOUT" default:"2m" desc:"fleet run: how long to wait for every loadgen to join (coordinator) or for the start (instance)" json:"fleet_timeout,omitempty"`
+	FleetLead      time.Duration `envconfig:"FLEET_START_DELAY" default:"3s" desc:"fleet run: the coordinator announces the common start this far ahead of the moment the last loadgen joined (100ms..1m)" json:"fleet_start_delay,omitempty"`
+	FleetResults   string        `envconfig:"FLEET_RESULTS" desc:"fleet run, coordinator: write the per-instance reports, the merged report (JSON and text) into this directory (empty = none; 'loadgen-v2 fleet' defaults to results/fleet-TIME)" json:"fleet_results,omitempty"`
 	LogLevel       string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error" json:"log_level"`
 	envconf.Security
 }
@@ -112,6 +119,7 @@ func (c *Config) Validate() error {
 		chk(c.Transport == "fast" || c.Transport == "paho", "TRANSPORT", c.Transport, "must be fast or paho"),
 		chk(validLevel(c.LogLevel), "LOG_LEVEL", c.LogLevel, "must be debug, info, warn or error"),
 	}
+	errs = append(errs, c.validateFleet()...)
 	if c.Connections > c.Shards && c.Shards >= 1 {
 		errs = append(errs, fmt.Errorf("CONNECTIONS=%d is greater than SHARDS=%d: responses are routed by shard, so connections beyond SHARDS would carry nothing", c.Connections, c.Shards))
 	}

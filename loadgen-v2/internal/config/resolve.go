@@ -35,6 +35,9 @@ type Resolved struct {
 	// (REQUEST_TOPIC, RESPONSE_TOPIC filled); the response topics are also
 	// the subscriptions.
 	RequestTopics, ResponseTopics []string
+	// Fleet is the fleet run this instance belongs to (FLEET_*); nil for a
+	// single run.
+	Fleet *Fleet
 	// MQTT is the connection pool's options, all but what the engine hooks
 	// in: the handlers (OnMessage, OnUnsent, OnState) and the Logger.
 	MQTT mqttconn.Options
@@ -73,6 +76,9 @@ func (c *Config) Resolve() (*Resolved, error) {
 		return nil, envconf.Invalid(err)
 	}
 	r.Offset, r.Protocol = off, proto
+	if err := r.resolveFleet(ordinalFrom); err != nil {
+		return nil, envconf.Invalid(err)
+	}
 
 	var b [4]byte
 	_, _ = rand.Read(b[:])

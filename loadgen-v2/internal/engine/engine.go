@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,12 @@ type Engine struct {
 	// other runs' claims it saw, for the report.
 	claimer func(ctx context.Context) *claim.Claim
 	claims  []string
+
+	// startAt, when set (a fleet run), returns the common start once every
+	// instance has joined: the epoch is that time. skewMS is how far the
+	// run actually started from it.
+	startAt func(ctx context.Context) (time.Time, error)
+	skewMS  *float64
 }
 
 // New builds the engine of res: the schedule and the pending table are
@@ -160,8 +167,17 @@ func (e *Engine) Run(ctx context.Context) (*report.Report, error) {
 	e.transport.Store(&t)
 	defer e.close(t)
 
-	cpuStart := cputime.Self()
 	epoch := time.Now()
+	if e.startAt != nil {
+		at, err := e.startAt(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if epoch, err = e.sleepUntil(ctx, at); err != nil {
+			return nil, err
+		}
+	}
+	cpuStart := cputime.Self()
 	e.books.Start(epoch)
 	close(e.ready)
 	e.log.Info("loadgen started", "virtual_clients", res.VirtualClients, "connections", res.Connections,
@@ -222,6 +238,7 @@ func (e *Engine) report(sendEnd, sendingCPU time.Duration) (*report.Report, erro
 		Hists: report.Hists{Latency: h.Latency.Total(), ScheduleLag: h.ScheduleLag.Total(),
 			WorkerQueue: h.WorkerQueue.Total(), WorkerProcess: h.WorkerProcess.Total(), BrokerNetwork: h.BrokerNetwork.Total()},
 		Objectives: report.Objectives{P99MS: res.SLOP99MS, MatchRate: res.SLOMatchRate, SuccessRate: res.SLOSuccess},
+		Run:        e.run(sendEnd), Fleet: e.fleet(),
 	})
 	for _, w := range r.Warnings {
 		e.log.Warn("report: " + w)
@@ -230,4 +247,52 @@ func (e *Engine) report(sendEnd, sendingCPU time.Duration) (*report.Report, erro
 		e.final.Store(r)
 	}
 	return r, err
+}
+
+// run identifies the run for the report: sending started at the books'
+// epoch and ended sendEnd after it.
+func (e *Engine) run(sendEnd time.Duration) report.Run {
+	res := e.res
+	host, _ := os.Hostname()
+	r := report.Run{Instance: res.InstanceID, RunID: res.RunName(), Host: host, PID: os.Getpid(),
+		FirstClient: uint64(res.Offset), Clients: uint64(res.VirtualClients), StartSkewMS: e.skewMS}
+	if f := res.Fleet; f != nil {
+		r.FleetIndex, r.ConfigDigest = &f.Index, f.Digest
+	}
+	if ep := e.books.Epoch(); !ep.IsZero() {
+		r.Start = ep.UTC().Round(0)
+		r.MeasuredStart = r.Start.Add(min(res.Warmup, sendEnd))
+		r.End = r.Start.Add(sendEnd)
+	}
+	return r
+}
+
+// fleet returns the report's fleet section (nil for a single run).
+func (e *Engine) fleet() *report.Fleet {
+	if f := e.res.Fleet; f != nil {
+		return &report.Fleet{ID: f.ID, Size: f.Size}
+	}
+	return nil
+}
+
+// SetStart makes the run wait for a common start (a fleet run): after the
+// connections are up, Run calls at and counts its schedule from the time it
+// returns. Set it before Run.
+func (e *Engine) SetStart(at func(ctx context.Context) (time.Time, error)) { e.startAt = at }
+
+// sleepUntil waits until the wall-clock time at and returns the epoch: at,
+// carrying a monotonic clock reading (taken now, so that a wall-clock step
+// during the run moves nothing). It records how late the wake-up was.
+func (e *Engine) sleepUntil(ctx context.Context, at time.Time) (time.Time, error) {
+	epoch := time.Now().Add(time.Until(at))
+	t := time.NewTimer(time.Until(epoch))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return time.Time{}, fmt.Errorf("stopped while waiting for the fleet's start at %s: %w", at.UTC().Format(time.TimeOnly), ctx.Err())
+	}
+	skew := float64(time.Since(epoch)) / float64(time.Millisecond)
+	e.skewMS = &skew
+	return epoch, nil
 }

@@ -37,6 +37,9 @@ type Outcome struct {
 
 	// InstanceClaims are other runs' claims on this instance (Report).
 	InstanceClaims []string
+	// Run identifies the run (Report.Runs); Fleet its fleet (nil: none).
+	Run   Run
+	Fleet *Fleet
 }
 
 // Build assembles the report of o and finishes it (Finish): the measured
@@ -49,6 +52,7 @@ func Build(o *Outcome) (*Report, error) {
 		RequestBytes: o.RequestBytes, ResponseBytes: o.ResponseBytes,
 		VirtualClients: o.VirtualClients, ClientsFired: o.ClientsFired, IntervalSeconds: o.Interval.Seconds(),
 		TargetRPS: o.TargetRPS, Usage: o.Usage, Config: o.Config, Broker: o.Broker, InstanceClaims: o.InstanceClaims,
+		Fleet: o.Fleet, Runs: []Run{o.Run},
 	}
 	if o.SendEnd > 0 {
 		secs := o.SendEnd.Seconds()

@@ -11,6 +11,7 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
@@ -160,10 +161,56 @@ type Report struct {
 	Broker        *mqttconn.Capabilities `json:"broker,omitempty"`
 	BrokerDropped *int64                 `json:"broker_dropped,omitempty"`
 
+	// Fleet is the fleet the run belonged to (FLEET_ID, FLEET_SIZE); nil for
+	// a single run.
+	Fleet *Fleet `json:"fleet,omitempty"`
+	// Runs identify the run of each instance in the report (one, or one per
+	// merged report): its run id, client range, times and settings digest.
+	// Merge checks them.
+	Runs []Run `json:"runs,omitempty"`
+	// SpanSeconds (merged reports) is the true span of the measured windows,
+	// first measured start to last end; the rates are over it.
+	// CommonSeconds is the window in which every instance was measuring.
+	SpanSeconds   float64 `json:"span_s,omitempty"`
+	CommonSeconds float64 `json:"common_window_s,omitempty"`
+
 	// InstanceClaims are the claims of other runs on this instance id seen
 	// while the run lasted (package claim): another loadgen with our
 	// INSTANCE_ID, each described by its run id, host, pid and times.
 	InstanceClaims []string `json:"instance_claims,omitempty"`
+}
+
+// Fleet is the fleet of a fleet run.
+type Fleet struct {
+	ID   string `json:"id"`
+	Size int    `json:"size"`
+}
+
+// Run identifies one instance's run: who, which virtual clients, when, with
+// which settings.
+type Run struct {
+	Instance string `json:"instance"`
+	RunID    string `json:"run_id"`
+	Host     string `json:"host,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	// FleetIndex is the instance's FLEET_INDEX (fleet runs only).
+	FleetIndex *int `json:"fleet_index,omitempty"`
+	// FirstClient is the id of the first virtual client, Clients how many.
+	FirstClient uint64 `json:"first_client"`
+	Clients     uint64 `json:"clients"`
+	// Start is the run's epoch (intended time 0: its schedule, ramp-up and
+	// warm-up count from it); MeasuredStart is Start + WARMUP; End is when
+	// sending ended. Wall clock, UTC.
+	Start         time.Time `json:"start"`
+	MeasuredStart time.Time `json:"measured_start"`
+	End           time.Time `json:"end"`
+	// StartSkewMS (fleet runs) is how far the instance actually started
+	// from the start the coordinator announced, milliseconds (positive:
+	// late).
+	StartSkewMS *float64 `json:"start_skew_ms,omitempty"`
+	// ConfigDigest is the hash of the settings a fleet's instances must
+	// share (config.FleetSettings).
+	ConfigDigest string `json:"config_digest,omitempty"`
 }
 
 // SLO is the outcome of the service-level objectives of a run.
