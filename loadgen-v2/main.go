@@ -1,8 +1,8 @@
 // Command loadgen-v2 simulates many virtual MQTT requesters multiplexed over a
 // small pool of connections and reports match rate and latency measured from
 // the intended send time. Configuration is environment variables; run with -h
-// for the table. `loadgen-v2 merge a.json b.json ...` combines the JSON reports
-// of instances that ran side by side.
+// for the table. `loadgen-v2 merge [-o merged.json] a.json b.json ...` merges
+// the JSON reports of instances into one (text and JSON).
 package main
 
 import (
@@ -28,13 +28,19 @@ func run(args []string) int {
 	}
 	if cliutil.WantsHelp(args) {
 		_ = envconf.Usage(os.Stdout, "loadgen-v2", "MQTT request-response load generator (virtual clients over pooled connections)", &config.Config{})
-		fmt.Println("\nSubcommands:\n  merge REPORT.json...   combine reports of instances that ran side by side (uses SLO_P99_MS, SLO_MATCH_RATE, SLO_SUCCESS_RATE)")
+		fmt.Print("\nSubcommands:\n" +
+			"  merge [-o merged.json] REPORT.json...\n" +
+			"      merge the JSON reports of instances (or merged reports) into one: prints the text report, writes the\n" +
+			"      JSON one to -o (it can be merged again); rates are over the true span, first measured start to last end.\n" +
+			"      Refused (exit 2, naming them) for the same run twice, overlapping virtual-client ranges or different\n" +
+			"      settings (QOS, SHARDS, INTERVAL_MS, ...); WARNINGs for start skew or windows of different lengths.\n" +
+			"      SLO_P99_MS, SLO_MATCH_RATE and SLO_SUCCESS_RATE apply to the merged report (exit 3 when missed).\n")
 		fmt.Printf("\nInbound memory: at most CONNECTIONS × %d KiB (%.0f MiB at CONNECTIONS=100): per connection a %d KiB read\n"+
 			"buffer and one message of at most %d MiB (at QOS 1 and 2 it is in the MQTT library's buffer instead, which may\n"+
 			"hold the next one too). A larger inbound message is skipped unread and counted (oversized in the report); the\n"+
 			"connection stays up. TRANSPORT=paho: paho's own reads, no bound.\n",
 			mqttconn.InboundBytesPerConn>>10, 100*float64(mqttconn.InboundBytesPerConn)/(1<<20), sockio.DefaultReadBufferBytes>>10, mqttconn.DefaultMaxInboundFrame>>20)
-		fmt.Println("\nExit status: 0 ok, 1 runtime error, 2 invalid configuration, 3 SLO not met, 130 second signal.")
+		fmt.Println("\nExit status: 0 ok, 1 runtime error, 2 invalid configuration (merge: refused), 3 SLO not met, 130 second signal.")
 		return cliutil.ExitOK
 	}
 	if len(args) > 0 && args[0] == "merge" {
