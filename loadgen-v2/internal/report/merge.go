@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -169,7 +170,7 @@ func Merge(rs []*Report, slo Objectives) (*Report, error) {
 		}
 		rates = func() { out.ThroughputRPS, out.ResponsesRPS, out.TargetRPS = thr, resp, target }
 		if len(rs) > 1 || len(out.Runs) > 1 {
-			mw.Warn(WarnKindUntimed, "%s carry no start and end times (written by a loadgen-v2 before reports recorded them, or stopped "+
+			mw.Warn(WarnKindUntimed, "%s no start and end times (written by a loadgen-v2 before reports recorded them, or stopped "+
 				"before sending): the instances are assumed to have run side by side, their rates summed over the longest duration "+
 				"%.1f s; merge reports that carry their times for the fleet rate over the true span", untimedNames(rs, runs), out.DurationSeconds)
 		}
@@ -285,24 +286,24 @@ func (w windows) warn(r *Report, span float64) {
 	}
 }
 
-// untimedNames names the reports whose runs carry no times.
+// untimedNames names the reports whose runs carry no times, with the verb:
+// "the reports carry", "a.json carries", "a.json and b.json carry".
 func untimedNames(rs []*Report, runs [][]Run) string {
 	var names []string
 	for i := range rs {
-		for _, r := range runs[i] {
-			if !r.timed() {
-				names = append(names, label(rs, i))
-				break
-			}
+		if slices.ContainsFunc(runs[i], func(r Run) bool { return !r.timed() }) {
+			names = append(names, label(rs, i))
 		}
 	}
-	if len(names) == len(rs) {
-		if len(rs) == 1 {
-			return "the runs of " + names[0]
-		}
-		return "the reports"
+	switch {
+	case len(rs) == 1:
+		return "the runs of " + names[0] + " carry"
+	case len(names) == len(rs):
+		return "the reports carry"
+	case len(names) == 1:
+		return names[0] + " carries"
 	}
-	return listNames(names) + " of the reports"
+	return listNames(names) + " carry"
 }
 
 // fleetOf is the merged report's fleet: the reports' fleet when all carry

@@ -40,12 +40,14 @@ func refusals(rs []*Report, runs [][]Run, cfgs []map[string]json.RawMessage) []s
 	// figures. Later copies are left out of the checks below.
 	var unique []placed
 	seen := map[string]int{}
+	copies := map[int]bool{} // reports holding a run seen before: left out of the settings check
 	for i, r := range rs {
 		if len(r.Runs) == 0 {
 			key := fmt.Sprintf("report %q %+v %+v %s", r.Instances, r.Counts, r.Warmup, r.Histograms.Latency)
 			if j, ok := seen[key]; ok {
 				problems = append(problems, fmt.Sprintf("the same report twice: %s and %s have the same instances (%s), counts and latency "+
 					"histogram; give each instance's report once", position(rs, j), position(rs, i), strings.Join(r.Instances, ", ")))
+				copies[i] = true
 				continue
 			}
 			seen[key] = i
@@ -56,6 +58,7 @@ func refusals(rs []*Report, runs [][]Run, cfgs []map[string]json.RawMessage) []s
 				if j, ok := seen[key]; ok {
 					problems = append(problems, fmt.Sprintf("the same run twice: %s and %s both hold run %s of instance %s "+
 						"(the same report given twice?); give each instance's report once", position(rs, j), position(rs, i), run.RunID, run.name()))
+					copies[i] = true
 					continue
 				}
 				seen[key] = i
@@ -65,7 +68,7 @@ func refusals(rs []*Report, runs [][]Run, cfgs []map[string]json.RawMessage) []s
 	}
 	problems = append(problems, overlaps(rs, unique)...)
 	sameFleet := fleetOf(rs) != nil
-	problems = append(problems, settingDiffs(rs, cfgs, sameFleet)...)
+	problems = append(problems, settingDiffs(rs, cfgs, copies, sameFleet)...)
 	if sameFleet {
 		problems = append(problems, fleetIndexes(rs, unique)...)
 	}
@@ -105,65 +108,69 @@ func overlaps(rs []*Report, runs []placed) []string {
 // settingDiffs returns a problem for every setting of config.FleetSettings
 // whose value differs between the reports that carry a config: "QOS: 0 in
 // a.json, 1 in b.json". FLEET_SIZE counts only when all reports belong to
-// one fleet (reports of different fleets get a WARNING instead).
-func settingDiffs(rs []*Report, cfgs []map[string]json.RawMessage, sameFleet bool) []string {
+// one fleet (reports of different fleets get a WARNING instead). Reports
+// in skip (copies of others) are left out.
+func settingDiffs(rs []*Report, cfgs []map[string]json.RawMessage, skip map[int]bool, sameFleet bool) []string {
 	var problems []string
 	protocolNamed := false // MQTT_VERSION or CORRELATE differ
 	for _, name := range config.FleetSettings {
 		if name == "fleet_size" && !sameFleet {
 			continue
 		}
-		type group struct {
-			value string
-			names []string
-		}
-		var groups []group
-		for i, cfg := range cfgs {
-			if cfg == nil {
-				continue
+		diff, ok := grouped(rs, func(i int) (string, bool) {
+			if cfgs[i] == nil || skip[i] {
+				return "", false
 			}
-			v := settingValue(cfg, name)
-			k := slices.IndexFunc(groups, func(g group) bool { return g.value == v })
-			if k < 0 {
-				groups, k = append(groups, group{value: v}), len(groups)
-			}
-			groups[k].names = append(groups[k].names, label(rs, i))
-		}
-		if len(groups) < 2 {
+			return settingValue(cfgs[i], name), true
+		})
+		if !ok {
 			continue
-		}
-		var parts []string
-		for _, g := range groups {
-			parts = append(parts, g.value+" in "+listNames(g.names))
 		}
 		protocolNamed = protocolNamed || name == "mqtt_version" || name == "correlate"
 		problems = append(problems, fmt.Sprintf("%s: %s; the instances ran with different settings, so their sums mean nothing: "+
-			"merge only reports of runs with one %s", SettingEnv(name), strings.Join(parts, ", "), SettingEnv(name)))
+			"merge only reports of runs with one %s", SettingEnv(name), diff, SettingEnv(name)))
 	}
-	if !protocolNamed { // the resolved protocol, for reports without a config too
-		type group struct {
-			value string
-			names []string
-		}
-		var groups []group
-		for i, r := range rs {
-			v := fmt.Sprintf("MQTT %s / %s", r.Protocol, r.Correlation)
-			k := slices.IndexFunc(groups, func(g group) bool { return g.value == v })
-			if k < 0 {
-				groups, k = append(groups, group{value: v}), len(groups)
-			}
-			groups[k].names = append(groups[k].names, label(rs, i))
-		}
-		if len(groups) > 1 {
-			var parts []string
-			for _, g := range groups {
-				parts = append(parts, g.value+" in "+listNames(g.names))
-			}
-			problems = append(problems, fmt.Sprintf("protocol and correlation: %s; responses were matched differently: merge only reports "+
-				"of one MQTT_VERSION and CORRELATE", strings.Join(parts, ", ")))
-		}
+	if protocolNamed {
+		return problems
+	}
+	// The resolved protocol, for reports without a config too.
+	if diff, ok := grouped(rs, func(i int) (string, bool) {
+		return fmt.Sprintf("MQTT %s / %s", rs[i].Protocol, rs[i].Correlation), !skip[i]
+	}); ok {
+		problems = append(problems, fmt.Sprintf("protocol and correlation: %s; responses were matched differently: merge only reports "+
+			"of one MQTT_VERSION and CORRELATE", diff))
 	}
 	return problems
+}
+
+// grouped lists the reports by their value (value's ok false: left out),
+// in the order of first appearance: "0 in a.json, 1 in b.json and c.json".
+// ok is false when they all have one value.
+func grouped(rs []*Report, value func(i int) (v string, ok bool)) (string, bool) {
+	type group struct {
+		value string
+		names []string
+	}
+	var groups []group
+	for i := range rs {
+		v, ok := value(i)
+		if !ok {
+			continue
+		}
+		k := slices.IndexFunc(groups, func(g group) bool { return g.value == v })
+		if k < 0 {
+			groups, k = append(groups, group{value: v}), len(groups)
+		}
+		groups[k].names = append(groups[k].names, label(rs, i))
+	}
+	if len(groups) < 2 {
+		return "", false
+	}
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		parts[i] = g.value + " in " + listNames(g.names)
+	}
+	return strings.Join(parts, ", "), true
 }
 
 // fleetIndexes returns a problem for every FLEET_INDEX held by two runs of
@@ -201,25 +208,14 @@ func mergeWarnings(w *Report, rs []*Report, cfgs []map[string]json.RawMessage, f
 			listNames(noConfig), listNames(fleetEnvNames()))
 	}
 	if fleet == nil {
-		ids := map[string][]string{}
-		var order []string
-		for i, r := range rs {
-			id := "no fleet"
-			if r.Fleet != nil {
-				id = "fleet " + r.Fleet.ID
+		if diff, ok := grouped(rs, func(i int) (string, bool) {
+			if f := rs[i].Fleet; f != nil {
+				return "fleet " + f.ID, true
 			}
-			if _, ok := ids[id]; !ok {
-				order = append(order, id)
-			}
-			ids[id] = append(ids[id], label(rs, i))
-		}
-		if len(order) > 1 {
-			var parts []string
-			for _, id := range order {
-				parts = append(parts, id+" in "+listNames(ids[id]))
-			}
+			return "no fleet", true
+		}); ok {
 			w.Warn(WarnKindFleets, "the reports come from different fleets (%s): merged as instances side by side; the merged report "+
-				"carries no fleet id", strings.Join(parts, ", "))
+				"carries no fleet id", diff)
 		}
 		return
 	}
