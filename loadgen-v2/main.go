@@ -30,17 +30,18 @@ func run(args []string) int {
 		_ = envconf.Usage(os.Stdout, "loadgen-v2", "MQTT request-response load generator (virtual clients over pooled connections)", &config.Config{})
 		fmt.Print("\nSubcommands:\n" +
 			"  merge [-o merged.json] REPORT.json...\n" +
-			"      merge the JSON reports of instances (or merged reports) into one: prints the text report, writes the\n" +
-			"      JSON one to -o (it can be merged again); rates are over the true span, first measured start to last end.\n" +
-			"      Refused (exit 2, naming them) for the same run twice, overlapping virtual-client ranges or different\n" +
-			"      settings (QOS, SHARDS, INTERVAL_MS, ...); WARNINGs for start skew or windows of different lengths.\n" +
-			"      SLO_P99_MS, SLO_MATCH_RATE and SLO_SUCCESS_RATE apply to the merged report (exit 3 when missed).\n")
+			"      merge the JSON reports of instances (or merged reports): prints the text report, writes\n" +
+			"      the JSON one to -o (it can be merged again); rates over the true span, first measured\n" +
+			"      start to last end. Refused (exit 2, naming them): the same run twice, overlapping\n" +
+			"      virtual-client ranges, different settings (QOS, SHARDS, INTERVAL_MS, ...). WARNINGs:\n" +
+			"      start skew, windows of different lengths. SLO_P99_MS, SLO_MATCH_RATE, SLO_SUCCESS_RATE\n" +
+			"      apply to the merged report (exit 3 when missed).\n")
 		fmt.Printf("\nInbound memory: at most CONNECTIONS × %d KiB (%.0f MiB at CONNECTIONS=100): per connection a %d KiB read\n"+
 			"buffer and one message of at most %d MiB (at QOS 1 and 2 it is in the MQTT library's buffer instead, which may\n"+
 			"hold the next one too). A larger inbound message is skipped unread and counted (oversized in the report); the\n"+
 			"connection stays up. TRANSPORT=paho: paho's own reads, no bound.\n",
 			mqttconn.InboundBytesPerConn>>10, 100*float64(mqttconn.InboundBytesPerConn)/(1<<20), sockio.DefaultReadBufferBytes>>10, mqttconn.DefaultMaxInboundFrame>>20)
-		fmt.Println("\nExit status: 0 ok, 1 runtime error, 2 invalid configuration (merge: refused), 3 SLO not met, 130 second signal.")
+		fmt.Println("\nExit status: 0 ok, 1 runtime error, 2 invalid configuration (merge: refused), 3 SLO not met,\n130 second signal.")
 		return cliutil.ExitOK
 	}
 	if len(args) > 0 && args[0] == "merge" {
