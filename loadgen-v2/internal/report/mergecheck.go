@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -90,7 +91,12 @@ func overlaps(rs []*Report, runs []placed) []string {
 	var problems []string
 	var reach placed // the run with the furthest end so far
 	for i, r := range ranged {
-		end := func(p placed) uint64 { return p.FirstClient + p.Clients }
+		end := func(p placed) uint64 { // saturating: a hostile report may claim any range
+			if e := p.FirstClient + p.Clients; e >= p.FirstClient {
+				return e
+			}
+			return math.MaxUint64
+		}
 		if i > 0 && r.FirstClient < end(reach) {
 			problems = append(problems, fmt.Sprintf("virtual clients %d-%d of %s (%s) and %d-%d of %s (%s) overlap: the same virtual clients "+
 				"ran in two instances, so the merged counts hold them twice (and where the instances share response topics they took "+
