@@ -75,8 +75,9 @@ func Read(path string) (*Report, error) {
 // say when the measured starts spread more than WarnStartSkew, the windows'
 // lengths differ by more than WarnWindowSpread, or the windows do not all
 // overlap (the rates are over the span, not those of concurrent load).
-// When a report carries no times (written before they were recorded, or
-// stopped before sending), the reports are assumed side by side: rates add
+// A report stopped before sending (no counts, no times) adds nothing to
+// the span. When a report that sent carries no times (written before
+// reports recorded them), the reports are assumed side by side: rates add
 // up and the duration is the longest, with a WARNING saying so.
 func Merge(rs []*Report, slo Objectives) (*Report, error) {
 	if len(rs) == 0 {
@@ -137,7 +138,7 @@ func Merge(rs []*Report, slo Objectives) (*Report, error) {
 
 	var mw Report // the merge's own warnings, put first
 	rates := func() {}
-	if w := timesOf(out.Runs); w.timed {
+	if w := timesOf(timing(rs, runs)); w.timed {
 		// Every rate over the true span (the package doc of Merge).
 		span := w.lastEnd.Sub(w.firstMeasured).Seconds()
 		var offered float64 // Σ target_i · duration_i, requests
@@ -169,10 +170,10 @@ func Merge(rs []*Report, slo Objectives) (*Report, error) {
 			out.ResponseBytesPerSec += r.ResponseBytesPerSec
 		}
 		rates = func() { out.ThroughputRPS, out.ResponsesRPS, out.TargetRPS = thr, resp, target }
-		if len(rs) > 1 || len(out.Runs) > 1 {
-			mw.Warn(WarnKindUntimed, "%s no start and end times (written by a loadgen-v2 before reports recorded them, or stopped "+
-				"before sending): the instances are assumed to have run side by side, their rates summed over the longest duration "+
-				"%.1f s; merge reports that carry their times for the fleet rate over the true span", untimedNames(rs, runs), out.DurationSeconds)
+		if who, ok := untimedNames(rs, runs); ok && (len(rs) > 1 || len(out.Runs) > 1) {
+			mw.Warn(WarnKindUntimed, "%s no start and end times (written by a loadgen-v2 before reports recorded them): "+
+				"the instances are assumed to have run side by side, their rates summed over the longest duration "+
+				"%.1f s; merge reports that carry their times for the fleet rate over the true span", who, out.DurationSeconds)
 		}
 	}
 	mergeWarnings(&mw, rs, cfgs, out.Fleet, out.Runs)
@@ -195,6 +196,32 @@ func runsOf(r *Report) []Run {
 		runs[i] = Run{Instance: name}
 	}
 	return runs
+}
+
+// timing returns the runs whose windows the merged rates are taken over:
+// every run, but the runs without times of a report that sent nothing
+// (stopped before sending: its times are zero) or that is a merge over a
+// span (those runs were such reports). Nil when a report that counts
+// carries a run without times: the merge cannot know the span.
+func timing(rs []*Report, runs [][]Run) []Run {
+	var out []Run
+	for i, r := range rs {
+		for _, run := range runs[i] {
+			switch {
+			case run.timed():
+				out = append(out, run)
+			case !active(r) || r.SpanSeconds > 0:
+			default:
+				return nil
+			}
+		}
+	}
+	return out
+}
+
+// active reports whether r scheduled or sent anything, warm-up included.
+func active(r *Report) bool {
+	return r.Scheduled > 0 || r.RequestsSent > 0 || r.Warmup != nil && (r.Warmup.Scheduled > 0 || r.Warmup.RequestsSent > 0)
 }
 
 // timed reports whether the run carries its measured window.
@@ -286,24 +313,27 @@ func (w windows) warn(r *Report, span float64) {
 	}
 }
 
-// untimedNames names the reports whose runs carry no times, with the verb:
-// "the reports carry", "a.json carries", "a.json and b.json carry".
-func untimedNames(rs []*Report, runs [][]Run) string {
+// untimedNames names the reports that sent requests and carry runs
+// without times, with the verb: "the reports carry", "a.json carries",
+// "a.json and b.json carry"; ok is false when there are none.
+func untimedNames(rs []*Report, runs [][]Run) (who string, ok bool) {
 	var names []string
-	for i := range rs {
-		if slices.ContainsFunc(runs[i], func(r Run) bool { return !r.timed() }) {
+	for i, r := range rs {
+		if active(r) && r.SpanSeconds == 0 && slices.ContainsFunc(runs[i], func(r Run) bool { return !r.timed() }) {
 			names = append(names, label(rs, i))
 		}
 	}
 	switch {
+	case len(names) == 0:
+		return "", false
 	case len(rs) == 1:
-		return "the runs of " + names[0] + " carry"
+		return "the runs of " + names[0] + " carry", true
 	case len(names) == len(rs):
-		return "the reports carry"
+		return "the reports carry", true
 	case len(names) == 1:
-		return names[0] + " carries"
+		return names[0] + " carries", true
 	}
-	return listNames(names) + " carry"
+	return listNames(names) + " carry", true
 }
 
 // fleetOf is the merged report's fleet: the reports' fleet when all carry

@@ -36,6 +36,7 @@ type inst struct {
 	index      int      // FLEET_INDEX (fleet runs)
 	cfg        func(*config.Config)
 	legacy     bool // written as before reports carried runs and fleets
+	stopped    bool // stopped before sending: no counts, no times
 }
 
 // baseConfig is the configuration every instance of the merge tests shares
@@ -83,6 +84,10 @@ func (in inst) write(t *testing.T, dir string) string {
 		RequestBytes: 100, ResponseBytes: 50, Config: cj, Hists: hists(hist(lo, hi)),
 		Run: report.Run{Instance: in.name, RunID: in.name + "-run", FirstClient: in.first, Clients: 1000,
 			Start: epoch, MeasuredStart: epoch.Add(in.warmup), End: epoch.Add(in.send)},
+	}
+	if in.stopped {
+		o.Measured, o.Warmup, o.WarmupTime, o.SendEnd, o.TargetRPS, o.ClientsFired = report.Counts{}, report.Counts{}, 0, 0, 0, 0
+		o.Run.Start, o.Run.MeasuredStart, o.Run.End = time.Time{}, time.Time{}, time.Time{}
 	}
 	if in.fleet != "" {
 		o.Fleet = &report.Fleet{ID: in.fleet, Size: cfg.FleetSize}
@@ -446,5 +451,36 @@ func TestMergeOne(t *testing.T) {
 	}
 	if !slices.Equal(m.WarningKinds, r.WarningKinds) {
 		t.Errorf("warnings %q, want %q", m.Warnings, r.Warnings)
+	}
+}
+
+// TestMergeStoppedBeforeSending: an instance stopped before it sent (no
+// counts, no times) adds nothing to the span: the others' rates stay over
+// their span, without the WARNING for reports without times, and so when
+// the merged report is merged again.
+func TestMergeStoppedBeforeSending(t *testing.T) {
+	dir := t.TempDir()
+	a := inst{name: "lg-0", send: 10 * time.Second, rate: 100}.write(t, dir)
+	b := inst{name: "lg-1", first: 1000, rate: 100, stopped: true}.write(t, dir)
+	c := inst{name: "lg-2", first: 2000, start: time.Second, send: 10 * time.Second, rate: 100}.write(t, dir)
+	ab, err := report.Merge(readAll(t, a, b), report.Objectives{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(ab.SpanSeconds, 10) || !near(ab.ThroughputRPS, 100) || slices.Contains(ab.WarningKinds, report.WarnKindUntimed) || len(ab.Runs) != 2 {
+		t.Errorf("span %v, throughput %v, runs %d, warnings %q; want 10 s, 100 req/s, 2 runs, none about times",
+			ab.SpanSeconds, ab.ThroughputRPS, len(ab.Runs), ab.Warnings)
+	}
+	abPath := filepath.Join(dir, "ab.json")
+	if err := ab.WriteJSON(abPath); err != nil {
+		t.Fatal(err)
+	}
+	abc, err := report.Merge(readAll(t, abPath, c), report.Objectives{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(abc.SpanSeconds, 11) || !near(abc.CommonSeconds, 9) || !near(abc.ThroughputRPS, 2000/11.0) || slices.Contains(abc.WarningKinds, report.WarnKindUntimed) {
+		t.Errorf("merged again: span %v, common %v, throughput %v, warnings %q; want 11 s, 9 s, %v req/s",
+			abc.SpanSeconds, abc.CommonSeconds, abc.ThroughputRPS, abc.Warnings, 2000/11.0)
 	}
 }
