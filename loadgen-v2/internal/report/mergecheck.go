@@ -89,14 +89,14 @@ func overlaps(rs []*Report, runs []placed) []string {
 	}
 	slices.SortStableFunc(ranged, func(a, b placed) int { return cmp.Compare(a.FirstClient, b.FirstClient) })
 	var problems []string
-	var reach placed // the run with the furthest end so far
-	for i, r := range ranged {
-		end := func(p placed) uint64 { // saturating: a hostile report may claim any range
-			if e := p.FirstClient + p.Clients; e >= p.FirstClient {
-				return e
-			}
-			return math.MaxUint64
+	var reach placed               // the run with the furthest end so far
+	end := func(p placed) uint64 { // saturating: a hostile report may claim any range
+		if e := p.FirstClient + p.Clients; e >= p.FirstClient {
+			return e
 		}
+		return math.MaxUint64
+	}
+	for i, r := range ranged {
 		if i > 0 && r.FirstClient < end(reach) {
 			problems = append(problems, fmt.Sprintf("virtual clients %d-%d of %s (%s) and %d-%d of %s (%s) overlap: the same virtual clients "+
 				"ran in two instances, so the merged counts hold them twice (and where the instances share response topics they took "+
