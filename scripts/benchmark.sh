@@ -33,7 +33,8 @@
 #                                         by 'loadgen-v2 fleet' (the coordinator) for SECS (default 110, so that every
 #                                         client fires at least once at N=10); one merged report and one verdict
 #                                         (the script exits with the fleet's status: 0, or 3 when it failed).
-#                                         N=10 is the million-client headline: 10 × 100,000 at 10k req/s
+#                                         N=10 is the million-client headline: 10 × 100,000 at 10k req/s.
+#                                         Each loadgen has 100/N connections unless CONNECTIONS is set
 #   scripts/benchmark.sh all              quick, knee, baseline, clients, mem1m and autoscale, one subfolder each
 #
 # Charts: spectrum.svg (the percentile spectrum of every step: latency against
@@ -558,16 +559,18 @@ finish() {
 # merged reports to fleet/; the instances' reports are steps fleet-I, the
 # merged one fleet-merged. FLEET_RC is the coordinator's exit status.
 fleet() {
-  local n=$1 r=$2 secs=$3 clients=${FLEET_CLIENTS:-100000} iv id i rc=0 pids=()
+  # (CONNECTIONS: unless set, 100 in all, as one loadgen has: on one machine
+  # N × 100 connections cost the broker more CPU than the requests do)
+  local n=$1 r=$2 secs=$3 clients=${FLEET_CLIENTS:-100000} conns=${CONNECTIONS:-$(((100 + $1 - 1) / $1))} iv id i rc=0 pids=()
   iv=$(((n * clients * 1000 + r / 2) / r))
   id=bench-$(date -u +%Y%m%dT%H%M%SZ)
-  echo "fleet $id: $n loadgens × $clients virtual clients every $iv ms ($r req/s in all) for $secs s, warm-up $(warmup_for "$secs")" >&2
+  echo "fleet $id: $n loadgens × $clients virtual clients every $iv ms ($r req/s in all), $conns connections each, for $secs s, warm-up $(warmup_for "$secs")" >&2
   BROKER=$BROKER_URL FLEET_ID=$id FLEET_SIZE=$n FLEET_RESULTS="$OUT/fleet" FLEET_TIMEOUT=${FLEET_TIMEOUT:-2m} \
     "$BIN/loadgen-v2" fleet >"$OUT/fleet.txt" 2>"$OUT/logs/fleet.coordinator.log" &
   local coord=$!; PIDS+=("$coord")
   for ((i = 0; i < n; i++)); do
     loadgen_bg "fleet-$i" "$clients" "$iv" "$secs" "FLEET_ID=$id" "FLEET_SIZE=$n" "FLEET_INDEX=$i" FLEET_COORDINATOR=external \
-      "INSTANCE_ID=$id-$i" "WARMUP=$(warmup_for "$secs")" PROGRESS_INTERVAL=0 "${SLO_ENV[@]}"
+      "INSTANCE_ID=$id-$i" "WARMUP=$(warmup_for "$secs")" "CONNECTIONS=$conns" PROGRESS_INTERVAL=0 "${SLO_ENV[@]}"
     pids+=("$LG_PID")
   done
   wait "$coord" || rc=$?
