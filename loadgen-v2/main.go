@@ -28,7 +28,7 @@ func run(args []string) int {
 	}
 	if cliutil.WantsHelp(args) {
 		_ = envconf.Usage(os.Stdout, "loadgen-v2", "MQTT request-response load generator (virtual clients over pooled connections)", &config.Config{})
-		fmt.Println("\nSubcommands:\n  merge REPORT.json...   combine reports of instances that ran side by side (uses SLO_P99_MS, SLO_MATCH_RATE, SLO_SUCCESS_RATE)")
+		fmt.Println("\nSubcommands:\n  merge REPORT.json...   combine reports of instances that ran side by side (uses SLO_P99_MS, SLO_MATCH_RATE, SLO_SUCCESS_RATE)\n  fleet                  coordinate a fleet run (FLEET_ID, FLEET_SIZE, FLEET_TIMEOUT, FLEET_START_DELAY, FLEET_RESULTS, BROKER):\n                         start barrier, collection, merged report, exit 0 or 3; the loadgens set FLEET_COORDINATOR=external")
 		fmt.Printf("\nInbound memory: at most CONNECTIONS × %d KiB (%.0f MiB at CONNECTIONS=100): per connection a %d KiB read\n"+
 			"buffer and one message of at most %d MiB (at QOS 1 and 2 it is in the MQTT library's buffer instead, which may\n"+
 			"hold the next one too). A larger inbound message is skipped unread and counted (oversized in the report); the\n"+
@@ -36,6 +36,11 @@ func run(args []string) int {
 			mqttconn.InboundBytesPerConn>>10, 100*float64(mqttconn.InboundBytesPerConn)/(1<<20), sockio.DefaultReadBufferBytes>>10, mqttconn.DefaultMaxInboundFrame>>20)
 		fmt.Println("\nExit status: 0 ok, 1 runtime error, 2 invalid configuration, 3 SLO not met, 130 second signal.")
 		return cliutil.ExitOK
+	}
+	if len(args) == 1 && args[0] == "fleet" {
+		ctx, stop := cliutil.SignalContext(context.Background(), cliutil.Logger(os.Stderr, "info"), os.Exit)
+		defer stop()
+		return app.Coordinate(ctx, os.Stdout, os.Stderr)
 	}
 	if len(args) > 0 && args[0] == "merge" {
 		return app.Merge(args[1:], os.Stdout, os.Stderr)

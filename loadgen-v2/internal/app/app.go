@@ -51,7 +51,9 @@ func Run(ctx context.Context, res *config.Resolved, log *slog.Logger, stdout, st
 	// say so at once (the engine also stops on ctx itself).
 	stopOnSignal := context.AfterFunc(ctx, eng.StopSending)
 	defer stopOnSignal()
-	var final atomic.Pointer[report.Report]
+	fr := startFleet(ctx, res, log)
+	eng.SetStart(fr.join())
+	var final, merged atomic.Pointer[report.Report]
 	served := "" // the endpoints' base URL, for the linger line
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -72,6 +74,14 @@ func Run(ctx context.Context, res *config.Resolved, log *slog.Logger, stdout, st
 			}
 			return nil, fmt.Errorf("no report yet: the run is %s", eng.Snapshot().Phase)
 		})
+		if fr != nil && res.Fleet.Coordinate {
+			srv.JSONOr404("/fleet/report", func() (any, error) {
+				if r := merged.Load(); r != nil {
+					return r, nil
+				}
+				return nil, fmt.Errorf("no fleet report yet: the fleet %s is running (this instance's phase: %s)", res.Fleet.ID, eng.Snapshot().Phase)
+			})
+		}
 		log.Info("metrics listening", "addr", l.Addr().String())
 		served = baseURL(l.Addr())
 		wg.Go(func() {
@@ -93,14 +103,22 @@ func Run(ctx context.Context, res *config.Resolved, log *slog.Logger, stdout, st
 	}
 	fmt.Fprintln(stderr, "loadgen-v2: "+res.Plan())
 	rep, err := eng.Run(ctx)
+	fr.finish(rep, err)
 	if err != nil {
-		if errors.Is(err, envconf.ErrInvalid) { // a setting the broker announced it cannot carry
+		if code, ferr := fr.refused(); code != 0 {
+			return code, ferr
+		}
+		fr.abort()
+		if errors.Is(err, envconf.ErrInvalid) { // a setting the broker announced (or the fleet) refused
 			return cliutil.ExitConfig, err
 		}
 		return cliutil.ExitError, err
 	}
 	final.Store(rep)
 	code, err := Emit(rep, res.ReportFile, stdout)
+	if err == nil {
+		code, err = fr.verdict(code, stdout, merged.Store)
+	}
 	if res.MetricsAddr != "" {
 		linger(ctx, res.MetricsLinger, served, log, stderr)
 	}
