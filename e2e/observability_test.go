@@ -424,10 +424,14 @@ func TestObservability(t *testing.T) {
 		t.Cleanup(func() { _ = exec.Command(tmux, "-L", sock, "kill-server").Run() })
 	}
 
+	// A busy machine stretches round trips: up to 16 outstanding per client
+	// (no skipped sends) and no success-rate SLO, so the exit status after
+	// the linger is 0 whatever the machine did (the verdict has its own
+	// tests).
 	rf := filepath.Join(t.TempDir(), "report.json")
 	lg := start(t, "loadgen-v2", "BROKER="+b.URL(), "METRICS_ADDR="+laddr, "VIRTUAL_CLIENTS=1000", "INTERVAL_MS=1000",
 		"DURATION=20s", "CONNECTIONS=8", "SHARDS=64", "PROGRESS_INTERVAL=1s", "METRICS_LINGER=10m", "REPORT_FILE="+rf,
-		"INSTANCE_ID=obs-lg-0")
+		"INSTANCE_ID=obs-lg-0", "MAX_INFLIGHT_PER_CLIENT=16", lossy)
 	steady := waitLoadgen(t, lg, laddr, "the loadgen in phase steady", func(v lgVars) bool { return v.Phase == "steady" })
 	runID := steady.RunID
 	t.Logf("run %s steady: %d sent", runID, steady.RequestsSent)
