@@ -69,9 +69,9 @@ func New(res *config.Resolved, snapshot func() books.Snapshot, b *books.Books, f
 }
 
 // Register registers the metrics with r, each with the label run_id and, in
-// a fleet run, fleet_id. A single run has no fleet_id label at all rather
-// than an empty one: Prometheus stores neither, and {fleet_id=""} selects
-// both.
+// a fleet run, fleet_id. A single run has no fleet_id label rather than an
+// empty one (Prometheus would drop an empty label on ingestion anyway):
+// {fleet_id=""} selects the single runs, {fleet_id!=""} the fleets.
 func (m *Metrics) Register(r prometheus.Registerer) error {
 	labels := prometheus.Labels{"run_id": m.runID}
 	if m.fleetID != "" {
