@@ -28,6 +28,12 @@
 #   scripts/benchmark.sh workercpu R [S]  CPU µs per round trip of the worker, the broker and the loadgen at R req/s
 #                                         for S seconds (default 20), MODE=health; then the same run answered by the
 #                                         plain paho echo responder (rr-echo respond), and the worker's ratio to it
+#   scripts/benchmark.sh fleet [N] [R]    a fleet run: N loadgens (default 3) of FLEET_CLIENTS virtual clients each
+#                                         (default 100000) offering R req/s in all (default 10000), started together
+#                                         by 'loadgen-v2 fleet' (the coordinator) for SECS (default 110, so that every
+#                                         client fires at least once at N=10); one merged report and one verdict
+#                                         (the script exits with the fleet's status: 0, or 3 when it failed).
+#                                         N=10 is the million-client headline: 10 × 100,000 at 10k req/s
 #   scripts/benchmark.sh all              quick, knee, baseline, clients, mem1m and autoscale, one subfolder each
 #
 # Charts: spectrum.svg (the percentile spectrum of every step: latency against
@@ -92,6 +98,11 @@ is_uint() { case $1 in '' | *[!0-9]*) return 1 ;; esac; }
 case $SUITE in
   -h | --help | help) usage; exit 0 ;;
   quick | baseline | knee | ceiling | floor | sweep | clients | mem1m | autoscale | all) ;;
+  fleet)
+    if [ -n "${2:-}" ] && { ! is_uint "$2" || [ "$2" -eq 0 ] || [ "$2" -gt 1000 ]; }; then die_usage "fleet: N=$2 is not a number of loadgens (1..1000)"; fi
+    if [ -n "${3:-}" ] && { ! is_uint "$3" || [ "$3" -eq 0 ]; }; then die_usage "fleet: R=$3 is not a rate in req/s"; fi
+    if [ -n "${FLEET_CLIENTS:-}" ] && { ! is_uint "$FLEET_CLIENTS" || [ "$FLEET_CLIENTS" -eq 0 ]; }; then die_usage "FLEET_CLIENTS=$FLEET_CLIENTS is not a number of virtual clients"; fi
+    ;;
   rate | workercpu)
     if ! is_uint "${2:-}" || [ "$2" -eq 0 ]; then die_usage "$SUITE needs a rate in req/s: scripts/benchmark.sh $SUITE R [S]"; fi
     [ -z "${3:-}" ] || is_uint "$3" || die_usage "$SUITE: S=$3 is not a number of seconds"
@@ -239,7 +250,7 @@ summary() {
   fi
   record "$1"
   jq -r --arg n "$1" --arg k "$KIND" '[$n, $k, .target_rps, .throughput_rps, .rate_ratio, .match_rate, .latency_ms.p50, .latency_ms.p99, .latency_ms.max, .process.sending_cpu_us_per_request, .process.max_rss_mb] |
-    "\(.[0])\t\(.[1])\ttarget \(.[2]|floor)/s\tachieved \(.[3]|floor)/s\tratio \(.[4]*10000|round/10000)\tmatch \(.[5]*1000000|floor/1000000)\tp50 \(.[6]) ms\tp99 \(.[7]) ms\tmax \(.[8]) ms\tloadgen \(.[9]*10|round/10) µs/req\tRSS \(.[10]|floor) MB"' "$OUT/$1.json" |
+    "\(.[0])\t\(.[1])\ttarget \(.[2]|floor)/s\tachieved \(.[3]|floor)/s\tratio \(.[4]*10000|round/10000)\tmatch \(.[5]*1000000|floor/1000000)\tp50 \(.[6]) ms\tp99 \(.[7]) ms\tmax \(.[8]) ms\tloadgen \(if .[9] == null then "–" else .[9]*10|round/10 end) µs/req\tRSS \(if .[10] == null then "–" else .[10]|floor end) MB"' "$OUT/$1.json" |
     tr -d '\n'
   jq -r --arg st "${STEP_STEAL:-}" '(if $st == "" then "" else "\tsteal \($st | tonumber * 100 | round)%" end)
     + (if (.slo.p99_ms // 0) > 0 or (.slo.match_rate // 0) > 0 then "\tSLO " + (if .slo.passed then "passed" else "FAILED (" + (.slo.failures | join("; ")) + ")" end) else "" end)' "$OUT/$1.json"
@@ -509,8 +520,8 @@ charts() {
   "$BIN/rr-chart" spectrum -o "$OUT/spectrum.svg" -title "$SUITE: percentile spectrum of each step" "${all[@]}" ||
     echo "spectrum chart failed" >&2
   if [ "$SUITE" = clients ]; then x=virtual_clients file=latency-vs-clients.svg what="virtual clients"; fi
-  # (autoscale's two loadgens run side by side: no curve)
-  if [ "$SUITE" != autoscale ] && [ "${#lg[@]}" -gt 0 ] && [ "$(jq -s --arg x "$x" 'map(.[$x]) | unique | length' "${lg[@]}")" -ge 2 ]; then
+  # (autoscale's two loadgens and a fleet's run side by side: no curve)
+  if [ "$SUITE" != autoscale ] && [ "$SUITE" != fleet ] && [ "${#lg[@]}" -gt 0 ] && [ "$(jq -s --arg x "$x" 'map(.[$x]) | unique | length' "${lg[@]}")" -ge 2 ]; then
     "$BIN/rr-chart" rate -o "$OUT/$file" -x "$x" -slo-p99 "${SLO_P99_MS:-50}" -knee "${KNEE_RPS:-0}" \
       -title "$SUITE: round-trip latency against $what" "${lg[@]}" || echo "rate chart failed" >&2
   fi
@@ -540,6 +551,40 @@ finish() {
   for f in "$OUT"/summary.csv "$OUT"/manifest.json "$OUT"/console.txt "$OUT"/*.svg; do
     if [ -f "$f" ]; then echo "  ${f##*/}"; fi
   done
+}
+
+# fleet N R SECS: N loadgens as one fleet (FLEET_COORDINATOR=external) and
+# the coordinator, 'loadgen-v2 fleet', which writes the per-instance and
+# merged reports to fleet/; the instances' reports are steps fleet-I, the
+# merged one fleet-merged. FLEET_RC is the coordinator's exit status.
+fleet() {
+  local n=$1 r=$2 secs=$3 clients=${FLEET_CLIENTS:-100000} iv id i rc=0 pids=()
+  iv=$(((n * clients * 1000 + r / 2) / r))
+  id=bench-$(date -u +%Y%m%dT%H%M%SZ)
+  echo "fleet $id: $n loadgens × $clients virtual clients every $iv ms ($r req/s in all) for $secs s, warm-up $(warmup_for "$secs")" >&2
+  BROKER=$BROKER_URL FLEET_ID=$id FLEET_SIZE=$n FLEET_RESULTS="$OUT/fleet" FLEET_TIMEOUT=${FLEET_TIMEOUT:-2m} \
+    "$BIN/loadgen-v2" fleet >"$OUT/fleet.txt" 2>"$OUT/logs/fleet.coordinator.log" &
+  local coord=$!; PIDS+=("$coord")
+  for ((i = 0; i < n; i++)); do
+    loadgen_bg "fleet-$i" "$clients" "$iv" "$secs" "FLEET_ID=$id" "FLEET_SIZE=$n" "FLEET_INDEX=$i" FLEET_COORDINATOR=external \
+      "INSTANCE_ID=$id-$i" "WARMUP=$(warmup_for "$secs")" PROGRESS_INTERVAL=0 "${SLO_ENV[@]}"
+    pids+=("$LG_PID")
+  done
+  wait "$coord" || rc=$?
+  for i in "${pids[@]}"; do wait "$i" || true; done
+  for ((i = 0; i < n; i++)); do
+    if jq -e . "$OUT/fleet-$i.json" >/dev/null 2>&1; then record "fleet-$i"; fi
+  done
+  if [ -f "$OUT/fleet/merged.json" ]; then
+    cp "$OUT/fleet/merged.json" "$OUT/fleet-merged.json"
+    summary fleet-merged
+    manifest_set fleet "$(jq --arg id "$id" --argjson n "$n" '{fleet_id: $id, size: $n, reported: (.runs | length), virtual_clients, target_rps, achieved_rps: .throughput_rps,
+      span_s: (.span_s // .duration_s), common_window_s: (.common_window_s // null), success_rate, match_rate, p50_ms: .latency_ms.p50, p99_ms: .latency_ms.p99,
+      start_skew_ms: ([(.runs // [])[].start_skew_ms // empty] | {min: min, max: max}), slo_passed: .slo.passed, slo_failures: .slo.failures}' "$OUT/fleet-merged.json")"
+  fi
+  cat "$OUT/fleet.txt"
+  echo "fleet $id: exit status $rc (coordinator log: $OUT/logs/fleet.coordinator.log)" >&2
+  FLEET_RC=$rc
 }
 
 # knee: the search for the highest rate that meets the SLO, as bin/rr-knee
@@ -685,6 +730,14 @@ case $SUITE in
     done ;;
   mem1m)
     STEP_TAG=mem1m with_stack "$KIND" run mem1m 1000000 100000 "${SECS:-110}" ;;
+  fleet)
+    n=${2:-3} r=${3:-10000}
+    manifest_settings "$(jq -n --argjson n "$n" --argjson r "$r" --argjson c "${FLEET_CLIENTS:-100000}" --argjson s "${SECS:-110}" --argjson slo "$(slo_json)" \
+      '{loadgens: $n, rate_rps: $r, virtual_clients_each: $c, virtual_clients: ($n * $c), duration_s: $s, slo: $slo}')"
+    FLEET_RC=1 # unless the coordinator ran
+    STEP_TAG=fleet with_stack "$KIND" fleet "$n" "$r" "${SECS:-110}"
+    finish
+    exit "$FLEET_RC" ;;
   clients)
     s=${SECS:-30}
     for c in 100000 200000 500000; do

@@ -21,6 +21,9 @@ func (e *Engine) takeClaim(ctx context.Context) *claim.Claim {
 	var window time.Duration
 	if res.Duration > 0 {
 		window = claimConnectTimeout + res.Duration + res.RequestTimeout // connect, send, drain
+		if f := res.Fleet; f != nil {
+			window += f.Timeout + f.Lead // the wait for the fleet's start
+		}
 	}
 	opts := res.MQTT
 	opts.Logger = e.log

@@ -284,7 +284,8 @@ func (e *Engine) SetStart(at func(ctx context.Context) (time.Time, error)) { e.s
 // carrying a monotonic clock reading (taken now, so that a wall-clock step
 // during the run moves nothing). It records how late the wake-up was.
 func (e *Engine) sleepUntil(ctx context.Context, at time.Time) (time.Time, error) {
-	epoch := time.Now().Add(time.Until(at))
+	now := time.Now()
+	epoch := now.Add(at.Sub(now)) // at's wall clock exactly, with a monotonic reading
 	t := time.NewTimer(time.Until(epoch))
 	defer t.Stop()
 	select {

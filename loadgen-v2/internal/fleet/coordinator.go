@@ -116,12 +116,7 @@ func Coordinate(ctx context.Context, o Options) (*Result, error) {
 
 	members, refusal := c.assemble(ctx)
 	if refusal != nil {
-		// Every instance that said hello subscribed to the start topic
-		// before: it has the abort once the broker acknowledged it.
-		if err := c.announce(ctl, Start{Abort: refusal.Reason, Code: refusal.Code, Coordinator: c.id, Members: members}); err != nil {
-			o.Log.Warn("fleet: the refusal could not be announced: the instances wait FLEET_TIMEOUT", "err", err)
-		}
-		c.cleanup(ctl, nil)
+		c.refuse(ctx, ctl, refusal)
 		return nil, refusal
 	}
 	at := time.Now().Add(o.Lead).UTC()
@@ -329,20 +324,54 @@ func unquote(v string) string {
 	return v
 }
 
-// announce publishes s, retained: every member reads it when it
-// subscribes, whenever that is.
-func (c *coordinator) announce(ctl *mqttconn.Control, s Start) error {
-	if s.Abort != "" {
-		// The abort must reach the run ids that said hello: Members holds
-		// one per index, the duplicates are added under free keys.
-		k := -1
+// RefusalLinger is how long a coordinator that refused the fleet keeps
+// telling instances that say hello after the refusal (those started a
+// moment later than the others), so that they exit at once too.
+const RefusalLinger = 2 * HelloEvery
+
+// refuse announces the refusal to every instance that said hello, and for
+// RefusalLinger to every one that says hello later, then clears it. Every
+// instance subscribed to the start topic before its first hello: it has
+// the refusal once the broker acknowledged it.
+func (c *coordinator) refuse(ctx context.Context, ctl *mqttconn.Control, r *Refusal) {
+	linger := time.NewTimer(RefusalLinger)
+	defer linger.Stop()
+	told := -1
+	for {
+		c.mu.Lock()
+		members, n := map[int]string{}, len(c.hellos)
+		for i, h := range c.hellos {
+			members[i] = h.RunID
+		}
+		k := -1 // the duplicates of a taken index, under keys of their own
 		for _, ds := range c.dups {
 			for _, d := range ds {
-				s.Members[k] = d.RunID
+				members[k] = d.RunID
 				k--
 			}
 		}
+		n += -1 - k
+		c.mu.Unlock()
+		if n != told {
+			if err := c.announce(ctl, Start{Abort: r.Reason, Code: r.Code, Coordinator: c.id, Members: members}); err != nil {
+				c.o.Log.Warn("fleet: the refusal could not be announced: the instances wait FLEET_TIMEOUT", "err", err)
+			}
+			told = n
+		}
+		select {
+		case <-c.changed:
+			continue
+		case <-linger.C:
+		case <-ctx.Done():
+		}
+		break
 	}
+	c.cleanup(ctl, nil)
+}
+
+// announce publishes s, retained: every member reads it when it
+// subscribes, whenever that is.
+func (c *coordinator) announce(ctl *mqttconn.Control, s Start) error {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
