@@ -877,9 +877,9 @@ type reportCounts struct {
 	Malformed        uint64 `json:"malformed"`
 }
 
-// fleetReport is the part of a fleet member's or the merged report the
+// obsReport is the part of a fleet member's or the merged report the
 // fleet test reads.
-type fleetReport struct {
+type obsReport struct {
 	reportCounts
 	Warmup   *reportCounts `json:"warmup"`
 	Balanced bool          `json:"accounting_balanced"`
@@ -893,13 +893,13 @@ type fleetReport struct {
 	} `json:"runs"`
 }
 
-func readFleetReport(t *testing.T, path string) fleetReport {
+func readObsReport(t *testing.T, path string) obsReport {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r fleetReport
+	var r obsReport
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -984,11 +984,11 @@ func TestObservabilityFleet(t *testing.T) {
 		_, err := os.Stat(merged)
 		return err == nil, fmt.Sprint(err)
 	})
-	m := readFleetReport(t, merged)
-	members := make([]fleetReport, size)
+	m := readObsReport(t, merged)
+	members := make([]obsReport, size)
 	runIDs := make([]string, size)
 	for i := range members {
-		members[i] = readFleetReport(t, filepath.Join(results, fmt.Sprintf("loadgen-%d.json", i)))
+		members[i] = readObsReport(t, filepath.Join(results, fmt.Sprintf("loadgen-%d.json", i)))
 		if len(members[i].Runs) != 1 || members[i].Runs[0].FleetIndex == nil || *members[i].Runs[0].FleetIndex != i || members[i].Warmup == nil {
 			t.Fatalf("loadgen-%d.json: runs %+v, warmup %v", i, members[i].Runs, members[i].Warmup)
 		}
