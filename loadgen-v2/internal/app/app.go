@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -181,12 +182,41 @@ func Emit(rep *report.Report, path string, stdout io.Writer) (int, error) {
 	return cliutil.ExitOK, nil
 }
 
-// Merge reads JSON reports, prints the combined report and returns the exit
-// status. SLO_P99_MS, SLO_MATCH_RATE and SLO_SUCCESS_RATE apply to the
-// combined report.
-func Merge(paths []string, stdout, stderr io.Writer) int {
+// Merge is `loadgen-v2 merge [-o merged.json] REPORT.json...`: it reads the
+// JSON reports, merges them (report.Merge), prints the merged text report,
+// writes the merged JSON report to -o when given, and returns the exit
+// status: 0, 3 when the merged report misses an SLO (SLO_P99_MS,
+// SLO_MATCH_RATE and SLO_SUCCESS_RATE apply to it), 2 for bad usage or a
+// merge refused as meaningless (report.ErrRefused: nothing is written), 1
+// when a report cannot be read or the output written.
+func Merge(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("merge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "", "write the merged report as JSON to this file (it can be charted or merged again)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: loadgen-v2 merge [-o merged.json] REPORT.json...")
+		fs.PrintDefaults()
+	}
+	var paths []string
+	for { // flags before, between or after the files; after -- only files
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return cliutil.ExitOK
+		} else if err != nil {
+			return cliutil.ExitConfig
+		}
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			paths = append(paths, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		paths, args = append(paths, rest[0]), rest[1:]
+	}
 	if len(paths) == 0 {
-		fmt.Fprintln(stderr, "loadgen-v2 merge: give one or more JSON report files")
+		fmt.Fprintln(stderr, "loadgen-v2 merge: give one or more JSON report files (REPORT_FILE of each loadgen, or its /report)")
+		fs.Usage()
 		return cliutil.ExitConfig
 	}
 	var slo struct {
@@ -202,17 +232,21 @@ func Merge(paths []string, stdout, stderr io.Writer) int {
 	for _, p := range paths {
 		r, err := report.Read(p)
 		if err != nil {
-			fmt.Fprintln(stderr, "loadgen-v2 merge:", err)
+			fmt.Fprintf(stderr, "loadgen-v2 merge: %v (give the JSON reports: REPORT_FILE of each loadgen, or its /report)\n", err)
 			return cliutil.ExitError
 		}
 		rs = append(rs, r)
 	}
 	m, err := report.Merge(rs, report.Objectives{P99MS: slo.P99, MatchRate: slo.Match, SuccessRate: slo.Success})
+	if errors.Is(err, report.ErrRefused) {
+		fmt.Fprintln(stderr, "loadgen-v2 merge:", err)
+		return cliutil.ExitConfig
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen-v2 merge:", err)
 		return cliutil.ExitError
 	}
-	code, err := Emit(m, "", stdout)
+	code, err := Emit(m, *out, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen-v2 merge:", err)
 	}

@@ -127,6 +127,9 @@ func fleetOutcome(id, dir string, r *fleet.Result, err error, stdout io.Writer, 
 	if errors.As(err, &ref) {
 		return ref.Code, fmt.Errorf("fleet %s not started: %w", id, err)
 	}
+	if errors.Is(err, report.ErrRefused) { // the members' reports contradict each other
+		return cliutil.ExitConfig, err
+	}
 	if err != nil {
 		return cliutil.ExitError, err
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,17 +141,4 @@ func (c *Config) fleetSettings() (map[string]string, string, error) {
 		fmt.Fprintf(h, "%s=%s\n", k, v)
 	}
 	return out, hex.EncodeToString(h.Sum(nil))[:12], nil
-}
-
-// EnvName returns the environment variable of the Config field whose JSON
-// name is jsonName ("qos" → "QOS"), or jsonName itself when none has it.
-func EnvName(jsonName string) string {
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name == jsonName && f.Tag.Get("envconfig") != "" {
-			return f.Tag.Get("envconfig")
-		}
-	}
-	return jsonName
 }

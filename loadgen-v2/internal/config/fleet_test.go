@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/envconf"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 )
 
 // TestFleetResolve: FLEET_INDEX resolves from the number, from an Indexed
@@ -84,14 +83,6 @@ func TestFleetDigest(t *testing.T) {
 	for _, kv := range [][2]string{{"QOS", "1"}, {"INTERVAL_MS", "1000"}, {"WARMUP", "5s"}, {"SLO_P99_MS", "10"}, {"FLEET_SIZE", "3"}} {
 		if digest(map[string]string{kv[0]: kv[1]}) == d {
 			t.Errorf("%s=%s left the digest unchanged", kv[0], kv[1])
-		}
-	}
-	if config.EnvName("max_inflight_per_client") != "MAX_INFLIGHT_PER_CLIENT" || config.EnvName("qos") != "QOS" {
-		t.Error("EnvName does not map the JSON names to the variables")
-	}
-	for _, k := range config.FleetSettings {
-		if config.EnvName(k) == k {
-			t.Errorf("FleetSettings names %q, which is no Config field's JSON name", k)
 		}
 	}
 }

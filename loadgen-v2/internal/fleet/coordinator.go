@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
-	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/config"
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/loadgen-v2/internal/report"
 )
 
@@ -300,13 +299,13 @@ func settingsDiff(a, b map[string]string) string {
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(a)) {
 		if a[k] != b[k] {
-			name := config.EnvName(k)
+			name := report.SettingEnv(k)
 			out = append(out, fmt.Sprintf("%s=%s against %s=%s", name, unquote(b[k]), name, unquote(a[k])))
 		}
 	}
 	for k := range b {
 		if _, ok := a[k]; !ok {
-			out = append(out, config.EnvName(k)+" is set on one only")
+			out = append(out, report.SettingEnv(k)+" is set on one only")
 		}
 	}
 	if len(out) == 0 {
@@ -464,7 +463,9 @@ func (c *coordinator) merge(res *Result) error {
 	}
 	var rs []*report.Report
 	for _, i := range slices.Sorted(maps.Keys(res.Reports)) {
-		rs = append(rs, res.Reports[i])
+		r := res.Reports[i]
+		r.Source = fmt.Sprintf("the report of %s", res.Members[i].Name())
+		rs = append(rs, r)
 	}
 	m, err := report.Merge(rs, objectives(rs[0]))
 	if err != nil {

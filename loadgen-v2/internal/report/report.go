@@ -168,9 +168,11 @@ type Report struct {
 	// merged report): its run id, client range, times and settings digest.
 	// Merge checks them.
 	Runs []Run `json:"runs,omitempty"`
-	// SpanSeconds (merged reports) is the true span of the measured windows,
-	// first measured start to last end; the rates are over it.
-	// CommonSeconds is the window in which every instance was measuring.
+	// SpanSeconds (merged reports whose runs carry their times) is the true
+	// span of the measured windows, first measured start to last end,
+	// seconds; DurationSeconds equals it and the rates are over it.
+	// CommonSeconds is the window in which every instance was measuring,
+	// last measured start to first end (0: the windows do not all overlap).
 	SpanSeconds   float64 `json:"span_s,omitempty"`
 	CommonSeconds float64 `json:"common_window_s,omitempty"`
 
@@ -178,6 +180,11 @@ type Report struct {
 	// while the run lasted (package claim): another loadgen with our
 	// INSTANCE_ID, each described by its run id, host, pid and times.
 	InstanceClaims []string `json:"instance_claims,omitempty"`
+
+	// Source names where the report came from, for Merge's messages: the
+	// file Read read it from, or what the caller sets (an instance's name).
+	// Not in the JSON.
+	Source string `json:"-"`
 }
 
 // Fleet is the fleet of a fleet run.

@@ -317,7 +317,7 @@ func TestMergeErrors(t *testing.T) {
 	}
 	r := finished(t, "lg-0", report.Counts{Scheduled: 1, RequestsSent: 1, ResponsesMatched: 1}, 1, 1, hist(1, 1))
 	r.Histograms.Latency = "garbage"
-	if _, err := report.Merge([]*report.Report{r}, report.Objectives{}); err == nil || !strings.Contains(err.Error(), "report 0") {
+	if _, err := report.Merge([]*report.Report{r}, report.Objectives{}); err == nil || !strings.Contains(err.Error(), "report 1") {
 		t.Errorf("Merge with a broken histogram = %v, want an error naming the report", err)
 	}
 }

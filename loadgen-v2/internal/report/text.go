@@ -39,7 +39,14 @@ func (r *Report) WriteText(w io.Writer) {
 			t.row(name, line, "")
 		}
 	}
-	t.row("duration", fmt.Sprintf("%.1f s", r.DurationSeconds), "")
+	if r.Fleet != nil {
+		t.row("fleet", r.fleetLine(), "")
+	}
+	if r.SpanSeconds > 0 {
+		t.row("span", fmt.Sprintf("%.1f s", r.SpanSeconds), fmt.Sprintf("all instances measuring together: %.1f s; rates are over the span", r.CommonSeconds))
+	} else {
+		t.row("duration", fmt.Sprintf("%.1f s", r.DurationSeconds), "")
+	}
 	t.row("target rate", fmt.Sprintf("%.0f req/s", r.TargetRPS), "")
 	t.row("achieved rate", fmt.Sprintf("%.0f req/s", r.ThroughputRPS), fmt.Sprintf("ratio %.4f; requests whose bytes reached the socket", r.RateRatio))
 	t.row("SUCCESS RATE", fmt.Sprintf("%.6f", r.SuccessRate), "matched / scheduled")
@@ -113,6 +120,22 @@ func (r *Report) WriteText(w io.Writer) {
 	for _, l := range t.lines {
 		fmt.Fprintln(w, l)
 	}
+}
+
+// fleetLine describes r's fleet: its id, and the instance's index (one
+// run) or how many of its instances the report holds.
+func (r *Report) fleetLine() string {
+	f := r.Fleet
+	var idx []int
+	for _, run := range r.Runs {
+		if run.FleetIndex != nil {
+			idx = append(idx, *run.FleetIndex)
+		}
+	}
+	if len(r.Runs) == 1 && len(idx) == 1 {
+		return fmt.Sprintf("%s, index %d of FLEET_SIZE=%d", f.ID, idx[0], f.Size)
+	}
+	return fmt.Sprintf("%s, %d of FLEET_SIZE=%d instances", f.ID, len(idx), f.Size)
 }
 
 // table lays out the report's lines: rows of label, value and an optional

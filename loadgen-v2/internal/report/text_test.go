@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/latency"
@@ -53,7 +54,22 @@ func goldenReports() map[string]*report.Report {
 	broker.Protocol, broker.Correlation = "5", "properties"
 	broker.Broker = &mqttconn.Capabilities{Protocol: "5", MaximumQoS: &qos, MaximumPacketSize: 2048, SharedSubscriptionAvailable: &shared,
 		RetainAvailable: &retain, ReceiveMaximum: 20, TopicAliasMaximum: 10, ServerKeepAliveSeconds: &keepAlive, AssignedClientID: "auto-1"}
-	return map[string]*report.Report{"full": full, "minimal": minimal, "slo-passed": &passed, "broker": &broker}
+	// A fleet of two merged: the span, the common window, the runs.
+	start := time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+	skew, zero, one := 1.25, 0, 1
+	merged := *minimal
+	merged.Instances = []string{"lg-0", "lg-1"}
+	merged.Fleet = &report.Fleet{ID: "f1", Size: 2}
+	merged.Runs = []report.Run{
+		{Instance: "lg-0", RunID: "lg-0-a1", Host: "h0", PID: 10, FleetIndex: &zero, FirstClient: 0, Clients: 5,
+			Start: start, MeasuredStart: start.Add(time.Second), End: start.Add(11 * time.Second), StartSkewMS: &skew, ConfigDigest: "0123456789ab"},
+		{Instance: "lg-1", RunID: "lg-1-b2", Host: "h1", PID: 11, FleetIndex: &one, FirstClient: 5, Clients: 5,
+			Start: start.Add(2 * time.Second), MeasuredStart: start.Add(3 * time.Second), End: start.Add(12 * time.Second), StartSkewMS: &skew, ConfigDigest: "0123456789ab"},
+	}
+	merged.DurationSeconds, merged.SpanSeconds, merged.CommonSeconds = 11, 11, 8
+	merged.Warnings = []string{"the instances started measuring 2.0 s apart (lg-0 first, lg-1 last at +2.0 s)"}
+	merged.WarningKinds = []string{report.WarnKindStartSkew}
+	return map[string]*report.Report{"full": full, "minimal": minimal, "slo-passed": &passed, "broker": &broker, "merged": &merged}
 }
 
 // TestWriteTextGolden: the text report, line for line, and the JSON report,

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mqtt-rr-bench/mqtt-rr-bench/internal/mqttconn"
 )
@@ -24,6 +25,15 @@ const (
 	WarnKindOversized    = "oversized_inbound"
 	WarnKindToolLag      = "loadgen_lag"       // warnLatency
 	WarnKindNagle        = "delayed_ack_nagle" // warnLatency
+
+	// Merge's warnings: about what was merged, not about the figures.
+	WarnKindStartSkew         = "start_skew"         // measured starts more than WarnStartSkew apart
+	WarnKindWindows           = "windows_differ"     // measured windows' lengths differ by more than WarnWindowSpread
+	WarnKindNotConcurrent     = "not_concurrent"     // measured windows that do not all overlap
+	WarnKindUntimed           = "untimed_reports"    // reports without times: side by side assumed
+	WarnKindFleets            = "different_fleets"   // reports of different fleets (or of none)
+	WarnKindFleetIncomplete   = "fleet_incomplete"   // fewer instances than FLEET_SIZE
+	WarnKindSettingsUnchecked = "settings_unchecked" // reports without a config: settings not compared
 )
 
 // Thresholds of the report's warnings.
@@ -35,6 +45,11 @@ const (
 	// WarnForeign: unknown (other than another run's) + malformed responses
 	// above this share of the requests sent.
 	WarnForeign = 0.001
+	// WarnStartSkew: merged instances whose measured starts spread wider.
+	WarnStartSkew = time.Second
+	// WarnWindowSpread: merged instances whose measured windows' lengths
+	// differ by more.
+	WarnWindowSpread = time.Second
 )
 
 // Warn adds a warning of kind to r: its text to Warnings, its kind to
