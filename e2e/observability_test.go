@@ -937,9 +937,10 @@ var countSeries = []struct {
 //   - the counts by period equal the reports: period="measured" summed over
 //     the fleet is the merged report's scheduled, requests_sent,
 //     responses_matched, timeouts, skipped, send_failed, late, duplicate,
-//     implausible, unknown and malformed, exactly; per run id, each
-//     instance's report and its warmup counts; the warm-up had traffic, so
-//     the counts of both periods are more than the report's;
+//     implausible, unknown and malformed, exactly, and period="warmup" its
+//     warmup counts; per run id, each instance's report and warmup counts;
+//     the warm-up had traffic, so the counts of both periods are more than
+//     the report's;
 //   - the _run rules keep an instance that finished earlier: once every
 //     instance has finished, loadgen 2 is stopped and Prometheus has seen it
 //     down (its series stale, a plain sum no longer has it), the _run rules
@@ -994,8 +995,15 @@ func TestObservabilityFleet(t *testing.T) {
 		}
 		runIDs[i] = members[i].Runs[0].RunID
 	}
-	if !m.Balanced || m.StillPending != 0 || m.RequestsSent == 0 {
+	if !m.Balanced || m.StillPending != 0 || m.RequestsSent == 0 || m.Warmup == nil || len(m.Runs) != size {
 		t.Fatalf("merged report: %+v", m)
+	}
+	var mergedIDs []string
+	for _, r := range m.Runs {
+		mergedIDs = append(mergedIDs, r.RunID)
+	}
+	if slices.Sort(mergedIDs); !slices.Equal(mergedIDs, slices.Sorted(slices.Values(runIDs))) {
+		t.Fatalf("merged report's runs %v, the members' %v", mergedIDs, runIDs)
 	}
 	var warm reportCounts
 	for _, r := range members {
@@ -1055,6 +1063,10 @@ func TestObservabilityFleet(t *testing.T) {
 				expr := fmt.Sprintf(`sum(last_over_time(%s%s,period="measured"}[%s]))`, c.series, fleetSel, rng)
 				if v := sum(p, expr, end); v != float64(c.field(&m.reportCounts)) {
 					t.Errorf("%s = %v, the merged report %d", expr, v, c.field(&m.reportCounts))
+				}
+				expr = fmt.Sprintf(`sum(last_over_time(%s%s,period="warmup"}[%s]))`, c.series, fleetSel, rng)
+				if v := sum(p, expr, end); v != float64(c.field(m.Warmup)) {
+					t.Errorf("%s = %v, the merged report's warmup %d", expr, v, c.field(m.Warmup))
 				}
 				for i, r := range members {
 					for _, period := range []struct {
