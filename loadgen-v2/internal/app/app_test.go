@@ -109,7 +109,7 @@ func TestLingerServesTheFinalState(t *testing.T) {
 	if _, ok := mfs["mqttrr_loadgen_build_info"]; !ok {
 		t.Error("/metrics lacks mqttrr_loadgen_build_info")
 	}
-	if v := brokertest.Sample(t, mfs, "mqttrr_loadgen_requests_sent_total"); v != float64(rep.Sent) {
+	if v := brokertest.Sample(t, mfs, "mqttrr_loadgen_requests_sent_total", "period", "measured"); v != float64(rep.Sent) {
 		t.Errorf("requests_sent_total %v, the report says %d", v, rep.Sent)
 	}
 	select {

@@ -249,6 +249,10 @@ type Snapshot struct {
 	// Counts are both phases added, with the responses that matched nothing
 	// (StillPending stays 0: Pending is sent − matched − timed out).
 	report.Counts
+	// Warmup is the warm-up phase's part of Counts: the requests intended
+	// before WARMUP (Measured returns the rest).
+	Warmup report.Counts
+
 	Pending                     int64
 	RequestBytes, ResponseBytes uint64
 	// Connection changes over the run: connections made (the first ones
@@ -272,15 +276,35 @@ func (b *Books) Snapshot() Snapshot {
 	if s.Started {
 		s.Epoch, s.Elapsed = b.epoch, time.Since(b.epoch)
 	}
-	for i := range b.counts {
-		s.Counts.Add(b.phaseCounts(i))
-	}
+	s.Warmup = b.phaseCounts(Warmup)
+	s.Counts = s.Warmup
+	s.Counts.Add(b.phaseCounts(Measured))
 	s.Unknown, s.Malformed, s.UnknownOtherRun = b.unknown.Load(), b.malformed.Load(), b.otherRun.Load()
 	// Pending from the same counts (not read again), so the snapshot agrees
 	// with itself.
 	s.Pending = max(int64(s.RequestsSent)-int64(s.ResponsesMatched)-int64(s.Timeouts), 0)
 	s.Oversized = b.oversized.Load()
 	return s
+}
+
+// Measured returns the measured phase's part of the snapshot's counts, as
+// the report counts it: Counts less Warmup, with every response that matched
+// no request at all (unknown, malformed, oversized: they have no intended
+// send time).
+func (s *Snapshot) Measured() report.Counts {
+	m := s.Counts
+	w := &s.Warmup
+	m.Scheduled -= w.Scheduled
+	m.RequestsSent -= w.RequestsSent
+	m.ResponsesMatched -= w.ResponsesMatched
+	m.Timeouts -= w.Timeouts
+	m.StillPending -= w.StillPending
+	m.Skipped -= w.Skipped
+	m.SendFailed -= w.SendFailed
+	m.Late -= w.Late
+	m.Duplicate -= w.Duplicate
+	m.Implausible -= w.Implausible
+	return m
 }
 
 // Final are the books of a finished run, for its report.
