@@ -2,11 +2,19 @@ package brokertest
 
 import (
 	"bytes"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
+
+// retainedCalls numbers Retained's connections: a client id of their own,
+// so that a call right after another is not taken for the same client (a
+// broker that closes the earlier session late would drop the new one's
+// subscription with it).
+var retainedCalls atomic.Int64
 
 // Retained returns the retained message the broker at url holds on topic
 // (nil when none). It subscribes, then publishes a probe (not retained) on
@@ -18,7 +26,7 @@ func Retained(t testing.TB, url, topic string) []byte {
 	t.Helper()
 	probe := []byte("brokertest-probe")
 	got := make(chan []byte, 16)
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("brokertest-retained").SetAutoReconnect(false))
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("brokertest-retained-%d", retainedCalls.Add(1))).SetAutoReconnect(false))
 	if tok := c.Connect(); !tok.WaitTimeout(Patience) || tok.Error() != nil {
 		t.Fatalf("retained %s: connect %s: %v", topic, url, tok.Error())
 	}
