@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,8 +41,8 @@ func TestBrokersSharedNotDeliveredExits1(t *testing.T) {
 
 // runNoDuplicates runs the given workers (each its own environment) and one
 // loadgen on broker, and checks exact books with every request answered
-// exactly once.
-func runNoDuplicates(t *testing.T, broker string, workers [][]string, lgEnv ...string) {
+// exactly once. It returns the path of the loadgen's JSON report.
+func runNoDuplicates(t *testing.T, broker string, workers [][]string, lgEnv ...string) string {
 	t.Helper()
 	for _, env := range workers {
 		startWorker(t, broker, env...)
@@ -58,6 +59,7 @@ func runNoDuplicates(t *testing.T, broker string, workers [][]string, lgEnv ...s
 		t.Errorf("want every request answered exactly once: sent %d matched %d duplicate %d timeouts %d",
 			r.RequestsSent, r.ResponsesMatched, r.Duplicate, r.Timeouts)
 	}
+	return rf
 }
 
 // TestBrokersOneSubscriberPerInstance: SHARED_SUBSCRIPTION=false with
@@ -118,6 +120,54 @@ func TestBrokersAnnouncedLimitsExit2(t *testing.T) {
 	}
 }
 
+// TestBrokersQoS2NotCarriedExits2: over MQTT 3.1.1 a broker without QoS 2
+// announces nothing at connect, and closes the connection on a QoS 2
+// PUBLISH; but its SUBACK grants QoS 1 for the QoS 2 subscription (NATS;
+// Mosquitto with max_qos 1). Both binaries, on both transports, exit 2
+// before the run naming QOS and the QoS granted, with no connection lost.
+func TestBrokersQoS2NotCarriedExits2(t *testing.T) {
+	const want = "QOS=2: the broker granted QoS 1 on the subscriptions (it does not support QoS 2); set QOS=1 or lower"
+	for _, b := range []struct {
+		name  string
+		start func(t *testing.T) string
+	}{
+		{"nats", func(t *testing.T) string { return brokertest.StartNATS(t).URL() }},
+		{"mosquitto max_qos 1", func(t *testing.T) string { return brokertest.StartMosquitto(t, "max_qos 1\n").URL() }},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			url := b.start(t)
+			rf := filepath.Join(t.TempDir(), "report.json")
+			for _, tr := range []string{"fast", "paho"} {
+				for _, tc := range []struct {
+					bin     string
+					env     []string
+					started string // the log line of a run that started
+				}{
+					{"loadgen-v2", loadgenEnv(url, rf, "QOS=2", "TRANSPORT="+tr), "loadgen started"},
+					{"worker-v2", []string{"MQTT_BROKER=" + url, "HTTP_ADDR=", "QOS=2", "TRANSPORT=" + tr}, "worker running"},
+				} {
+					t.Run(tc.bin+" "+tr, func(t *testing.T) {
+						p := start(t, tc.bin, tc.env...)
+						code := p.wait(t, 60*time.Second)
+						out := p.errOut.String()
+						if code != 2 || !strings.Contains(out, want) {
+							t.Fatalf("exit %d, want 2 with %q:\n%s", code, want, tail(out, 3000))
+						}
+						for _, bad := range []string{tc.started, "connection lost"} {
+							if strings.Contains(out, bad) {
+								t.Errorf("output has %q: the run began\n%s", bad, tail(out, 3000))
+							}
+						}
+						if _, err := os.Stat(rf); err == nil {
+							t.Errorf("a report was written")
+						}
+					})
+				}
+			}
+		})
+	}
+}
+
 // TestBrokersMQTT5RefusedSaysSo: MQTT_VERSION=5 against NATS (MQTT 3.1.1
 // only) fails at once naming the setting, in both binaries.
 func TestBrokersMQTT5RefusedSaysSo(t *testing.T) {
@@ -144,6 +194,7 @@ type capsJSON struct {
 	Retain            *bool   `json:"retain_available"`
 	ReceiveMaximum    *int    `json:"receive_maximum"`
 	TopicAliasMaximum *int    `json:"topic_alias_maximum"`
+	GrantedQoS        *int    `json:"granted_qos"`
 	SharedProbe       string  `json:"shared_probe"`
 }
 
@@ -184,6 +235,7 @@ func TestBrokersCapabilitiesShown(t *testing.T) {
 					}
 				}
 				eqInt("maximum_qos", got.MaximumQoS, tc.want.MaximumQoS)
+				eqInt("granted_qos", got.GrantedQoS, p(0)) // QOS=0: every subscription granted 0
 				if tc.want.ReceiveMaximum != nil {
 					eqInt("receive_maximum", got.ReceiveMaximum, tc.want.ReceiveMaximum)
 					eqInt("topic_alias_maximum", got.TopicAliasMaximum, tc.want.TopicAliasMaximum)
@@ -327,18 +379,35 @@ func TestBrokersRefusedTopicNamesVariable(t *testing.T) {
 
 // TestBrokersQoS: the compatibility table's QoS cells, run: QoS 1 and 2
 // through Mosquitto and the embedded broker (shared subscriptions), QoS 1
-// through NATS (one subscribing connection), each with exact books and
-// every request answered once.
+// through NATS (one subscribing connection), each with exact books, every
+// request answered once, and the QoS asked granted (the report's
+// broker.granted_qos). QoS 2 through NATS: TestBrokersQoS2NotCarriedExits2.
 func TestBrokersQoS(t *testing.T) {
+	granted := func(t *testing.T, rf, qos string) {
+		t.Helper()
+		b, err := os.ReadFile(rf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			Broker *capsJSON `json:"broker"`
+		}
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Broker == nil || r.Broker.GrantedQoS == nil || strconv.Itoa(*r.Broker.GrantedQoS) != qos {
+			t.Errorf("report broker %+v: want granted_qos %s", r.Broker, qos)
+		}
+	}
 	for _, qos := range []string{"1", "2"} {
 		t.Run("embedded qos"+qos, func(t *testing.T) {
-			runNoDuplicates(t, brokertest.Start(t).URL(), [][]string{{"QOS=" + qos}}, "QOS="+qos)
+			granted(t, runNoDuplicates(t, brokertest.Start(t).URL(), [][]string{{"QOS=" + qos}}, "QOS="+qos), qos)
 		})
 		t.Run("mosquitto qos"+qos, func(t *testing.T) {
-			runNoDuplicates(t, brokertest.StartMosquitto(t, "").URL(), [][]string{{"QOS=" + qos}}, "QOS="+qos)
+			granted(t, runNoDuplicates(t, brokertest.StartMosquitto(t, "").URL(), [][]string{{"QOS=" + qos}}, "QOS="+qos), qos)
 		})
 	}
 	t.Run("nats qos1", func(t *testing.T) {
-		runNoDuplicates(t, brokertest.StartNATS(t).URL(), [][]string{{"QOS=1", "SHARED_SUBSCRIPTION=false"}}, "QOS=1")
+		granted(t, runNoDuplicates(t, brokertest.StartNATS(t).URL(), [][]string{{"QOS=1", "SHARED_SUBSCRIPTION=false"}}, "QOS=1"), "1")
 	})
 }

@@ -23,8 +23,9 @@ var ErrSharedNotDelivered = errors.New("the broker accepts shared subscriptions 
 const ProbeTopicPrefix = "mqtt-rr-bench/probe/"
 
 // Capabilities is what a connection learnt of the broker when it connected:
-// the protocol the broker accepted and, on MQTT 5, what its CONNACK
-// announced. MQTT 3.1.1 announces nothing: only Protocol is set.
+// the protocol the broker accepted, on MQTT 5 what its CONNACK announced,
+// and the QoS its SUBACKs granted. An MQTT 3.1.1 CONNACK announces nothing:
+// there only Protocol and GrantedQoS are set.
 type Capabilities struct {
 	// Protocol accepted: "3.1.1" or "5"; "" before the first connection.
 	Protocol string `json:"protocol"`
@@ -46,6 +47,12 @@ type Capabilities struct {
 	ServerKeepAliveSeconds *uint16 `json:"server_keep_alive_seconds,omitempty"`
 	// AssignedClientID, when the broker assigned one.
 	AssignedClientID string `json:"assigned_client_id,omitempty"`
+	// GrantedQoS is the lowest QoS the broker granted in the SUBACKs of the
+	// pool's subscriptions, all asked at Options.QoS (nil: none made). A
+	// broker grants less than asked when it does not carry the QoS asked:
+	// NATS, and Mosquitto with max_qos 1, grant QoS 1 for QoS 2 (and close
+	// the connection on a QoS 2 PUBLISH). On MQTT 3.1.1 it is the only sign.
+	GrantedQoS *byte `json:"granted_qos,omitempty"`
 	// SharedProbe: "delivered" when Options.ProbeShareGroup's probe arrived,
 	// "" when no probe ran.
 	SharedProbe string `json:"shared_probe,omitempty"`
@@ -54,7 +61,8 @@ type Capabilities struct {
 // String is the record on one line, as the report prints it: "MQTT 5:
 // maximum QoS 1, maximum packet size 2048 B, …" (a limit the CONNACK left
 // out is named with the value it means, e.g. "maximum QoS 2 (not
-// announced)"); "MQTT 3.1.1 (announces no limits)"; "not connected".
+// announced)"); "MQTT 3.1.1 (announces no limits)"; "not connected"; then
+// "; subscriptions granted QoS 1" once subscriptions were made.
 func (c Capabilities) String() string {
 	if c.Protocol == "" {
 		return "not connected"
@@ -91,6 +99,9 @@ func (c Capabilities) String() string {
 			b.WriteString(", assigned client id " + c.AssignedClientID)
 		}
 	}
+	if c.GrantedQoS != nil {
+		b.WriteString("; subscriptions granted QoS " + strconv.Itoa(int(*c.GrantedQoS)))
+	}
 	if c.SharedProbe != "" {
 		b.WriteString("; shared subscription probe " + c.SharedProbe)
 	}
@@ -123,7 +134,8 @@ func capsFromConnack(ca *paho.Connack) *Capabilities {
 }
 
 // Capabilities returns the record of the first connection that has
-// connected (every connection talks to the same broker), with the shared
+// connected (every connection talks to the same broker), with the lowest
+// QoS granted to any connection's subscriptions and the shared
 // subscription probe's result; a zero record before any has connected.
 func (p *Pool) Capabilities() Capabilities {
 	var c Capabilities
@@ -137,6 +149,12 @@ func (p *Pool) Capabilities() Capabilities {
 	}
 	if p.opts.Plain && p.Up() > 0 {
 		c = caps311
+	}
+	for _, m := range p.conns {
+		if g := m.base().granted.Load(); c.Protocol != "" && g > 0 && (c.GrantedQoS == nil || byte(g-1) < *c.GrantedQoS) {
+			q := byte(g - 1)
+			c.GrantedQoS = &q
+		}
 	}
 	if p.probeGot.Load() {
 		c.SharedProbe = "delivered"
@@ -176,8 +194,10 @@ func (p *Pool) isProbe(i int, m *Message) bool {
 // probe publishes to the probe topic on connection 0, again every 100 ms
 // (at QoS 0 one may be lost), until it arrives or ProbeTimeout passes.
 func (p *Pool) probe(ctx context.Context) error {
-	if c := p.Capabilities(); c.MaximumQoS != nil && p.opts.QoS > *c.MaximumQoS {
-		return nil // no publish at our QoS can pass: the caller reports the QoS (Capabilities)
+	if c := p.Capabilities(); c.MaximumQoS != nil && p.opts.QoS > *c.MaximumQoS || c.GrantedQoS != nil && p.opts.QoS > *c.GrantedQoS {
+		// No publish at our QoS can pass (a broker may close the connection
+		// on one): the caller reports the QoS (Capabilities).
+		return nil
 	}
 	deadline := time.Now().Add(p.opts.ProbeTimeout)
 	for !p.probeGot.Load() {

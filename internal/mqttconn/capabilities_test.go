@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func TestFailFast(t *testing.T) {
 // TestCapabilitiesString: the record on one line, as the report and the
 // start log print it; a limit the CONNACK left out says what it means.
 func TestCapabilitiesString(t *testing.T) {
-	qos, ka, no := byte(1), uint16(20), false
+	qos, ka, no, granted := byte(1), uint16(20), false, byte(1)
 	for _, tc := range []struct {
 		name string
 		c    mqttconn.Capabilities
@@ -103,11 +104,15 @@ func TestCapabilitiesString(t *testing.T) {
 	}{
 		{"zero", mqttconn.Capabilities{}, "not connected"},
 		{"3.1.1", mqttconn.Capabilities{Protocol: "3.1.1", SharedProbe: "delivered"}, "MQTT 3.1.1 (announces no limits); shared subscription probe delivered"},
+		{"3.1.1 granted", mqttconn.Capabilities{Protocol: "3.1.1", GrantedQoS: &granted, SharedProbe: "delivered"},
+			"MQTT 3.1.1 (announces no limits); subscriptions granted QoS 1; shared subscription probe delivered"},
 		{"5 nothing announced", mqttconn.Capabilities{Protocol: "5"},
 			"MQTT 5: maximum QoS 2 (not announced), maximum packet size not announced, shared subscriptions yes, retain yes, receive maximum 65535 (not announced), topic alias maximum 0, server keep alive not announced"},
 		{"5 limits", mqttconn.Capabilities{Protocol: "5", MaximumQoS: &qos, MaximumPacketSize: 2048, SharedSubscriptionAvailable: &no, RetainAvailable: &no,
 			ReceiveMaximum: 20, TopicAliasMaximum: 10, ServerKeepAliveSeconds: &ka, AssignedClientID: "auto-7"},
 			"MQTT 5: maximum QoS 1, maximum packet size 2048 B, shared subscriptions NO, retain NO, receive maximum 20, topic alias maximum 10, server keep alive 20 s, assigned client id auto-7"},
+		{"5 granted", mqttconn.Capabilities{Protocol: "5", MaximumQoS: &qos, GrantedQoS: &granted},
+			"MQTT 5: maximum QoS 1, maximum packet size not announced, shared subscriptions yes, retain yes, receive maximum 65535 (not announced), topic alias maximum 0, server keep alive not announced; subscriptions granted QoS 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.c.String(); got != tc.want {
@@ -115,4 +120,79 @@ func TestCapabilitiesString(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGrantedQoS: the record holds the lowest QoS the broker's SUBACKs
+// granted, on both transports and both protocol versions. Subscribing at
+// QoS 2, the embedded broker grants 2; NATS and Mosquitto with max_qos 1
+// grant 1 (MQTT 3.1.1 and 5 alike): the sign that a QoS 2 PUBLISH would
+// close the connection. Over several connections the lowest grant counts;
+// without subscriptions the record has none.
+func TestGrantedQoS(t *testing.T) {
+	type transport struct {
+		name  string
+		v     byte
+		plain bool
+	}
+	fast4, plain4, fast5 := transport{"fast 3.1.1", 4, false}, transport{"paho 3.1.1", 4, true}, transport{"fast 5", 5, false}
+	embedded := func(t *testing.T) string { return brokertest.Start(t).URL() }
+	mosquittoQoS1 := func(t *testing.T) string { return brokertest.StartMosquitto(t, "max_qos 1\n").URL() }
+	nats := func(t *testing.T) string { return brokertest.StartNATS(t).URL() }
+	noLeaks(t)
+	for _, tc := range []struct {
+		broker     string
+		start      func(t *testing.T) string
+		transports []transport
+		want       byte
+	}{
+		{"embedded", embedded, []transport{fast4, plain4, fast5}, 2},
+		{"mosquitto max_qos 1", mosquittoQoS1, []transport{fast4, plain4, fast5}, 1},
+		{"nats", nats, []transport{fast4, plain4}, 1}, // NATS refuses MQTT 5
+	} {
+		t.Run(tc.broker, func(t *testing.T) {
+			noLeaks(t) // registered first: runs after the broker stopped
+			url := tc.start(t)
+			for _, tr := range tc.transports {
+				t.Run(tr.name, func(t *testing.T) {
+					p := dial(t, mqttconn.Options{
+						Broker: url, ClientIDPrefix: "granted", Connections: 2, ProtocolVersion: tr.v, Plain: tr.plain, QoS: 2,
+						Subscriptions: func(i int) []string { return []string{"granted/" + strconv.Itoa(i) + "/+", "granted/all"} },
+						OnMessage:     func(int, *mqttconn.Message) {},
+					})
+					c := p.Capabilities()
+					if c.GrantedQoS == nil || *c.GrantedQoS != tc.want {
+						t.Fatalf("granted QoS %v, want %d: %+v", derefByte(c.GrantedQoS), tc.want, c)
+					}
+					if want := "subscriptions granted QoS " + strconv.Itoa(int(tc.want)); !strings.Contains(c.String(), want) {
+						t.Errorf("String() %q lacks %q", c.String(), want)
+					}
+					t.Log(c)
+				})
+			}
+		})
+	}
+	t.Run("lowest over the connections", func(t *testing.T) {
+		b := startScripted(t, func(n int) (byte, bool) { return byte(2 * (n % 2)), true }) // 2, 0: one connection each
+		p := dial(t, mqttconn.Options{
+			Broker: b.url(), ClientIDPrefix: "granted", Connections: 2, QoS: 2,
+			Subscriptions: func(i int) []string { return []string{"granted/" + strconv.Itoa(i)} },
+			OnMessage:     func(int, *mqttconn.Message) {},
+		})
+		if c := p.Capabilities(); c.GrantedQoS == nil || *c.GrantedQoS != 0 {
+			t.Fatalf("granted QoS %v, want 0 (the lower of 2 and 0): %+v", derefByte(c.GrantedQoS), c)
+		}
+	})
+	t.Run("no subscriptions", func(t *testing.T) {
+		p := dial(t, mqttconn.Options{Broker: brokertest.Start(t).URL(), ClientIDPrefix: "granted", Connections: 1, QoS: 2})
+		if c := p.Capabilities(); c.GrantedQoS != nil {
+			t.Fatalf("granted QoS %d without subscriptions: %+v", *c.GrantedQoS, c)
+		}
+	})
+}
+
+func derefByte(p *byte) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }

@@ -39,6 +39,9 @@ type connBase struct {
 	// attempts counts connection attempts since the last success
 	// (reconnect.go).
 	attempts atomic.Int32
+	// granted is 1 + the lowest QoS the last SUBACK granted (0: the
+	// connection has not subscribed): Capabilities.GrantedQoS.
+	granted atomic.Int32
 
 	// hmu guards delivery: handlers run under its read lock, and Close
 	// takes the write lock, so no handler runs once Close has begun.
@@ -128,6 +131,21 @@ func (c *connBase) refused(filter, why string) error {
 		}
 	}
 	return err
+}
+
+// grant records the QoS a SUBACK granted to each of the connection's
+// subscriptions (codes: granted QoS 0..2; a refusal, 0x80 and above, is
+// handled by the caller): the lowest of them.
+func (c *connBase) grant(codes []byte) {
+	low := int32(-1)
+	for _, q := range codes {
+		if q <= 2 && (low < 0 || int32(q) < low) {
+			low = int32(q)
+		}
+	}
+	if low >= 0 {
+		c.granted.Store(low + 1)
+	}
 }
 
 // refresh recomputes the connection's state and reports a change to OnState.

@@ -148,11 +148,14 @@ func (c *pahoConn) subscribe(cl mqtt.Client, filters []string) error {
 		return err
 	}
 	if st, ok := tok.(*mqtt.SubscribeToken); ok {
+		codes := make([]byte, 0, len(filters))
 		for f, code := range st.Result() {
 			if code == 0x80 {
 				return c.refused(f, "SUBACK 0x80")
 			}
+			codes = append(codes, code)
 		}
+		c.grant(codes)
 	}
 	return nil
 }

@@ -155,6 +155,9 @@ func (c *conn5) subscribe(cm *autopaho.ConnectionManager, filters []string) erro
 		}
 		return err
 	}
+	if sa != nil {
+		c.grant(sa.Reasons) // all below 0x80 here: the QoS granted
+	}
 	return nil
 }
 

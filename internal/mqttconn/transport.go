@@ -17,7 +17,8 @@ type Transport interface {
 	// longer than Options.SuspectAfter.
 	Suspect() int
 	// Capabilities returns what the broker announced when the connections
-	// connected (the first connection's record; zero before any connected).
+	// connected (the first connection's record, with the lowest QoS granted
+	// to any connection's subscriptions; zero before any connected).
 	Capabilities() Capabilities
 	// Unsubscribe removes every connection's subscriptions, waiting at most
 	// until ctx ends; connections stay open so replies can still be sent.

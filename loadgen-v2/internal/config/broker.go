@@ -31,11 +31,16 @@ func (r *Resolved) RequestPacketBytes() int {
 
 // CheckBroker returns, wrapped in envconf.ErrInvalid, every setting the
 // broker announced at connect that it cannot carry (MQTT 5 CONNACK: Maximum
-// QoS, Maximum Packet Size), naming the variable and the broker's limit.
+// QoS, Maximum Packet Size; either version: a SUBACK granting less than
+// QOS, as NATS and Mosquitto with max_qos 1 grant QoS 1 for QoS 2 and then
+// close the connection on a QoS 2 PUBLISH), naming the variable and the
+// broker's limit.
 func (r *Resolved) CheckBroker(c mqttconn.Capabilities) error {
 	var errs []error
 	if c.MaximumQoS != nil && r.QoS > int(*c.MaximumQoS) {
 		errs = append(errs, fmt.Errorf("QOS=%d: the broker announced Maximum QoS %d at connect; set QOS=%d or lower", r.QoS, *c.MaximumQoS, *c.MaximumQoS))
+	} else if c.GrantedQoS != nil && r.QoS > int(*c.GrantedQoS) {
+		errs = append(errs, fmt.Errorf("QOS=%d: the broker granted QoS %d on the subscriptions (it does not support QoS %d); set QOS=%d or lower", r.QoS, *c.GrantedQoS, r.QoS, *c.GrantedQoS))
 	}
 	if n := r.RequestPacketBytes(); c.MaximumPacketSize > 0 && n > int(c.MaximumPacketSize) {
 		errs = append(errs, fmt.Errorf("PAYLOAD_BYTES=%d: requests take up to %d bytes, above the Maximum Packet Size of %d bytes the broker announced at connect; set PAYLOAD_BYTES lower or raise the broker's limit",

@@ -49,11 +49,11 @@ func goldenReports() map[string]*report.Report {
 	}
 	passed := *minimal
 	passed.SLO = report.SLO{P99MS: 1, Passed: true}
-	qos, keepAlive, shared, retain := byte(1), uint16(20), false, true
+	qos, keepAlive, shared, retain, granted := byte(1), uint16(20), false, true, byte(1)
 	broker := *minimal
 	broker.Protocol, broker.Correlation = "5", "properties"
 	broker.Broker = &mqttconn.Capabilities{Protocol: "5", MaximumQoS: &qos, MaximumPacketSize: 2048, SharedSubscriptionAvailable: &shared,
-		RetainAvailable: &retain, ReceiveMaximum: 20, TopicAliasMaximum: 10, ServerKeepAliveSeconds: &keepAlive, AssignedClientID: "auto-1"}
+		RetainAvailable: &retain, ReceiveMaximum: 20, TopicAliasMaximum: 10, ServerKeepAliveSeconds: &keepAlive, AssignedClientID: "auto-1", GrantedQoS: &granted}
 	// A fleet of two merged: the span, the common window, the runs.
 	start := time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
 	skew, zero, one := 1.25, 0, 1
