@@ -23,37 +23,7 @@ import (
 // drops the forger's publishes to resp/#: the worker (user worker) answers
 // alone, nothing is duplicate, everything matches.
 func TestBrokerACLKeepsForgersOff(t *testing.T) {
-	bin := brokertest.NeedTool(t, "mosquitto_passwd", "it comes with the mosquitto package")
-	dir := t.TempDir()
-	passwd, pwFile := filepath.Join(dir, "passwd"), filepath.Join(dir, "pw")
-	for i, user := range []string{"worker", "observer"} {
-		args := []string{"-b", passwd, user, "secret-" + user}
-		if i == 0 {
-			args = append([]string{"-c"}, args...)
-		}
-		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
-			t.Fatalf("mosquitto_passwd: %v: %s", err, out)
-		}
-	}
-	if err := os.WriteFile(pwFile, []byte("secret-worker\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rules, err := os.ReadFile("../brokers/mosquitto.acl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	acl := filepath.Join(dir, "mosquitto.acl")
-	if err := os.WriteFile(acl, rules, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	auth := "password_file " + passwd + "\n"
-	if os.Geteuid() == 0 {
-		// Started as root, Mosquitto drops to the "mosquitto" user before it
-		// reads these files, which then cannot enter the test's private
-		// temporary directory. Stay root: the broker is this test's own.
-		auth = "user root\n" + auth
-	}
-
+	auth, acl, pwFile := aclFiles(t)
 	for _, tc := range []struct {
 		name    string
 		conf    string
@@ -96,6 +66,122 @@ func TestBrokerACLKeepsForgersOff(t *testing.T) {
 			}
 		})
 	}
+}
+
+// aclFiles writes a Mosquitto password file with the users worker and
+// observer (passwords "secret-" + user) and a copy of brokers/mosquitto.acl
+// into a temporary directory. It returns the configuration lines that turn
+// on authentication (add "acl_file " + acl for the rules), the ACL file and
+// a file holding the worker's password (MQTT_PASSWORD_FILE).
+func aclFiles(t *testing.T) (auth, acl, pwFile string) {
+	t.Helper()
+	bin := brokertest.NeedTool(t, "mosquitto_passwd", "it comes with the mosquitto package")
+	dir := t.TempDir()
+	passwd := filepath.Join(dir, "passwd")
+	pwFile = filepath.Join(dir, "pw")
+	for i, user := range []string{"worker", "observer"} {
+		args := []string{"-b", passwd, user, "secret-" + user}
+		if i == 0 {
+			args = append([]string{"-c"}, args...)
+		}
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+		}
+	}
+	if err := os.WriteFile(pwFile, []byte("secret-worker\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := os.ReadFile("../brokers/mosquitto.acl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acl = filepath.Join(dir, "mosquitto.acl")
+	if err := os.WriteFile(acl, rules, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	auth = "password_file " + passwd + "\n"
+	if os.Geteuid() == 0 {
+		// Started as root, Mosquitto drops to the "mosquitto" user before it
+		// reads these files, which then cannot enter the test's private
+		// temporary directory. Stay root: the broker is this test's own.
+		auth = "user root\n" + auth
+	}
+	return auth, acl, pwFile
+}
+
+// TestBrokerACLFleetTopics runs brokers/mosquitto.acl against the fleet
+// control topics (mqtt-rr-bench/fleet/{FLEET_ID}/...): the loadgens
+// (anonymous) publish and read there, retained messages included, and
+// nobody else may publish there — a forged start or report would steer or
+// falsify the fleet's verdict. Each forgery is followed by a loadgen's
+// message on the same topic: Mosquitto handles one client's packets in
+// order, and the forger's QoS 1 publish is acknowledged before the loadgen
+// sends, so had the forgery passed, the reader would see it first.
+func TestBrokerACLFleetTopics(t *testing.T) {
+	auth, acl, _ := aclFiles(t)
+	m := brokertest.StartMosquitto(t, auth+"acl_file "+acl+"\n")
+	const base = "mqtt-rr-bench/fleet/acl-test/"
+
+	got := make(chan string, 64)
+	reader := aclClient(t, m.URL(), "lg-acl-reader", "", "")
+	if tok := reader.Subscribe(base+"#", 1, func(_ mqtt.Client, msg mqtt.Message) {
+		got <- msg.Topic() + " " + string(msg.Payload())
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("the loadgen's subscription to %s# failed: %v", base, tok.Error())
+	}
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case s := <-got:
+			return s
+		case <-time.After(brokertest.Patience):
+			t.Fatalf("no message on %s# within %v (waiting for %s)", base, brokertest.Patience, what)
+			return ""
+		}
+	}
+	loadgen := aclClient(t, m.URL(), "lg-acl-1", "", "")
+	publish := func(c mqtt.Client, who, topic, payload string, retained bool) {
+		t.Helper()
+		if tok := c.Publish(base+topic, 1, retained, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("%s: publish to %s%s: %v", who, base, topic, tok.Error())
+		}
+	}
+
+	publish(loadgen, "loadgen", "hello/1", "loadgen-1", false)
+	if s := next("the loadgen's hello"); s != base+"hello/1 loadgen-1" {
+		t.Fatalf("the loadgen's hello: got %q", s)
+	}
+	for _, f := range []struct{ user, topic string }{{"worker", "start"}, {"observer", "report/1"}} {
+		forger := aclClient(t, m.URL(), "forger-"+f.user, f.user, "secret-"+f.user)
+		publish(forger, f.user, f.topic, "forged by "+f.user, false)
+		publish(loadgen, "loadgen", f.topic, "loadgen", false)
+		if s := next("the loadgen's message after the " + f.user + "'s"); s != base+f.topic+" loadgen" {
+			t.Errorf("user %s published on %s%s: the reader got %q before the loadgen's message (brokers/mosquitto.acl must refuse it)", f.user, base, f.topic, s)
+			next("the loadgen's message")
+		}
+	}
+
+	// Retained control messages (start, report/N) reach a loadgen that
+	// subscribes later: the ACL grants reading, not only live delivery.
+	publish(loadgen, "loadgen", "start", "go", true)
+	next("the retained start, live")
+	if b := brokertest.Retained(t, m.URL(), base+"start"); string(b) != "go" {
+		t.Errorf("retained %sstart read back %q, want \"go\"", base, b)
+	}
+	publish(loadgen, "loadgen", "start", "", true) // clear it, as the coordinator does
+}
+
+// aclClient connects a paho client as user (anonymous when "").
+func aclClient(t *testing.T, brokerURL, id, user, password string) mqtt.Client {
+	t.Helper()
+	opts := mqtt.NewClientOptions().AddBroker(brokerURL).SetClientID(id).SetUsername(user).SetPassword(password).
+		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
+	c := mqtt.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect %s (user %q): %v", id, user, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
 }
 
 // startForger connects as user and answers every request on req/+ itself,

@@ -24,6 +24,14 @@
 //   - a worker that splits the request shards (WORKER_COUNT above 1) sets
 //     SHARED_SUBSCRIPTION=false and, with WORKER_INDEX=auto, runs as a
 //     StatefulSet of exactly WORKER_COUNT replicas;
+//   - a loadgen that sets FLEET_ID runs in an Indexed Job that runs every
+//     index at once and once only, parallelism = completions = FLEET_SIZE,
+//     restartPolicy Never, backoffLimitPerIndex 0 and nothing that fails
+//     the whole Job at one failed pod (its running pods, index 0 with the
+//     fleet's report, would be deleted); FLEET_INDEX=auto, DURATION set,
+//     METRICS_LINGER long enough to fetch the merged report, an
+//     activeDeadlineSeconds that leaves room for the run, and no other
+//     loadgen workload beside it (fleet.go);
 //   - a prometheus-adapter configuration (config.yaml of a ConfigMap
 //     labelled app.kubernetes.io/name=prometheus-adapter) decodes strictly
 //     into the adapter's schema, and its rules are sound: a series query,

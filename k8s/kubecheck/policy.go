@@ -62,6 +62,7 @@ func check(objs []object) []string {
 			workloads = append(workloads, w)
 			checkWorkload(w, func(format string, a ...any) { add(o, format, a...) })
 			checkShardSplit(w, func(format string, a ...any) { add(o, format, a...) })
+			checkFleet(w, func(format string, a ...any) { add(o, format, a...) })
 		}
 		if s, ok := o.obj.(*corev1.Service); ok {
 			services[s.Namespace+"/"+s.Name] = s
@@ -70,6 +71,8 @@ func check(objs []object) []string {
 			checkAdapterConfig(cm, &served, func(format string, a ...any) { add(o, format, a...) })
 		}
 	}
+
+	checkFleetAlone(workloads, add)
 
 	// matching returns the workloads in ns whose pod labels sel selects.
 	matching := func(ns string, sel labels.Selector) []workload {
@@ -169,7 +172,9 @@ var varRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)
 
 // checkWorkload applies the per-pod policy to one workload.
 func checkWorkload(w workload, fail func(format string, a ...any)) {
-	if w.selector == nil {
+	if _, isJob := w.o.obj.(*batchv1.Job); isJob && w.selector == nil {
+		// The Job controller generates it (manualSelector unset).
+	} else if w.selector == nil {
 		fail("spec.selector is missing")
 	} else if sel, err := metav1.LabelSelectorAsSelector(w.selector); err != nil {
 		fail("spec.selector: %v", err)
