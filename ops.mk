@@ -87,7 +87,7 @@ OPS_SEED_NAMES = \
 		echo "note: the worker uses $$WORKER_BROKER, the loadgen still the bundled EMQX (set BROKER or LOADGEN_BROKER too)" >&2; fi
 
 .PHONY: up up-100k down stats dashboard dashboard-web monitoring-up monitoring-down \
-	k8s-build k8s-deploy-kind k8s-deploy-1m k8s-status k8s-logs k8s-dashboard k8s-cleanup check-ops
+	k8s-build k8s-deploy-kind k8s-deploy-1m k8s-fleet-run k8s-status k8s-logs k8s-dashboard k8s-cleanup check-ops
 
 ##@ Docker Compose (EMQX + worker-v2 + loadgen-v2 on this host; needs Docker with the Compose v2 plugin)
 
@@ -184,6 +184,9 @@ k8s-deploy-kind: ## Deploy k8s/overlays/kind to kind: 3 small EMQX nodes, 10k vi
 
 k8s-deploy-1m: ## Deploy k8s/overlays/1m to the current kubectl context: 3 EMQX nodes, 10 loadgen pods x 100k clients
 	IMAGE_TAG=$(IMAGE_TAG) $(K8S_DEPLOY) 1m
+
+k8s-fleet-run: ## One fleet run on the current context (k8s/overlays/fleet: FLEET_SIZE loadgen pods as an Indexed Job): merged report into results/, exits with the fleet's verdict
+	IMAGE_TAG=$(IMAGE_TAG) $(K8S_DEPLOY) fleet
 
 k8s-status: ## Kubernetes pods, HPA, EMQX cluster status and per-loadgen numbers
 	$(K8S_DEPLOY) status

@@ -6,6 +6,11 @@
 #   k8s/deploy.sh kind      deploy k8s/overlays/kind (10k clients) to kind
 #   k8s/deploy.sh 1m        deploy k8s/overlays/1m (1M clients: 10 loadgen
 #                           pods x 100k) to the current kubectl context
+#   k8s/deploy.sh fleet     one fleet run (k8s/overlays/fleet: EMQX, workers, the
+#                           loadgens as an Indexed Job of FLEET_SIZE pods): waits
+#                           for it, prints the merged report, copies it, every
+#                           instance's report and log into results/fleet-TIME/,
+#                           and exits with the fleet's verdict (index 0's status)
 #   k8s/deploy.sh status    pods, services, HPA, EMQX cluster, loadgen numbers
 #   k8s/deploy.sh logs [emqx|worker|loadgen|all] [-f]
 #   k8s/deploy.sh dashboard the EMQX dashboard on http://127.0.0.1:18083
@@ -23,6 +28,8 @@
 #   DOCKER          container CLI                           (default: docker)
 #   KUBECTL         kubectl binary                          (default: kubectl)
 #   ROLLOUT_TIMEOUT how long to wait for each rollout       (default: 10m)
+#   FLEET_SIZE      fleet: loadgen pods (parallelism = completions)  (default: 10)
+#   FLEET_WAIT      fleet: how long to wait for the Job to finish   (default: 30m)
 #
 # The overlay lives below the manifests it patches, so it is rendered with
 # `kubectl kustomize --load-restrictor LoadRestrictionsNone` (what this
@@ -245,6 +252,73 @@ cmd_1m() {
 	deploy "$SCRIPT_DIR/overlays/1m"
 }
 
+# cmd_fleet deploys EMQX and the workers of overlays/fleet, then the fleet
+# Job under a name of its own (loadgen-fleet-TIME, which is the FLEET_ID),
+# waits until index 0 has finished, fetches the merged report it serves at
+# /fleet/report during METRICS_LINGER through the API server proxy, keeps
+# every pod's log in results/fleet-TIME/ and exits with index 0's status.
+cmd_fleet() {
+	need_cluster
+	local size=${FLEET_SIZE:-10} wait=${FLEET_WAIT:-30m} stamp name out pod0 code phase i=0 limit
+	[[ $size =~ ^[1-9][0-9]*$ ]] || die "FLEET_SIZE=$size is not a number of loadgen pods"
+	stamp=$(date -u +%Y%m%dt%H%M%Sz)
+	name=loadgen-fleet-$stamp
+	out=$REPO_ROOT/results/fleet-$stamp
+	mkdir -p "$out"
+	log "context: ${KUBE_CONTEXT:-$(k config current-context)}"
+	ensure_namespace
+	ensure_secrets
+	# Everything but the Job first (EMQX, workers), then the Job renamed.
+	render "$SCRIPT_DIR/overlays/fleet" >"$out/manifests.yaml"
+	k apply -f <(awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" } !/\nkind: Job\n/' "$out/manifests.yaml")
+	for r in statefulset/emqx deployment/worker; do
+		log "waiting for $r"
+		k -n "$NAMESPACE" rollout status "$r" --timeout="$ROLLOUT_TIMEOUT"
+	done
+	awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" } /\nkind: Job\n/' "$out/manifests.yaml" |
+		sed -e "s/^  name: loadgen-fleet\$/  name: $name/" \
+			-e "s/^  completions: [0-9]*\$/  completions: $size/" -e "s/^  parallelism: [0-9]*\$/  parallelism: $size/" \
+			-e "/- name: FLEET_SIZE\$/{n;s/value: .*/value: \"$size\"/;}" >"$out/job.yaml"
+	k apply -f "$out/job.yaml"
+	log "fleet $name: $size loadgen pods; waiting up to $wait for index 0"
+	limit=$(($(date +%s) + $(duration_seconds "$wait")))
+	pod0=""
+	while :; do
+		pod0=$(k -n "$NAMESPACE" get pods -l "batch.kubernetes.io/job-name=$name,batch.kubernetes.io/job-completion-index=0" -o name 2>/dev/null | head -1)
+		if [[ -n $pod0 ]]; then
+			phase=$(k -n "$NAMESPACE" get "$pod0" -o jsonpath='{.status.containerStatuses[0].state.terminated.exitCode}{" "}{.status.phase}' 2>/dev/null || true)
+			# The merged report, while index 0 lingers after its report.
+			if [[ ! -s $out/merged.json ]] && k -n "$NAMESPACE" get --raw "/api/v1/namespaces/$NAMESPACE/pods/${pod0#pod/}:8090/proxy/fleet/report" >"$out/merged.json.tmp" 2>/dev/null; then
+				mv "$out/merged.json.tmp" "$out/merged.json"
+				log "merged report saved: $out/merged.json"
+			fi
+			case $phase in [0-9]*) break ;; esac
+		fi
+		(($(date +%s) < limit)) || die "fleet $name: index 0 did not finish within FLEET_WAIT=$wait; see $ACTION (k8s/deploy.sh status) and kubectl -n $NAMESPACE describe job $name"
+		sleep 5
+		i=$((i + 1))
+	done
+	rm -f "$out/merged.json.tmp"
+	code=${phase%% *}
+	for p in $(k -n "$NAMESPACE" get pods -l "batch.kubernetes.io/job-name=$name" -o name); do
+		k -n "$NAMESPACE" logs "$p" >"$out/${p#pod/}.log" 2>&1 || true
+	done
+	k -n "$NAMESPACE" logs "$pod0" | sed -n '/^=== Fleet /,$p'
+	[[ -s $out/merged.json ]] || warn "the merged report could not be fetched from /fleet/report (METRICS_LINGER too short?); index 0's log has it as text: $out/${pod0#pod/}.log"
+	log "fleet $name: exit status $code; results in $out"
+	exit "$code"
+}
+
+# duration_seconds D prints a Go-style duration (30m, 90s, 1h) in seconds.
+duration_seconds() {
+	case $1 in
+	*h) echo $((${1%h} * 3600)) ;;
+	*m) echo $((${1%m} * 60)) ;;
+	*s) echo "${1%s}" ;;
+	*) die "FLEET_WAIT=$1 is not a duration such as 30m, 90s or 1h" ;;
+	esac
+}
+
 # loadgen_vars POD prints one pod's /debug/vars "loadgen" object as a line,
 # fetched through the API server proxy (no port-forward needed).
 loadgen_vars() {
@@ -328,12 +402,14 @@ main() {
 	shift || true
 	case $cmd in
 	kind | 1m) ACTION="make k8s-deploy-$cmd" ;;
+	fleet) ACTION="make k8s-fleet-run" ;;
 	*) ACTION="make k8s-$cmd" ;;
 	esac
 	case $cmd in
 	build) cmd_build ;;
 	kind) cmd_kind ;;
 	1m) cmd_1m ;;
+	fleet) cmd_fleet ;;
 	status) cmd_status ;;
 	logs) cmd_logs "$@" ;;
 	dashboard) cmd_dashboard ;;
