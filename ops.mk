@@ -86,7 +86,7 @@ OPS_SEED_NAMES = \
 	if [ -n "$${WORKER_BROKER:-}" ] && [ -z "$${LOADGEN_BROKER:-}" ]; then \
 		echo "note: the worker uses $$WORKER_BROKER, the loadgen still the bundled EMQX (set BROKER or LOADGEN_BROKER too)" >&2; fi
 
-.PHONY: up up-100k down stats dashboard dashboard-web monitoring-up monitoring-down \
+.PHONY: up up-fleet up-100k down stats dashboard dashboard-web monitoring-up monitoring-down \
 	k8s-build k8s-deploy-kind k8s-deploy-1m k8s-fleet-run k8s-status k8s-logs k8s-dashboard k8s-cleanup check-ops
 
 ##@ Docker Compose (EMQX + worker-v2 + loadgen-v2 on this host; needs Docker with the Compose v2 plugin)
@@ -129,6 +129,11 @@ up: ## Start EMQX + worker-v2 + loadgen-v2 in Docker (VIRTUAL_CLIENTS, WORKER_IN
 	done
 	@echo "Running: $(LOADGEN_INSTANCES) x $(VIRTUAL_CLIENTS) virtual clients every $(INTERVAL_MS) ms, $(WORKER_INSTANCES) worker(s)."
 	@echo "Watch it: make dashboard | make stats | make monitoring-up"
+
+up-fleet: ## One fleet run in Docker: EMQX, worker-v2, LOADGEN_INSTANCES loadgens as one fleet for FLEET_DURATION (60s); merged report into results/, exits with the fleet's verdict
+	@$(OPS_NEED_COMPOSE)
+	@COMPOSE="$(OPS_COMPOSE)" DOCKER=$(DOCKER) COMPOSE_PROJECT=$(COMPOSE_PROJECT) LOADGEN_INSTANCES=$(LOADGEN_INSTANCES) \
+		WORKER_INSTANCES=$(WORKER_INSTANCES) FLEET_DURATION=$${FLEET_DURATION:-60s} $(OPS_COMPOSE_ENV) scripts/compose-fleet.sh
 
 up-100k: VIRTUAL_CLIENTS = 100000
 up-100k: LOADGEN_INSTANCES = 1
