@@ -55,7 +55,7 @@ skip() {
 	printf 'SKIP  %s: %s\n' "$1" "$2"
 }
 
-readonly SCRIPTS=(k8s/deploy.sh scripts/dashboard.sh scripts/check-ops.sh scripts/benchmark.sh)
+readonly SCRIPTS=(k8s/deploy.sh scripts/dashboard.sh scripts/check-ops.sh scripts/benchmark.sh scripts/k8s-apiserver-check.sh scripts/compose-fleet.sh)
 readonly COMPOSE_FILE=docker-compose.production.yml
 readonly DASHBOARD_JSON=monitoring/grafana/dashboards/mqtt-rr-bench.json
 
@@ -291,6 +291,18 @@ if have go; then
 	fi
 else
 	skip kubecheck "go not installed"
+fi
+
+# A real control plane (kube-apiserver, scheduler, controller manager from the
+# Go module proxy, cached; Debian's etcd): server-side dry run of every
+# overlay, the 1m deployment scheduled, the fleet Job's indexes.
+# CHECK_OPS_KUBE=0 skips it.
+if [[ ${CHECK_OPS_KUBE:-1} == 0 ]]; then
+	skip "real kube-apiserver" "CHECK_OPS_KUBE=0"
+elif have etcd && have go && have kubectl && have openssl; then
+	check "real kube-apiserver: dry run of every overlay, 1m scheduled, fleet Job indexes (scripts/k8s-apiserver-check.sh)" scripts/k8s-apiserver-check.sh
+else
+	skip "real kube-apiserver" "needs etcd (apt-get install etcd-server), go, kubectl (kubernetes-client) and openssl"
 fi
 
 # --- image tags -------------------------------------------------------------------
