@@ -135,9 +135,18 @@ done
 render() { k kustomize --load-restrictor LoadRestrictionsNone "$1"; }
 
 say "1. server-side dry run of the base and every overlay"
+# only_kind KIND: the documents of that kind of a rendering on stdin.
+only_kind() {
+	python3 -c '
+import re, sys
+docs = [d for d in sys.stdin.read().split("\n---\n") if re.search(r"^kind: " + sys.argv[1] + r"\s*$", d, re.M)]
+print("\n---\n".join(docs))' "$1"
+}
 for d in "$ROOT/k8s" "$ROOT"/k8s/overlays/*/; do
 	d=${d%/}
 	render "$d" >"$TMP/render.yaml" || fail "kustomize ${d#"$ROOT"/}"
+	# (a dry run creates nothing: the namespaces its objects go into must exist)
+	only_kind Namespace <"$TMP/render.yaml" | k apply -f - >/dev/null
 	if ! k apply --dry-run=server -f "$TMP/render.yaml" >"$TMP/dry.out" 2>&1; then
 		cat "$TMP/dry.out" >&2
 		fail "kubectl apply --dry-run=server: ${d#"$ROOT"/} (above)"
@@ -193,9 +202,7 @@ for name in sorted(nodes):
 say "3. the fleet Job: its pods get the completion indexes 0..N-1"
 k -n "$NS" delete statefulset loadgen --wait=false >/dev/null
 k -n "$NS" delete pods -l app.kubernetes.io/name=loadgen --grace-period=0 --force >/dev/null 2>&1 || true
-render "$ROOT/k8s/overlays/fleet" | python3 -c '
-import sys
-print("\n---\n".join(d for d in sys.stdin.read().split("\n---\n") if "\nkind: Job\n" in "\n" + d))' | k apply -f - >/dev/null
+render "$ROOT/k8s/overlays/fleet" | only_kind Job | k apply -f - >/dev/null
 size=$(k -n "$NS" get job loadgen-fleet -o jsonpath='{.spec.completions}')
 job_pods() {
 	k -n "$NS" get pods -l batch.kubernetes.io/job-name=loadgen-fleet \
