@@ -359,7 +359,7 @@ type dashState struct {
 	} `json:"summary"`
 }
 
-// TestObservability runs a worker and a loadgen (1000 req/s for 20 s, its
+// TestObservability runs a worker and a loadgen (1000 req/s for 40 s, its
 // final state served until the test ends it with SIGTERM) and checks what
 // Prometheus, Grafana's queries, the web dashboard and the terminal
 // dashboard make of it, during the run and after it finished.
@@ -424,13 +424,16 @@ func TestObservability(t *testing.T) {
 		t.Cleanup(func() { _ = exec.Command(tmux, "-L", sock, "kill-server").Run() })
 	}
 
+	// DURATION 40 s: on a busy machine (two make tests side by side) the web
+	// dashboard polls every 2 s instead of every second, and its charts
+	// need the steady phase to last long enough to fill (12 rate points).
 	// A busy machine stretches round trips: up to 16 outstanding per client
 	// (no skipped sends) and no success-rate SLO, so the exit status after
 	// the linger is 0 whatever the machine did (the verdict has its own
 	// tests).
 	rf := filepath.Join(t.TempDir(), "report.json")
 	lg := start(t, "loadgen-v2", "BROKER="+b.URL(), "METRICS_ADDR="+laddr, "VIRTUAL_CLIENTS=1000", "INTERVAL_MS=1000",
-		"DURATION=20s", "CONNECTIONS=8", "SHARDS=64", "PROGRESS_INTERVAL=1s", "METRICS_LINGER=10m", "REPORT_FILE="+rf,
+		"DURATION=40s", "CONNECTIONS=8", "SHARDS=64", "PROGRESS_INTERVAL=1s", "METRICS_LINGER=10m", "REPORT_FILE="+rf,
 		"INSTANCE_ID=obs-lg-0", "MAX_INFLIGHT_PER_CLIENT=16", lossy)
 	steady := waitLoadgen(t, lg, laddr, "the loadgen in phase steady", func(v lgVars) bool { return v.Phase == "steady" })
 	runID := steady.RunID
