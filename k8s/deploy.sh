@@ -267,6 +267,13 @@ cmd_fleet() {
 	mkdir -p "$out"
 	log "context: ${KUBE_CONTEXT:-$(k config current-context)}"
 	ensure_namespace
+	# The soak StatefulSet's pods own client ids from 0 too, and would load
+	# the same broker: the fleet runs alone.
+	local soak
+	soak=$(k -n "$NAMESPACE" get statefulset loadgen -o jsonpath='{.spec.replicas}' 2>/dev/null || true)
+	if [[ -n $soak && $soak != 0 ]]; then
+		die "the soak StatefulSet loadgen runs $soak pod(s) in namespace $NAMESPACE: they use the fleet's client ids (from 0) and load the same broker. Scale it to 0 first (kubectl -n $NAMESPACE scale statefulset loadgen --replicas=0), then run make k8s-fleet-run again"
+	fi
 	ensure_secrets
 	# Everything but the Job first (EMQX, workers), then the Job renamed.
 	render "$SCRIPT_DIR/overlays/fleet" >"$out/manifests.yaml"
@@ -306,7 +313,16 @@ cmd_fleet() {
 	k -n "$NAMESPACE" logs "$pod0" | sed -n '/^=== Fleet /,$p'
 	[[ -s $out/merged.json ]] || warn "the merged report could not be fetched from /fleet/report (METRICS_LINGER too short?); index 0's log has it as text: $out/${pod0#pod/}.log"
 	log "fleet $name: exit status $code; results in $out"
-	exit "$code"
+	case $code in
+	0 | 2 | 3) exit "$code" ;; # the fleet's verdict: SLOs met, refused, SLO missed or instance missing
+	1) exit 1 ;;
+	*)
+		# Not a verdict: index 0 was killed (137: SIGKILL, an OOM kill or the
+		# Job's deadline; 143: SIGTERM) before it could give one.
+		warn "index 0 ($pod0) ended with status $code, a signal rather than a verdict: see kubectl -n $NAMESPACE describe $pod0 (OOMKilled raises the memory limit in k8s/loadgen-fleet.yaml; DeadlineExceeded its activeDeadlineSeconds)"
+		exit 1
+		;;
+	esac
 }
 
 # duration_seconds D prints a Go-style duration (30m, 90s, 1h) in seconds.

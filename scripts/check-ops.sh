@@ -243,6 +243,22 @@ else
 	skip "compose hardening" "python3 with PyYAML not available"
 fi
 
+# Without a Docker engine: the Compose file loaded by compose-go, the loader
+# of Docker Compose itself (interpolation, profiles, its JSON schema), and
+# what make up-fleet relies on (scripts/composecheck; a module of its own).
+compose_go_check() {
+	(
+		cd scripts/composecheck || exit
+		export GOWORK=off GOFLAGS=-mod=readonly
+		go vet ./... && go test ./... >/dev/null && go run . "$ROOT/$COMPOSE_FILE"
+	)
+}
+if have go; then
+	check "compose-go loads $COMPOSE_FILE (default, monitoring; the loadgen passes FLEET_*, writable /reports)" compose_go_check
+else
+	skip "compose-go load" "go not installed"
+fi
+
 if have docker && docker info >/dev/null 2>&1; then
 	for df in loadgen-v2/Dockerfile worker-v2/Dockerfile; do
 		check "docker build --check $df" docker build --check -f "$df" .
